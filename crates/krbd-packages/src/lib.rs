@@ -1,0 +1,1 @@
+//! Debian packages and the cache. (being written)
