@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Raised when a cache entry's layout changes, so old entries are not reused.
-const LAYOUT_VERSION: &str = "krbd-forge-build-v1";
+const LAYOUT_VERSION: &str = "krbd-forge-build-v2";
 
 /// Where the kernel comes from.
 #[derive(Debug, Clone)]
@@ -120,11 +120,10 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
                 key.str(&p.sha256);
             }
             let sysroot_key = key.finish();
-            let root = cache.entry_path("sysroots", &sysroot_key);
             let headers_debs: Vec<DebArchive> = debs[..3].iter().map(DebArchive::open).collect::<Result<_, _>>()?;
-            stages.run("headers", || {
+            let root = stages.run("headers", || {
                 let (root, hit) = cache.get_or_create("sysroots", &sysroot_key, |staging| {
-                    sysroot::lay_out(&headers_debs, staging, &root, listener)
+                    sysroot::lay_out(&headers_debs, staging, listener)
                 })?;
                 Ok((root, hit))
             })?;

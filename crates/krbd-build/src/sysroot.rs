@@ -5,7 +5,7 @@
 //! tree's headers and Makefiles) and `linux-kbuild-<ver>` (the host tools). Extracted into
 //! one folder their relative symlinks work; the one absolute reference that matters is the
 //! arch package's `Makefile` (`include /usr/src/linux-headers-<abi>-common/Makefile`),
-//! which is pointed into the sysroot.
+//! which is made relative so the sysroot can live anywhere.
 
 use crate::error::BuildError;
 use crate::target::KernelRelease;
@@ -80,14 +80,8 @@ impl Headers {
     }
 }
 
-/// Extracts the headers packages into `staging`, which will be renamed to `final_root`;
-/// absolute references are written for `final_root`.
-pub fn lay_out(
-    debs: &[DebArchive],
-    staging: &Path,
-    final_root: &Path,
-    listener: &dyn Listener,
-) -> Result<(), BuildError> {
+/// Extracts the headers packages into `staging` (a relocatable sysroot).
+pub fn lay_out(debs: &[DebArchive], staging: &Path, listener: &dyn Listener) -> Result<(), BuildError> {
     listener.task_start("lay out the kernel headers", Some(debs.len() as u64), Unit::Files);
     for (i, deb) in debs.iter().enumerate() {
         deb.extract_data(staging, |rel| {
@@ -106,23 +100,27 @@ pub fn lay_out(
             continue;
         }
         let text = std::fs::read_to_string(&makefile).map_err(BuildError::io("read", &makefile))?;
-        if let Some(rewritten) = reroot_includes(&text, final_root) {
+        let dir = Path::new("usr/src").join(entry.file_name());
+        if let Some(rewritten) = reroot_includes(&text, &dir) {
             std::fs::write(&makefile, rewritten).map_err(BuildError::io("write", &makefile))?;
         }
     }
     Ok(())
 }
 
-/// Rewrites `include /abs/path` lines to `include <root>/abs/path`; `None` when there is
-/// nothing to rewrite.
-pub fn reroot_includes(makefile: &str, root: &Path) -> Option<String> {
+/// Rewrites `include /abs/path` lines of the Makefile in `makefile_dir` (relative to the
+/// sysroot's top) into includes relative to the Makefile's own folder, so that the sysroot
+/// keeps working wherever the cache lives. `None` when there is nothing to rewrite.
+pub fn reroot_includes(makefile: &str, makefile_dir: &Path) -> Option<String> {
+    let up = "../".repeat(makefile_dir.components().count());
     let mut changed = false;
     let out: Vec<String> = makefile
         .lines()
         .map(|l| match l.strip_prefix("include /") {
             Some(rest) => {
                 changed = true;
-                format!("include {}/{}", root.display(), rest)
+                // make runs with -C in this folder; MAKEFILE_LIST names the file as read.
+                format!("include $(dir $(lastword $(MAKEFILE_LIST))){up}{rest}")
             }
             None => l.to_string(),
         })
@@ -149,12 +147,12 @@ mod tests {
     fn absolute_include_points_into_the_sysroot() {
         let got = reroot_includes(
             "include /usr/src/linux-headers-6.1.0-56-common/Makefile\n",
-            Path::new("/cache/sysroots/abc"),
+            Path::new("usr/src/linux-headers-6.1.0-56-amd64"),
         );
         assert_eq!(
             got.as_deref(),
-            Some("include /cache/sysroots/abc/usr/src/linux-headers-6.1.0-56-common/Makefile\n")
+            Some("include $(dir $(lastword $(MAKEFILE_LIST)))../../../usr/src/linux-headers-6.1.0-56-common/Makefile\n")
         );
-        assert_eq!(reroot_includes("obj-m := x.o\n", Path::new("/r")), None);
+        assert_eq!(reroot_includes("obj-m := x.o\n", Path::new("usr/src/x")), None);
     }
 }
