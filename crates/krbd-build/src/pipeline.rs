@@ -2,7 +2,7 @@
 
 use crate::error::BuildError;
 use crate::kbuild::{self, MakeStep, Toolchain, MODULES};
-use crate::patch::{apply_series, Series, SeriesReport};
+use crate::patch::{apply_series, Series, SeriesReport, SeriesSource};
 use crate::report::{BuildReport, InputRecord, ModuleRecord, StageRecord, REPORT_FORMAT};
 use crate::source;
 use crate::sysroot::{self, Headers};
@@ -34,7 +34,8 @@ pub struct BuildOptions {
     pub inputs: Inputs,
     /// A kernel source tarball (or linux-source .deb) to use instead of apt's.
     pub source_tarball: Option<PathBuf>,
-    pub series: Option<Series>,
+    /// The series to apply (its variant is picked for the release); `None`: unpatched.
+    pub series: Option<SeriesSource>,
     /// The results go to `out_root/<release>/`.
     pub out_root: PathBuf,
     pub cache: Cache,
@@ -155,7 +156,17 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
         }
     }
 
-    // 2. Check the configuration and the toolchain before spending time on sources.
+    // 2. Check the series, the configuration and the toolchain before spending time on sources.
+    let series = match &opts.series {
+        Some(src) => {
+            let (series, variant) = src.select(release.as_str())?;
+            if let Some(v) = variant {
+                listener.info(&format!("series {} picked for {release}: {}", series.name, v.description));
+            }
+            Some(series)
+        }
+        None => None,
+    };
     kbuild::check_config(&headers)?;
     let toolchain = kbuild::toolchain(&headers)?;
 
@@ -192,11 +203,7 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
         }
     }
     let source_key = KeyHasher::new(LAYOUT_VERSION).str(&source_sha).finish();
-    let subset = stages.run("extract", || {
-        Ok(cache.get_or_create("sources", &source_key, |staging| {
-            source::extract_from_file(&source_path, staging, listener).map(|_| ())
-        })?)
-    })?;
+    let subset = stages.run("extract", || cached_subset(cache, &source_path, &source_sha, listener))?;
 
     // 4-5. Patch and compile, cached by everything that shapes the modules.
     let mut key = KeyHasher::new(LAYOUT_VERSION);
@@ -204,11 +211,11 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
         .str(&sysroot_key)
         .str(&source_key)
         .str(&toolchain.host_cc)
-        .str(&opts.series.as_ref().map(|s| s.sha256()).unwrap_or_default());
+        .str(&series.as_ref().map(|s| s.sha256()).unwrap_or_default());
     let build_key = key.finish();
     let build_start = Instant::now();
     let (entry, hit) = cache.get_or_create("builds", &build_key, |staging| {
-        compile(&headers, &toolchain, &subset, opts.series.as_ref(), opts.jobs, staging, listener)
+        compile(&headers, &toolchain, &subset, series.as_ref(), opts.jobs, staging, listener)
     })?;
     let record: BuildRecord = read_json(&entry.join("build.json"))?;
     if hit {
@@ -246,6 +253,134 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
         }
     })?;
     Ok(BuildOutcome { out, report: modules })
+}
+
+/// The Ceph sources of a kernel tarball (or linux-source .deb) with this sha256, extracted
+/// once into the cache. `Ok((folder, true))` when they were already there.
+pub fn cached_subset(
+    cache: &Cache,
+    archive: &Path,
+    sha256: &str,
+    listener: &dyn Listener,
+) -> Result<(PathBuf, bool), BuildError> {
+    let key = KeyHasher::new(LAYOUT_VERSION).str(sha256).finish();
+    cache.get_or_create("sources", &key, |staging| {
+        source::extract_from_file(archive, staging, listener).map(|_| ())
+    })
+}
+
+/// How `patch check` names the source to check against.
+#[derive(Debug, Clone)]
+pub enum SourceSpec {
+    /// An unpacked kernel tree.
+    Tree(PathBuf),
+    /// A kernel tarball or linux-source .deb.
+    Archive(PathBuf),
+    /// A Debian release: its linux-source through apt.
+    Release(KernelRelease),
+}
+
+/// A folder with the Ceph sources of `spec` (a scratch copy for trees, the cache's for
+/// archives and releases), and a label for reports.
+pub fn source_for(cache: &Cache, spec: &SourceSpec, listener: &dyn Listener) -> Result<(PathBuf, String), BuildError> {
+    match spec {
+        SourceSpec::Tree(dir) => {
+            let missing: Vec<String> = source::REQUIRED
+                .iter()
+                .filter(|r| !dir.join(r).is_file())
+                .map(|r| r.to_string())
+                .collect();
+            if !missing.is_empty() {
+                return Err(BuildError::NoCephSources {
+                    archive: dir.clone(),
+                    missing,
+                });
+            }
+            Ok((dir.clone(), dir.display().to_string()))
+        }
+        SourceSpec::Archive(path) => {
+            let sha = krbd_packages::hash::sha256_file(path, |_| {}).map_err(BuildError::io("read", path))?;
+            let (dir, _) = cached_subset(cache, path, &sha, listener)?;
+            Ok((dir, path.display().to_string()))
+        }
+        SourceSpec::Release(release) => {
+            let t = target::resolve_cached(cache, Some(release), true)?;
+            let src = t.source.ok_or_else(|| BuildError::SourceUnavailable {
+                release: release.to_string(),
+                package: format!("linux-source-{}", release.major_minor()),
+                version: t.headers.version.clone(),
+            })?;
+            let (deb, _) = apt::fetch(cache, &src, listener)?;
+            let (dir, _) = cached_subset(cache, &deb, &src.sha256, listener)?;
+            Ok((dir, format!("{} {}", src.name, src.version)))
+        }
+    }
+}
+
+/// Copies the Ceph files of `tree` to `dest` (so that checks never touch the original).
+fn copy_ceph_files(tree: &Path, dest: &Path) -> Result<(), BuildError> {
+    fn walk(root: &Path, dir: &Path, dest: &Path) -> Result<(), BuildError> {
+        for e in std::fs::read_dir(dir).map_err(BuildError::io("read", dir))?.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap_or(&p).to_path_buf();
+            if p.is_dir() {
+                let r = rel.to_string_lossy();
+                let wanted = source::CEPH_SOURCES.iter().any(|c| c.starts_with(&format!("{r}/")) || r.starts_with(c.trim_end_matches('/')));
+                if wanted {
+                    walk(root, &p, dest)?;
+                }
+            } else if source::is_ceph_source(&rel) {
+                let to = dest.join(&rel);
+                if let Some(parent) = to.parent() {
+                    std::fs::create_dir_all(parent).map_err(BuildError::io("create folder", parent))?;
+                }
+                std::fs::copy(&p, &to).map_err(BuildError::io("copy to", &to))?;
+            }
+        }
+        Ok(())
+    }
+    walk(tree, tree, dest)
+}
+
+/// One variant's result in `patch check`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantCheck {
+    pub series: String,
+    pub variant: Option<crate::patch::Variant>,
+    /// Every patch applied (hunks may be at an offset or fuzzed).
+    pub applies: bool,
+    /// Every hunk applied exactly where the diff says or at an offset, without fuzz.
+    pub clean: bool,
+    pub report: SeriesReport,
+    /// The first failure, as the build would show it.
+    pub failure: Option<String>,
+}
+
+/// Tries every variant of `series` on a scratch copy of the Ceph sources in `sources`.
+pub fn check_variants(series: &SeriesSource, sources: &Path, cache: &Cache) -> Result<Vec<VariantCheck>, BuildError> {
+    let mut out = Vec::new();
+    for (s, variant) in series.all()? {
+        let scratch = cache.staging("patch-check")?;
+        copy_ceph_files(sources, scratch.path())?;
+        let (report, failure) = match apply_series(&s, scratch.path()) {
+            Ok(r) => (r, None),
+            Err(e) => match e {
+                crate::patch::SeriesError::DoesNotApply { ref report, .. } => (report.clone(), Some(e.to_string())),
+                other => return Err(other.into()),
+            },
+        };
+        let applies = failure.is_none() && report.patches.len() == s.patches.len();
+        let clean = applies && report.count(crate::patch::HunkStatus::Fuzz) == 0;
+        out.push(VariantCheck {
+            series: s.name.clone(),
+            variant,
+            applies,
+            clean,
+            report,
+            failure,
+        });
+    }
+    Ok(out)
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, BuildError> {

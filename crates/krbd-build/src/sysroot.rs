@@ -68,9 +68,8 @@ impl Headers {
                 return Err(bad(format!("{needed} is missing")));
             }
         }
-        let release = std::fs::read_to_string(dir.join("include/config/kernel.release"))
-            .map_err(|e| bad(format!("include/config/kernel.release: {e}")))?;
-        let release = KernelRelease::parse(release.trim())?;
+        let release = read_release(dir).map_err(bad)?;
+        let release = KernelRelease::parse(&release)?;
         let config = std::fs::read_to_string(dir.join(".config")).map_err(|e| bad(format!(".config: {e}")))?;
         Ok(Headers {
             dir: dir.to_path_buf(),
@@ -78,6 +77,28 @@ impl Headers {
             config: KernelConfig::parse(&config),
         })
     }
+}
+
+/// The release modules built against `dir` carry in their vermagic: `UTS_RELEASE` from
+/// `include/generated/utsrelease.h`. Debian's 6.1 headers say `6.1.192` in
+/// `include/config/kernel.release` but `6.1.0-56-amd64` there, as `uname -r` does.
+fn read_release(dir: &Path) -> Result<String, String> {
+    let uts = dir.join("include/generated/utsrelease.h");
+    if let Ok(text) = std::fs::read_to_string(&uts) {
+        if let Some(r) = uts_release(&text) {
+            return Ok(r);
+        }
+    }
+    std::fs::read_to_string(dir.join("include/config/kernel.release"))
+        .map(|s| s.trim().to_string())
+        .map_err(|e| format!("include/config/kernel.release: {e}"))
+}
+
+fn uts_release(header: &str) -> Option<String> {
+    header.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("#define UTS_RELEASE")?;
+        Some(rest.trim().trim_matches('"').to_string())
+    })
 }
 
 /// Extracts the headers packages into `staging` (a relocatable sysroot).
@@ -141,6 +162,12 @@ mod tests {
         assert_eq!(c.get("FOO"), None);
         assert_eq!(c.get("CC_VERSION_TEXT"), Some("gcc-12 (Debian 12.2.0-14) 12.2.0"));
         assert!(c.is_enabled("CEPH_LIB"));
+    }
+
+    #[test]
+    fn release_comes_from_uts_release() {
+        assert_eq!(uts_release("#define UTS_RELEASE \"6.1.0-56-amd64\"\n").as_deref(), Some("6.1.0-56-amd64"));
+        assert_eq!(uts_release("/* nothing */\n"), None);
     }
 
     #[test]

@@ -57,7 +57,7 @@ fn default_target_reproduces_the_stock_modules() {
 #[test]
 fn second_run_is_a_cache_hit_with_the_same_modules() {
     let first = default_build();
-    let again = build(&[]);
+    let again = build(&["--series", "none"]);
     assert_eq!(again.report["cache_hit"], true, "{:#}", again.report["stages"]);
     assert_eq!(again.report["build_key"], first.report["build_key"]);
     for (a, b) in first.report["modules"].as_array().unwrap().iter().zip(again.report["modules"].as_array().unwrap()) {
@@ -96,4 +96,44 @@ fn test_series_is_applied_and_reported_and_only_the_build_is_redone() {
     let stock_ceph = module(&base.out, "stripped/ceph.ko");
     assert!(module(&patched.out, "stripped/ceph.ko").section(".text") == stock_ceph.section(".text"));
     assert_eq!(crcs(&module(&patched.out, "rbd.ko")), crcs(&module(&base.out, "rbd.ko")));
+}
+
+#[test]
+fn default_build_applies_the_recovery_weight_variant_of_the_target() {
+    let base = default_build();
+    let release = base.report["release"].as_str().unwrap().to_string();
+    // No --series: the recovery_weight series is the default, its variant picked by release.
+    let patched = build(&["--kernel", &release]);
+    let series = &patched.report["series"];
+    assert!(series["series"].as_str().unwrap_or("").starts_with("recovery-weight/"), "{series}");
+    let patches = series["patches"].as_array().expect("patches");
+    assert_eq!(patches.len(), 5, "every patch of the variant is listed");
+    let hunks: Vec<_> = patches.iter().flat_map(|p| p["hunks"].as_array().unwrap().iter()).collect();
+    assert!(hunks.len() >= 10, "every hunk is listed: {}", hunks.len());
+    assert!(hunks.iter().all(|h| h["status"] != "failed" && h["status"] != "fuzz"), "{series:#}");
+    // The patch changes struct ceph_osdmap: libceph's exports change, and ceph and rbd are
+    // built against them, not against the stock CRCs.
+    let exports = |b: &Built| crcs(&module(&b.out, "rbd.ko"));
+    assert_ne!(exports(&patched), exports(base), "rbd imports the patched libceph's CRCs");
+}
+
+#[test]
+fn patch_check_reports_each_variant_against_the_target_source() {
+    let base = default_build();
+    let release = base.report["release"].as_str().unwrap();
+    let out = forge()
+        .args(["patch", "check", "--json", "--source", release])
+        .output()
+        .expect("run patch check");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let variants = v["variants"].as_array().expect("variants");
+    let by_name = |n: &str| variants.iter().find(|c| c["variant"]["name"] == n).unwrap_or_else(|| panic!("{n}"));
+    assert_eq!(by_name("linux-6.1-6.12")["applies"], true);
+    assert_eq!(by_name("linux-6.1-6.12")["clean"], true);
+    // The el7 variants target another layout: they must not apply to a 6.x tree.
+    for el7 in ["el7-327", "el7-514", "el7-1127"] {
+        assert_eq!(by_name(el7)["applies"], false, "{el7}");
+        assert!(by_name(el7)["failure"].as_str().unwrap_or("").contains("does not apply"));
+    }
 }

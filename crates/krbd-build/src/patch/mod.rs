@@ -8,7 +8,9 @@
 pub mod apply;
 pub mod parse;
 pub mod series;
+pub mod variants;
 
 pub use apply::{apply_file, FileOutcome, HunkReport, HunkStatus};
 pub use parse::{FilePatch, Hunk, HunkLine, ParseError, PatchFile};
 pub use series::{apply_series, Series, SeriesError, SeriesReport};
+pub use variants::{SeriesSource, Variant};

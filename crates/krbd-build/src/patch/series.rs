@@ -30,6 +30,14 @@ pub enum SeriesError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{file}: {reason}")]
+    BadVariants { file: PathBuf, reason: String },
+    #[error("{series} has no variant for {release}; its variants fit: {}. Pass another --series or add a variant", known.join("; "))]
+    NoVariant {
+        series: String,
+        release: String,
+        known: Vec<String>,
+    },
     #[error("{dir}: the series lists no patches")]
     Empty { dir: PathBuf },
     #[error("{patch}: not a unified diff: {source}")]

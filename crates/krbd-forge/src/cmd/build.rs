@@ -1,7 +1,7 @@
 use super::exit;
 use super::terminal::Terminal;
 use super::CacheArgs;
-use krbd_build::patch::Series;
+use krbd_build::patch::SeriesSource;
 use krbd_build::{BuildError, BuildOptions, Inputs, KernelRelease};
 use std::path::PathBuf;
 
@@ -27,10 +27,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "DIR")]
     headers_dir: Option<PathBuf>,
 
-    /// The patch series to apply: a folder with a `series` file, or the name of one under
-    /// the project's patches/ folder. Without it the modules are built unpatched.
-    #[arg(long, value_name = "SERIES")]
-    series: Option<String>,
+    /// The patch series to apply: the name of one under the project's patches/ folder, or
+    /// a folder with a `series` file (or with a `variants.toml`, whose variant is picked by
+    /// the kernel release). `none` builds the modules unpatched.
+    #[arg(long, value_name = "SERIES", default_value = "recovery-weight")]
+    series: String,
 
     /// Where the results go: OUT/<release>/.
     #[arg(long, value_name = "OUT", default_value = "out")]
@@ -68,18 +69,26 @@ fn patches_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-fn find_series(arg: &str) -> Result<Series, BuildError> {
-    let direct = PathBuf::from(arg);
-    if direct.is_dir() {
-        return Ok(Series::load(&direct)?);
+/// A series by path or by name; `none` for an unpatched build.
+pub fn find_series(arg: &str) -> Result<Option<SeriesSource>, BuildError> {
+    if arg == "none" {
+        return Ok(None);
     }
-    for d in patches_dirs() {
-        let candidate = d.join(arg);
-        if candidate.join("series").is_file() {
-            return Ok(Series::load(&candidate)?);
+    let direct = PathBuf::from(arg);
+    let is_series = |d: &std::path::Path| d.join("series").is_file() || d.join("variants.toml").is_file();
+    if is_series(&direct) {
+        return Ok(Some(SeriesSource::open(&direct)?));
+    }
+    if !arg.contains('/') {
+        for d in patches_dirs() {
+            let candidate = d.join(arg);
+            if is_series(&candidate) {
+                return Ok(Some(SeriesSource::open(&candidate)?));
+            }
         }
     }
-    Ok(Series::load(&direct)?)
+    // Let the loader say what is wrong with it.
+    Ok(Some(SeriesSource::open(&direct)?))
 }
 
 fn options(args: &BuildArgs) -> Result<BuildOptions, BuildError> {
@@ -109,7 +118,7 @@ fn options(args: &BuildArgs) -> Result<BuildOptions, BuildError> {
             });
         }
     }
-    let series = args.series.as_deref().map(find_series).transpose()?;
+    let series = find_series(&args.series)?;
     let cache = args.cache.open()?;
     let jobs = args
         .jobs

@@ -3,6 +3,7 @@
 
 mod build;
 mod exit;
+mod patch;
 mod terminal;
 mod targets;
 
@@ -25,12 +26,15 @@ pub enum Command {
     Build(build::BuildArgs),
     /// List the kernel releases that can be built, and what is already cached.
     Targets(targets::TargetsArgs),
+    /// Work with patch series (`patch check`: which variant applies to a source, and how).
+    Patch(patch::PatchArgs),
 }
 
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Build(args) => build::run(args),
         Command::Targets(args) => targets::run(args),
+        Command::Patch(args) => patch::run(args),
     }
 }
 

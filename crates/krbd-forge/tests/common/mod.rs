@@ -53,10 +53,10 @@ pub fn build(extra: &[&str]) -> Built {
     }
 }
 
-/// The default target, built unpatched, once per test binary.
+/// The default target, built unpatched (`--series none`), once per test binary.
 pub fn default_build() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
-    BUILT.get_or_init(|| build(&[]))
+    BUILT.get_or_init(|| build(&["--series", "none"]))
 }
 
 /// The cached .deb of the report's input with this role.
