@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("{path}: {source}")]
+    #[error("{path} is not a usable kernel module (give .ko, .ko.xz, .ko.zst or .ko.gz files)")]
     Module {
         path: String,
         #[source]

@@ -1,3 +1,5 @@
+mod check;
+
 use clap::{Parser, Subcommand};
 
 /// Build, prove and ship patched Ceph kernel client modules (libceph, ceph, rbd).
@@ -12,10 +14,13 @@ pub struct Cli {
 pub enum Command {
     /// Build libceph.ko, ceph.ko and rbd.ko for a Debian kernel release.
     Build,
+    /// Check offline whether modules would load on a target kernel, as its loader decides.
+    Check(check::CheckArgs),
 }
 
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Build => 0,
+        Command::Check(args) => check::run(args),
     }
 }
