@@ -101,7 +101,7 @@ impl Target {
 
     /// Whether the target kernel ships a module of this name.
     pub fn has_module(&self, name: &str) -> bool {
-        self.extra_modules.contains(name) || self.symvers.entries.iter().any(|e| !e.is_vmlinux() && e.module_name() == name)
+        self.extra_modules.contains(name) || self.symvers.has_module(name)
     }
 }
 
@@ -252,13 +252,10 @@ pub fn check_set(candidates: &[Candidate], target: &Target, options: &SetOptions
 
     // The symbols available before any set module loads: the kernel and every target
     // module that the set does not replace. `find_symbol` looks at vmlinux first.
-    let mut table: HashMap<&str, Provider> = HashMap::with_capacity(target.symvers.len() + 1024);
-    let mut module_names: HashMap<&str, String> = HashMap::new();
-    for e in &target.symvers.entries {
-        if !e.is_vmlinux() {
-            module_names.entry(e.module.as_str()).or_insert_with(|| e.module_name());
-        }
-    }
+    let mut table: HashMap<&str, Provider, crate::FastHash> =
+        HashMap::with_capacity_and_hasher(target.symvers.len() + 1024, crate::FastHash);
+    // The stock CRCs of the modules the set replaces, for the set rules.
+    let mut replaced_stock: HashMap<&str, (&str, u32)> = HashMap::new();
     for pass_vmlinux in [true, false] {
         for e in &target.symvers.entries {
             if e.is_vmlinux() != pass_vmlinux {
@@ -267,8 +264,9 @@ pub fn check_set(candidates: &[Candidate], target: &Target, options: &SetOptions
             let owner = if e.is_vmlinux() {
                 None
             } else {
-                let n = module_names[e.module.as_str()].as_str();
+                let n = e.module_name();
                 if set_names.contains(n) {
+                    replaced_stock.insert(e.symbol.as_str(), (n, e.crc));
                     continue;
                 }
                 Some(n)
@@ -292,7 +290,7 @@ pub fn check_set(candidates: &[Candidate], target: &Target, options: &SetOptions
         let cand = &candidates[i];
         let name = &names[i];
         let (verdict, used) = check_module(cand, name, target, &table, &mut state, options);
-        findings.extend(set_findings(cand, name, target, &used, options));
+        findings.extend(set_findings(cand, name, &replaced_stock, &used, options));
         for dep in cand.module.depends() {
             if set_names.contains(dep.as_str()) {
                 if refused.contains(&dep) {
@@ -401,6 +399,7 @@ enum VersionResult {
 /// `check_version()`: does the module's recorded CRC for `symbol` match the provider's?
 fn check_version(
     module: &KernelModule,
+    recorded: &HashMap<&str, u32>,
     name: &str,
     symbol: &str,
     crc: Option<u32>,
@@ -433,8 +432,8 @@ fn check_version(
     if !module.has_versions_section {
         return try_to_force_load(name, symbol, policy, state, log);
     }
-    match module.versions.iter().find(|v| v.name == symbol) {
-        Some(v) if v.crc == crc => VersionResult::Ok,
+    match recorded.get(symbol) {
+        Some(&v) if v == crc => VersionResult::Ok,
         Some(_) => {
             log.push(LogLevel::Warning, format!("{name}: disagrees about version of symbol {symbol}"));
             VersionResult::Refused
@@ -486,7 +485,7 @@ fn check_module<'a>(
     cand: &'a Candidate,
     name: &str,
     target: &Target,
-    table: &HashMap<&'a str, Provider<'a>>,
+    table: &HashMap<&'a str, Provider<'a>, crate::FastHash>,
     state: &mut KernelState,
     options: &SetOptions,
 ) -> (ModuleVerdict, Vec<Resolution<'a>>) {
@@ -494,6 +493,11 @@ fn check_module<'a>(
     let policy = &target.policy;
     let mut log = Log { lines: Vec::new() };
     let mut notes = Vec::new();
+    // The loader takes the first record of a name.
+    let mut recorded: HashMap<&str, u32> = HashMap::with_capacity(m.versions.len());
+    for v in &m.versions {
+        recorded.entry(v.name.as_str()).or_insert(v.crc);
+    }
 
     // module_sig_check(): runs before anything reads the ELF.
     match (&m.signature, policy.signatures) {
@@ -518,9 +522,10 @@ fn check_module<'a>(
 
     // check_modstruct_version(): module_layout against the kernel's own CRC.
     if policy.modversions {
-        match target.symvers.get("module_layout") {
+        // The kernel's own export, whoever else is loaded.
+        match table.get("module_layout").filter(|p| p.owner.is_none()) {
             Some(ml) => {
-                if let VersionResult::Refused = check_version(m, name, "module_layout", Some(ml.crc), policy, state, &mut log) {
+                if let VersionResult::Refused = check_version(m, &recorded, name, "module_layout", ml.crc, policy, state, &mut log) {
                     return (refused(cand, name, "ENOEXEC", log, notes), Vec::new());
                 }
             }
@@ -593,7 +598,7 @@ fn check_module<'a>(
             }
             Some(p) => {
                 used.push(Resolution { symbol: &u.name, provider: Some(p.clone()) });
-                if let VersionResult::Refused = check_version(m, name, &u.name, p.crc, policy, state, &mut log) {
+                if let VersionResult::Refused = check_version(m, &recorded, name, &u.name, p.crc, policy, state, &mut log) {
                     Some(("EINVAL", -22))
                 } else {
                     match p.namespace.filter(|ns| !ns.is_empty()) {
@@ -669,7 +674,13 @@ pub fn same_magic(module_magic: &str, kernel_magic: &str, has_crcs: bool) -> boo
 }
 
 /// The set rules for one module, from how its imports resolved.
-fn set_findings(cand: &Candidate, name: &str, target: &Target, used: &[Resolution], options: &SetOptions) -> Vec<SetFinding> {
+fn set_findings(
+    cand: &Candidate,
+    name: &str,
+    replaced_stock: &HashMap<&str, (&str, u32)>,
+    used: &[Resolution],
+    options: &SetOptions,
+) -> Vec<SetFinding> {
     let m = &cand.module;
     // Per provider: (stale imports, their names) and count of imports bound to stock copies.
     let mut stale: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -679,7 +690,7 @@ fn set_findings(cand: &Candidate, name: &str, target: &Target, used: &[Resolutio
         let Some(owner) = p.owner else { continue };
         if p.from_set {
             let Some(recorded) = m.version_of(r.symbol) else { continue };
-            let stock_crc = target.symvers.get(r.symbol).filter(|e| e.module_name() == owner).map(|e| e.crc);
+            let stock_crc = replaced_stock.get(r.symbol).filter(|(m, _)| *m == owner).map(|(_, crc)| *crc);
             if Some(recorded) != p.crc && stock_crc == Some(recorded) {
                 stale.entry(owner).or_default().push(r.symbol);
             }

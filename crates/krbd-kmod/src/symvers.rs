@@ -5,8 +5,9 @@
 //! 5.4 a fifth column, the namespace (often empty). Older kernels write only four columns.
 
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SymversError {
@@ -26,20 +27,35 @@ pub struct SymversEntry {
     pub crc: u32,
     pub symbol: String,
     /// `vmlinux`, or the exporting module's path without `.ko` (`net/ceph/libceph`).
-    pub module: String,
-    pub export_type: String,
+    /// Shared between the entries of one module: a symvers has ~27,000 lines but only a
+    /// few thousand modules.
+    pub module: Arc<str>,
+    /// The kernel's name for `module` (`libceph`), or `vmlinux`.
+    #[serde(skip)]
+    module_name: Arc<str>,
+    pub export_type: Arc<str>,
     pub namespace: Option<String>,
 }
 
 impl SymversEntry {
+    pub fn new(crc: u32, symbol: &str, module: &str, export_type: &str, namespace: Option<&str>) -> Self {
+        SymversEntry {
+            crc,
+            symbol: symbol.to_string(),
+            module: module.into(),
+            module_name: module_name_of(module).into(),
+            export_type: export_type.into(),
+            namespace: namespace.map(str::to_string),
+        }
+    }
+
     /// The kernel's name for the exporting module (`libceph`), or `vmlinux`.
-    pub fn module_name(&self) -> String {
-        let base = self.module.rsplit('/').next().unwrap_or(&self.module);
-        crate::module::normalize_module_name(base)
+    pub fn module_name(&self) -> &str {
+        &self.module_name
     }
 
     pub fn is_vmlinux(&self) -> bool {
-        self.module == "vmlinux"
+        &*self.module == "vmlinux"
     }
 
     pub fn gpl_only(&self) -> bool {
@@ -47,11 +63,19 @@ impl SymversEntry {
     }
 }
 
+fn module_name_of(module: &str) -> String {
+    let base = module.rsplit('/').next().unwrap_or(module);
+    crate::module::normalize_module_name(base)
+}
+
 /// A whole `Module.symvers`, in file order.
 #[derive(Debug, Clone, Default)]
 pub struct Symvers {
     pub entries: Vec<SymversEntry>,
-    by_symbol: HashMap<String, usize>,
+    /// Built on the first lookup: a check needs only a handful, and a whole-kernel symvers
+    /// is ~27,000 lines.
+    by_symbol: std::sync::OnceLock<HashMap<String, usize, crate::FastHash>>,
+    modules: BTreeSet<Arc<str>>,
 }
 
 impl Symvers {
@@ -65,7 +89,10 @@ impl Symvers {
 
     /// Parses the text of a `Module.symvers`; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, SymversError> {
-        let mut entries = Vec::new();
+        let mut entries = Vec::with_capacity(text.len() / 48);
+        // module path -> (path, name), and export types: shared, not copied per line.
+        let mut modules: HashMap<&str, (Arc<str>, Arc<str>), crate::FastHash> = HashMap::with_hasher(crate::FastHash);
+        let mut types: HashMap<&str, Arc<str>, crate::FastHash> = HashMap::with_hasher(crate::FastHash);
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
@@ -75,33 +102,61 @@ impl Symvers {
                 line: i + 1,
                 reason,
             };
-            let cols: Vec<&str> = line.split('\t').collect();
-            if cols.len() != 4 && cols.len() != 5 {
-                return Err(bad(format!("{} tab-separated columns", cols.len())));
+            let mut cols = line.split('\t');
+            let (Some(crc), Some(symbol), Some(module), Some(export_type)) = (cols.next(), cols.next(), cols.next(), cols.next())
+            else {
+                return Err(bad(format!("{} tab-separated columns", line.split('\t').count())));
+            };
+            let namespace = cols.next();
+            if cols.next().is_some() {
+                return Err(bad(format!("{} tab-separated columns", line.split('\t').count())));
             }
-            let hex = cols[0].strip_prefix("0x").or_else(|| cols[0].strip_prefix("0X")).unwrap_or(cols[0]);
-            let crc = u32::from_str_radix(hex, 16).map_err(|_| bad(format!("CRC {:?} is not hexadecimal", cols[0])))?;
-            if cols[1].is_empty() {
+            let hex = crc.strip_prefix("0x").or_else(|| crc.strip_prefix("0X")).unwrap_or(crc);
+            let crc = u32::from_str_radix(hex, 16).map_err(|_| bad(format!("CRC {crc:?} is not hexadecimal")))?;
+            if symbol.is_empty() {
                 return Err(bad("empty symbol name".into()));
             }
+            let (module, module_name) = modules
+                .entry(module)
+                .or_insert_with(|| (module.into(), module_name_of(module).into()))
+                .clone();
+            let export_type = types.entry(export_type).or_insert_with(|| export_type.into()).clone();
             entries.push(SymversEntry {
                 crc,
-                symbol: cols[1].to_string(),
-                module: cols[2].to_string(),
-                export_type: cols[3].to_string(),
-                namespace: cols.get(4).filter(|ns| !ns.is_empty()).map(|ns| ns.to_string()),
+                symbol: symbol.to_string(),
+                module,
+                module_name,
+                export_type,
+                namespace: namespace.filter(|ns| !ns.is_empty()).map(str::to_string),
             });
         }
         Ok(Self::from_entries(entries))
     }
 
     pub fn from_entries(entries: Vec<SymversEntry>) -> Self {
-        let by_symbol = entries.iter().enumerate().map(|(i, e)| (e.symbol.clone(), i)).collect();
-        Symvers { entries, by_symbol }
+        let mut modules = BTreeSet::new();
+        for e in &entries {
+            if !e.is_vmlinux() && !modules.contains(&e.module_name) {
+                modules.insert(e.module_name.clone());
+            }
+        }
+        Symvers { entries, by_symbol: std::sync::OnceLock::new(), modules }
+    }
+
+    /// Whether some module of this kernel (not vmlinux) is named `name`.
+    pub fn has_module(&self, name: &str) -> bool {
+        self.modules.contains(name)
     }
 
     pub fn get(&self, symbol: &str) -> Option<&SymversEntry> {
-        self.by_symbol.get(symbol).map(|&i| &self.entries[i])
+        let index = self.by_symbol.get_or_init(|| {
+            let mut m = HashMap::with_capacity_and_hasher(self.entries.len(), crate::FastHash);
+            for (i, e) in self.entries.iter().enumerate() {
+                m.entry(e.symbol.clone()).or_insert(i);
+            }
+            m
+        });
+        index.get(symbol).map(|&i| &self.entries[i])
     }
 
     pub fn len(&self) -> usize {
@@ -113,8 +168,8 @@ impl Symvers {
     }
 
     /// Names of every module that exports something (not `vmlinux`).
-    pub fn module_names(&self) -> std::collections::BTreeSet<String> {
-        self.entries.iter().filter(|e| !e.is_vmlinux()).map(|e| e.module_name()).collect()
+    pub fn module_names(&self) -> impl Iterator<Item = &str> {
+        self.modules.iter().map(|m| &**m)
     }
 }
 
@@ -135,8 +190,9 @@ mod tests {
         assert_eq!(ns.namespace.as_deref(), Some("DEVMEM"));
         assert!(ns.gpl_only());
         let old = s.get("ceph_osdc_start_request").unwrap();
-        assert_eq!((old.module_name().as_str(), old.namespace.as_deref()), ("libceph", None));
-        assert_eq!(s.module_names().into_iter().collect::<Vec<_>>(), vec!["libceph".to_string()]);
+        assert_eq!((old.module_name(), old.namespace.as_deref()), ("libceph", None));
+        assert_eq!(s.module_names().collect::<Vec<_>>(), vec!["libceph"]);
+        assert!(s.has_module("libceph") && !s.has_module("vmlinux"));
     }
 
     #[test]

@@ -97,7 +97,7 @@ fn parsed_module_matches_what_debian_ships() {
     let libceph = KernelModule::parse(&fx.unsigned_module("libceph")).unwrap();
     let t = target(&fx);
     // Every export, with the CRC the headers' Module.symvers lists for net/ceph/libceph.
-    let stock: Vec<_> = t.symvers.entries.iter().filter(|e| e.module == "net/ceph/libceph").collect();
+    let stock: Vec<_> = t.symvers.entries.iter().filter(|e| &*e.module == "net/ceph/libceph").collect();
     assert_eq!(libceph.exports.len(), stock.len());
     for e in &stock {
         let x = libceph.exports.iter().find(|x| x.name == e.symbol).unwrap_or_else(|| panic!("{} not exported", e.symbol));
@@ -112,7 +112,7 @@ fn parsed_module_matches_what_debian_ships() {
     let raw = std::fs::read(fx.module_path("netfs")).unwrap();
     let netfs = KernelModule::parse(&krbd_kmod::module::decompress(&raw, "netfs".as_ref()).unwrap()).unwrap();
     assert!(netfs.signature.as_ref().is_some_and(|s| s.id_type == 2));
-    let netfs_stock = t.symvers.entries.iter().filter(|e| e.module == "fs/netfs/netfs").count();
+    let netfs_stock = t.symvers.entries.iter().filter(|e| &*e.module == "fs/netfs/netfs").count();
     assert_eq!(netfs.exports.len(), netfs_stock);
     assert!(netfs.exports.iter().any(|e| e.gpl_only) && netfs.exports.iter().any(|e| !e.gpl_only));
     for e in &netfs.exports {
@@ -275,7 +275,7 @@ fn rbd_alone_binds_silently_to_the_stock_libceph() {
         .unwrap()
         .undefined
         .iter()
-        .filter(|u| target(&fx).symvers.get(&u.name).is_some_and(|e| e.module == "net/ceph/libceph"))
+        .filter(|u| target(&fx).symvers.get(&u.name).is_some_and(|e| &*e.module == "net/ceph/libceph"))
         .count();
     assert_eq!((module.as_str(), provider.as_str(), *symbols), ("rbd", "libceph", libceph_imports));
     assert!(libceph_imports > 10);
@@ -286,7 +286,7 @@ fn rbd_alone_binds_silently_to_the_stock_libceph() {
 fn missing_dependency_module() {
     let fx = fixture();
     // A target without libcrc32c.
-    let t = target_without(&fx, |e| e.module != "lib/libcrc32c");
+    let t = target_without(&fx, |e| &*e.module != "lib/libcrc32c");
     let r = run(&stock_set(&fx), &t);
     let v = verdict(&r, "libceph");
     assert_eq!((v.verdict, v.errno), (Outcome::Refused, Some("ENOENT")));
