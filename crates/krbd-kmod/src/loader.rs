@@ -749,6 +749,125 @@ mod tests {
         assert_eq!(release_version("garbage"), (0, 0));
     }
 
+    use crate::module::{ExportedSymbol, ImportedVersion, UndefinedSymbol};
+    use crate::symvers::SymversEntry;
+
+    const MAGIC: &str = "6.12.117+deb12-amd64 SMP preempt mod_unload modversions ";
+
+    fn synthetic(name: &str, imports: &[(&str, u32)], undefined: &[(&str, bool)], exports: &[(&str, u32, bool)]) -> Candidate {
+        let mut modinfo = vec![
+            ("license".to_string(), "GPL".to_string()),
+            ("name".to_string(), name.to_string()),
+            ("intree".to_string(), "Y".to_string()),
+            ("vermagic".to_string(), MAGIC.to_string()),
+        ];
+        modinfo.push(("retpoline".into(), "Y".into()));
+        Candidate {
+            file: format!("{name}.ko"),
+            module: KernelModule {
+                modinfo,
+                versions: imports.iter().map(|(n, c)| ImportedVersion { name: n.to_string(), crc: *c }).collect(),
+                has_versions_section: true,
+                ext_versions: None,
+                exports: exports
+                    .iter()
+                    .map(|(n, c, gpl)| ExportedSymbol { name: n.to_string(), crc: Some(*c), gpl_only: *gpl, namespace: None })
+                    .collect(),
+                undefined: undefined.iter().map(|(n, weak)| UndefinedSymbol { name: n.to_string(), weak: *weak }).collect(),
+                signature: Some(crate::module::ModuleSignature {
+                    algo: 0,
+                    hash: 0,
+                    id_type: 2,
+                    signer_len: 0,
+                    key_id_len: 0,
+                    sig_len: 0,
+                    signed_len: 0,
+                }),
+                machine: object::elf::EM_X86_64.0,
+                sections: Default::default(),
+            },
+        }
+    }
+
+    fn kernel(release: &str) -> Target {
+        let entries = vec![
+            SymversEntry::new(0x1111, "module_layout", "vmlinux", "EXPORT_SYMBOL", None),
+            SymversEntry::new(0x2222, "printk", "vmlinux", "EXPORT_SYMBOL", None),
+            SymversEntry::new(0x3333, "gpl_thing", "vmlinux", "EXPORT_SYMBOL_GPL", None),
+        ];
+        Target {
+            vermagic: MAGIC.replace("6.12.117+deb12-amd64", release),
+            symvers: Symvers::from_entries(entries),
+            policy: LoaderPolicy::for_release(release, None),
+            extra_modules: Default::default(),
+        }
+    }
+
+    fn texts(v: &ModuleVerdict) -> Vec<&str> {
+        v.log.iter().map(|l| l.text.as_str()).collect()
+    }
+
+    #[test]
+    fn missing_symbol_version_depends_on_the_kernel() {
+        let m = synthetic("m", &[("module_layout", 0x1111)], &[("printk", false)], &[]);
+        // Debian 6.12.117: refused.
+        let r = check_set(std::slice::from_ref(&m), &kernel("6.12.117+deb12-amd64"), &SetOptions::default());
+        assert_eq!(r.modules[0].verdict, Outcome::Refused);
+        assert_eq!(texts(&r.modules[0]), vec!["m: no symbol version for printk", "m: Unknown symbol printk (err -22)"]);
+        // Kernels that warn once and load.
+        let r = check_set(&[m.clone(), synthetic("n", &[("module_layout", 0x1111)], &[("printk", false)], &[])], &kernel("6.1.0-26-amd64"), &SetOptions::default());
+        assert!(r.modules.iter().all(|v| v.verdict == Outcome::Loads));
+        assert_eq!(texts(&r.modules[0]), vec!["m: no symbol version for printk"]);
+        assert!(texts(&r.modules[1]).is_empty(), "warned once per boot");
+    }
+
+    #[test]
+    fn extended_versions_are_read_only_by_kernels_that_know_them() {
+        let mut m = synthetic("m", &[("module_layout", 0x1111), ("printk", 0x2222)], &[("printk", false)], &[]);
+        m.module.ext_versions = Some(vec![
+            ImportedVersion { name: "module_layout".into(), crc: 0x1111 },
+            ImportedVersion { name: "printk".into(), crc: 0xbad },
+        ]);
+        let r = check_set(std::slice::from_ref(&m), &kernel("6.14.0"), &SetOptions::default());
+        assert_eq!(texts(&r.modules[0]), vec!["m: disagrees about version of symbol printk", "m: Unknown symbol printk (err -22)"]);
+        // 6.12 ignores the extended tables and uses __versions.
+        let r = check_set(&[m], &kernel("6.12.117+deb12-amd64"), &SetOptions::default());
+        assert_eq!(r.modules[0].verdict, Outcome::Loads);
+    }
+
+    #[test]
+    fn no_versions_section_is_force_loaded_or_refused_silently() {
+        let mut m = synthetic("m", &[], &[("printk", false)], &[]);
+        m.module.has_versions_section = false;
+        let mut t = kernel("6.12.117+deb12-amd64");
+        let r = check_set(std::slice::from_ref(&m), &t, &SetOptions::default());
+        assert_eq!(r.modules[0].verdict, Outcome::Loads);
+        assert_eq!(texts(&r.modules[0]), vec!["m: module_layout: kernel tainted."]);
+        t.policy.force_load = false;
+        let r = check_set(&[m], &t, &SetOptions::default());
+        assert_eq!((r.modules[0].verdict, r.modules[0].errno), (Outcome::Refused, Some("ENOEXEC")));
+        assert!(r.modules[0].log.is_empty() && r.modules[0].reason.is_none());
+    }
+
+    #[test]
+    fn gpl_only_weak_and_duplicate_exports() {
+        let t = kernel("6.12.117+deb12-amd64");
+        let versions = [("module_layout", 0x1111), ("gpl_thing", 0x3333), ("printk", 0x2222)];
+        let mut m = synthetic("m", &versions, &[("gpl_thing", false), ("missing_weak", true)], &[]);
+        let r = check_set(std::slice::from_ref(&m), &t, &SetOptions::default());
+        assert_eq!(r.modules[0].verdict, Outcome::Loads, "weak symbols may stay unresolved");
+        m.module.modinfo[0].1 = "Proprietary".into();
+        let r = check_set(&[m], &t, &SetOptions::default());
+        assert_eq!(
+            texts(&r.modules[0]),
+            vec!["m: module license 'Proprietary' taints kernel.", "m: Unknown symbol gpl_thing (err -2)"]
+        );
+        let dup = synthetic("d", &versions, &[], &[("printk", 1, false)]);
+        let r = check_set(&[dup], &t, &SetOptions::default());
+        assert_eq!(texts(&r.modules[0]), vec!["d: exports duplicate symbol printk (owned by kernel)"]);
+        assert_eq!(r.modules[0].errno, Some("ENOEXEC"));
+    }
+
     #[test]
     fn policy_follows_config() {
         let c = KernelConfig::parse("CONFIG_MODVERSIONS=y\nCONFIG_MODULE_SIG=y\nCONFIG_MODULE_SIG_FORCE=y\n");
