@@ -6,6 +6,9 @@
 //! `__ksymtab*`/`__kcrctab*` (what it exports, with CRCs), and an optional signature
 //! appended after the ELF image. `Module.symvers` lists the CRCs of a whole kernel build.
 
+// `usize::is_multiple_of` needs Rust 1.87; the workspace supports 1.85.
+#![allow(clippy::manual_is_multiple_of)]
+
 pub mod check;
 pub mod config;
 pub mod loader;

@@ -397,6 +397,7 @@ enum VersionResult {
 }
 
 /// `check_version()`: does the module's recorded CRC for `symbol` match the provider's?
+#[allow(clippy::too_many_arguments)] // mirrors the kernel's function and its state
 fn check_version(
     module: &KernelModule,
     recorded: &HashMap<&str, u32>,

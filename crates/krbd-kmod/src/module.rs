@@ -207,7 +207,7 @@ impl KernelModule {
         // What the loader itself reads wins over the labels: entry i of `__ksymtab*` names
         // its symbol through a relocation into `__ksymtab_strings`, and its CRC is entry i
         // of the parallel `__kcrctab*` array.
-        let from_tables = exports_from_tables(&file, &sections, little_endian)?;
+        let from_tables = exports_from_tables(&file, &sections, little_endian, &ksymtab)?;
         let exports: Vec<ExportedSymbol> = match from_tables {
             Some(list) => list,
             None => ksymtab
@@ -288,70 +288,117 @@ impl KernelModule {
     }
 }
 
-/// Reads `__ksymtab` and `__ksymtab_gpl` entry by entry, as the loader does. Entries are
-/// `struct kernel_symbol`: three 32-bit place-relative offsets (value, name, namespace) on
-/// architectures with PREL32 relocations, three 64-bit pointers elsewhere. In a `.ko` these
-/// fields are still relocations, so a field's target is the relocation's symbol + addend.
-/// Returns `None` when the module has export tables but no relocations for them.
+/// Reads `__ksymtab` and `__ksymtab_gpl` entry by entry, as the loader does. An entry is a
+/// `struct kernel_symbol`: value and name (and since 5.4 a namespace), as 32-bit
+/// place-relative offsets on architectures with PREL32 relocations, as pointers elsewhere.
+/// In a `.ko` these fields are still relocations, so a field's target is the relocation's
+/// symbol + addend. The entry count is the number of `__ksymtab_<sym>` labels, which gives
+/// the entry size and so the layout of any kernel generation. `__kcrctab*` is the parallel
+/// array of CRCs: literal u32 since 5.19, before that relocations against absolute
+/// `__crc_<sym>` symbols (4 or 8 bytes each).
+/// Returns `None` when the tables cannot be read this way (the caller falls back to labels).
 fn exports_from_tables(
     file: &ElfFile64<object::Endianness>,
     sections: &BTreeMap<String, Vec<u8>>,
     little_endian: bool,
+    labels: &[(String, bool)],
 ) -> Result<Option<Vec<ExportedSymbol>>, ModuleError> {
     let mut out = Vec::new();
     let mut any_table = false;
     for (table, crc_table, gpl_only) in [("__ksymtab", "__kcrctab", false), ("__ksymtab_gpl", "__kcrctab_gpl", true)] {
         let Some(section) = file.section_by_name(table) else { continue };
         any_table = true;
-        // field offset within the table -> (string section, offset in it)
+        let count = labels.iter().filter(|(_, gpl)| *gpl == gpl_only).count() as u64;
+        if section.size() == 0 && count == 0 {
+            continue;
+        }
+        // field offset within the table -> (target section, offset in it)
         let mut fields: BTreeMap<u64, (SectionIndex, u64)> = BTreeMap::new();
-        let mut field_bits = 0u8;
         for (offset, reloc) in section.relocations() {
             let object::RelocationTarget::Symbol(idx) = reloc.target() else { continue };
             let Ok(sym) = file.symbol_by_index(idx) else { continue };
             let Some(sec) = sym.section_index() else { continue };
             let at = (sym.address() as i64).wrapping_add(reloc.addend());
-            field_bits = reloc.size();
             fields.insert(offset, (sec, at as u64));
         }
-        if fields.is_empty() {
-            if section.size() == 0 {
-                continue;
-            }
+        if fields.is_empty() || count == 0 || section.size() % count != 0 {
             return Ok(None);
         }
-        let field = match field_bits {
-            64 => 8u64,
-            _ => 4u64,
+        let entry = section.size() / count;
+        let field = match entry {
+            8 | 12 => 4u64,
+            16 | 24 => 8u64,
+            _ => return Ok(None),
         };
-        let entry = 3 * field;
-        let count = section.size() / entry;
-        let crc_data = sections.get(crc_table);
+        let has_namespace = entry == 3 * field;
         let string_at = |(sec, at): (SectionIndex, u64)| -> Option<String> {
             let data = file.section_by_index(sec).ok()?.data().ok()?;
             let rest = data.get(at as usize..)?;
             let end = rest.iter().position(|b| *b == 0)?;
             Some(String::from_utf8_lossy(&rest[..end]).into_owned())
         };
+        let crcs = read_crc_table(file, sections, crc_table, count, little_endian);
         for i in 0..count {
             let base = i * entry;
             let name = fields.get(&(base + field)).and_then(|f| string_at(*f)).ok_or_else(|| ModuleError::BadSection {
                 section: if gpl_only { "__ksymtab_gpl" } else { "__ksymtab" },
                 reason: format!("entry {i} has no readable name"),
             })?;
-            let namespace = fields.get(&(base + 2 * field)).and_then(|f| string_at(*f)).filter(|s| !s.is_empty());
-            let crc = crc_data.and_then(|d| d.get(i as usize * 4..i as usize * 4 + 4)).map(|b| {
-                let a = [b[0], b[1], b[2], b[3]];
-                if little_endian {
-                    u32::from_le_bytes(a)
-                } else {
-                    u32::from_be_bytes(a)
-                }
-            });
+            let namespace = if has_namespace {
+                fields.get(&(base + 2 * field)).and_then(|f| string_at(*f)).filter(|s| !s.is_empty())
+            } else {
+                None
+            };
+            let crc = crcs.as_ref().and_then(|c| c.get(i as usize).copied());
             out.push(ExportedSymbol { name, crc, gpl_only, namespace });
         }
     }
     Ok(any_table.then_some(out))
+}
+
+/// The CRC array parallel to a ksymtab of `count` entries, or `None` without one.
+fn read_crc_table(
+    file: &ElfFile64<object::Endianness>,
+    sections: &BTreeMap<String, Vec<u8>>,
+    name: &str,
+    count: u64,
+    little_endian: bool,
+) -> Option<Vec<u32>> {
+    let data = sections.get(name)?;
+    let section = file.section_by_name(name)?;
+    if count == 0 || data.len() as u64 % count != 0 {
+        return None;
+    }
+    let width = data.len() / count as usize;
+    // Older kernels: each slot is a relocation against an absolute `__crc_<sym>`.
+    let mut relocated: HashMap<u64, u32> = HashMap::new();
+    for (offset, reloc) in section.relocations() {
+        let object::RelocationTarget::Symbol(idx) = reloc.target() else { continue };
+        let Ok(sym) = file.symbol_by_index(idx) else { continue };
+        relocated.insert(offset, (sym.address() as i64).wrapping_add(reloc.addend()) as u32);
+    }
+    let mut out = Vec::with_capacity(count as usize);
+    for i in 0..count as usize {
+        let at = i * width;
+        if let Some(crc) = relocated.get(&(at as u64)) {
+            out.push(*crc);
+            continue;
+        }
+        let b = data.get(at..at + 4)?;
+        let a = [b[0], b[1], b[2], b[3]];
+        // A CRC in an 8-byte slot is an `unsigned long`: its low 32 bits come first on
+        // little-endian machines and second on big-endian ones.
+        let v = if little_endian {
+            u32::from_le_bytes(a)
+        } else if width == 8 {
+            let b = data.get(at + 4..at + 8)?;
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        } else {
+            u32::from_be_bytes(a)
+        };
+        out.push(v);
+    }
+    Some(out)
 }
 
 /// Module names as the kernel keeps them: kbuild turns `-` into `_`.
