@@ -74,10 +74,16 @@ pub fn load_target(spec: &TargetSpec, modules_dir: Option<&Path>) -> Result<Targ
     }
     let policy = LoaderPolicy::for_release(release, config.as_ref());
     let mut extra_modules = BTreeSet::new();
+    let mut struct_module_size = None;
     if let Some(dir) = modules_dir {
-        collect_module_names(dir, &mut extra_modules)?;
+        let mut first_module = None;
+        collect_module_names(dir, &mut extra_modules, &mut first_module)?;
+        if let Some(path) = first_module {
+            let m = KernelModule::read(&path).map_err(|source| CheckError::Module { path: path.display().to_string(), source })?;
+            struct_module_size = m.section(".gnu.linkonce.this_module").map(|d| d.len() as u64);
+        }
     }
-    Ok(Target { vermagic, symvers, policy, extra_modules })
+    Ok(Target { vermagic, symvers, policy, extra_modules, struct_module_size })
 }
 
 /// Checks module files against a target described by files: the entry point for the CLI.
@@ -142,16 +148,25 @@ pub fn vermagic_string(release: &str, config: &KernelConfig, headers: &Path) -> 
     s
 }
 
-fn collect_module_names(dir: &Path, out: &mut BTreeSet<String>) -> Result<(), CheckError> {
+/// Module names under `dir`, and the first module file found (in name order, so that the
+/// choice is stable).
+fn collect_module_names(dir: &Path, out: &mut BTreeSet<String>, first: &mut Option<PathBuf>) -> Result<(), CheckError> {
     let entries = std::fs::read_dir(dir).map_err(|source| CheckError::Read { path: dir.display().to_string(), source })?;
-    for entry in entries.flatten() {
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
         let path = entry.path();
         let Ok(kind) = entry.file_type() else { continue };
         if kind.is_dir() {
-            collect_module_names(&path, out)?;
+            collect_module_names(&path, out, first)?;
         } else if let Some(file) = path.file_name().and_then(|f| f.to_str()) {
-            if let Some((stem, _)) = file.split_once(".ko") {
-                out.insert(normalize_module_name(stem));
+            if let Some((stem, rest)) = file.split_once(".ko") {
+                if rest.is_empty() || rest.starts_with('.') {
+                    out.insert(normalize_module_name(stem));
+                    if first.is_none() {
+                        *first = Some(path.clone());
+                    }
+                }
             }
         }
     }

@@ -91,6 +91,9 @@ pub struct Target {
     pub policy: LoaderPolicy,
     /// Target modules known besides those that export symbols (e.g. from the image).
     pub extra_modules: BTreeSet<String>,
+    /// `sizeof(struct module)` of the target kernel, when known (from one of its modules'
+    /// `.gnu.linkonce.this_module`): a module built with another layout is refused.
+    pub struct_module_size: Option<u64>,
 }
 
 impl Target {
@@ -521,6 +524,27 @@ fn check_module<'a>(
         (None, SignaturePolicy::Optional) => {}
     }
 
+    // elf_validity_cache_index_mod(): the module's `struct module` must be the kernel's.
+    let this_module = m.section(".gnu.linkonce.this_module").map(|d| d.len() as u64);
+    match (this_module, target.struct_module_size) {
+        (None, _) => {
+            log.push(LogLevel::Err, format!("module {name}: Exactly one .gnu.linkonce.this_module section must exist."));
+            return (refused(cand, name, "ENOEXEC", log, notes), Vec::new());
+        }
+        (Some(size), Some(expected)) if size != expected => {
+            log.push(
+                LogLevel::Err,
+                format!(
+                    "module {name}: .gnu.linkonce.this_module section size must match the kernel's built struct module \
+                     size at run time"
+                ),
+            );
+            notes.push(format!("struct module is {size} bytes in the module, {expected} in the target kernel"));
+            return (refused(cand, name, "ENOEXEC", log, notes), Vec::new());
+        }
+        _ => {}
+    }
+
     // check_modstruct_version(): module_layout against the kernel's own CRC.
     if policy.modversions {
         // The kernel's own export, whoever else is loaded.
@@ -785,7 +809,7 @@ mod tests {
                     signed_len: 0,
                 }),
                 machine: object::elf::EM_X86_64.0,
-                sections: Default::default(),
+                sections: [(".gnu.linkonce.this_module".to_string(), vec![0u8; 1280])].into_iter().collect(),
             },
         }
     }
@@ -801,6 +825,7 @@ mod tests {
             symvers: Symvers::from_entries(entries),
             policy: LoaderPolicy::for_release(release, None),
             extra_modules: Default::default(),
+            struct_module_size: None,
         }
     }
 

@@ -359,3 +359,27 @@ fn out_of_tree_and_namespace_and_signature_policies() {
     let r = run(&signed, &t);
     assert_eq!(r.modules[0].verdict, Outcome::Loads);
 }
+
+#[test]
+fn struct_module_size_from_the_targets_modules() {
+    let fx = fixture();
+    // The image's modules tell the target's sizeof(struct module).
+    let mut t = load_target(&TargetSpec::Headers { dir: fx.headers_dir.clone() }, Some(&fx.modules_dir)).unwrap();
+    let size = t.struct_module_size.expect("read from a target module");
+    assert_eq!(size, KernelModule::parse(&fx.unsigned_module("rbd")).unwrap().section(".gnu.linkonce.this_module").unwrap().len() as u64);
+    assert!(t.has_module("netfs") && t.has_module("libcrc32c"));
+    assert!(run(&stock_set(&fx), &t).all_load());
+    // A kernel whose struct module differs (another config) refuses them before anything else.
+    t.struct_module_size = Some(size + 64);
+    let r = run(&stock_set(&fx), &t);
+    for m in &r.modules {
+        assert_eq!((m.verdict, m.errno), (Outcome::Refused, Some("ENOEXEC")));
+        assert_eq!(
+            m.log,
+            vec![err(&format!(
+                "module {}: .gnu.linkonce.this_module section size must match the kernel's built struct module size at run time",
+                m.module
+            ))]
+        );
+    }
+}
