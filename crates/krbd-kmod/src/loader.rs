@@ -6,6 +6,14 @@
 //! order (provider lookup, GPL-only, CRC, namespace), then duplicate exports. A set of
 //! modules is loaded into one fresh kernel in dependency order, so a refused module takes
 //! its exports with it and "once per boot" messages are printed once.
+//!
+//! Limits (what is not replayed): the signature's cryptographic validity and the trust in
+//! its key (a signed module is assumed valid, with a note; note that a signed module whose
+//! bytes were changed is refused by every kernel, enforcing or not); `module_blacklist=`;
+//! a module of the same name already loaded (the set is assumed to replace the target's
+//! modules, which are not loaded yet); relocation and per-CPU checks after symbol
+//! resolution; kernels older than 6.12 are modelled with the 6.12 order and messages, with
+//! the version-dependent differences in [`LoaderPolicy`].
 
 use crate::config::KernelConfig;
 use crate::module::{normalize_module_name, KernelModule};
