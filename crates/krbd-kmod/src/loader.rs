@@ -46,9 +46,12 @@ pub struct LoaderPolicy {
     /// `CONFIG_MODULE_ALLOW_MISSING_NAMESPACE_IMPORTS`.
     pub allow_missing_namespace_imports: bool,
     /// An import with a provider CRC but no entry in `__versions` is refused
-    /// (`no symbol version for X`). Debian's 6.12.117 refuses; upstream kernels up to at
-    /// least 6.13 warn once and load.
+    /// (`no symbol version for X`). Read in the sources: Debian's 6.1.192 and 6.12.117
+    /// refuse, as did 3.x/4.x; some mainline releases in between warned once and loaded.
     pub missing_version_fatal: bool,
+    /// The kernel compares `.gnu.linkonce.this_module`'s size with its `struct module`
+    /// (6.12.117 does, 6.1.192 does not).
+    pub checks_struct_module_size: bool,
     /// The kernel reads `__version_ext_crcs`/`__version_ext_names` (6.13 and later).
     pub extended_modversions: bool,
     /// The kernel was built with retpolines and warns about modules that were not.
@@ -74,7 +77,8 @@ impl LoaderPolicy {
                 SignaturePolicy::Optional
             },
             allow_missing_namespace_imports: on("MODULE_ALLOW_MISSING_NAMESPACE_IMPORTS", false),
-            missing_version_fatal: (major, minor) == (6, 12),
+            missing_version_fatal: true,
+            checks_struct_module_size: at_least(6, 12),
             extended_modversions: at_least(6, 13),
             retpoline: on("MITIGATION_RETPOLINE", false) || on("RETPOLINE", false),
         }
@@ -536,10 +540,14 @@ fn check_module<'a>(
     let this_module = m.section(".gnu.linkonce.this_module").map(|d| d.len() as u64);
     match (this_module, target.struct_module_size) {
         (None, _) => {
-            log.push(LogLevel::Err, format!("module {name}: Exactly one .gnu.linkonce.this_module section must exist."));
+            if policy.checks_struct_module_size {
+                log.push(LogLevel::Err, format!("module {name}: Exactly one .gnu.linkonce.this_module section must exist."));
+            } else {
+                log.push(LogLevel::Warning, format!("{name}: No module found in object"));
+            }
             return (refused(cand, name, "ENOEXEC", log, notes), Vec::new());
         }
-        (Some(size), Some(expected)) if size != expected => {
+        (Some(size), Some(expected)) if size != expected && policy.checks_struct_module_size => {
             log.push(
                 LogLevel::Err,
                 format!(
@@ -849,7 +857,9 @@ mod tests {
         assert_eq!(r.modules[0].verdict, Outcome::Refused);
         assert_eq!(texts(&r.modules[0]), vec!["m: no symbol version for printk", "m: Unknown symbol printk (err -22)"]);
         // Kernels that warn once and load.
-        let r = check_set(&[m.clone(), synthetic("n", &[("module_layout", 0x1111)], &[("printk", false)], &[])], &kernel("6.1.0-26-amd64"), &SetOptions::default());
+        let mut t = kernel("6.1.0-26-amd64");
+        t.policy.missing_version_fatal = false;
+        let r = check_set(&[m.clone(), synthetic("n", &[("module_layout", 0x1111)], &[("printk", false)], &[])], &t, &SetOptions::default());
         assert!(r.modules.iter().all(|v| v.verdict == Outcome::Loads));
         assert_eq!(texts(&r.modules[0]), vec!["m: no symbol version for printk"]);
         assert!(texts(&r.modules[1]).is_empty(), "warned once per boot");
@@ -907,7 +917,7 @@ mod tests {
         let c = KernelConfig::parse("CONFIG_MODVERSIONS=y\nCONFIG_MODULE_SIG=y\nCONFIG_MODULE_SIG_FORCE=y\n");
         let p = LoaderPolicy::for_release("6.1.0-26-amd64", Some(&c));
         assert_eq!(p.signatures, SignaturePolicy::Enforced);
-        assert!(!p.force_load && !p.missing_version_fatal && !p.extended_modversions);
+        assert!(!p.force_load && p.missing_version_fatal && !p.extended_modversions && !p.checks_struct_module_size);
         assert!(LoaderPolicy::for_release("6.14.0", None).extended_modversions);
     }
 }
