@@ -195,6 +195,8 @@ pub struct ModuleVerdict {
     pub log: Vec<LogLine>,
     /// What the check could not decide offline.
     pub notes: Vec<String>,
+    /// For a refused module: what to do about it.
+    pub hint: Option<String>,
 }
 
 /// A problem of the set as a whole.
@@ -304,7 +306,10 @@ pub fn check_set(candidates: &[Candidate], target: &Target, options: &SetOptions
     for &i in &order {
         let cand = &candidates[i];
         let name = &names[i];
-        let (verdict, used) = check_module(cand, name, target, &table, &mut state, options);
+        let (mut verdict, used) = check_module(cand, name, target, &table, &mut state, options);
+        if verdict.verdict == Outcome::Refused {
+            verdict.hint = Some(hint_for(&verdict, &used, target.release()));
+        }
         findings.extend(set_findings(cand, name, &replaced_stock, &used, options));
         for dep in cand.module.depends() {
             if set_names.contains(dep.as_str()) {
@@ -494,6 +499,7 @@ fn refused(cand: &Candidate, name: &str, errno: &'static str, log: Log, notes: V
         reason,
         log: log.lines,
         notes,
+        hint: None,
     }
 }
 
@@ -699,9 +705,59 @@ fn check_module<'a>(
             reason: None,
             log: log.lines,
             notes,
+            hint: None,
         },
         used,
     )
+}
+
+/// What to do about a refusal, from the line that states it.
+fn hint_for(v: &ModuleVerdict, used: &[Resolution], release: &str) -> String {
+    let reason = v.reason.as_deref().unwrap_or("");
+    let after = |marker: &str| reason.split(marker).nth(1).map(|s| s.split(' ').next().unwrap_or(s).to_string());
+    if reason.contains("version magic") {
+        return format!("the module was built for another kernel or configuration: build it with the headers of {release}");
+    }
+    if reason.contains("this_module") {
+        return format!("struct module differs: the module was built with another .config; build it with the headers of {release}");
+    }
+    if reason.contains("Loading of unsigned module") || reason.contains("Lockdown:") {
+        return "the target only loads signed modules: sign the module with a key the target trusts (e.g. an enrolled MOK)".into();
+    }
+    if reason.contains("from namespace") {
+        return "the module uses a namespaced symbol without MODULE_IMPORT_NS(); the target's headers differ from the ones it was built with".into();
+    }
+    if let Some(sym) = after("disagrees about version of symbol ").or_else(|| after("no symbol version for ")) {
+        if sym == "module_layout" {
+            return format!("the module was built against another kernel's Module.symvers: rebuild it with the headers of {release}");
+        }
+        let provider = used.iter().find(|r| r.symbol == sym).and_then(|r| r.provider.as_ref());
+        return match provider {
+            Some(p) if p.from_set => format!(
+                "{sym} comes from the set's {}: rebuild {} with KBUILD_EXTRA_SYMBOLS pointing at that module's Module.symvers",
+                p.owner.unwrap_or("module"),
+                v.module
+            ),
+            Some(p) => format!(
+                "{sym} comes from the target's {}: rebuild {} against the Module.symvers of {release}",
+                p.owner.unwrap_or("kernel"),
+                v.module
+            ),
+            None => format!("rebuild {} against the Module.symvers of {release}", v.module),
+        };
+    }
+    if let Some(sym) = after("Unknown symbol ") {
+        return format!(
+            "nothing loaded exports {sym}: add the module that provides it to the set, or check that the target kernel has it"
+        );
+    }
+    if reason.contains("exports duplicate symbol") {
+        return "another module or the kernel already exports that symbol: remove the duplicate from the set".into();
+    }
+    if v.log.is_empty() {
+        return "the module has no __versions or vermagic and the kernel cannot force-load: rebuild it with modversions".into();
+    }
+    "see the kernel's lines above".into()
 }
 
 /// `same_magic()`: with CRCs, everything up to the first space (the release) is ignored.

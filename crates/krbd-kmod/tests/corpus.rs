@@ -180,6 +180,12 @@ fn one_import_crc_changed_is_refused() {
             ]
         );
         assert_eq!(v.reason.as_deref(), Some(format!("rbd: disagrees about version of symbol {symbol}").as_str()));
+        let hint = v.hint.as_deref().unwrap_or("");
+        if symbol == "ceph_osdc_start_request" {
+            assert!(hint.starts_with("ceph_osdc_start_request comes from the set's libceph: rebuild rbd with KBUILD_EXTRA_SYMBOLS"), "{hint}");
+        } else {
+            assert!(hint.starts_with("blk_mq_alloc_tag_set comes from the target's kernel"), "{hint}");
+        }
         assert_loads_quietly(&r, &["libceph", "ceph"]);
     }
 }
@@ -194,6 +200,7 @@ fn module_layout_changed_is_refused_before_anything_else() {
     let v = verdict(&r, "rbd");
     assert_eq!((v.verdict, v.errno), (Outcome::Refused, Some("ENOEXEC")));
     assert_eq!(v.log, vec![warn("rbd: disagrees about version of symbol module_layout")]);
+    assert!(v.hint.as_deref().is_some_and(|h| h.contains("another kernel's Module.symvers")), "{v:#?}");
 }
 
 #[test]

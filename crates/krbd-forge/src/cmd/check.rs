@@ -205,6 +205,9 @@ pub fn render(r: &SetReport) -> String {
         for note in &m.notes {
             let _ = writeln!(s, "    note: {note}");
         }
+        if let Some(hint) = &m.hint {
+            let _ = writeln!(s, "    fix: {hint}");
+        }
     }
     if !r.findings.is_empty() {
         let _ = writeln!(s, "set:");
