@@ -265,7 +265,7 @@ struct KernelState {
 /// Checks a set of modules against a target kernel.
 pub fn check_set(candidates: &[Candidate], target: &Target, options: &SetOptions) -> SetReport {
     let names: Vec<String> = candidates.iter().map(Candidate::name).collect();
-    let set_names: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let set_names: HashSet<&str, crate::FastHash> = names.iter().map(String::as_str).collect();
 
     // The symbols available before any set module loads: the kernel and every target
     // module that the set does not replace. `find_symbol` looks at vmlinux first.

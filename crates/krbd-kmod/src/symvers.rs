@@ -5,7 +5,7 @@
 //! 5.4 a fifth column, the namespace (often empty). Older kernels write only four columns.
 
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -75,7 +75,7 @@ pub struct Symvers {
     /// Built on the first lookup: a check needs only a handful, and a whole-kernel symvers
     /// is ~27,000 lines.
     by_symbol: std::sync::OnceLock<HashMap<String, usize, crate::FastHash>>,
-    modules: BTreeSet<Arc<str>>,
+    modules: HashSet<Arc<str>, crate::FastHash>,
 }
 
 impl Symvers {
@@ -134,8 +134,14 @@ impl Symvers {
     }
 
     pub fn from_entries(entries: Vec<SymversEntry>) -> Self {
-        let mut modules = BTreeSet::new();
+        let mut modules = HashSet::with_hasher(crate::FastHash);
+        let mut previous: Option<&Arc<str>> = None;
         for e in &entries {
+            // Entries of one module share one allocation: skip the hash when it repeats.
+            if previous.is_some_and(|p| Arc::ptr_eq(p, &e.module_name)) {
+                continue;
+            }
+            previous = Some(&e.module_name);
             if !e.is_vmlinux() && !modules.contains(&e.module_name) {
                 modules.insert(e.module_name.clone());
             }
@@ -167,9 +173,11 @@ impl Symvers {
         self.entries.is_empty()
     }
 
-    /// Names of every module that exports something (not `vmlinux`).
-    pub fn module_names(&self) -> impl Iterator<Item = &str> {
-        self.modules.iter().map(|m| &**m)
+    /// Names of every module that exports something (not `vmlinux`), sorted.
+    pub fn module_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.modules.iter().map(|m| &**m).collect();
+        names.sort_unstable();
+        names
     }
 }
 
@@ -191,7 +199,7 @@ mod tests {
         assert!(ns.gpl_only());
         let old = s.get("ceph_osdc_start_request").unwrap();
         assert_eq!((old.module_name(), old.namespace.as_deref()), ("libceph", None));
-        assert_eq!(s.module_names().collect::<Vec<_>>(), vec!["libceph"]);
+        assert_eq!(s.module_names(), vec!["libceph"]);
         assert!(s.has_module("libceph") && !s.has_module("vmlinux"));
     }
 
