@@ -34,7 +34,7 @@ pub enum CheckError {
 /// Where the description of the target kernel comes from.
 #[derive(Debug, Clone)]
 pub enum TargetSpec {
-    /// A kernel headers folder (`Module.symvers`, `.config`, `include/config/kernel.release`).
+    /// A kernel headers folder (`Module.symvers`, `.config`, `include/generated/utsrelease.h`).
     Headers { dir: PathBuf },
     /// A `Module.symvers` and the kernel's vermagic; `.config` optional.
     Symvers { symvers: PathBuf, vermagic: String, config: Option<PathBuf> },
@@ -106,18 +106,21 @@ pub fn read_candidates(kos: &[PathBuf]) -> Result<Vec<Candidate>, CheckError> {
         .collect()
 }
 
-fn read_release(dir: &Path) -> Result<String, CheckError> {
-    let release_path = dir.join("include/config/kernel.release");
-    if let Ok(text) = std::fs::read_to_string(&release_path) {
-        return Ok(text.trim().to_string());
-    }
+/// The release the kernel reports (`uname -r`, vermagic's first word): `UTS_RELEASE` from
+/// `include/generated/utsrelease.h`. Debian's 6.1 headers show why not
+/// `include/config/kernel.release`: it says `6.1.192` where UTS_RELEASE is `6.1.0-56-amd64`.
+pub fn read_release(dir: &Path) -> Result<String, CheckError> {
     let uts = dir.join("include/generated/utsrelease.h");
-    let text = std::fs::read_to_string(&uts)
-        .map_err(|_| CheckError::NotHeaders { dir: dir.display().to_string(), missing: "include/config/kernel.release" })?;
-    text.split('"')
-        .nth(1)
-        .map(str::to_string)
-        .ok_or(CheckError::NotHeaders { dir: dir.display().to_string(), missing: "include/config/kernel.release" })
+    if let Ok(text) = std::fs::read_to_string(&uts) {
+        if let Some(release) = text.lines().find(|l| l.contains("UTS_RELEASE")).and_then(|l| l.split('"').nth(1)) {
+            return Ok(release.to_string());
+        }
+    }
+    let release_path = dir.join("include/config/kernel.release");
+    match std::fs::read_to_string(&release_path) {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_string()),
+        _ => Err(CheckError::NotHeaders { dir: dir.display().to_string(), missing: "include/generated/utsrelease.h" }),
+    }
 }
 
 /// `VERMAGIC_STRING` (include/linux/vermagic.h) from a release and a `.config`, for x86-64
@@ -171,4 +174,27 @@ fn collect_module_names(dir: &Path, out: &mut BTreeSet<String>, first: &mut Opti
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_comes_from_uts_release_first() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("include/generated")).unwrap();
+        std::fs::create_dir_all(dir.path().join("include/config")).unwrap();
+        std::fs::write(dir.path().join("include/config/kernel.release"), "6.1.192\n").unwrap();
+        assert_eq!(read_release(dir.path()).unwrap(), "6.1.192");
+        std::fs::write(dir.path().join("include/generated/utsrelease.h"), "#define UTS_RELEASE \"6.1.0-56-amd64\"\n").unwrap();
+        assert_eq!(read_release(dir.path()).unwrap(), "6.1.0-56-amd64");
+        let config = KernelConfig::parse("CONFIG_SMP=y\nCONFIG_PREEMPT_BUILD=y\nCONFIG_MODULE_UNLOAD=y\nCONFIG_MODVERSIONS=y\n");
+        assert_eq!(
+            vermagic_string("6.1.0-56-amd64", &config, dir.path()),
+            "6.1.0-56-amd64 SMP preempt mod_unload modversions "
+        );
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(read_release(empty.path()), Err(CheckError::NotHeaders { .. })));
+    }
 }

@@ -58,7 +58,7 @@ pub struct CheckArgs {
     pub modules: Vec<PathBuf>,
 
     /// The target's kernel headers folder (holds Module.symvers, .config and
-    /// include/config/kernel.release), e.g. /usr/src/linux-headers-<release>.
+    /// include/generated/utsrelease.h), e.g. /usr/src/linux-headers-<release>.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["symvers", "vermagic", "config"])]
     pub headers: Option<PathBuf>,
 
