@@ -17,7 +17,8 @@ pub const MODULES: &[&str] = &["libceph.ko.xz", "ceph.ko.xz", "rbd.ko.xz", "libc
 pub struct Fixture {
     /// `<name>.ko.xz` files, as shipped (signed, compressed).
     pub modules_dir: PathBuf,
-    /// A headers folder with `Module.symvers`, `.config`, `include/config/kernel.release`.
+    /// A headers folder with `Module.symvers`, `.config`, `include/config/kernel.release` and
+    /// `include/generated/utsrelease.h`.
     pub headers_dir: PathBuf,
 }
 
@@ -39,7 +40,8 @@ impl Fixture {
 
 /// Unpacks (once, under a lock) the five modules and the headers that the corpus needs.
 pub fn fixture() -> Fixture {
-    let root = krbd_testsupport::test_cache_dir().join(format!("kmod-corpus-{RELEASE}"));
+    // v2: with include/generated/utsrelease.h.
+    let root = krbd_testsupport::test_cache_dir().join(format!("kmod-corpus-v2-{RELEASE}"));
     let modules_dir = root.join("modules");
     let headers_dir = root.join("headers");
     krbd_testsupport::with_lock("kmod-corpus", || {
@@ -64,9 +66,10 @@ pub fn fixture() -> Fixture {
         let prefix = format!("./usr/src/linux-headers-{RELEASE}/");
         extract_from_deb(&headers, |path| {
             let rel = path.strip_prefix(&prefix)?;
-            matches!(rel, "Module.symvers" | ".config" | "include/config/kernel.release").then(|| headers_dir.join(rel))
+            matches!(rel, "Module.symvers" | ".config" | "include/config/kernel.release" | "include/generated/utsrelease.h")
+                .then(|| headers_dir.join(rel))
         });
-        for f in ["Module.symvers", ".config", "include/config/kernel.release"] {
+        for f in ["Module.symvers", ".config", "include/config/kernel.release", "include/generated/utsrelease.h"] {
             assert!(headers_dir.join(f).is_file(), "{f} not found in the headers package");
         }
         std::fs::write(&done, b"").expect("mark corpus complete");
