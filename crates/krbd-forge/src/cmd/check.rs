@@ -5,16 +5,9 @@ use krbd_kmod::loader::{LogLevel, Outcome, SetOptions, SetReport};
 use krbd_kmod::{check_files, CheckError, SignaturePolicy, TargetSpec};
 use std::path::PathBuf;
 
-/// Every module loads and the set is consistent.
-pub const EXIT_LOADS: i32 = 0;
-/// Internal error.
-pub const EXIT_INTERNAL: i32 = 1;
-/// The target description is unusable (not a headers folder, bad vermagic).
-pub const EXIT_TARGET: i32 = 3;
-/// A module or symbol file is corrupt or unreadable as such.
-pub const EXIT_BAD_INPUT: i32 = 5;
-/// A file could not be read (missing, no permission).
-pub const EXIT_ENVIRONMENT: i32 = 9;
+use super::exit::{BAD_INPUT as EXIT_BAD_INPUT, ENVIRONMENT as EXIT_ENVIRONMENT, INTERNAL as EXIT_INTERNAL};
+use super::exit::{OK as EXIT_LOADS, TARGET as EXIT_TARGET};
+
 /// At least one module would be refused by the kernel.
 pub const EXIT_REFUSED: i32 = 10;
 /// Every module would load, but the set is wrong (e.g. a module binds to a stock copy of
