@@ -424,3 +424,23 @@ fn damaged_modules_are_errors_or_verdicts_never_panics() {
     // Most single-byte changes leave a parsable ELF: the rules ran on many of them.
     assert!(parsed > 50, "only {parsed} damaged modules parsed");
 }
+
+#[test]
+fn four_column_symvers_gives_the_same_verdicts() {
+    let fx = fixture();
+    let text = std::fs::read_to_string(fx.headers_dir.join("Module.symvers")).unwrap();
+    // The pre-5.4 form: no namespace column.
+    let four: String = text.lines().map(|l| l.splitn(5, '\t').take(4).collect::<Vec<_>>().join("\t") + "\n").collect();
+    let five = Symvers::parse(&text, "five").unwrap();
+    let old = Symvers::parse(&four, "four").unwrap();
+    assert_eq!(five.len(), old.len());
+    assert!(five.entries.iter().any(|e| e.namespace.is_some()));
+    assert!(old.entries.iter().all(|e| e.namespace.is_none()));
+    let mut t = target(&fx);
+    t.symvers = old;
+    let mut rbd = fx.unsigned_module("rbd");
+    set_import_crc(&mut rbd, "module_layout", 1);
+    let r = run(&set_with(&fx, "rbd", rbd), &t);
+    assert_loads_quietly(&r, &["libceph", "ceph"]);
+    assert_eq!(verdict(&r, "rbd").log, vec![warn("rbd: disagrees about version of symbol module_layout")]);
+}
