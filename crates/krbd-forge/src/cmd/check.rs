@@ -21,7 +21,8 @@ Examples:
       --vermagic '6.12.117+deb12-amd64 SMP preempt mod_unload modversions '
 
 What is checked, in the kernel's order (Linux 6.12 kernel/module/main.c): the signature
-policy, module_layout's CRC, the vermagic (release ignored when the module has CRCs), then
+policy, the size of struct module (6.12+, known when --modules-dir has a target module),
+module_layout's CRC, the vermagic (release ignored when the module has CRCs), then
 every undefined symbol: its provider (the kernel, the target's modules, or a module of the
 given set loaded before it, in depends= order), GPL-only exports, its CRC, its namespace;
 then duplicate exports. A module of the set replaces the target's module of the same name.
@@ -70,7 +71,8 @@ pub struct CheckArgs {
     pub config: Option<PathBuf>,
 
     /// A folder of the target's modules (e.g. /lib/modules/<release>): names there count as
-    /// modules the target provides for depends=.
+    /// modules the target provides for depends=, and one of them gives the size of the
+    /// target's struct module.
     #[arg(long, value_name = "DIR")]
     pub modules_dir: Option<PathBuf>,
 
