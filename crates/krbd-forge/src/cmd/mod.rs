@@ -2,6 +2,7 @@
 //! maps library errors to the exit codes documented in `--help`.
 
 mod build;
+mod check;
 mod exit;
 mod patch;
 mod terminal;
@@ -28,6 +29,8 @@ pub enum Command {
     Targets(targets::TargetsArgs),
     /// Work with patch series (`patch check`: which variant applies to a source, and how).
     Patch(patch::PatchArgs),
+    /// Check offline whether modules would load on a target kernel, as its loader decides.
+    Check(check::CheckArgs),
 }
 
 pub fn run(cli: Cli) -> i32 {
@@ -35,6 +38,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Build(args) => build::run(args),
         Command::Targets(args) => targets::run(args),
         Command::Patch(args) => patch::run(args),
+        Command::Check(args) => check::run(args),
     }
 }
 
