@@ -68,6 +68,12 @@ pub enum BuildError {
         first_errors: Vec<String>,
     },
 
+    #[error(transparent)]
+    Check(#[from] krbd_kmod::CheckError),
+
+    #[error("the modules built for {release} would not load there:\n  {}", verdicts.join("\n  "))]
+    WouldNotLoad { release: String, verdicts: Vec<String> },
+
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,

@@ -56,10 +56,11 @@ struct BuildRecord {
     stages: Vec<StageRecord>,
 }
 
-struct Stages(Vec<StageRecord>);
+/// Stage timings, as the report lists them.
+pub struct Stages(pub Vec<StageRecord>);
 
 impl Stages {
-    fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<(T, bool), BuildError>) -> Result<T, BuildError> {
+    pub fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<(T, bool), BuildError>) -> Result<T, BuildError> {
         let start = Instant::now();
         let (value, cached) = f()?;
         self.0.push(StageRecord {
@@ -87,49 +88,27 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
     let cache = &opts.cache;
 
     // 1. Resolve and fetch.
-    let (headers, sysroot_key, target) = match &opts.inputs {
+    let (headers, sysroot_key, target, modules_dir) = match &opts.inputs {
         Inputs::Debian { release } => {
-            let target = stages.run("resolve", || {
-                let t = target::resolve_cached(cache, release.as_ref(), opts.source_tarball.is_none())?;
-                Ok((t, false))
-            })?;
-            listener.info(&format!("target {} (Debian {})", target.release, target.headers.version));
-            let debs = stages.run("fetch", || {
-                let mut all_cached = true;
-                let mut paths = Vec::new();
-                let wanted = target.headers_packages().into_iter().chain([&target.image]).chain(target.source.as_ref());
-                for p in wanted {
-                    let (path, hit) = apt::fetch(cache, p, listener)?;
-                    all_cached &= hit;
-                    paths.push(path);
-                }
-                Ok((paths, all_cached))
-            })?;
+            let prepared = prepare_debian(cache, release.as_ref(), opts.source_tarball.is_none(), &mut stages, listener)?;
+            let t = &prepared.target;
             for (role, p) in [
-                ("headers", &target.headers),
-                ("headers-common", &target.headers_common),
-                ("kbuild", &target.kbuild),
-                ("image", &target.image),
+                ("headers", &t.headers),
+                ("headers-common", &t.headers_common),
+                ("kbuild", &t.kbuild),
+                ("image", &t.image),
             ] {
                 inputs.push(record(role, p));
             }
-            if let Some(s) = &target.source {
+            if let Some(s) = &t.source {
                 inputs.push(record("source", s));
             }
-            let mut key = KeyHasher::new(LAYOUT_VERSION);
-            for p in target.headers_packages() {
-                key.str(&p.sha256);
-            }
-            let sysroot_key = key.finish();
-            let headers_debs: Vec<DebArchive> = debs[..3].iter().map(DebArchive::open).collect::<Result<_, _>>()?;
-            let root = stages.run("headers", || {
-                let (root, hit) = cache.get_or_create("sysroots", &sysroot_key, |staging| {
-                    sysroot::lay_out(&headers_debs, staging, listener)
-                })?;
-                Ok((root, hit))
-            })?;
-            let headers = Headers::open(&root.join("usr/src").join(format!("linux-headers-{}", target.release)))?;
-            (headers, sysroot_key, Some((target, debs)))
+            (
+                prepared.headers,
+                prepared.sysroot_key,
+                Some((prepared.target, prepared.debs)),
+                Some(prepared.modules_dir),
+            )
         }
         Inputs::Local { headers_dir } => {
             let headers = Headers::open(headers_dir)?;
@@ -142,7 +121,7 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
                 sha256: sha.clone(),
             });
             let key = KeyHasher::new(LAYOUT_VERSION).str(&sha).str(&headers.dir.display().to_string()).finish();
-            (headers, key, None)
+            (headers, key, None, None)
         }
     };
     let release = headers.release.clone();
@@ -228,7 +207,21 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
         stages.0.extend(record.stages.iter().cloned());
     }
 
-    // 6. Publish.
+    // 6. Would the kernel load them? Decided offline by the loader's rules.
+    let check = stages.run("check", || {
+        let kos: Vec<PathBuf> = MODULES.iter().map(|m| entry.join("modules").join(format!("{}.ko", m.name))).collect();
+        let report = check_modules(&kos, &headers, modules_dir.as_deref())?;
+        Ok((report, false))
+    })?;
+    if !check.all_load() {
+        return Err(BuildError::WouldNotLoad {
+            release: release.to_string(),
+            verdicts: check_summary(&check),
+        });
+    }
+    let check_json = serde_json::to_value(&check).ok();
+
+    // 7. Publish.
     let out = opts.out_root.join(release.as_str());
     let publish_start = Instant::now();
     let modules = publish(&entry, &out, |modules| {
@@ -249,10 +242,112 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
             jobs: opts.jobs,
             series: record.series.clone(),
             stages,
+            check: check_json.clone(),
             modules,
         }
     })?;
     Ok(BuildOutcome { out, report: modules })
+}
+
+/// A Debian target made ready: packages fetched, headers laid out, the image's modules
+/// extracted.
+pub struct PreparedTarget {
+    pub target: DebianTarget,
+    /// headers, headers-common, kbuild, image, then source (when asked for).
+    pub debs: Vec<PathBuf>,
+    pub headers: Headers,
+    pub sysroot_key: String,
+    /// `lib/modules/<release>` of the target's linux-image package.
+    pub modules_dir: PathBuf,
+}
+
+/// Resolves, fetches and lays out a Debian target (`None`: the default one).
+pub fn prepare_debian(
+    cache: &Cache,
+    release: Option<&KernelRelease>,
+    with_source: bool,
+    stages: &mut Stages,
+    listener: &dyn Listener,
+) -> Result<PreparedTarget, BuildError> {
+    let target = stages.run("resolve", || Ok((target::resolve_cached(cache, release, with_source)?, false)))?;
+    listener.info(&format!("target {} (Debian {})", target.release, target.headers.version));
+    let debs = stages.run("fetch", || {
+        let mut all_cached = true;
+        let mut paths = Vec::new();
+        let wanted = target.headers_packages().into_iter().chain([&target.image]).chain(target.source.as_ref());
+        for p in wanted {
+            let (path, hit) = apt::fetch(cache, p, listener)?;
+            all_cached &= hit;
+            paths.push(path);
+        }
+        Ok((paths, all_cached))
+    })?;
+    let mut key = KeyHasher::new(LAYOUT_VERSION);
+    for p in target.headers_packages() {
+        key.str(&p.sha256);
+    }
+    let sysroot_key = key.finish();
+    let root = stages.run("headers", || {
+        let headers_debs: Vec<DebArchive> = debs[..3].iter().map(DebArchive::open).collect::<Result<_, _>>()?;
+        Ok(cache.get_or_create("sysroots", &sysroot_key, |staging| {
+            sysroot::lay_out(&headers_debs, staging, listener)
+        })?)
+    })?;
+    let headers = Headers::open(&root.join("usr/src").join(format!("linux-headers-{}", target.release)))?;
+    let image_key = KeyHasher::new(LAYOUT_VERSION).str(&target.image.sha256).finish();
+    let image_root = stages.run("image", || {
+        let image = DebArchive::open(&debs[3])?;
+        Ok(cache.get_or_create("images", &image_key, |staging| {
+            listener.task_start("extract the kernel image package", None, krbd_progress::Unit::Files);
+            let r = image.extract_data(staging, |rel| {
+                (rel.starts_with("lib/modules") || rel.starts_with("boot")).then(|| rel.to_path_buf())
+            });
+            listener.task_finish();
+            r.map(|_| ()).map_err(BuildError::from)
+        })?)
+    })?;
+    let modules_dir = image_root.join("lib/modules").join(target.release.as_str());
+    Ok(PreparedTarget {
+        target,
+        debs,
+        headers,
+        sysroot_key,
+        modules_dir,
+    })
+}
+
+/// The loader's verdicts on `kos` as one set (libceph, ceph and rbd ship together).
+pub fn check_modules(
+    kos: &[PathBuf],
+    headers: &Headers,
+    modules_dir: Option<&Path>,
+) -> Result<krbd_kmod::loader::SetReport, BuildError> {
+    let options = krbd_kmod::loader::SetOptions {
+        ship_together: MODULES.iter().map(|m| m.name.to_string()).collect(),
+        ..Default::default()
+    };
+    Ok(krbd_kmod::check_files(
+        kos,
+        &krbd_kmod::TargetSpec::Headers {
+            dir: headers.dir.clone(),
+        },
+        modules_dir,
+        &options,
+    )?)
+}
+
+fn check_summary(r: &krbd_kmod::loader::SetReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in &r.modules {
+        if m.verdict != krbd_kmod::loader::Outcome::Loads {
+            let first = m.log.first().map(|l| l.text.as_str()).unwrap_or("");
+            out.push(format!("{}: refused: {first}", m.module));
+        }
+    }
+    for f in &r.findings {
+        out.push(format!("{f:?}"));
+    }
+    out
 }
 
 /// The Ceph sources of a kernel tarball (or linux-source .deb) with this sha256, extracted

@@ -21,6 +21,8 @@ pub struct BuildReport {
     pub jobs: usize,
     pub series: Option<SeriesReport>,
     pub stages: Vec<StageRecord>,
+    /// `krbd-forge check`'s verdicts on the set, against the target's headers and modules.
+    pub check: Option<serde_json::Value>,
     pub modules: Vec<ModuleRecord>,
 }
 

@@ -137,3 +137,37 @@ fn patch_check_reports_each_variant_against_the_target_source() {
         assert!(by_name(el7)["failure"].as_str().unwrap_or("").contains("does not apply"));
     }
 }
+
+#[test]
+fn build_report_carries_the_loaders_verdicts() {
+    let built = default_build();
+    let check = &built.report["check"];
+    let modules = check["modules"].as_array().expect("check verdicts in the report");
+    assert_eq!(modules.len(), 3);
+    for m in modules {
+        assert_eq!(m["verdict"], "loads", "{m}");
+    }
+}
+
+#[test]
+fn check_with_kernel_accepts_the_set_and_flags_a_mixed_one() {
+    let base = default_build();
+    let release = base.report["release"].as_str().unwrap().to_string();
+    let ko = |b: &Built, n: &str| b.out.join(format!("{n}.ko")).display().to_string();
+    let ok = forge()
+        .args(["check", "--json", "--kernel", &release])
+        .args(MODULES.iter().map(|n| ko(base, n)))
+        .output()
+        .expect("run check");
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+
+    // A patched libceph with the stock-built ceph and rbd: the kernel refuses them.
+    let patched = build(&["--kernel", &release]);
+    let mixed = forge()
+        .args(["check", "--kernel", &release, &ko(&patched, "libceph"), &ko(base, "ceph"), &ko(base, "rbd")])
+        .output()
+        .expect("run check");
+    let text = String::from_utf8_lossy(&mixed.stdout);
+    assert_eq!(mixed.status.code(), Some(10), "{text}");
+    assert!(text.contains("disagrees about version of symbol"), "{text}");
+}

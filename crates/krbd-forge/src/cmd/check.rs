@@ -2,7 +2,7 @@
 //! kernel loader's own rules (krbd_kmod::loader).
 
 use krbd_kmod::loader::{LogLevel, Outcome, SetOptions, SetReport};
-use krbd_kmod::{check_files, CheckError, SignaturePolicy, TargetSpec};
+use krbd_kmod::{CheckError, SignaturePolicy, TargetSpec};
 use std::path::PathBuf;
 
 use super::exit::{BAD_INPUT as EXIT_BAD_INPUT, ENVIRONMENT as EXIT_ENVIRONMENT, INTERNAL as EXIT_INTERNAL};
@@ -16,6 +16,7 @@ pub const EXIT_SET_FINDINGS: i32 = 11;
 
 const CHECK_HELP: &str = "\
 Examples:
+  krbd-forge check out/6.12.117+deb12-amd64/*.ko --kernel 6.12.117+deb12-amd64
   krbd-forge check libceph.ko ceph.ko rbd.ko --headers /usr/src/linux-headers-6.12.117+deb12-amd64
   krbd-forge check rbd.ko --symvers Module.symvers \\
       --vermagic '6.12.117+deb12-amd64 SMP preempt mod_unload modversions '
@@ -45,11 +46,19 @@ Exit codes:
 /// Check offline whether kernel modules would load on a target kernel, as the kernel decides.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = CHECK_HELP)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["headers", "symvers"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["headers", "symvers", "kernel"])))]
 pub struct CheckArgs {
     /// Module files to check as one set (.ko, .ko.xz, .ko.zst or .ko.gz).
     #[arg(required = true, value_name = "KO")]
     pub modules: Vec<PathBuf>,
+
+    /// A Debian kernel release: its headers and image packages are fetched into the cache
+    /// (as `build` does) and its modules complete the target.
+    #[arg(long, value_name = "RELEASE", conflicts_with_all = ["headers", "symvers", "vermagic", "config"])]
+    pub kernel: Option<String>,
+
+    #[command(flatten)]
+    pub cache: super::CacheArgs,
 
     /// The target's kernel headers folder (holds Module.symvers, .config and
     /// include/generated/utsrelease.h), e.g. /usr/src/linux-headers-<release>.
@@ -98,8 +107,28 @@ pub enum SignatureArg {
     Lockdown,
 }
 
-pub fn run(args: CheckArgs) -> i32 {
-    let spec = match (&args.headers, &args.symvers, &args.vermagic) {
+/// `--kernel`: the release's headers and image modules, through the cache.
+fn prepare_kernel(args: &mut CheckArgs, release: &str) -> Result<PathBuf, krbd_build::BuildError> {
+    let release = krbd_build::KernelRelease::parse(release)?;
+    let cache = args.cache.open()?;
+    let terminal = super::terminal::Terminal::new(args.json);
+    let mut stages = krbd_build::pipeline::Stages(Vec::new());
+    let prepared = krbd_build::pipeline::prepare_debian(&cache, Some(&release), false, &mut stages, &terminal)?;
+    if args.modules_dir.is_none() {
+        args.modules_dir = Some(prepared.modules_dir.clone());
+    }
+    Ok(prepared.headers.dir)
+}
+
+pub fn run(mut args: CheckArgs) -> i32 {
+    let kernel_headers = match args.kernel.clone() {
+        Some(release) => match prepare_kernel(&mut args, &release) {
+            Ok(dir) => Some(dir),
+            Err(e) => return super::build::report_error(&e, args.json),
+        },
+        None => None,
+    };
+    let spec = match (kernel_headers.as_ref().or(args.headers.as_ref()), &args.symvers, &args.vermagic) {
         (Some(dir), _, _) => TargetSpec::Headers { dir: dir.clone() },
         (None, Some(symvers), Some(vermagic)) => {
             TargetSpec::Symvers { symvers: symvers.clone(), vermagic: vermagic.clone(), config: args.config.clone() }
@@ -148,12 +177,6 @@ fn check_with_policy(args: &CheckArgs, spec: &TargetSpec, options: &SetOptions) 
     }
     let candidates = krbd_kmod::check::read_candidates(&args.modules)?;
     Ok(krbd_kmod::check_set(&candidates, &target, options))
-}
-
-/// Keeps `check_files` as the one-call entry point for other commands (`build`, `--kernel`).
-#[allow(dead_code)]
-pub fn check_paths(kos: &[PathBuf], spec: &TargetSpec) -> Result<SetReport, CheckError> {
-    check_files(kos, spec, None, &SetOptions::default())
 }
 
 pub fn exit_code(report: &SetReport) -> i32 {

@@ -14,6 +14,7 @@ pub const PATCH: i32 = 6;
 pub const TOOLCHAIN: i32 = 7;
 pub const COMPILE: i32 = 8;
 pub const ENVIRONMENT: i32 = 9;
+pub const WOULD_NOT_LOAD: i32 = 10;
 
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -27,7 +28,8 @@ Exit codes:
   6  the patch series is malformed or does not apply
   7  toolchain: the kernel's compiler, make or pahole is missing or differs
   8  compiling failed (the first errors and the log's path are shown)
-  9  environment: no space left, no permission, read-only file system";
+  9  environment: no space left, no permission, read-only file system
+ 10  the built modules would not load on the target (the loader's verdicts are shown)";
 
 fn package_code(e: &PackageError) -> i32 {
     match e {
@@ -65,6 +67,8 @@ pub fn build_code(e: &BuildError) -> i32 {
             TOOLCHAIN
         }
         BuildError::CompileFailed { .. } => COMPILE,
+        BuildError::Check(_) => BAD_INPUT,
+        BuildError::WouldNotLoad { .. } => WOULD_NOT_LOAD,
         BuildError::Io { source, .. } => io_code(source.kind()),
     }
 }
@@ -93,6 +97,7 @@ pub fn kind(code: i32) -> &'static str {
         TOOLCHAIN => "toolchain",
         COMPILE => "compile",
         ENVIRONMENT => "environment",
+        WOULD_NOT_LOAD => "would-not-load",
         _ => "internal",
     }
 }
