@@ -53,8 +53,54 @@ pub struct Cluster {
     conf: PathBuf,
     admin_key: String,
     daemons: Mutex<Vec<(String, ChildGuard)>>,
+    spawner: Spawner,
     netns_alive: Mutex<bool>,
     next_guest: AtomicU32,
+}
+
+type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<std::process::Child>>);
+
+/// Starts the daemons from one thread that lives as long as the cluster. PR_SET_PDEATHSIG
+/// fires when the *thread* that forked exits, so spawning from whichever (test) thread
+/// happens to start the cluster would kill the daemons when that thread ends.
+struct Spawner {
+    tx: Mutex<Option<std::sync::mpsc::Sender<SpawnRequest>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Spawner {
+    fn new() -> Spawner {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        let thread = std::thread::Builder::new()
+            .name("krbd-cluster-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .ok();
+        Spawner { tx: Mutex::new(Some(tx)), thread: Mutex::new(thread) }
+    }
+
+    fn spawn(&self, cmd: Command) -> std::io::Result<std::process::Child> {
+        let gone = || std::io::Error::other("the cluster's spawner thread is gone");
+        let (reply_tx, reply_rx) = std::sync::mpsc::channel();
+        {
+            let tx = self.tx.lock().map_err(|_| gone())?;
+            tx.as_ref().ok_or_else(gone)?.send((cmd, reply_tx)).map_err(|_| gone())?;
+        }
+        reply_rx.recv().map_err(|_| gone())?
+    }
+
+    /// Call only after every daemon is dead.
+    fn stop(&self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.join();
+        }
+    }
 }
 
 /// One step the guest reported.
@@ -197,6 +243,7 @@ impl Cluster {
             dir,
             admin_key: String::new(),
             daemons: Mutex::new(Vec::new()),
+            spawner: Spawner::new(),
             netns_alive: Mutex::new(true),
             next_guest: AtomicU32::new(1),
         };
@@ -239,7 +286,7 @@ auth service required = cephx
 auth client required = cephx
 keyring = {dd}/admin.keyring
 run dir = {dd}/run
-admin socket = {dd}/run/$name.asok
+admin socket = {dd}/run/$name.$pid.asok
 pid file = {dd}/run/$name.pid
 log file = {dd}/log/$name.log
 mon data = {dd}/$name
@@ -252,6 +299,7 @@ osd pool default min size = 1
 osd pool default pg autoscale mode = off
 mon allow pool size one = true
 mon warn on pool no redundancy = false
+mon data avail warn = 1
 mon warn on insecure global id reclaim allowed = false
 osd crush chooseleaf type = 0
 osd op num shards = 1
@@ -306,14 +354,16 @@ keyring = {dd}/$name/keyring
             osds.push((id, uuid));
         }
         let conf = self.conf.clone();
+        let this = &self;
         let mkfs_results: Vec<Result<(), VmError>> = std::thread::scope(|s| {
             let handles: Vec<_> = osds
                 .iter()
                 .map(|(id, uuid)| {
                     let conf = &conf;
                     s.spawn(move || {
+                        // mkfs talks to the mon, so it runs inside the namespace too.
                         run_with_timeout(
-                            Command::new("ceph-osd").args(["--mkfs", "-i", id, "--osd-uuid", uuid, "-c"]).arg(conf),
+                            this.in_netns("ceph-osd").args(["--mkfs", "-i", id, "--osd-uuid", uuid, "-c"]).arg(conf),
                             Duration::from_secs(120),
                         )
                         .map(|_| ())
@@ -339,6 +389,8 @@ keyring = {dd}/$name/keyring
         self.ceph(&["osd", "pool", "application", "enable", POOL, "rbd"])?;
         self.wait_for("the pool's PGs to be active+clean", deadline, |c| {
             let Ok(v) = c.ceph_json(&["pg", "stat"]) else { return false };
+            // Pacific nests the counts under "pg_summary"; older releases do not.
+            let v = if v["pg_summary"].is_object() { &v["pg_summary"] } else { &v };
             let total = v["num_pgs"].as_u64().unwrap_or(0);
             let clean: u64 = v["num_pg_by_state"]
                 .as_array()
@@ -370,7 +422,7 @@ keyring = {dd}/$name/keyring
         let err = std::fs::File::create(&log).map_err(|e| cluster_err("create daemon log")(e.to_string()))?;
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
         die_with_parent(&mut cmd);
-        let child = cmd.spawn().map_err(|e| cluster_err(name)(format!("cannot start: {e}")))?;
+        let child = self.spawner.spawn(cmd).map_err(|e| cluster_err(name)(format!("cannot start: {e}")))?;
         if let Ok(mut d) = self.daemons.lock() {
             d.push((name.to_string(), ChildGuard(Some(child))));
         }
@@ -442,6 +494,7 @@ keyring = {dd}/$name/keyring
         if let Ok(mut d) = self.daemons.lock() {
             d.clear(); // each guard kills and reaps its daemon
         }
+        self.spawner.stop();
         if let Ok(mut alive) = self.netns_alive.lock() {
             if *alive {
                 let _ = ip(&["netns", "del", &self.netns]);
