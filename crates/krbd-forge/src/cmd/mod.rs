@@ -1,5 +1,7 @@
 use clap::{Parser, Subcommand};
 
+mod boot_test;
+
 /// Build, prove and ship patched Ceph kernel client modules (libceph, ceph, rbd).
 #[derive(Debug, Parser)]
 #[command(name = "krbd-forge", version, about, long_about = None)]
@@ -12,10 +14,13 @@ pub struct Cli {
 pub enum Command {
     /// Build libceph.ko, ceph.ko and rbd.ko for a Debian kernel release.
     Build,
+    /// Boot the target's own kernel under QEMU, load the module set, optionally do RBD I/O.
+    BootTest(boot_test::BootTestArgs),
 }
 
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Build => 0,
+        Command::BootTest(args) => boot_test::run(args),
     }
 }
