@@ -82,7 +82,7 @@ impl<W: Write> CpioWriter<W> {
 
 /// Pads the header (which starts 4-aligned) so that what follows starts 4-aligned.
 fn pad4(buf: &mut Vec<u8>) {
-    while buf.len() % 4 != 0 {
+    while buf.len() & 3 != 0 {
         buf.push(0);
     }
 }

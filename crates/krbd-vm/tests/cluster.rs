@@ -17,6 +17,9 @@ extern "C" fn tear_down_cluster() {
     if let Some(Ok(c)) = CLUSTER.get() {
         c.shutdown();
     }
+    if let Some(d) = CLUSTER_DIR.get() {
+        let _ = std::fs::remove_dir_all(d.path());
+    }
 }
 
 /// Started once for this test binary; torn down at exit (statics are never dropped).
