@@ -97,6 +97,24 @@ fn empty_modules_folder_exits_2() {
 }
 
 #[test]
+fn unknown_kernel_release_exits_2() {
+    // Without --image-deb the release is looked up in apt's index; a made-up one is bad input.
+    let tmp = tempfile::tempdir().unwrap();
+    let mods = tmp.path().join("mods");
+    std::fs::create_dir(&mods).unwrap();
+    stock_modules(&mods);
+    let out = forge()
+        .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+        .args(["boot-test", "--kernel", "0.0.0-no-such-release-amd64", "--modules"])
+        .arg(&mods)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("linux-image-0.0.0-no-such-release-amd64"), "{err}");
+}
+
+#[test]
 fn qemu_not_in_path_exits_3() {
     let tmp = tempfile::tempdir().unwrap();
     let mods = tmp.path().join("mods");
