@@ -320,3 +320,55 @@ fn verdicts(plan: &[PlannedModule], events: &[GuestEvent]) -> Vec<ModuleVerdict>
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guest::parse_log;
+
+    fn planned(name: &str, srcversion: Option<&str>) -> PlannedModule {
+        PlannedModule {
+            name: name.into(),
+            role: Role::Ours,
+            bytes: vec![],
+            srcversion: srcversion.map(str::to_string),
+            origin: format!("{name}.ko"),
+        }
+    }
+
+    #[test]
+    fn verdicts_from_a_guest_log() {
+        let log = "\
+[    0.5] Run /init as init process
+KRBD|insmod|ours|libceph|0|
+KRBD|dmesg|libceph|[    1.000001] libceph: loaded (mon/osd proto 15/24)
+KRBD|insmod|ours|rbd|1|insmod: can't insert '/lib/modules/01-rbd.ko': invalid module format
+KRBD|dmesg|rbd|[    1.2] rbd: disagrees about version of symbol ceph_osdc_start_request
+KRBD|srcversion|libceph|0123456789ABCDEF012345
+KRBD|modtaint|libceph|OE
+KRBD|taint|12288
+KRBD|end
+";
+        let plan = [planned("libceph", Some("AAAAAAAAAAAAAAAAAAAAAA")), planned("rbd", Some("B")), planned("ceph", None)];
+        let v = verdicts(&plan, &parse_log(log));
+        assert_eq!(v[0].loaded, Some(true));
+        assert_eq!(v[0].srcversion_matches, Some(false), "a different srcversion is caught");
+        assert_eq!(v[0].module_taint.as_deref(), Some("OE"));
+        assert_eq!(v[0].kernel_messages, ["libceph: loaded (mon/osd proto 15/24)"]);
+        assert_eq!(v[1].loaded, Some(false));
+        assert_eq!(v[1].insmod_exit, Some(1));
+        assert_eq!(v[1].kernel_messages, ["rbd: disagrees about version of symbol ceph_osdc_start_request"]);
+        assert_eq!(v[1].srcversion_matches, None, "not loaded: nothing to compare");
+        assert_eq!(v[2].loaded, None, "never tried");
+    }
+
+    #[test]
+    fn relevant_lines_keep_panics_and_the_tail() {
+        let mut log: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
+        log[10] = "Kernel panic - not syncing: VFS: Unable to mount root fs".into();
+        let got = relevant_lines(&log.join("\n"));
+        assert_eq!(got[0], log[10]);
+        assert_eq!(got.last().map(String::as_str), Some("line 99"));
+        assert!(got.len() <= 21);
+    }
+}
