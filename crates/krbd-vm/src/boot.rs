@@ -160,6 +160,9 @@ pub fn run_boot_test(spec: &BootTestSpec, listener: &dyn Listener) -> Result<Boo
     let pkg = pkg?;
 
     let support: &[&str] = if spec.cluster.is_some() { &crate::cluster::GUEST_SUPPORT_MODULES } else { &[] };
+    if spec.cluster.is_some() && !spec.modules.iter().any(|m| m.name == "rbd") {
+        listener.warning("rbd is not in the set under test; the cluster test maps with the package's rbd.ko");
+    }
     let plan = plan_load_order(&pkg, &spec.modules, support, listener)?;
     listener.info(&format!(
         "load order: {}",
