@@ -143,3 +143,18 @@ fn guest_that_never_reports_times_out_with_the_serial_tail() {
     assert!(started.elapsed() < Duration::from_secs(120));
     assert!(processes_mentioning(&work.display().to_string()).is_empty(), "QEMU left running");
 }
+
+#[test]
+fn guest_that_dies_reports_the_panic() {
+    // init exits: the kernel panics ("Attempted to kill init"), panic=-1 reboots, and
+    // -no-reboot makes QEMU exit. The error must carry the panic line, not just a status.
+    let tmp = tempfile::tempdir().unwrap();
+    let mods = tmp.path().join("mods");
+    std::fs::create_dir(&mods).unwrap();
+    let mut s = spec(&tmp.path().join("work"), &mods);
+    s.init_override = Some("#!/bin/busybox sh\necho init gives up\nexit 3\n".into());
+    let err = run_boot_test(&s, &Silent).unwrap_err();
+    let VmError::GuestDied { lines, .. } = &err else { panic!("{err:?}") };
+    assert!(lines.iter().any(|l| l.contains("Kernel panic")), "{lines:#?}");
+    assert!(err.to_string().contains("Kernel panic"), "{err}");
+}
