@@ -194,3 +194,42 @@ fn guest_timeout_with_cluster_tears_everything_down() {
     let ns = String::from_utf8_lossy(&ns.stdout);
     assert!(!ns.contains(name), "namespace {name} left: {ns}");
 }
+
+#[test]
+fn sigterm_during_the_cluster_run_tears_everything_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mods = tmp.path().join("mods");
+    std::fs::create_dir(&mods).unwrap();
+    stock_modules(&mods);
+    let work = tmp.path().join("work");
+    let bin = assert_cmd::cargo::cargo_bin("krbd-forge");
+    let mut child = std::process::Command::new(bin)
+        .args(["boot-test", "--kernel", RELEASE, "--cluster", "--modules"])
+        .arg(&mods)
+        .arg("--image-deb")
+        .arg(image_deb())
+        .arg("--work-dir")
+        .arg(&work)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until QEMU runs (serial log exists), then ask the command to stop.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !work.join("serial.log").exists() {
+        assert!(std::time::Instant::now() < deadline, "QEMU never started");
+        assert!(child.try_wait().unwrap().is_none(), "exited early");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(processes_mentioning(&work.display().to_string()).is_empty(), "left running");
+    let line = err.lines().find(|l| l.contains("Ceph cluster up in namespace")).unwrap_or_else(|| panic!("{err}"));
+    let name = line.split_whitespace().nth(5).unwrap_or("<none>");
+    let ns = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&ns.stdout).contains(name), "namespace {name} left");
+}

@@ -136,7 +136,12 @@ fn cluster_err(step: &str) -> impl Fn(String) -> VmError + '_ {
 }
 
 /// Runs a command with a hard timeout; returns stdout. Never leaves the process behind.
+/// Stops early when a signal asked us to (see [`crate::interrupt`]).
 fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Vec<u8>, String> {
+    run_command(cmd, timeout, true)
+}
+
+fn run_command(cmd: &mut Command, timeout: Duration, interruptible: bool) -> Result<Vec<u8>, String> {
     let shown = format!("{cmd:?}");
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     die_with_parent(cmd);
@@ -167,6 +172,10 @@ fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Vec<u8>, Str
                 guard.0 = None;
                 break s;
             }
+            Ok(None) if interruptible && crate::interrupt::interrupted() => {
+                drop(guard);
+                return Err(format!("{shown}: interrupted (killed)"));
+            }
             Ok(None) if start.elapsed() > timeout => {
                 drop(guard);
                 return Err(format!("{shown}: no answer within {} s (killed)", timeout.as_secs()));
@@ -181,6 +190,11 @@ fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Vec<u8>, Str
         return Err(format!("{shown}: {status}: {}", String::from_utf8_lossy(&err).trim()));
     }
     Ok(out)
+}
+
+/// `ip` for teardown: runs to the end even after a signal, or the namespace would stay.
+fn ip_teardown(args: &[&str]) {
+    let _ = run_command(Command::new("ip").args(args), Duration::from_secs(30), false);
 }
 
 fn ip(args: &[&str]) -> Result<(), VmError> {
@@ -452,6 +466,9 @@ keyring = {dd}/$name/keyring
                     self.dir.join("log").display()
                 )));
             }
+            if crate::interrupt::interrupted() {
+                return Err(VmError::Interrupted);
+            }
             if ok(self) {
                 return Ok(());
             }
@@ -490,7 +507,7 @@ keyring = {dd}/$name/keyring
         self.spawner.stop();
         if let Ok(mut alive) = self.netns_alive.lock() {
             if *alive {
-                let _ = ip(&["netns", "del", &self.netns]);
+                ip_teardown(&["netns", "del", &self.netns]);
                 *alive = false;
             }
         }
@@ -646,7 +663,7 @@ impl Drop for GuestSession<'_> {
             let _ = self.cluster.rbd(&["rm", "--no-progress", &format!("{POOL}/{img}")]);
         }
         if self.tap_made {
-            let _ = ip(&["-n", &self.network.netns, "link", "del", &self.network.tap]);
+            ip_teardown(&["-n", &self.network.netns, "link", "del", &self.network.tap]);
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod cpio;
 pub mod deps;
 pub mod guest;
 pub mod initramfs;
+pub mod interrupt;
 pub mod kpkg;
 pub mod qemu;
 
@@ -50,6 +51,8 @@ pub enum VmError {
     GuestTimeout { seconds: u64, last_report: String, serial_log: PathBuf, lines: Vec<String> },
     #[error("QEMU exited ({status}) before the guest finished; serial log {serial_log}; QEMU said: {qemu_stderr}; relevant lines:\n{}", .lines.join("\n"))]
     GuestDied { status: String, qemu_stderr: String, serial_log: PathBuf, lines: Vec<String> },
+    #[error("interrupted by a signal; QEMU and the cluster were stopped")]
+    Interrupted,
     #[error("{what}: {reason}")]
     Io { what: String, reason: String },
     #[error("Ceph cluster: {step} failed: {reason}")]

@@ -135,6 +135,9 @@ pub fn run(spec: &QemuSpec) -> Result<QemuOutcome, VmError> {
                 Err(e) => return Err(VmError::Io { what: "wait for qemu".into(), reason: e.to_string() }),
             }
         }
+        if crate::interrupt::interrupted() {
+            return Err(VmError::Interrupted); // the guard kills QEMU
+        }
         if start.elapsed() > spec.timeout {
             timed_out = true;
             break;

@@ -12,6 +12,7 @@ pub const EXIT_PASSED: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_BAD_INPUT: i32 = 2;
 pub const EXIT_NOT_RUN: i32 = 3;
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
@@ -25,7 +26,8 @@ Exit codes:
      shown), a srcversion differs, or a cluster check failed
   2  bad input: no such kernel package or release, no modules in --modules, unreadable files
   3  the test could not run: QEMU or busybox-static or the Ceph tools missing, the guest
-     never finished (timeout; the relevant serial lines are shown), the cluster did not start")]
+     never finished (timeout; the relevant serial lines are shown), the cluster did not start
+  130  interrupted (SIGINT, SIGTERM, SIGHUP); QEMU, the cluster and its namespace were torn down")]
 pub struct BootTestArgs {
     /// Kernel release to boot, e.g. 6.12.117+deb12-amd64 (its linux-image package is
     /// downloaded through apt into the cache unless --image-deb is given).
@@ -89,6 +91,7 @@ fn exit_code_of(e: &VmError) -> i32 {
         | VmError::MissingDependency { .. }
         | VmError::DependencyCycle { .. }
         | VmError::BzImage { .. } => EXIT_BAD_INPUT,
+        VmError::Interrupted => EXIT_INTERRUPTED,
         _ => EXIT_NOT_RUN,
     }
 }
@@ -104,6 +107,8 @@ fn fail(json: bool, code: i32, kind: &str, message: &str) -> i32 {
 pub fn run(args: BootTestArgs) -> i32 {
     let listener = StderrListener;
     let json = args.json;
+    // A signal only sets a flag; the waiting loops then stop and everything is torn down.
+    krbd_vm::interrupt::install_handler();
     // Cheap checks first, so that nothing is downloaded or started for nothing.
     if krbd_vm::qemu::find_program(&args.qemu).is_none() {
         let e = VmError::QemuMissing { program: args.qemu.clone(), path_env: std::env::var("PATH").unwrap_or_default() };
@@ -131,7 +136,7 @@ pub fn run(args: BootTestArgs) -> i32 {
         let spec = ClusterSpec { dir: work_dir.join("ceph"), osds: args.osds, start_timeout: Duration::from_secs(240) };
         match Cluster::start(&spec, &listener) {
             Ok(c) => Some(c),
-            Err(e) => return fail(json, EXIT_NOT_RUN, "cluster", &e.to_string()),
+            Err(e) => return fail(json, exit_code_of(&e), "cluster", &e.to_string()),
         }
     } else {
         None
