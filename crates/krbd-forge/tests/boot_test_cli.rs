@@ -62,13 +62,13 @@ fn help_explains_exit_codes() {
     let out = forge().args(["boot-test", "--help"]).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["Exit codes:", "--cluster", "--image-deb", "serial log", "  3  "] {
+    for needle in ["Exit codes:", "--cluster", "--image-deb", "serial log", "  11   the guest never finished"] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
 }
 
 #[test]
-fn missing_kernel_package_exits_2() {
+fn missing_kernel_package_exits_5() {
     let tmp = tempfile::tempdir().unwrap();
     let mods = tmp.path().join("mods");
     std::fs::create_dir(&mods).unwrap();
@@ -82,22 +82,22 @@ fn missing_kernel_package_exits_2() {
         .arg(tmp.path().join("work"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["passed"], false);
     assert!(v["error"]["message"].as_str().unwrap().contains("cannot open"), "{v}");
 }
 
 #[test]
-fn empty_modules_folder_exits_2() {
+fn empty_modules_folder_exits_5() {
     let tmp = tempfile::tempdir().unwrap();
     let out = forge().args(["boot-test", "--kernel", RELEASE, "--modules"]).arg(tmp.path()).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no .ko files"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
-fn unknown_kernel_release_exits_2() {
+fn unknown_kernel_release_exits_3() {
     // Without --image-deb the release is looked up in apt's index; a made-up one is bad input.
     let tmp = tempfile::tempdir().unwrap();
     let mods = tmp.path().join("mods");
@@ -110,12 +110,12 @@ fn unknown_kernel_release_exits_2() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("linux-image-0.0.0-no-such-release-amd64"), "{err}");
 }
 
 #[test]
-fn qemu_not_in_path_exits_3() {
+fn qemu_not_in_path_exits_9() {
     let tmp = tempfile::tempdir().unwrap();
     let mods = tmp.path().join("mods");
     std::fs::create_dir(&mods).unwrap();
@@ -130,7 +130,7 @@ fn qemu_not_in_path_exits_3() {
         .arg(image_deb())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(9));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("qemu-system-x86_64") && err.contains("install qemu-system-x86"), "{err}");
 }
@@ -183,7 +183,7 @@ fn guest_timeout_with_cluster_tears_everything_down() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(out.status.code(), Some(11), "{err}");
     assert!(err.contains("did not finish within 5 s") && err.contains("serial.log"), "{err}");
     assert!(processes_mentioning(&work.display().to_string()).is_empty(), "left running");
     // The cluster did start (in a namespace named after the CLI's pid), and is gone.

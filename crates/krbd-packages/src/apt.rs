@@ -139,7 +139,7 @@ pub fn versions(name: &str) -> Result<Vec<String>, PackageError> {
 pub fn require_lists() -> Result<(), PackageError> {
     let lists = std::path::Path::new("/var/lib/apt/lists");
     let any = std::fs::read_dir(lists)
-        .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().ends_with("_Packages")))
+        .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().contains("_Packages")))
         .unwrap_or(false);
     if any {
         Ok(())
@@ -271,4 +271,18 @@ mod tests {
         assert_eq!(d[3], ("linux-image-6.1.0-56-amd64-unsigned".into(), Some("6.1.192-2".into())));
         assert_eq!(d[4], ("gcc-12".into(), None));
     }
+}
+
+/// The candidate versions of several packages in one `apt-cache` call; unknown names are
+/// left out.
+pub fn show_many(names: &[String]) -> Result<Vec<AptPackage>, PackageError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (_, stdout, _) = run(Command::new("apt-cache").arg("show").arg("--no-all-versions").args(names))?;
+    Ok(stdout
+        .split("\n\n")
+        .filter(|s| !s.trim().is_empty())
+        .filter_map(|s| AptPackage::from_fields(&ControlFields::parse(s)))
+        .collect())
 }

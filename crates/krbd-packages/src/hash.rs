@@ -42,7 +42,7 @@ impl KeyHasher {
     pub fn str(&mut self, s: &str) -> &mut Self {
         self.part(s.as_bytes())
     }
-    pub fn finish(self) -> String {
-        hex::encode(self.0.finalize())
+    pub fn finish(&self) -> String {
+        hex::encode(self.0.clone().finalize())
     }
 }

@@ -1,17 +1,23 @@
 //! `krbd-forge boot-test`: boot the target's own kernel under QEMU, load the module set,
 //! and optionally push I/O through it to a throwaway Ceph cluster.
 
+use super::terminal::Terminal;
 use clap::Args;
-use krbd_progress::{Listener, Unit};
+use krbd_progress::Listener;
 use krbd_vm::{BootReport, Cluster, ClusterSpec, VmError};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Exit codes, also listed in `--help`.
+/// Exit codes, also listed in `--help`. 3, 4, 5 and 9 mean what they mean for every
+/// command (see `krbd-forge --help`); 10-12 are the boot test's own.
 pub const EXIT_PASSED: i32 = 0;
-pub const EXIT_FAILED: i32 = 1;
-pub const EXIT_BAD_INPUT: i32 = 2;
-pub const EXIT_NOT_RUN: i32 = 3;
+pub const EXIT_TARGET: i32 = 3;
+pub const EXIT_FETCH: i32 = 4;
+pub const EXIT_BAD_INPUT: i32 = 5;
+pub const EXIT_ENVIRONMENT: i32 = 9;
+pub const EXIT_FAILED: i32 = 10;
+pub const EXIT_GUEST: i32 = 11;
+pub const EXIT_CLUSTER: i32 = 12;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 #[derive(Debug, Args)]
@@ -20,13 +26,20 @@ The guest's serial log, the initramfs, the vmlinux and report.json are kept in -
 (default: a new folder under $TMPDIR, printed at the end).
 
 Exit codes:
-  0  every module of the set (and its dependencies) loaded, srcversions match, and with
-     --cluster every I/O check passed
-  1  the test ran and something failed: a module was refused (the kernel's message is
-     shown), a srcversion differs, or a cluster check failed
-  2  bad input: no such kernel package or release, no modules in --modules, unreadable files
-  3  the test could not run: QEMU or busybox-static or the Ceph tools missing, the guest
-     never finished (timeout; the relevant serial lines are shown), the cluster did not start
+  0    every module of the set (and its dependencies) loaded, srcversions match, and with
+       --cluster every I/O check passed
+  2    usage error (bad flags)
+  3    unknown target: apt knows no linux-image-RELEASE, or the package has no such kernel
+  4    fetching the kernel package failed (apt, network, checksum)
+  5    bad input: unreadable or corrupt package or modules, no .ko in --modules, a
+       dependency that neither the set nor the package provides
+  9    environment: QEMU, busybox-static, the Ceph tools or iproute2 missing, no root for
+       the network namespace, cannot write the work folder
+  10   the test ran and something failed: a module was refused (the kernel's message is
+       shown), a srcversion differs, or a cluster check failed
+  11   the guest never finished: timeout or QEMU exited early (the relevant serial lines
+       are shown)
+  12   the throwaway Ceph cluster did not start or a Ceph command failed
   130  interrupted (SIGINT, SIGTERM, SIGHUP); QEMU, the cluster and its namespace were torn down")]
 pub struct BootTestArgs {
     /// Kernel release to boot, e.g. 6.12.117+deb12-amd64 (its linux-image package is
@@ -66,33 +79,24 @@ pub struct BootTestArgs {
     pub json: bool,
 }
 
-/// Progress on stderr, one line per step.
-struct StderrListener;
-
-impl Listener for StderrListener {
-    fn warning(&self, message: &str) {
-        eprintln!("warning: {message}");
-    }
-    fn info(&self, message: &str) {
-        eprintln!("{message}");
-    }
-    fn task_start(&self, name: &str, _: Option<u64>, _: Unit) {
-        eprintln!("{name} ...");
-    }
-    fn task_progress(&self, _: u64) {}
-    fn task_finish(&self) {}
-}
-
 fn exit_code_of(e: &VmError) -> i32 {
     match e {
+        VmError::KernelPackage { reason, .. } if reason.contains("no boot/vmlinuz-") => EXIT_TARGET,
         VmError::KernelPackage { .. }
         | VmError::BadModule { .. }
         | VmError::OurModules { .. }
         | VmError::MissingDependency { .. }
         | VmError::DependencyCycle { .. }
+        | VmError::Decompress { .. }
         | VmError::BzImage { .. } => EXIT_BAD_INPUT,
+        VmError::QemuMissing { .. } | VmError::Busybox { .. } | VmError::Netns { .. } | VmError::Io { .. } => {
+            EXIT_ENVIRONMENT
+        }
+        VmError::Initramfs { .. } => EXIT_ENVIRONMENT,
+        VmError::GuestTimeout { .. } | VmError::GuestDied { .. } => EXIT_GUEST,
+        VmError::Cluster { reason, .. } if reason.contains("is not in PATH") => EXIT_ENVIRONMENT,
+        VmError::Cluster { .. } => EXIT_CLUSTER,
         VmError::Interrupted => EXIT_INTERRUPTED,
-        _ => EXIT_NOT_RUN,
     }
 }
 
@@ -105,14 +109,14 @@ fn fail(json: bool, code: i32, kind: &str, message: &str) -> i32 {
 }
 
 pub fn run(args: BootTestArgs) -> i32 {
-    let listener = StderrListener;
+    let listener = Terminal::new(args.json);
     let json = args.json;
     // A signal only sets a flag; the waiting loops then stop and everything is torn down.
     krbd_vm::interrupt::install_handler();
     // Cheap checks first, so that nothing is downloaded or started for nothing.
     if krbd_vm::qemu::find_program(&args.qemu).is_none() {
         let e = VmError::QemuMissing { program: args.qemu.clone(), path_env: std::env::var("PATH").unwrap_or_default() };
-        return fail(json, EXIT_NOT_RUN, "qemu_missing", &e.to_string());
+        return fail(json, EXIT_ENVIRONMENT, "qemu_missing", &e.to_string());
     }
     let modules = match krbd_vm::load_our_modules(&args.modules) {
         Ok(m) => m,
@@ -122,14 +126,14 @@ pub fn run(args: BootTestArgs) -> i32 {
         Some(p) => p.clone(),
         None => match download_image(&args.kernel, &listener) {
             Ok(p) => p,
-            Err(msg) => return fail(json, EXIT_BAD_INPUT, "kernel_package", &msg),
+            Err((code, msg)) => return fail(json, code, "kernel_package", &msg),
         },
     };
     let work_dir = match &args.work_dir {
         Some(d) => d.clone(),
         None => match tempfile::Builder::new().prefix("krbd-boot-test.").tempdir() {
             Ok(d) => d.keep(),
-            Err(e) => return fail(json, EXIT_NOT_RUN, "io", &format!("cannot create a work folder: {e}")),
+            Err(e) => return fail(json, EXIT_ENVIRONMENT, "io", &format!("cannot create a work folder: {e}")),
         },
     };
     let cluster = if args.cluster {
@@ -178,12 +182,20 @@ pub fn run(args: BootTestArgs) -> i32 {
     }
 }
 
-fn download_image(release: &str, listener: &dyn Listener) -> Result<PathBuf, String> {
-    use krbd_packages::{apt, cache::Cache};
+fn download_image(release: &str, listener: &dyn Listener) -> Result<PathBuf, (i32, String)> {
+    use krbd_packages::{apt, cache::Cache, PackageError};
+    let code = |e: &PackageError| match e {
+        PackageError::UnknownPackage { .. } | PackageError::NoAptLists => EXIT_TARGET,
+        PackageError::ChecksumMismatch { .. } | PackageError::AptFailed { .. } => EXIT_FETCH,
+        PackageError::NotADeb { .. } | PackageError::CorruptMember { .. } | PackageError::UnsafeEntry { .. } => {
+            EXIT_BAD_INPUT
+        }
+        PackageError::Io { .. } => EXIT_ENVIRONMENT,
+    };
     let name = format!("linux-image-{release}");
-    let pkg = apt::show(&name, None).map_err(|e| format!("{e} (is {release} a Debian kernel release?)"))?;
-    let cache = Cache::open(Cache::default_root()).map_err(|e| e.to_string())?;
-    apt::fetch(&cache, &pkg, listener).map(|(p, _)| p).map_err(|e| e.to_string())
+    let pkg = apt::show(&name, None).map_err(|e| (code(&e), format!("{e} (is {release} a Debian kernel release?)")))?;
+    let cache = Cache::open(Cache::default_root()).map_err(|e| (code(&e), e.to_string()))?;
+    apt::fetch(&cache, &pkg, listener).map(|(p, _)| p).map_err(|e| (code(&e), e.to_string()))
 }
 
 fn print_human(r: &BootReport) {

@@ -1,10 +1,20 @@
-use clap::{Parser, Subcommand};
+//! Subcommands. Each turns its raw flags into validated library objects once, runs, and
+//! maps library errors to the exit codes documented in `--help`.
 
 mod boot_test;
+mod build;
+mod exit;
+mod terminal;
+mod targets;
 
-/// Build, prove and ship patched Ceph kernel client modules (libceph, ceph, rbd).
+use clap::{Parser, Subcommand};
+
+pub use exit::EXIT_CODES_HELP;
+
+/// Build, prove and ship patched Ceph kernel client modules (libceph, ceph, rbd) for the
+/// exact kernel a customer runs.
 #[derive(Debug, Parser)]
-#[command(name = "krbd-forge", version, about, long_about = None)]
+#[command(name = "krbd-forge", version, about, after_long_help = EXIT_CODES_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -12,15 +22,34 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build libceph.ko, ceph.ko and rbd.ko for a Debian kernel release.
-    Build,
+    /// Build libceph.ko, ceph.ko and rbd.ko for a kernel release.
+    Build(build::BuildArgs),
+    /// List the kernel releases that can be built, and what is already cached.
+    Targets(targets::TargetsArgs),
     /// Boot the target's own kernel under QEMU, load the module set, optionally do RBD I/O.
     BootTest(boot_test::BootTestArgs),
 }
 
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Build => 0,
+        Command::Build(args) => build::run(args),
+        Command::Targets(args) => targets::run(args),
         Command::BootTest(args) => boot_test::run(args),
+    }
+}
+
+/// Flags shared by the commands that use the cache.
+#[derive(Debug, clap::Args)]
+pub struct CacheArgs {
+    /// The cache folder (packages, extracted headers and sources, builds).
+    /// [default: $XDG_CACHE_HOME/krbd-forge or ~/.cache/krbd-forge]
+    #[arg(long, value_name = "DIR", env = "KRBD_FORGE_CACHE")]
+    pub cache_dir: Option<std::path::PathBuf>,
+}
+
+impl CacheArgs {
+    pub fn open(&self) -> Result<krbd_packages::cache::Cache, krbd_packages::PackageError> {
+        let root = self.cache_dir.clone().unwrap_or_else(krbd_packages::cache::Cache::default_root);
+        krbd_packages::cache::Cache::open(root)
     }
 }
