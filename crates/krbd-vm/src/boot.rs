@@ -66,6 +66,10 @@ pub struct ModuleVerdict {
     pub expected_srcversion: Option<String>,
     pub loaded_srcversion: Option<String>,
     pub srcversion_matches: Option<bool>,
+    /// GNU build-id of the file and of the module the kernel loaded (its notes in sysfs).
+    pub expected_build_id: Option<String>,
+    pub loaded_build_id: Option<String>,
+    pub build_id_matches: Option<bool>,
     /// `/sys/module/<name>/taint`.
     pub module_taint: Option<String>,
 }
@@ -259,6 +263,12 @@ pub fn run_boot_test(spec: &BootTestSpec, listener: &dyn Listener) -> Result<Boo
             )),
             None => problems.push(format!("{} was never loaded", m.name)),
         }
+        if m.build_id_matches == Some(false) {
+            problems.push(format!(
+                "{}: the kernel runs build-id {:?}, the file has {:?}",
+                m.name, m.loaded_build_id, m.expected_build_id
+            ));
+        }
         if m.srcversion_matches == Some(false) {
             problems.push(format!(
                 "{}: /sys/module srcversion {:?} differs from the file's {:?}",
@@ -302,6 +312,13 @@ fn verdicts(plan: &[PlannedModule], events: &[GuestEvent]) -> Vec<ModuleVerdict>
                 (Some(a), Some(b)) => Some(a == b),
                 _ => None,
             };
+            let loaded_build_id = field("buildid")
+                .and_then(|h| hex::decode(h).ok())
+                .and_then(|note| crate::deps::gnu_build_id(&note));
+            let build_id_matches = match (&m.build_id, &loaded_build_id) {
+                (Some(a), Some(b)) => Some(a == b),
+                _ => None,
+            };
             ModuleVerdict {
                 name: m.name.clone(),
                 role: m.role,
@@ -318,6 +335,9 @@ fn verdicts(plan: &[PlannedModule], events: &[GuestEvent]) -> Vec<ModuleVerdict>
                 expected_srcversion: m.srcversion.clone(),
                 loaded_srcversion,
                 srcversion_matches,
+                expected_build_id: m.build_id.clone(),
+                loaded_build_id,
+                build_id_matches,
                 module_taint: field("modtaint").filter(|t| !t.is_empty()),
             }
         })
@@ -336,6 +356,7 @@ mod tests {
             bytes: vec![],
             srcversion: srcversion.map(str::to_string),
             origin: format!("{name}.ko"),
+            build_id: Some("aabbcc".into()),
         }
     }
 
@@ -349,6 +370,7 @@ KRBD|insmod|ours|rbd|1|insmod: can't insert '/lib/modules/01-rbd.ko': invalid mo
 KRBD|dmesg|rbd|[    1.2] rbd: disagrees about version of symbol ceph_osdc_start_request
 KRBD|srcversion|libceph|0123456789ABCDEF012345
 KRBD|modtaint|libceph|OE
+KRBD|buildid|libceph|040000000300000003000000474e5500aabbcc00
 KRBD|taint|12288
 KRBD|end
 ";
@@ -357,6 +379,9 @@ KRBD|end
         assert_eq!(v[0].loaded, Some(true));
         assert_eq!(v[0].srcversion_matches, Some(false), "a different srcversion is caught");
         assert_eq!(v[0].module_taint.as_deref(), Some("OE"));
+        assert_eq!(v[0].loaded_build_id.as_deref(), Some("aabbcc"));
+        assert_eq!(v[0].build_id_matches, Some(true));
+        assert_eq!(v[1].build_id_matches, None, "not loaded: nothing to compare");
         assert_eq!(v[0].kernel_messages, ["libceph: loaded (mon/osd proto 15/24)"]);
         assert_eq!(v[1].loaded, Some(false));
         assert_eq!(v[1].insmod_exit, Some(1));

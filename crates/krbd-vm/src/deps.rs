@@ -36,6 +36,28 @@ pub struct PlannedModule {
     pub srcversion: Option<String>,
     /// Where it came from: a file of ours or a path inside the package.
     pub origin: String,
+    /// The GNU build-id (hex) of the file, to compare with the loaded module's
+    /// `/sys/module/<name>/notes/.note.gnu.build-id`: proof that the kernel runs this very
+    /// file, also where modinfo has no srcversion (in-tree and most out-of-tree builds).
+    pub build_id: Option<String>,
+}
+
+/// The descriptor of the first GNU build-id note (type 3) in an ELF note blob, as hex.
+pub fn gnu_build_id(notes: &[u8]) -> Option<String> {
+    let mut p = 0usize;
+    let word = |at: usize| -> Option<usize> { Some(u32::from_le_bytes(notes.get(at..at + 4)?.try_into().ok()?) as usize) };
+    while p + 12 <= notes.len() {
+        let (namesz, descsz, kind) = (word(p)?, word(p + 4)?, word(p + 8)?);
+        let name_at = p + 12;
+        let desc_at = name_at + namesz.div_ceil(4) * 4;
+        let next = desc_at + descsz.div_ceil(4) * 4;
+        let name = notes.get(name_at..name_at + namesz)?;
+        if kind == 3 && name == b"GNU\0" {
+            return Some(hex::encode(notes.get(desc_at..desc_at + descsz)?));
+        }
+        p = next;
+    }
+    None
 }
 
 /// A module of ours given by the caller.
@@ -141,6 +163,7 @@ impl Resolver<'_> {
             name: name.to_string(),
             role,
             srcversion: parsed.srcversion().map(str::to_string),
+            build_id: parsed.section(".note.gnu.build-id").and_then(gnu_build_id),
             bytes,
             origin,
         });
@@ -195,6 +218,17 @@ impl Resolver<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_id_note() {
+        let mut note = Vec::new();
+        note.extend_from_slice(&4u32.to_le_bytes());
+        note.extend_from_slice(&3u32.to_le_bytes());
+        note.extend_from_slice(&3u32.to_le_bytes());
+        note.extend_from_slice(b"GNU\0\xaa\xbb\xcc\0");
+        assert_eq!(gnu_build_id(&note).as_deref(), Some("aabbcc"));
+        assert_eq!(gnu_build_id(&note[..10]), None);
+    }
 
     #[test]
     fn softdep_lists() {

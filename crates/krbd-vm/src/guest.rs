@@ -17,7 +17,7 @@ fn arity(kind: &str) -> usize {
     match kind {
         "insmod" => 4,  // role, name, rc, insmod's output
         "dmesg" => 2,   // module (or "boot"), kernel line
-        "srcversion" | "modtaint" | "value" => 2,
+        "srcversion" | "modtaint" | "buildid" | "value" => 2,
         "step" => 3,    // name, ok|fail, detail
         "begin" | "taint" | "taint_end" => 1,
         _ => 1,

@@ -55,6 +55,9 @@ fn stock_set_loads_on_the_default_target() {
                     assert_eq!(m.srcversion_matches, Some(true), "{m:#?}");
                 }
                 assert_ne!(m.srcversion_matches, Some(false), "{m:#?}");
+                // The kernel runs exactly the file we gave it.
+                assert!(m.expected_build_id.is_some(), "{m:#?}");
+                assert_eq!(m.build_id_matches, Some(true), "{m:#?}");
             }
             Role::Dependency => assert_eq!(m.loaded, Some(true), "{m:#?}"),
             _ => {}

@@ -82,6 +82,7 @@ fn init_script_shape() {
             bytes: vec![],
             srcversion: None,
             origin: String::new(),
+            build_id: None,
         })
         .collect();
     insta::assert_snapshot!("init_script", initramfs::init_script(&plan, "# cluster steps here\n"));

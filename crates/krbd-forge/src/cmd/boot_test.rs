@@ -26,7 +26,8 @@ The guest's serial log, the initramfs, the vmlinux and report.json are kept in -
 (default: a new folder under $TMPDIR, printed at the end).
 
 Exit codes:
-  0    every module of the set (and its dependencies) loaded, srcversions match, and with
+  0    every module of the set (and its dependencies) loaded, the loaded modules are the
+       given files (GNU build-id in sysfs; srcversion where modinfo has one), and with
        --cluster every I/O check passed
   2    usage error (bad flags)
   3    unknown target: apt knows no linux-image-RELEASE, or the package has no such kernel
@@ -36,7 +37,7 @@ Exit codes:
   9    environment: QEMU, busybox-static, the Ceph tools or iproute2 missing, no root for
        the network namespace, cannot write the work folder
   10   the test ran and something failed: a module was refused (the kernel's message is
-       shown), a srcversion differs, or a cluster check failed
+       shown), a build-id or srcversion differs, or a cluster check failed
   11   the guest never finished: timeout or QEMU exited early (the relevant serial lines
        are shown)
   12   the throwaway Ceph cluster did not start or a Ceph command failed
@@ -223,6 +224,11 @@ fn print_human(r: &BootReport) {
             (Some(e), Some(l)) if e == l => line.push_str(&format!("  srcversion {l}")),
             (Some(e), l) => line.push_str(&format!("  srcversion {} (file: {e})", l.as_deref().unwrap_or("none"))),
             _ => {}
+        }
+        match m.build_id_matches {
+            Some(true) => line.push_str("  build-id matches"),
+            Some(false) => line.push_str("  build-id DIFFERS"),
+            None => {}
         }
         if let Some(t) = &m.module_taint {
             line.push_str(&format!("  taint {t}"));
