@@ -162,6 +162,17 @@ fn stock_set_passes_with_json_report() {
         assert_eq!(m["loaded"], true, "{m}");
     }
     assert!(work.join("report.json").is_file() && work.join("serial.log").is_file());
+    // The report's shape, for scripts. Paths and timings vary; build-ids are the stock
+    // package's and so are fixed.
+    let libceph = modules.iter().find(|m| m["name"] == "libceph").unwrap();
+    assert!(libceph["kernel_messages"].as_array().unwrap().iter().any(|l| l.as_str().unwrap_or("").contains("libceph: loaded")));
+    insta::assert_json_snapshot!("boot_test_report_stock_6_12", v, {
+        ".serial_log" => "[path]",
+        ".elapsed_secs" => "[secs]",
+        ".modules[].origin" => "[origin]",
+        // Asynchronous kernel lines (e.g. "random: crng init done") land wherever they land.
+        ".modules[].kernel_messages" => "[kernel messages]",
+    });
 }
 
 #[test]
