@@ -1,6 +1,7 @@
 //! Subcommands. Each turns its raw flags into validated library objects once, runs, and
 //! maps library errors to the exit codes documented in `--help`.
 
+mod boot_test;
 mod build;
 mod check;
 mod exit;
@@ -31,6 +32,8 @@ pub enum Command {
     Patch(patch::PatchArgs),
     /// Check offline whether modules would load on a target kernel, as its loader decides.
     Check(check::CheckArgs),
+    /// Boot the target's own kernel under QEMU, load the module set, optionally do RBD I/O.
+    BootTest(boot_test::BootTestArgs),
 }
 
 pub fn run(cli: Cli) -> i32 {
@@ -39,6 +42,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Targets(args) => targets::run(args),
         Command::Patch(args) => patch::run(args),
         Command::Check(args) => check::run(args),
+        Command::BootTest(args) => boot_test::run(args),
     }
 }
 

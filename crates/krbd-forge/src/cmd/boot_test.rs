@@ -1,0 +1,273 @@
+//! `krbd-forge boot-test`: boot the target's own kernel under QEMU, load the module set,
+//! and optionally push I/O through it to a throwaway Ceph cluster.
+
+use super::terminal::Terminal;
+use clap::Args;
+use krbd_progress::Listener;
+use krbd_vm::{BootReport, Cluster, ClusterSpec, VmError};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Exit codes, also listed in `--help`. 3, 4, 5 and 9 mean what they mean for every
+/// command (see `krbd-forge --help`); 10-12 are the boot test's own.
+pub const EXIT_PASSED: i32 = 0;
+pub const EXIT_TARGET: i32 = 3;
+pub const EXIT_FETCH: i32 = 4;
+pub const EXIT_BAD_INPUT: i32 = 5;
+pub const EXIT_ENVIRONMENT: i32 = 9;
+pub const EXIT_FAILED: i32 = 10;
+pub const EXIT_GUEST: i32 = 11;
+pub const EXIT_CLUSTER: i32 = 12;
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+The guest's serial log, the initramfs, the vmlinux and report.json are kept in --work-dir
+(default: a new folder under $TMPDIR, printed at the end).
+
+Exit codes:
+  0    every module of the set (and its dependencies) loaded, the loaded modules are the
+       given files (GNU build-id in sysfs; srcversion where modinfo has one), and with
+       --cluster every I/O check passed
+  2    usage error (bad flags)
+  3    unknown target: apt knows no linux-image-RELEASE, or the package has no such kernel
+  4    fetching the kernel package failed (apt, network, checksum)
+  5    bad input: unreadable or corrupt package or modules, no .ko in --modules, a
+       dependency that neither the set nor the package provides
+  9    environment: QEMU, busybox-static, the Ceph tools or iproute2 missing, no root for
+       the network namespace, cannot write the work folder
+  10   the test ran and something failed: a module was refused (the kernel's message is
+       shown), a build-id or srcversion differs, or a cluster check failed
+  11   the guest never finished: timeout or QEMU exited early (the relevant serial lines
+       are shown)
+  12   the throwaway Ceph cluster did not start or a Ceph command failed
+  130  interrupted (SIGINT, SIGTERM, SIGHUP); QEMU, the cluster and its namespace were torn down")]
+pub struct BootTestArgs {
+    /// Kernel release to boot, e.g. 6.12.117+deb12-amd64 (its linux-image package is
+    /// downloaded through apt into the cache unless --image-deb is given).
+    #[arg(long, value_name = "RELEASE")]
+    pub kernel: String,
+    /// The folder with the modules under test (libceph.ko ceph.ko rbd.ko; .ko.xz also read).
+    #[arg(long, value_name = "DIR")]
+    pub modules: PathBuf,
+    /// Use this linux-image .deb instead of downloading linux-image-RELEASE.
+    #[arg(long, value_name = "FILE")]
+    pub image_deb: Option<PathBuf>,
+    /// Also start a throwaway Ceph cluster (mon, mgr, memstore OSDs, cephx) in a network
+    /// namespace of its own, map an RBD image in the guest and check I/O through it. Needs root.
+    #[arg(long)]
+    pub cluster: bool,
+    /// Number of OSDs of the throwaway cluster.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub osds: u32,
+    /// Hard limit for the guest run, in seconds (QEMU is killed after it).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(5..=3600))]
+    pub timeout: u64,
+    /// Where to keep the serial log, images and report.json.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// The QEMU binary.
+    #[arg(long, default_value = "qemu-system-x86_64", value_name = "PROGRAM")]
+    pub qemu: PathBuf,
+    /// A statically linked busybox for the initramfs.
+    #[arg(long, default_value = "/bin/busybox", value_name = "FILE")]
+    pub busybox: PathBuf,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(256..=8192))]
+    pub memory: u32,
+    /// Print the report as JSON on stdout (progress and warnings still go to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn exit_code_of(e: &VmError) -> i32 {
+    match e {
+        VmError::KernelPackage { reason, .. } if reason.contains("no boot/vmlinuz-") => EXIT_TARGET,
+        VmError::KernelPackage { .. }
+        | VmError::BadModule { .. }
+        | VmError::OurModules { .. }
+        | VmError::MissingDependency { .. }
+        | VmError::DependencyCycle { .. }
+        | VmError::Decompress { .. }
+        | VmError::BzImage { .. } => EXIT_BAD_INPUT,
+        VmError::QemuMissing { .. } | VmError::Busybox { .. } | VmError::Netns { .. } | VmError::Io { .. } => {
+            EXIT_ENVIRONMENT
+        }
+        VmError::Initramfs { .. } => EXIT_ENVIRONMENT,
+        VmError::GuestTimeout { .. } | VmError::GuestDied { .. } => EXIT_GUEST,
+        VmError::Cluster { reason, .. } if reason.contains("is not in PATH") => EXIT_ENVIRONMENT,
+        VmError::Cluster { .. } => EXIT_CLUSTER,
+        VmError::Interrupted => EXIT_INTERRUPTED,
+    }
+}
+
+fn fail(json: bool, code: i32, kind: &str, message: &str) -> i32 {
+    if json {
+        println!("{}", serde_json::json!({ "passed": false, "error": { "kind": kind, "message": message, "exit_code": code } }));
+    }
+    eprintln!("error: {message}");
+    code
+}
+
+pub fn run(args: BootTestArgs) -> i32 {
+    let listener = Terminal::new(args.json);
+    let json = args.json;
+    // A signal only sets a flag; the waiting loops then stop and everything is torn down.
+    krbd_vm::interrupt::install_handler();
+    // Cheap checks first, so that nothing is downloaded or started for nothing.
+    if krbd_vm::qemu::find_program(&args.qemu).is_none() {
+        let e = VmError::QemuMissing { program: args.qemu.clone(), path_env: std::env::var("PATH").unwrap_or_default() };
+        return fail(json, EXIT_ENVIRONMENT, "qemu_missing", &e.to_string());
+    }
+    let modules = match krbd_vm::load_our_modules(&args.modules) {
+        Ok(m) => m,
+        Err(e) => return fail(json, exit_code_of(&e), "modules", &e.to_string()),
+    };
+    let image_deb = match &args.image_deb {
+        Some(p) => p.clone(),
+        None => match download_image(&args.kernel, &listener) {
+            Ok(p) => p,
+            Err((code, msg)) => return fail(json, code, "kernel_package", &msg),
+        },
+    };
+    let work_dir = match &args.work_dir {
+        Some(d) => d.clone(),
+        None => match tempfile::Builder::new().prefix("krbd-boot-test.").tempdir() {
+            Ok(d) => d.keep(),
+            Err(e) => return fail(json, EXIT_ENVIRONMENT, "io", &format!("cannot create a work folder: {e}")),
+        },
+    };
+    let cluster = if args.cluster {
+        let spec = ClusterSpec { dir: work_dir.join("ceph"), osds: args.osds, start_timeout: Duration::from_secs(240) };
+        match Cluster::start(&spec, &listener) {
+            Ok(c) => Some(c),
+            Err(e) => return fail(json, exit_code_of(&e), "cluster", &e.to_string()),
+        }
+    } else {
+        None
+    };
+    let spec = krbd_vm::BootTestSpec {
+        image_deb,
+        release: Some(args.kernel.clone()),
+        modules,
+        busybox: args.busybox.clone(),
+        qemu: args.qemu.clone(),
+        work_dir: work_dir.clone(),
+        timeout: Duration::from_secs(args.timeout),
+        memory_mb: args.memory,
+        init_override: None,
+        cluster: cluster.as_ref(),
+    };
+    let result = krbd_vm::run_boot_test(&spec, &listener);
+    // The cluster goes before anything is printed, so that it is down even if output fails.
+    drop(cluster);
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => return fail(json, exit_code_of(&e), "boot", &e.to_string()),
+    };
+    let report_path = work_dir.join("report.json");
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    if let Err(e) = std::fs::write(&report_path, &text) {
+        eprintln!("warning: cannot write {}: {e}", report_path.display());
+    }
+    if json {
+        println!("{text}");
+    } else {
+        print_human(&report);
+        println!("report: {}", report_path.display());
+    }
+    if report.passed {
+        EXIT_PASSED
+    } else {
+        EXIT_FAILED
+    }
+}
+
+fn download_image(release: &str, listener: &dyn Listener) -> Result<PathBuf, (i32, String)> {
+    use krbd_packages::{apt, cache::Cache, PackageError};
+    let code = |e: &PackageError| match e {
+        PackageError::UnknownPackage { .. } | PackageError::NoAptLists => EXIT_TARGET,
+        PackageError::ChecksumMismatch { .. } | PackageError::AptFailed { .. } => EXIT_FETCH,
+        PackageError::NotADeb { .. } | PackageError::CorruptMember { .. } | PackageError::UnsafeEntry { .. } => {
+            EXIT_BAD_INPUT
+        }
+        PackageError::Io { .. } => EXIT_ENVIRONMENT,
+    };
+    let name = format!("linux-image-{release}");
+    let pkg = apt::show(&name, None).map_err(|e| (code(&e), format!("{e} (is {release} a Debian kernel release?)")))?;
+    let cache = Cache::open(Cache::default_root()).map_err(|e| (code(&e), e.to_string()))?;
+    apt::fetch(&cache, &pkg, listener).map(|(p, _)| p).map_err(|e| (code(&e), e.to_string()))
+}
+
+fn print_human(r: &BootReport) {
+    println!(
+        "kernel {} booted via {} in {:.1} s",
+        r.kernel_release,
+        match r.boot_method {
+            krbd_vm::boot::BootMethod::Pvh => "PVH (vmlinux)",
+            krbd_vm::boot::BootMethod::BzImage => "bzImage",
+        },
+        r.elapsed_secs
+    );
+    for m in &r.modules {
+        let optional = m.role == krbd_vm::deps::Role::Optional;
+        let state = match m.loaded {
+            Some(true) => "loaded",
+            // A softdep alternative the (virtual) CPU cannot use is not a failure.
+            Some(false) if optional => "not loaded (optional)",
+            Some(false) => "REFUSED",
+            None => "not tried",
+        };
+        let role = serde_json::to_value(m.role).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let mut line = format!("  {role:<10} {:<16} {state}", m.name);
+        match (&m.expected_srcversion, &m.loaded_srcversion) {
+            (Some(e), Some(l)) if e == l => line.push_str(&format!("  srcversion {l}")),
+            (Some(e), l) => line.push_str(&format!("  srcversion {} (file: {e})", l.as_deref().unwrap_or("none"))),
+            _ => {}
+        }
+        match m.build_id_matches {
+            Some(true) => line.push_str("  build-id matches"),
+            Some(false) => line.push_str("  build-id DIFFERS"),
+            None => {}
+        }
+        if let Some(t) = &m.module_taint {
+            line.push_str(&format!("  taint {t}"));
+        }
+        println!("{line}");
+        if m.loaded == Some(false) && !optional {
+            for k in &m.kernel_messages {
+                println!("      kernel: {k}");
+            }
+            if m.kernel_messages.is_empty() {
+                println!("      {}", m.insmod_output);
+            }
+        }
+    }
+    if let Some(t) = &r.taint {
+        println!("kernel taint after loading: {} ({})", if t.flags.is_empty() { "none" } else { &t.flags }, t.value);
+    }
+    if let Some(c) = &r.cluster {
+        let steps: Vec<String> =
+            c.steps.iter().map(|s| format!("{} {}", s.name, if s.ok { "ok" } else { "FAILED" })).collect();
+        println!("cluster: {}", steps.join(", "));
+        println!(
+            "  guest-written image sha256: guest {} / host export {}",
+            c.guest_device_sha256.as_deref().unwrap_or("-"),
+            c.host_export_sha256.as_deref().unwrap_or("-")
+        );
+        println!(
+            "  host-written image sha256: host {} / guest read {}",
+            c.host_written_sha256,
+            c.guest_read_sha256.as_deref().unwrap_or("-")
+        );
+    }
+    if r.passed {
+        println!("PASSED");
+    } else {
+        println!("FAILED:");
+        for p in &r.problems {
+            println!("  {p}");
+        }
+    }
+    println!("serial log: {}", r.serial_log.display());
+}

@@ -1,0 +1,246 @@
+//! `krbd-forge boot-test` from the outside: exit codes, messages, JSON, teardown.
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+const RELEASE: &str = "6.12.117+deb12-amd64";
+
+fn image_deb() -> PathBuf {
+    krbd_testsupport::debian_package(&format!("linux-image-{RELEASE}"), Some("6.12.117-1~deb12u1"))
+}
+
+/// The package's own libceph/ceph/rbd (.ko.xz as shipped) stand in for our build.
+fn stock_modules(dir: &Path) {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "dpkg-deb --fsys-tarfile '{}' | tar -x -C '{}' --wildcards '*/libceph.ko.xz' '*/fs/ceph/ceph.ko.xz' '*/rbd.ko.xz'",
+            image_deb().display(),
+            dir.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in walk(dir) {
+        if f.extension().is_some_and(|e| e == "xz") {
+            std::fs::rename(&f, dir.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn forge() -> Command {
+    Command::cargo_bin("krbd-forge").unwrap()
+}
+
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let cmd = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmd.contains(needle) {
+            found.push(cmd);
+        }
+    }
+    found
+}
+
+#[test]
+fn help_explains_exit_codes() {
+    let out = forge().args(["boot-test", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in ["Exit codes:", "--cluster", "--image-deb", "serial log", "  11   the guest never finished"] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn missing_kernel_package_exits_5() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mods = tmp.path().join("mods");
+    std::fs::create_dir(&mods).unwrap();
+    stock_modules(&mods);
+    let out = forge()
+        .args(["boot-test", "--kernel", RELEASE, "--json", "--modules"])
+        .arg(&mods)
+        .arg("--image-deb")
+        .arg(tmp.path().join("no-such.deb"))
+        .arg("--work-dir")
+        .arg(tmp.path().join("work"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["passed"], false);
+    assert!(v["error"]["message"].as_str().unwrap().contains("cannot open"), "{v}");
+}
+
+#[test]
+fn empty_modules_folder_exits_5() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = forge().args(["boot-test", "--kernel", RELEASE, "--modules"]).arg(tmp.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no .ko files"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn unknown_kernel_release_exits_3() {
+    // Without --image-deb the release is looked up in apt's index; a made-up one is bad input.
+    let tmp = tempfile::tempdir().unwrap();
+    let mods = tmp.path().join("mods");
+    std::fs::create_dir(&mods).unwrap();
+    stock_modules(&mods);
+    let out = forge()
+        .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+        .args(["boot-test", "--kernel", "0.0.0-no-such-release-amd64", "--modules"])
+        .arg(&mods)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("linux-image-0.0.0-no-such-release-amd64"), "{err}");
+}
+
+#[test]
+fn qemu_not_in_path_exits_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mods = tmp.path().join("mods");
+    std::fs::create_dir(&mods).unwrap();
+    stock_modules(&mods);
+    let empty_bin = tmp.path().join("bin");
+    std::fs::create_dir(&empty_bin).unwrap();
+    let out = forge()
+        .env("PATH", &empty_bin)
+        .args(["boot-test", "--kernel", RELEASE, "--modules"])
+        .arg(&mods)
+        .arg("--image-deb")
+        .arg(image_deb())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(9));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("qemu-system-x86_64") && err.contains("install qemu-system-x86"), "{err}");
+}
+
+#[test]
+fn stock_set_passes_with_json_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mods = tmp.path().join("mods");
+    std::fs::create_dir(&mods).unwrap();
+    stock_modules(&mods);
+    let work = tmp.path().join("work");
+    let out = forge()
+        .args(["boot-test", "--kernel", RELEASE, "--json", "--timeout", "300", "--modules"])
+        .arg(&mods)
+        .arg("--image-deb")
+        .arg(image_deb())
+        .arg("--work-dir")
+        .arg(&work)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["passed"], true);
+    assert_eq!(v["guest_release"], RELEASE);
+    let modules = v["modules"].as_array().unwrap();
+    for name in ["libceph", "ceph", "rbd"] {
+        let m = modules.iter().find(|m| m["name"] == name).unwrap_or_else(|| panic!("{name} missing: {v}"));
+        assert_eq!(m["role"], "ours");
+        assert_eq!(m["loaded"], true, "{m}");
+    }
+    assert!(work.join("report.json").is_file() && work.join("serial.log").is_file());
+    // The report's shape, for scripts. Paths and timings vary; build-ids are the stock
+    // package's and so are fixed.
+    let libceph = modules.iter().find(|m| m["name"] == "libceph").unwrap();
+    assert!(libceph["kernel_messages"].as_array().unwrap().iter().any(|l| l.as_str().unwrap_or("").contains("libceph: loaded")));
+    insta::assert_json_snapshot!("boot_test_report_stock_6_12", v, {
+        ".serial_log" => "[path]",
+        ".elapsed_secs" => "[secs]",
+        ".modules[].origin" => "[origin]",
+        // Asynchronous kernel lines (e.g. "random: crng init done") land wherever they land.
+        ".modules[].kernel_messages" => "[kernel messages]",
+    });
+}
+
+#[test]
+fn guest_timeout_with_cluster_tears_everything_down() {
+    // 5 s is far too short for a TCG boot plus the RBD steps: the run must fail with the
+    // serial tail, and leave neither QEMU nor Ceph daemons nor the namespace behind.
+    let tmp = tempfile::tempdir().unwrap();
+    let mods = tmp.path().join("mods");
+    std::fs::create_dir(&mods).unwrap();
+    stock_modules(&mods);
+    let work = tmp.path().join("work");
+    let out = forge()
+        .args(["boot-test", "--kernel", RELEASE, "--cluster", "--timeout", "5", "--modules"])
+        .arg(&mods)
+        .arg("--image-deb")
+        .arg(image_deb())
+        .arg("--work-dir")
+        .arg(&work)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(11), "{err}");
+    assert!(err.contains("did not finish within 5 s") && err.contains("serial.log"), "{err}");
+    assert!(processes_mentioning(&work.display().to_string()).is_empty(), "left running");
+    // The cluster did start (in a namespace named after the CLI's pid), and is gone.
+    let line = err.lines().find(|l| l.contains("Ceph cluster up in namespace")).unwrap_or_else(|| panic!("{err}"));
+    let name = line.split_whitespace().nth(5).unwrap_or("<none>");
+    assert!(name.starts_with("krbd-"), "{line}");
+    let ns = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let ns = String::from_utf8_lossy(&ns.stdout);
+    assert!(!ns.contains(name), "namespace {name} left: {ns}");
+}
+
+#[test]
+fn sigterm_during_the_cluster_run_tears_everything_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mods = tmp.path().join("mods");
+    std::fs::create_dir(&mods).unwrap();
+    stock_modules(&mods);
+    let work = tmp.path().join("work");
+    let bin = assert_cmd::cargo::cargo_bin("krbd-forge");
+    let mut child = std::process::Command::new(bin)
+        .args(["boot-test", "--kernel", RELEASE, "--cluster", "--modules"])
+        .arg(&mods)
+        .arg("--image-deb")
+        .arg(image_deb())
+        .arg("--work-dir")
+        .arg(&work)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until QEMU runs (serial log exists), then ask the command to stop.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !work.join("serial.log").exists() {
+        assert!(std::time::Instant::now() < deadline, "QEMU never started");
+        assert!(child.try_wait().unwrap().is_none(), "exited early");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(processes_mentioning(&work.display().to_string()).is_empty(), "left running");
+    let line = err.lines().find(|l| l.contains("Ceph cluster up in namespace")).unwrap_or_else(|| panic!("{err}"));
+    let name = line.split_whitespace().nth(5).unwrap_or("<none>");
+    let ns = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&ns.stdout).contains(name), "namespace {name} left");
+}

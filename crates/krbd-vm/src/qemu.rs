@@ -1,0 +1,160 @@
+//! Running QEMU under TCG with a hard timeout. The serial console goes to a file that is
+//! kept; the caller parses it. The process is killed on timeout and whenever the runner
+//! is left early (guard), and also when our process dies (PR_SET_PDEATHSIG).
+
+use crate::VmError;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// What to boot and how.
+#[derive(Debug, Clone)]
+pub struct QemuSpec {
+    /// `qemu-system-x86_64` or a path to it.
+    pub qemu: PathBuf,
+    /// An ELF vmlinux with a PVH note, or a bzImage.
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub append: String,
+    pub memory_mb: u32,
+    pub serial_log: PathBuf,
+    /// Run inside this network namespace (via `ip netns exec`), with a tap NIC.
+    pub network: Option<GuestNetwork>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct GuestNetwork {
+    pub netns: String,
+    pub tap: String,
+}
+
+/// How the run ended.
+#[derive(Debug)]
+pub struct QemuOutcome {
+    /// `None` when it was killed on timeout.
+    pub status: Option<ExitStatus>,
+    pub timed_out: bool,
+    pub serial: String,
+    /// QEMU's own stderr (errors about its arguments, devices, the tap).
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+/// Finds a program in PATH (or checks an explicit path), so that a missing QEMU is a clear
+/// error before anything starts.
+pub fn find_program(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return program.is_file().then(|| program.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+/// Kills and reaps a child when dropped.
+pub(crate) struct ChildGuard(pub Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Makes the child die with the thread that spawned it, so a crash of ours leaves no QEMU
+/// or Ceph daemon behind.
+pub(crate) fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec here.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Boots and waits until QEMU exits (the guest powers off), or kills it after the timeout.
+pub fn run(spec: &QemuSpec) -> Result<QemuOutcome, VmError> {
+    let qemu = find_program(&spec.qemu).ok_or_else(|| VmError::QemuMissing {
+        program: spec.qemu.clone(),
+        path_env: std::env::var("PATH").unwrap_or_default(),
+    })?;
+    let _ = std::fs::remove_file(&spec.serial_log);
+    let stderr_path = spec.serial_log.with_extension("qemu-stderr");
+    let stderr_file = std::fs::File::create(&stderr_path).map_err(|e| VmError::Io {
+        what: format!("create {}", stderr_path.display()),
+        reason: e.to_string(),
+    })?;
+    let mut cmd = match &spec.network {
+        Some(n) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &n.netns]).arg(&qemu);
+            c
+        }
+        None => Command::new(&qemu),
+    };
+    cmd.args(["-machine", "pc,accel=tcg", "-cpu", "qemu64", "-smp", "1", "-nodefaults", "-no-user-config"])
+        .args(["-display", "none", "-no-reboot", "-m", &spec.memory_mb.to_string()])
+        .arg("-chardev")
+        .arg(format!("file,id=con,path={}", spec.serial_log.display()))
+        .args(["-serial", "chardev:con"])
+        .arg("-kernel")
+        .arg(&spec.kernel)
+        .arg("-initrd")
+        .arg(&spec.initrd)
+        .args(["-append", &spec.append]);
+    if let Some(n) = &spec.network {
+        cmd.args(["-netdev", &format!("tap,id=n0,ifname={},script=no,downscript=no", n.tap)])
+            .args(["-device", "e1000,netdev=n0"]);
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr_file);
+    die_with_parent(&mut cmd);
+    let start = Instant::now();
+    let child = cmd.spawn().map_err(|e| VmError::QemuMissing {
+        program: qemu.clone(),
+        path_env: format!("spawn failed: {e}"),
+    })?;
+    let mut guard = ChildGuard(Some(child));
+    let mut status = None;
+    let mut timed_out = false;
+    let mut end_seen_at: Option<Instant> = None;
+    loop {
+        if let Some(c) = guard.0.as_mut() {
+            match c.try_wait() {
+                Ok(Some(s)) => {
+                    status = Some(s);
+                    guard.0 = None;
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => return Err(VmError::Io { what: "wait for qemu".into(), reason: e.to_string() }),
+            }
+        }
+        if crate::interrupt::interrupted() {
+            return Err(VmError::Interrupted); // the guard kills QEMU
+        }
+        if start.elapsed() > spec.timeout {
+            timed_out = true;
+            break;
+        }
+        // A guest that reported its end but does not power off is not worth waiting for.
+        if end_seen_at.is_none() {
+            let log = std::fs::read(&spec.serial_log).unwrap_or_default();
+            if String::from_utf8_lossy(&log).lines().any(|l| crate::guest::parse_line(l).is_some_and(|e| e.kind == "end")) {
+                end_seen_at = Some(Instant::now());
+            }
+        } else if end_seen_at.is_some_and(|t| t.elapsed() > Duration::from_secs(30)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(guard); // kills it if still running
+    let serial = String::from_utf8_lossy(&std::fs::read(&spec.serial_log).unwrap_or_default()).into_owned();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    Ok(QemuOutcome { status, timed_out, serial, stderr, elapsed: start.elapsed() })
+}
