@@ -48,8 +48,11 @@ pub struct BootTestArgs {
     #[arg(long, value_name = "RELEASE")]
     pub kernel: String,
     /// The folder with the modules under test (libceph.ko ceph.ko rbd.ko; .ko.xz also read).
+    /// [default: out/RELEASE, where `krbd-forge build` puts them]
     #[arg(long, value_name = "DIR")]
-    pub modules: PathBuf,
+    pub modules: Option<PathBuf>,
+    #[command(flatten)]
+    pub cache: super::CacheArgs,
     /// Use this linux-image .deb instead of downloading linux-image-RELEASE.
     #[arg(long, value_name = "FILE")]
     pub image_deb: Option<PathBuf>,
@@ -119,13 +122,14 @@ pub fn run(args: BootTestArgs) -> i32 {
         let e = VmError::QemuMissing { program: args.qemu.clone(), path_env: std::env::var("PATH").unwrap_or_default() };
         return fail(json, EXIT_ENVIRONMENT, "qemu_missing", &e.to_string());
     }
-    let modules = match krbd_vm::load_our_modules(&args.modules) {
+    let modules_dir = args.modules.clone().unwrap_or_else(|| PathBuf::from("out").join(&args.kernel));
+    let modules = match krbd_vm::load_our_modules(&modules_dir) {
         Ok(m) => m,
         Err(e) => return fail(json, exit_code_of(&e), "modules", &e.to_string()),
     };
     let image_deb = match &args.image_deb {
         Some(p) => p.clone(),
-        None => match download_image(&args.kernel, &listener) {
+        None => match download_image(&args.kernel, &args.cache, &listener) {
             Ok(p) => p,
             Err((code, msg)) => return fail(json, code, "kernel_package", &msg),
         },
@@ -183,8 +187,8 @@ pub fn run(args: BootTestArgs) -> i32 {
     }
 }
 
-fn download_image(release: &str, listener: &dyn Listener) -> Result<PathBuf, (i32, String)> {
-    use krbd_packages::{apt, cache::Cache, PackageError};
+fn download_image(release: &str, cache: &super::CacheArgs, listener: &dyn Listener) -> Result<PathBuf, (i32, String)> {
+    use krbd_packages::{apt, PackageError};
     let code = |e: &PackageError| match e {
         PackageError::UnknownPackage { .. } | PackageError::NoAptLists => EXIT_TARGET,
         PackageError::ChecksumMismatch { .. } | PackageError::AptFailed { .. } => EXIT_FETCH,
@@ -195,7 +199,7 @@ fn download_image(release: &str, listener: &dyn Listener) -> Result<PathBuf, (i3
     };
     let name = format!("linux-image-{release}");
     let pkg = apt::show(&name, None).map_err(|e| (code(&e), format!("{e} (is {release} a Debian kernel release?)")))?;
-    let cache = Cache::open(Cache::default_root()).map_err(|e| (code(&e), e.to_string()))?;
+    let cache = cache.open().map_err(|e| (code(&e), e.to_string()))?;
     apt::fetch(&cache, &pkg, listener).map(|(p, _)| p).map_err(|e| (code(&e), e.to_string()))
 }
 
