@@ -1,5 +1,7 @@
 use clap::{Parser, Subcommand};
 
+pub mod placement;
+
 /// Build, prove and ship patched Ceph kernel client modules (libceph, ceph, rbd).
 #[derive(Debug, Parser)]
 #[command(name = "krbd-forge", version, about, long_about = None)]
@@ -12,10 +14,13 @@ pub struct Cli {
 pub enum Command {
     /// Build libceph.ko, ceph.ko and rbd.ko for a Debian kernel release.
     Build,
+    /// Placement model: map PGs from an OSDMap exactly as Ceph does (see `placement --help`).
+    Placement(placement::PlacementArgs),
 }
 
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Build => 0,
+        Command::Placement(a) => placement::run(a),
     }
 }
