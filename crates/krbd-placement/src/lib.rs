@@ -4,6 +4,7 @@
 //! Library code never prints; callers format [`placement::PgMapping`]s themselves.
 
 pub mod crush;
+pub mod encode;
 pub mod error;
 pub mod hash;
 mod ln_table;

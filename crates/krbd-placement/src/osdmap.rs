@@ -64,18 +64,30 @@ pub enum Encoding {
     Wrapped { wrapper_version: u8, wrapper_compat: u8, client_version: u8 },
 }
 
-/// Byte offsets of the fields a fork-format encoder must patch (wrapped encodings only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Where each re-encodable field of a wrapped map sits in the file (absolute byte ranges,
+/// end exclusive). The encoder copies everything else byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Layout {
-    pub wrapper_compat_offset: usize,
-    pub wrapper_len_offset: usize,
-    pub client_len_offset: usize,
-    /// First byte after the `osd_weight` vector (where the fork's array sits).
-    pub after_osd_weight: usize,
-    /// First byte after the fork's `recovery_weight` array (== after_osd_weight if none).
-    pub after_recovery_weight: usize,
-    /// End of the whole wrapper.
-    pub end: usize,
+    pub wrapper_start: usize,
+    pub wrapper_body_start: usize,
+    pub wrapper_end: usize,
+    pub client_start: usize,
+    pub client_body_start: usize,
+    pub client_end: usize,
+    pub pools: (usize, usize),
+    /// Each pool's encoded `pg_pool_t` (including its section header).
+    pub pool_blobs: BTreeMap<i64, (usize, usize)>,
+    pub osd_state: (usize, usize),
+    pub osd_weight: (usize, usize),
+    /// The fork's array (empty range in stock maps).
+    pub recovery_weight: (usize, usize),
+    pub pg_temp: (usize, usize),
+    pub primary_temp: (usize, usize),
+    /// Empty range when the client section predates primary affinity (v1).
+    pub primary_affinity: (usize, usize),
+    /// Empty ranges when the client section predates upmap (v < 4).
+    pub pg_upmap: (usize, usize),
+    pub pg_upmap_items: (usize, usize),
 }
 
 #[derive(Debug, Clone)]
@@ -281,12 +293,14 @@ pub(crate) fn skip_addrvec(r: &mut Reader<'_>) -> Result<()> {
     }
 }
 
-fn decode_pools(r: &mut Reader<'_>) -> Result<BTreeMap<i64, Pool>> {
+fn decode_pools(r: &mut Reader<'_>, blobs: &mut BTreeMap<i64, (usize, usize)>) -> Result<BTreeMap<i64, Pool>> {
     let n = r.count("pools", 14)?;
     let mut pools = BTreeMap::new();
     for _ in 0..n {
         let id = r.i64("pool id")?;
+        let start = r.offset();
         pools.insert(id, decode_pool(r)?);
+        blobs.insert(id, (start, r.offset()));
     }
     Ok(pools)
 }
@@ -324,7 +338,7 @@ fn decode_classic(r: &mut Reader<'_>) -> Result<OsdMap> {
     fsid.copy_from_slice(r.bytes(16, "fsid")?);
     let epoch = r.u32("epoch")?;
     r.skip(16, "created/modified")?;
-    let pools = decode_pools(r)?;
+    let pools = decode_pools(r, &mut BTreeMap::new())?;
     let pool_names = decode_pool_names(r)?;
     let _pool_max = r.i32("pool_max")?;
     let flags = r.u32("flags")?;
@@ -361,58 +375,73 @@ fn decode_classic(r: &mut Reader<'_>) -> Result<OsdMap> {
 }
 
 fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
-    let wrapper_compat_offset = r.offset() + 1;
+    let mut lay = Layout { wrapper_start: r.offset(), ..Default::default() };
     let wrapper = r.section("OSDMap wrapper")?;
     if wrapper.compat > FORK_WRAPPER_COMPAT {
         return Err(DecodeError::UnsupportedVersion { what: "OSDMap wrapper", offset: wrapper.start, version: wrapper.version, compat: wrapper.compat, supported: "compat 7 (stock) and 8 (fork with recovery_weight)" });
     }
     let fork = wrapper.compat == FORK_WRAPPER_COMPAT;
-    let end = wrapper.body.offset() + wrapper.body.remaining();
+    lay.wrapper_body_start = wrapper.body.offset();
+    lay.wrapper_end = wrapper.body.offset() + wrapper.body.remaining();
     let mut w = wrapper.body;
+    lay.client_start = w.offset();
     let client = w.section("OSDMap client data")?;
     let cv = client.version;
     let mut c = client.body;
+    lay.client_body_start = c.offset();
+    lay.client_end = c.offset() + c.remaining();
     let mut fsid = [0u8; 16];
     fsid.copy_from_slice(c.bytes(16, "fsid")?);
     let epoch = c.u32("epoch")?;
     c.skip(16, "created/modified")?;
-    let pools = decode_pools(&mut c)?;
+    let s = c.offset();
+    let pools = decode_pools(&mut c, &mut lay.pool_blobs)?;
+    lay.pools = (s, c.offset());
     let pool_names = decode_pool_names(&mut c)?;
     let _pool_max = c.i32("pool_max")?;
     let flags = c.u32("flags")?;
     let max_osd = c.i32("max_osd")?;
     check_max_osd(&c, max_osd)?;
+    let s = c.offset();
     let osd_state = if cv >= 5 {
         c.vec_u32("osd_state")?
     } else {
         let n = c.count("osd_state", 1)?;
         c.bytes(n, "osd_state")?.iter().map(|&b| b as u32).collect()
     };
+    lay.osd_state = (s, c.offset());
+    let s = c.offset();
     let osd_weight = c.vec_u32("osd_weight")?;
-    let after_osd_weight = c.offset();
+    lay.osd_weight = (s, c.offset());
+    let s = c.offset();
     let recovery_weight = if fork {
-        let off = c.offset();
         let rw = c.vec_u32("recovery_weight")?;
         if rw.len() != max_osd as usize {
-            return Err(DecodeError::Invalid { what: "recovery_weight", offset: off, detail: format!("{} entries but max_osd is {}; the fork writes exactly max_osd", rw.len(), max_osd) });
+            return Err(DecodeError::Invalid { what: "recovery_weight", offset: s, detail: format!("{} entries but max_osd is {}; the fork writes exactly max_osd", rw.len(), max_osd) });
         }
         Some(rw)
     } else {
         None
     };
-    let after_recovery_weight = c.offset();
+    lay.recovery_weight = (s, c.offset());
     let n = c.count("osd client addresses", 1)?;
     for _ in 0..n {
         if cv >= 8 { skip_addrvec(&mut c)? } else { skip_addr(&mut c)? }
     }
+    let s = c.offset();
     let pg_temp = decode_pg_vec_map(&mut c, "pg_temp", false)?;
+    lay.pg_temp = (s, c.offset());
+    let s = c.offset();
     let primary_temp = decode_pg_i32_map(&mut c, "primary_temp")?;
+    lay.primary_temp = (s, c.offset());
+    let s = c.offset();
     let primary_affinity = if cv >= 2 {
         let v = c.vec_u32("primary_affinity")?;
         if v.is_empty() { None } else { Some(v) }
     } else {
         None
     };
+    lay.primary_affinity = (s, c.offset());
     let crush = decode_crush_blob(&mut c)?;
     let (mut pg_upmap, mut pg_upmap_items) = (BTreeMap::new(), BTreeMap::new());
     if cv >= 3 {
@@ -427,9 +456,15 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
             }
         }
     }
+    let s = c.offset();
+    lay.pg_upmap = (s, s);
+    lay.pg_upmap_items = (s, s);
     if cv >= 4 {
         pg_upmap = decode_pg_vec_map(&mut c, "pg_upmap", false)?;
+        lay.pg_upmap = (s, c.offset());
+        let s = c.offset();
         pg_upmap_items = decode_pg_pairs_map(&mut c, "pg_upmap_items")?;
+        lay.pg_upmap_items = (s, c.offset());
     }
     Ok(OsdMap {
         fsid,
@@ -448,13 +483,6 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
         pg_upmap,
         pg_upmap_items,
         encoding: Encoding::Wrapped { wrapper_version: wrapper.version, wrapper_compat: wrapper.compat, client_version: cv },
-        layout: Some(Layout {
-            wrapper_compat_offset,
-            wrapper_len_offset: wrapper.len_offset,
-            client_len_offset: client.len_offset,
-            after_osd_weight,
-            after_recovery_weight,
-            end,
-        }),
+        layout: Some(lay),
     })
 }
