@@ -7,6 +7,7 @@ pub mod crush;
 pub mod encode;
 pub mod error;
 pub mod hash;
+pub mod incremental;
 mod ln_table;
 pub mod mapper;
 pub mod osdmap;
