@@ -29,7 +29,38 @@ pub enum BucketData {
     List { item_weights: Vec<u32>, sum_weights: Vec<u32> },
     Tree { node_weights: Vec<u32> },
     Straw { item_weights: Vec<u32>, straws: Vec<u32> },
-    Straw2 { item_weights: Vec<u32> },
+    Straw2 { item_weights: Vec<u32>, recips: Vec<Recip> },
+}
+
+/// A precomputed exact reciprocal for dividing straw2's (negated) logarithm, which is below
+/// 2^49, by a 16.16 weight: `n / d == (n * m) >> shift` for every n < 2^49
+/// (Granlund–Montgomery, with m = floor(2^(49+l) / d) + 1 and l = ceil(log2 d)).
+/// `d` is kept so that a stale reciprocal (weights edited after `finalize`) is never used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recip {
+    pub d: u32,
+    pub m: u64,
+    pub shift: u32,
+}
+
+impl Recip {
+    pub const DIVIDEND_BITS: u32 = 49;
+
+    pub fn new(d: u32) -> Recip {
+        if d == 0 {
+            return Recip { d, m: 0, shift: 0 };
+        }
+        let l = 32 - (d - 1).leading_zeros(); // ceil(log2 d); 0 for d == 1
+        let shift = Self::DIVIDEND_BITS + l;
+        let m = ((1u128 << shift) / d as u128 + 1) as u64;
+        Recip { d, m, shift }
+    }
+
+    /// `n / d` for `n < 2^49`.
+    #[inline(always)]
+    pub fn div(&self, n: u64) -> u64 {
+        ((n as u128 * self.m as u128) >> self.shift) as u64
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +140,8 @@ impl Default for Tunables {
 pub struct ChooseArg {
     pub weight_set: Vec<Vec<u32>>,
     pub ids: Vec<i32>,
+    /// Reciprocals of `weight_set`, filled by `CrushMap::finalize`.
+    pub weight_set_recips: Vec<Vec<Recip>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -274,7 +307,7 @@ impl CrushMap {
                             return Err(r.invalid("choose_args ids", format!("{} ids for a bucket of {} items", ids.len(), bsize)));
                         }
                     }
-                    args[bi] = ChooseArg { weight_set: ws, ids };
+                    args[bi] = ChooseArg { weight_set: ws, ids, weight_set_recips: Vec::new() };
                 }
                 map.choose_args.insert(key, args);
             }
@@ -294,6 +327,16 @@ impl CrushMap {
             }
         }
         self.max_devices = max_devices;
+        for b in self.buckets.iter_mut().flatten() {
+            if let BucketData::Straw2 { item_weights, recips } = &mut b.data {
+                *recips = item_weights.iter().map(|&w| Recip::new(w)).collect();
+            }
+        }
+        for args in self.choose_args.values_mut() {
+            for a in args.iter_mut() {
+                a.weight_set_recips = a.weight_set.iter().map(|ws| ws.iter().map(|&w| Recip::new(w)).collect()).collect();
+            }
+        }
         self.have_uniform_rules = self
             .rules
             .iter()
@@ -388,7 +431,7 @@ fn decode_bucket(r: &mut Reader<'_>) -> Result<Option<Bucket>> {
             for _ in 0..size {
                 iw.push(r.u32("straw2 item weight")?);
             }
-            BucketData::Straw2 { item_weights: iw }
+            BucketData::Straw2 { item_weights: iw, recips: Vec::new() }
         }
     };
     Ok(Some(Bucket { id, type_id, alg, hash, weight, items, data }))

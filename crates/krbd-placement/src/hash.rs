@@ -23,7 +23,7 @@ fn mix(a: &mut u32, b: &mut u32, c: &mut u32) {
 }
 
 /// Hash of two values.
-#[inline]
+#[inline(always)]
 pub fn hash32_2(a: u32, b: u32) -> u32 {
     let (mut a, mut b) = (a, b);
     let mut h = SEED ^ a ^ b;
@@ -35,7 +35,7 @@ pub fn hash32_2(a: u32, b: u32) -> u32 {
 }
 
 /// Hash of three values.
-#[inline]
+#[inline(always)]
 pub fn hash32_3(a: u32, b: u32, c: u32) -> u32 {
     let (mut a, mut b, mut c) = (a, b, c);
     let mut h = SEED ^ a ^ b ^ c;
@@ -125,6 +125,28 @@ mod tests {
             let exact = ((x + 1) as f64).log2() * (1u64 << 44) as f64;
             let got = crush_ln(x) as f64;
             assert!((got - exact).abs() < (1u64 << 44) as f64 * 0.001, "crush_ln({x}) = {got}, log2 says {exact}");
+        }
+    }
+
+    #[test]
+    fn reciprocal_division_is_exact_for_every_straw2_draw() {
+        use crate::crush::Recip;
+        // Every possible dividend (one per 16-bit hash value) against a spread of weights,
+        // including the extremes.
+        let mut weights = vec![1u32, 2, 3, 0x7fff, 0x8000, 0x8001, 0xffff, 0x10000, 0x10001, 0x3_0000, 0x123_4567, u32::MAX - 1, u32::MAX];
+        let mut x = 12345u32;
+        for _ in 0..40 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            weights.push(x);
+            weights.push(x >> 12);
+        }
+        for &w in &weights {
+            let r = Recip::new(w);
+            for u in 0..0x10000u32 {
+                let ln = crush_ln(u) as i64 - 0x1_0000_0000_0000i64;
+                assert_eq!(-(r.div(ln.unsigned_abs()) as i64), ln / w as i64, "u {u} w {w}");
+            }
+            assert_eq!(r.div((1u64 << 49) - 1), ((1u64 << 49) - 1) / w as u64);
         }
     }
 

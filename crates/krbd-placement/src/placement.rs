@@ -11,8 +11,7 @@ use crate::osdmap::{OsdMap, PgId, Pool, DEFAULT_PRIMARY_AFFINITY, OSD_IN, POOL_F
 /// primary (-1 when there is none).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PgMapping {
-    pub pgid: String,
-    #[serde(skip)]
+    #[serde(rename = "pgid", serialize_with = "pg_as_string")]
     pub pg: PgId,
     pub raw: Vec<i32>,
     pub raw_primary: i32,
@@ -25,30 +24,38 @@ pub struct PgMapping {
 impl PgMapping {
     /// One line exactly as `osdmaptool --test-map-pgs-dump-all` prints it.
     pub fn osdmaptool_line(&self) -> String {
-        format!(
-            "{} raw ({}, p{}) up ({}, p{}) acting ({}, p{})",
-            self.pg,
-            fmt_set(&self.raw),
-            self.raw_primary,
-            fmt_set(&self.up),
-            self.up_primary,
-            fmt_set(&self.acting),
-            self.acting_primary
-        )
+        let mut s = String::with_capacity(96);
+        self.write_osdmaptool_line(&mut s);
+        s
+    }
+
+    /// Appends the `osdmaptool` line (without newline) to `s`.
+    pub fn write_osdmaptool_line(&self, s: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(s, "{} raw (", self.pg);
+        fmt_set(s, &self.raw);
+        let _ = write!(s, ", p{}) up (", self.raw_primary);
+        fmt_set(s, &self.up);
+        let _ = write!(s, ", p{}) acting (", self.up_primary);
+        fmt_set(s, &self.acting);
+        let _ = write!(s, ", p{})", self.acting_primary);
     }
 }
 
-fn fmt_set(v: &[i32]) -> String {
-    let mut s = String::with_capacity(2 + v.len() * 4);
+fn pg_as_string<S: serde::Serializer>(pg: &PgId, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(pg)
+}
+
+fn fmt_set(s: &mut String, v: &[i32]) {
+    use std::fmt::Write;
     s.push('[');
     for (i, o) in v.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
-        s.push_str(&o.to_string());
+        let _ = write!(s, "{o}");
     }
     s.push(']');
-    s
 }
 
 fn pick_primary(osds: &[i32]) -> i32 {
@@ -201,9 +208,13 @@ impl OsdMap {
         let (raw, pps) = self.pg_to_raw_osds(pool, pg, ws);
         let raw_primary = pick_primary(&raw);
         let (mut acting, mut acting_primary) = self.temp_osds(pool, pg);
-        let mut upmapped = raw.clone();
-        self.apply_upmap(pool, pg, &mut upmapped);
-        let mut up = self.raw_to_up(pool, pg, &upmapped);
+        let mut up = if self.pg_upmap.is_empty() && self.pg_upmap_items.is_empty() {
+            self.raw_to_up(pool, pg, &raw)
+        } else {
+            let mut upmapped = raw.clone();
+            self.apply_upmap(pool, pg, &mut upmapped);
+            self.raw_to_up(pool, pg, &upmapped)
+        };
         let mut up_primary = pick_primary(&up);
         self.apply_primary_affinity(pps, pool, &mut up, &mut up_primary);
         if acting.is_empty() {
@@ -212,18 +223,52 @@ impl OsdMap {
                 acting_primary = up_primary;
             }
         }
-        PgMapping { pgid: pg.to_string(), pg, raw, raw_primary, up, up_primary, acting, acting_primary }
+        PgMapping { pg, raw, raw_primary, up, up_primary, acting, acting_primary }
     }
 
     /// Maps every PG of every pool (or of one pool), in pool then PG order.
     pub fn map_all(&self, only_pool: Option<i64>) -> Vec<(i64, u32, Vec<PgMapping>)> {
-        let mut ws = Workspace::new();
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        self.map_all_threads(only_pool, threads)
+    }
+
+    /// `map_all` on a chosen number of threads (each PG is independent; results are
+    /// identical for any thread count).
+    pub fn map_all_threads(&self, only_pool: Option<i64>, threads: usize) -> Vec<(i64, u32, Vec<PgMapping>)> {
         let mut out = Vec::new();
         for (&id, pool) in &self.pools {
             if only_pool.is_some_and(|p| p != id) {
                 continue;
             }
-            let pgs = (0..pool.pg_num).map(|seed| self.map_pg(pool, PgId { pool: id, seed }, &mut ws)).collect();
+            let n = pool.pg_num;
+            let threads = threads.clamp(1, 64).min((n as usize / 4096).max(1));
+            let pgs = if threads == 1 {
+                let mut ws = Workspace::new();
+                (0..n).map(|seed| self.map_pg(pool, PgId { pool: id, seed }, &mut ws)).collect()
+            } else {
+                let chunk = n.div_ceil(threads as u32);
+                std::thread::scope(|sc| {
+                    let handles: Vec<_> = (0..threads as u32)
+                        .map(|t| {
+                            let (lo, hi) = (t * chunk, ((t + 1) * chunk).min(n));
+                            sc.spawn(move || {
+                                let mut ws = Workspace::new();
+                                (lo..hi).map(|seed| self.map_pg(pool, PgId { pool: id, seed }, &mut ws)).collect::<Vec<_>>()
+                            })
+                        })
+                        .collect();
+                    let mut all = Vec::with_capacity(n as usize);
+                    for h in handles {
+                        // A mapping thread cannot panic on any map (see mapper.rs); if it
+                        // did, re-raising keeps the failure visible instead of hiding PGs.
+                        match h.join() {
+                            Ok(v) => all.extend(v),
+                            Err(e) => std::panic::resume_unwind(e),
+                        }
+                    }
+                    all
+                })
+            };
             out.push((id, pool.pg_num, pgs));
         }
         out

@@ -122,10 +122,14 @@ fn run_map(a: MapArgs) -> i32 {
         use std::io::Write;
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
+        let mut line = String::with_capacity(128);
         for (id, pg_num, pgs) in &result {
             let _ = writeln!(out, "pool {id} pg_num {pg_num}");
             for m in pgs {
-                let _ = writeln!(out, "{}", m.osdmaptool_line());
+                line.clear();
+                m.write_osdmaptool_line(&mut line);
+                line.push('\n');
+                let _ = out.write_all(line.as_bytes());
             }
         }
         let _ = out.flush();
