@@ -79,3 +79,40 @@ fn bad_inputs_fail_with_documented_exit_codes() {
     forge().args(["placement", "map", "--recovery-weight", "osd.1=1.5"]).arg(corpus_map()).assert().code(2);
     forge().args(["placement", "map", "--recovery-weight", "osd.99=0.5"]).arg(corpus_map()).assert().code(2);
 }
+
+#[test]
+fn encode_fork_then_diff_and_plan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fork = tmp.path().join("fork.osdmap");
+    forge().args(["placement", "encode-fork", "--recovery-weight", "osd.2=0.5", "-o"]).arg(&fork).arg(corpus_map()).assert().success();
+    let data = std::fs::read(&fork).unwrap();
+    assert_eq!(data[1], 8, "fork maps carry wrapper compat 8");
+    // osdmaptool (stock Pacific) must refuse the fork map, as unpatched clients do.
+    let st = Command::new("osdmaptool").arg(&fork).arg("--print").output().unwrap();
+    assert!(!st.status.success(), "stock osdmaptool accepted a compat-8 map");
+
+    let same = forge().args(["placement", "diff", "--json"]).arg(corpus_map()).arg(corpus_map()).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&same.stdout).unwrap();
+    assert_eq!(v["changed"].as_array().unwrap().len(), 0);
+    assert_eq!(v["compared"], 533);
+
+    let d = forge().args(["placement", "diff", "--json"]).arg(corpus_map()).arg(&fork).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&d.stdout).unwrap();
+    let changed = v["changed"].as_array().unwrap();
+    assert!(!changed.is_empty());
+    for c in changed {
+        assert!(c["before"]["up"].as_array().unwrap().contains(&serde_json::json!(2)));
+        assert!(!c["after"]["up"].as_array().unwrap().contains(&serde_json::json!(2)));
+    }
+
+    let p = forge().args(["placement", "plan", "--osd", "osd.2", "--steps", "2", "--json"]).arg(&fork).output().unwrap();
+    assert!(p.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
+    assert_eq!(v["start_weight"], 0x8000);
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    // Ramping from 0.5 to 1.0 only ever gains PGs, and ends holding what the stock map holds.
+    let gained: usize = steps.iter().map(|s| s["gained"].as_array().unwrap().len()).sum();
+    assert_eq!(gained, changed.len());
+    assert!(steps.iter().all(|s| s["lost"].as_array().unwrap().is_empty()));
+}

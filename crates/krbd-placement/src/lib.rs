@@ -12,6 +12,7 @@ mod ln_table;
 pub mod mapper;
 pub mod osdmap;
 pub mod placement;
+pub mod plan;
 pub mod reader;
 
 pub use error::DecodeError;

@@ -23,6 +23,64 @@ pub enum PlacementCommand {
     /// Print every PG's raw, up and acting sets, line for line as
     /// `osdmaptool MAP --test-map-pgs-dump-all` does, so the two can be diffed.
     Map(MapArgs),
+    /// Show what ramping one OSD's recovery weight does, step by step: PGs that gain or lose
+    /// the OSD, PGs left undersized, and warnings for the rule's quirks.
+    Plan(PlanArgs),
+    /// List the PGs whose up or acting set differs between two maps.
+    Diff(DiffArgs),
+    /// Write a fork-format map (wrapper compat 8 with recovery_weight) from a stock or fork
+    /// map plus recovery weights, for the kernel selftest or a test cluster.
+    EncodeFork(EncodeForkArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EncodeForkArgs {
+    /// A binary OSDMap from Ceph 0.80 or newer (wrapped encoding).
+    pub map: PathBuf,
+    /// Recovery weights to set, as osd.N=W (others stay as they are, or 1.0).
+    #[arg(long = "recovery-weight", value_name = "osd.N=W", value_parser = parse_recovery_weight)]
+    pub recovery_weight: Vec<RecoveryWeight>,
+    /// Where to write the fork map (written whole to a temporary file, then renamed).
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// A binary OSDMap, stock or fork format.
+    pub map: PathBuf,
+    /// The OSD to ramp (a number or osd.N).
+    #[arg(long, value_parser = parse_osd)]
+    pub osd: i32,
+    /// Starting weight (0..=1 or 0xNNNN); default: the map's current recovery weight.
+    #[arg(long, value_parser = parse_weight)]
+    pub from: Option<u32>,
+    /// Final weight (0..=1 or 0xNNNN).
+    #[arg(long, value_parser = parse_weight, default_value = "1")]
+    pub to: u32,
+    /// Number of steps between --from and --to.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub steps: u32,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    pub map_a: PathBuf,
+    pub map_b: PathBuf,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_osd(s: &str) -> Result<i32, String> {
+    s.strip_prefix("osd.").unwrap_or(s).parse::<i32>().ok().filter(|n| *n >= 0).ok_or_else(|| format!("'{s}' is not an OSD like 3 or osd.3"))
+}
+
+fn parse_weight(s: &str) -> Result<u32, String> {
+    parse_recovery_weight(&format!("osd.0={s}")).map(|r| r.weight)
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +133,9 @@ fn parse_recovery_weight(s: &str) -> Result<RecoveryWeight, String> {
 pub fn run(args: PlacementArgs) -> i32 {
     match args.command {
         PlacementCommand::Map(a) => run_map(a),
+        PlacementCommand::Plan(a) => run_plan(a),
+        PlacementCommand::Diff(a) => run_diff(a),
+        PlacementCommand::EncodeFork(a) => run_encode_fork(a),
     }
 }
 
@@ -133,6 +194,138 @@ fn run_map(a: MapArgs) -> i32 {
             }
         }
         let _ = out.flush();
+    }
+    EXIT_OK
+}
+
+fn run_plan(a: PlanArgs) -> i32 {
+    let map = match load(&a.map) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    if a.osd >= map.max_osd {
+        eprintln!("error: osd.{} does not exist (max_osd is {})", a.osd, map.max_osd);
+        return EXIT_BAD_INPUT;
+    }
+    let current = map.recovery_weight.as_ref().and_then(|rw| rw.get(a.osd as usize).copied()).unwrap_or(OSD_IN);
+    let from = a.from.unwrap_or(current);
+    let weights = krbd_placement::plan::ramp_weights(from, a.to, a.steps);
+    let mut start = map.clone();
+    start.set_recovery_weight(a.osd, from);
+    let plan = krbd_placement::plan::plan_ramp(&start, a.osd, &weights);
+    if a.json {
+        match serde_json::to_string(&plan) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_BAD_INPUT;
+            }
+        }
+        return EXIT_OK;
+    }
+    println!("osd.{}: recovery weight {:#x} -> {:#x} in {} steps", a.osd, from, a.to, a.steps);
+    for w in &plan.warnings {
+        println!("warning: {w}");
+    }
+    for (i, st) in plan.steps.iter().enumerate() {
+        println!(
+            "step {} weight {:#07x} ({:.4}): holds {} PGs, +{} -{}, {} undersized",
+            i + 1,
+            st.weight,
+            st.weight as f64 / OSD_IN as f64,
+            st.holding,
+            st.gained.len(),
+            st.lost.len(),
+            st.undersized.len()
+        );
+        if !st.gained.is_empty() {
+            println!("  gains: {}", st.gained.join(" "));
+        }
+        if !st.lost.is_empty() {
+            println!("  loses: {}", st.lost.join(" "));
+        }
+        if !st.undersized.is_empty() {
+            println!("  undersized: {}", st.undersized.join(" "));
+        }
+    }
+    EXIT_OK
+}
+
+fn run_diff(a: DiffArgs) -> i32 {
+    let (ma, mb) = match (load(&a.map_a), load(&a.map_b)) {
+        (Ok(x), Ok(y)) => (x, y),
+        (Err(c), _) | (_, Err(c)) => return c,
+    };
+    let d = krbd_placement::plan::diff_maps(&ma, &mb);
+    if a.json {
+        match serde_json::to_string(&d) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_BAD_INPUT;
+            }
+        }
+        return EXIT_OK;
+    }
+    for c in &d.changed {
+        println!(
+            "{} up {:?} p{} -> {:?} p{}  acting {:?} p{} -> {:?} p{}",
+            c.before.pg,
+            c.before.up,
+            c.before.up_primary,
+            c.after.up,
+            c.after.up_primary,
+            c.before.acting,
+            c.before.acting_primary,
+            c.after.acting,
+            c.after.acting_primary
+        );
+    }
+    for p in &d.pools_only_in_a {
+        println!("pool {p} only in {}", a.map_a.display());
+    }
+    for p in &d.pools_only_in_b {
+        println!("pool {p} only in {}", a.map_b.display());
+    }
+    println!("{} of {} PGs changed", d.changed.len(), d.compared);
+    EXIT_OK
+}
+
+fn run_encode_fork(a: EncodeForkArgs) -> i32 {
+    let data = match std::fs::read(&a.map) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", a.map.display());
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let mut map = match OsdMap::decode(&data) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {}: {e}", a.map.display());
+            return EXIT_DECODE;
+        }
+    };
+    for rw in &a.recovery_weight {
+        if rw.osd >= map.max_osd {
+            eprintln!("error: osd.{} does not exist (max_osd is {})", rw.osd, map.max_osd);
+            return EXIT_BAD_INPUT;
+        }
+        map.set_recovery_weight(rw.osd, rw.weight);
+    }
+    let out = match map.encode_wrapped(&data, krbd_placement::encode::Flavor::Fork) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_DECODE;
+        }
+    };
+    // Nothing half-written: write beside the target, then rename over it.
+    let tmp = a.output.with_extension("partial");
+    if let Err(e) = std::fs::write(&tmp, &out).and_then(|_| std::fs::rename(&tmp, &a.output)) {
+        let _ = std::fs::remove_file(&tmp);
+        eprintln!("error: cannot write {}: {e}", a.output.display());
+        return EXIT_BAD_INPUT;
     }
     EXIT_OK
 }
