@@ -74,9 +74,10 @@ pub(crate) fn bucket_hash4(kind: u8, a: u32, b: u32, c: u32, d: u32) -> u32 {
     if kind == HASH_RJENKINS1 { hash32_4(a, b, c, d) } else { 0 }
 }
 
-/// 2^44 * log2(x + 1) in fixed point, for x in 0..=0xffff (straw2's draw).
+/// 2^44 * log2(x + 1) in fixed point, for x in 0..=0xffff (straw2's draw; higher bits of
+/// `xin` are ignored).
 pub fn crush_ln(xin: u32) -> u64 {
-    let mut x = xin.wrapping_add(1);
+    let mut x = (xin & 0xffff) + 1;
     let mut iexpon: i64 = 15;
     // Normalise so that bit 15 or 16 is the top bit.
     if x & 0x18000 == 0 {

@@ -77,7 +77,7 @@ impl CrushMap {
 
         let t = &self.tunables;
         // The stored total is a count of retries; the algorithm wants tries.
-        let mut choose_tries = t.choose_total_tries as i32 + 1;
+        let mut choose_tries = (t.choose_total_tries as i32).wrapping_add(1);
         let mut choose_leaf_tries = 0i32;
         let mut local_retries = t.choose_local_tries as i32;
         let mut local_fallback_retries = t.choose_local_fallback_tries as i32;
@@ -440,6 +440,9 @@ impl<'a> Ctx<'a> {
                 let mut retry_descent = false;
                 let mut in_b = bucket;
                 let mut flocal: u32 = 0;
+                // A valid map's hierarchy is acyclic, so a descent visits each bucket at most
+                // once; a corrupt map with a cycle must not hang the mapper.
+                let mut depth = 0usize;
                 loop {
                     let mut collide = false;
                     let mut retry_bucket = false;
@@ -467,12 +470,13 @@ impl<'a> Ctx<'a> {
                                 skip_rep = true;
                                 break;
                             }
+                            depth += 1;
                             match self.bucket_of(item) {
-                                Some(nb) => {
+                                Some(nb) if depth <= self.map.buckets.len() => {
                                     in_b = nb;
                                     continue;
                                 }
-                                None => {
+                                _ => {
                                     skip_rep = true;
                                     break;
                                 }
@@ -487,7 +491,8 @@ impl<'a> Ctx<'a> {
                         reject = false;
                         if !collide && recurse_to_leaf {
                             if item < 0 {
-                                let sub_r = if vary_r != 0 { r >> (vary_r - 1) } else { 0 };
+                                // Shift counts are masked to 5 bits, as the x86 instruction the C code compiles to does.
+                                let sub_r = if vary_r != 0 { r.wrapping_shr(vary_r - 1) } else { 0 };
                                 let sub = self.bucket_of(item);
                                 let got = match (sub, out2.as_deref_mut()) {
                                     (Some(sb), Some(o2)) => self.choose_firstn(
@@ -526,7 +531,7 @@ impl<'a> Ctx<'a> {
                         flocal += 1;
                         if collide && flocal <= local_retries {
                             retry_bucket = true;
-                        } else if local_fallback_retries > 0 && flocal <= in_size + local_fallback_retries {
+                        } else if local_fallback_retries > 0 && flocal <= in_size.saturating_add(local_fallback_retries) {
                             retry_bucket = true;
                         } else if ftotal < tries {
                             retry_descent = true;
@@ -584,6 +589,7 @@ impl<'a> Ctx<'a> {
                     continue;
                 }
                 let mut in_b = bucket;
+                let mut depth = 0usize;
                 loop {
                     let mut r = (rep as i32).wrapping_add(parent_r);
                     let in_size = in_b.items.len() as i32;
@@ -618,12 +624,13 @@ impl<'a> Ctx<'a> {
                             left -= 1;
                             break;
                         }
+                        depth += 1;
                         match self.bucket_of(item) {
-                            Some(nb) => {
+                            Some(nb) if depth <= self.map.buckets.len() => {
                                 in_b = nb;
                                 continue;
                             }
-                            None => {
+                            _ => {
                                 set_none(out, &mut out2);
                                 left -= 1;
                                 break;
