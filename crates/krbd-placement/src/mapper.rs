@@ -2,6 +2,10 @@
 //! Ceph's `src/crush/mapper.c` as of Pacific. Malformed maps never panic here: where the C
 //! code would read out of bounds, this code treats the item as unusable instead.
 
+// The loops keep the shape of the reference algorithm (index loops, separate retry branches
+// that happen to do the same thing) so that it can be checked against it line by line.
+#![allow(clippy::needless_range_loop, clippy::if_same_then_else, clippy::manual_is_multiple_of)]
+
 use crate::crush::{op, Bucket, BucketData, ChooseArg, CrushMap, ITEM_NONE, ITEM_UNDEF};
 use crate::hash::{bucket_hash3, bucket_hash4, crush_ln, hash32_2};
 
@@ -97,36 +101,30 @@ impl CrushMap {
                         wsize = 1;
                     }
                 }
-                op::SET_CHOOSE_TRIES => {
-                    if step.arg1 > 0 {
+                op::SET_CHOOSE_TRIES
+                    if step.arg1 > 0 => {
                         choose_tries = step.arg1;
                     }
-                }
-                op::SET_CHOOSELEAF_TRIES => {
-                    if step.arg1 > 0 {
+                op::SET_CHOOSELEAF_TRIES
+                    if step.arg1 > 0 => {
                         choose_leaf_tries = step.arg1;
                     }
-                }
-                op::SET_CHOOSE_LOCAL_TRIES => {
-                    if step.arg1 >= 0 {
+                op::SET_CHOOSE_LOCAL_TRIES
+                    if step.arg1 >= 0 => {
                         local_retries = step.arg1;
                     }
-                }
-                op::SET_CHOOSE_LOCAL_FALLBACK_TRIES => {
-                    if step.arg1 >= 0 {
+                op::SET_CHOOSE_LOCAL_FALLBACK_TRIES
+                    if step.arg1 >= 0 => {
                         local_fallback_retries = step.arg1;
                     }
-                }
-                op::SET_CHOOSELEAF_VARY_R => {
-                    if step.arg1 >= 0 {
+                op::SET_CHOOSELEAF_VARY_R
+                    if step.arg1 >= 0 => {
                         vary_r = step.arg1;
                     }
-                }
-                op::SET_CHOOSELEAF_STABLE => {
-                    if step.arg1 >= 0 {
+                op::SET_CHOOSELEAF_STABLE
+                    if step.arg1 >= 0 => {
                         stable = step.arg1;
                     }
-                }
                 op::CHOOSE_FIRSTN | op::CHOOSELEAF_FIRSTN | op::CHOOSE_INDEP | op::CHOOSELEAF_INDEP => {
                     if step.op == op::CHOOSE_FIRSTN || step.op == op::CHOOSELEAF_FIRSTN {
                         firstn = true;

@@ -194,9 +194,7 @@ fn crush_text(alg: &str) -> String {
     s += "rule osd_rule {\n\tid 2\n\ttype replicated\n\tmin_size 1\n\tmax_size 10\n\tstep take default\n\tstep choose firstn 0 type osd\n\tstep emit\n}\n";
     s += "rule ec_osd_rule {\n\tid 3\n\ttype erasure\n\tmin_size 3\n\tmax_size 10\n\tstep take default\n\tstep choose indep 0 type host\n\tstep choose indep 1 type osd\n\tstep emit\n}\n";
     if alg == "straw2" {
-        s += &format!(
-            "choose_args 1 {{\n  {{\n    bucket_id -1\n    weight_set [\n      [ 1.000 2.000 3.000 0.500 ]\n      [ 3.000 1.000 1.000 2.000 ]\n    ]\n  }}\n  {{\n    bucket_id -2\n    weight_set [\n      [ 0.500 2.000 1.000 ]\n    ]\n    ids [ -20 -21 -22 ]\n  }}\n}}\n"
-        );
+        s += "choose_args 1 {\n  {\n    bucket_id -1\n    weight_set [\n      [ 1.000 2.000 3.000 0.500 ]\n      [ 3.000 1.000 1.000 2.000 ]\n    ]\n  }\n  {\n    bucket_id -2\n    weight_set [\n      [ 0.500 2.000 1.000 ]\n    ]\n    ids [ -20 -21 -22 ]\n  }\n}\n";
     }
     s
 }
