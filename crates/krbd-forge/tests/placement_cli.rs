@@ -68,11 +68,11 @@ fn recovery_weight_override_moves_pgs() {
 #[test]
 fn bad_inputs_fail_with_documented_exit_codes() {
     let tmp = tempfile::tempdir().unwrap();
-    forge().args(["placement", "map"]).arg(tmp.path().join("missing")).assert().code(2);
+    forge().args(["placement", "map"]).arg(tmp.path().join("missing")).assert().code(9);
     let junk = tmp.path().join("junk");
     std::fs::write(&junk, [8u8, 7, 0xff, 0xff, 0xff, 0x7f, 1, 2]).unwrap();
     let out = forge().args(["placement", "map"]).arg(&junk).output().unwrap();
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(5));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("ends early"), "{err}");
     forge().args(["placement", "map", "--pool", "999"]).arg(corpus_map()).assert().code(2);

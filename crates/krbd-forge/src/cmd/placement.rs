@@ -6,13 +6,20 @@ use clap::{Args, Subcommand};
 use krbd_placement::osdmap::OSD_IN;
 use krbd_placement::OsdMap;
 
-/// Exit codes of `placement` commands.
+/// Exit codes of `placement` commands, the same numbers the other subcommands use.
 pub const EXIT_OK: i32 = 0;
-pub const EXIT_BAD_INPUT: i32 = 2;
-pub const EXIT_DECODE: i32 = 3;
+pub const EXIT_INTERNAL: i32 = 1;
+/// A flag names something the map does not have (pool, OSD), or a bad value.
+pub const EXIT_USAGE: i32 = 2;
+/// The map or incremental is corrupt, truncated or not of a supported encoding.
+pub const EXIT_BAD_INPUT: i32 = 5;
+/// A file cannot be read or written.
+pub const EXIT_ENVIRONMENT: i32 = 9;
+
+const PLACEMENT_EXIT_HELP: &str = "Exit codes: 0 success, 1 internal error, 2 usage error (bad flag, unknown pool or OSD), 5 the map is corrupt or of an unsupported encoding, 9 a file cannot be read or written.";
 
 #[derive(Debug, Args)]
-#[command(after_help = "Exit codes: 0 success, 2 unreadable file or bad argument, 3 the map could not be decoded.")]
+#[command(after_help = PLACEMENT_EXIT_HELP)]
 pub struct PlacementArgs {
     #[command(subcommand)]
     pub command: PlacementCommand,
@@ -22,14 +29,18 @@ pub struct PlacementArgs {
 pub enum PlacementCommand {
     /// Print every PG's raw, up and acting sets, line for line as
     /// `osdmaptool MAP --test-map-pgs-dump-all` does, so the two can be diffed.
+    #[command(after_help = PLACEMENT_EXIT_HELP)]
     Map(MapArgs),
     /// Show what ramping one OSD's recovery weight does, step by step: PGs that gain or lose
     /// the OSD, PGs left undersized, and warnings for the rule's quirks.
+    #[command(after_help = PLACEMENT_EXIT_HELP)]
     Plan(PlanArgs),
     /// List the PGs whose up or acting set differs between two maps.
+    #[command(after_help = PLACEMENT_EXIT_HELP)]
     Diff(DiffArgs),
     /// Write a fork-format map (wrapper compat 8 with recovery_weight) from a stock or fork
     /// map plus recovery weights, for the kernel selftest or a test cluster.
+    #[command(after_help = PLACEMENT_EXIT_HELP)]
     EncodeFork(EncodeForkArgs),
 }
 
@@ -144,12 +155,12 @@ fn load(path: &PathBuf) -> Result<OsdMap, i32> {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", path.display());
-            return Err(EXIT_BAD_INPUT);
+            return Err(EXIT_ENVIRONMENT);
         }
     };
     OsdMap::decode(&data).map_err(|e| {
         eprintln!("error: {}: {e}", path.display());
-        EXIT_DECODE
+        EXIT_BAD_INPUT
     })
 }
 
@@ -161,14 +172,14 @@ fn run_map(a: MapArgs) -> i32 {
     for rw in &a.recovery_weight {
         if rw.osd >= map.max_osd {
             eprintln!("error: osd.{} does not exist (max_osd is {})", rw.osd, map.max_osd);
-            return EXIT_BAD_INPUT;
+            return EXIT_USAGE;
         }
         map.set_recovery_weight(rw.osd, rw.weight);
     }
     if let Some(p) = a.pool {
         if !map.pools.contains_key(&p) {
             eprintln!("error: pool {p} is not in the map (pools: {:?})", map.pools.keys().collect::<Vec<_>>());
-            return EXIT_BAD_INPUT;
+            return EXIT_USAGE;
         }
     }
     let result = map.map_all(a.pool);
@@ -205,7 +216,7 @@ fn run_plan(a: PlanArgs) -> i32 {
     };
     if a.osd >= map.max_osd {
         eprintln!("error: osd.{} does not exist (max_osd is {})", a.osd, map.max_osd);
-        return EXIT_BAD_INPUT;
+        return EXIT_USAGE;
     }
     let current = map.recovery_weight.as_ref().and_then(|rw| rw.get(a.osd as usize).copied()).unwrap_or(OSD_IN);
     let from = a.from.unwrap_or(current);
@@ -218,7 +229,7 @@ fn run_plan(a: PlanArgs) -> i32 {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("error: {e}");
-                return EXIT_BAD_INPUT;
+                return EXIT_INTERNAL;
             }
         }
         return EXIT_OK;
@@ -262,7 +273,7 @@ fn run_diff(a: DiffArgs) -> i32 {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("error: {e}");
-                return EXIT_BAD_INPUT;
+                return EXIT_INTERNAL;
             }
         }
         return EXIT_OK;
@@ -296,20 +307,20 @@ fn run_encode_fork(a: EncodeForkArgs) -> i32 {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", a.map.display());
-            return EXIT_BAD_INPUT;
+            return EXIT_ENVIRONMENT;
         }
     };
     let mut map = match OsdMap::decode(&data) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {}: {e}", a.map.display());
-            return EXIT_DECODE;
+            return EXIT_BAD_INPUT;
         }
     };
     for rw in &a.recovery_weight {
         if rw.osd >= map.max_osd {
             eprintln!("error: osd.{} does not exist (max_osd is {})", rw.osd, map.max_osd);
-            return EXIT_BAD_INPUT;
+            return EXIT_USAGE;
         }
         map.set_recovery_weight(rw.osd, rw.weight);
     }
@@ -317,7 +328,7 @@ fn run_encode_fork(a: EncodeForkArgs) -> i32 {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
-            return EXIT_DECODE;
+            return EXIT_BAD_INPUT;
         }
     };
     // Nothing half-written: write beside the target, then rename over it.
@@ -325,7 +336,7 @@ fn run_encode_fork(a: EncodeForkArgs) -> i32 {
     if let Err(e) = std::fs::write(&tmp, &out).and_then(|_| std::fs::rename(&tmp, &a.output)) {
         let _ = std::fs::remove_file(&tmp);
         eprintln!("error: cannot write {}: {e}", a.output.display());
-        return EXIT_BAD_INPUT;
+        return EXIT_ENVIRONMENT;
     }
     EXIT_OK
 }
