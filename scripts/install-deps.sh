@@ -2,15 +2,30 @@
 # Installs the Debian packages that krbd-forge and its test suite use. Idempotent; run as root.
 #   scripts/install-deps.sh          everything (build, boot test, cluster, packaging tools)
 #   scripts/install-deps.sh build    only what `krbd-forge build` needs
+#   scripts/install-deps.sh bench    build + what scripts/bench-build.sh's full-tree build needs
 set -euo pipefail
 
-build_pkgs=(gcc-12 make libelf1 binutils xz-utils apt-utils ca-certificates)
+# gcc-12: Debian 12's kernels are built with it; dwarves: pahole, for the BTF that the
+# kernels embed in modules.
+build_pkgs=(gcc-12 make libelf1 binutils dwarves xz-utils ca-certificates)
+bench_pkgs=(flex bison bc libelf-dev libssl-dev python3)
 test_pkgs=(qemu-system-x86 busybox-static cpio kmod rpm
            ceph-mon ceph-osd ceph-mgr ceph-common ceph-base iproute2)
 
 want=("${build_pkgs[@]}")
-if [ "${1:-all}" != build ]; then
-    want+=("${test_pkgs[@]}")
+case "${1:-all}" in
+    build) ;;
+    bench) want+=("${bench_pkgs[@]}") ;;
+    *) want+=("${test_pkgs[@]}") ;;
+esac
+
+# krbd-forge resolves kernels through apt's index: it must have been fetched once.
+if ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps: apt has no package lists; run 'apt-get update' as root" >&2
+        exit 1
+    fi
+    apt-get update -qq
 fi
 
 missing=()

@@ -3,8 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-# apt-cache needs package lists; `krbd-forge` resolves targets from them.
-if [ -z "$(ls /var/lib/apt/lists/ 2>/dev/null | grep -c Packages | grep -v '^0$')" ]; then
-    apt-get update -qq
-fi
+# Real kernel packages are large: keep the tests' package cache across checkouts.
+export KRBD_TEST_CACHE=${KRBD_TEST_CACHE:-/var/tmp/krbd-forge-test-cache}
 cargo test --workspace --release -- --test-threads="$(nproc)"

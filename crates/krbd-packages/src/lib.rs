@@ -1,1 +1,22 @@
-//! Debian packages and the cache. (being written)
+//! Debian packages and the content-addressed cache.
+//!
+//! - [`deb`]: a `.deb` is an `ar` archive of `debian-binary`, `control.tar.*` and `data.tar.*`;
+//!   [`deb::DebArchive`] reads them in one streaming pass, without `dpkg`.
+//! - [`compress`]: the tar members' compressions (xz, zstd, gzip), with liblzma's multi-threaded
+//!   decoder for large xz streams.
+//! - [`archive_path`]: where an archive entry may land (never outside its folder).
+//! - [`cache`]: the tool's content-addressed cache with atomic, lock-protected entries.
+//! - [`apt`]: apt's view of the archive (`apt-cache`) and downloads (`apt-get download`).
+//! - [`version`]: Debian version ordering.
+
+pub mod apt;
+pub mod archive_path;
+pub mod cache;
+pub mod compress;
+pub mod deb;
+pub mod error;
+pub mod extract;
+pub mod hash;
+pub mod version;
+
+pub use error::PackageError;

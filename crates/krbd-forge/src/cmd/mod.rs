@@ -1,10 +1,22 @@
+//! Subcommands. Each turns its raw flags into validated library objects once, runs, and
+//! maps library errors to the exit codes documented in `--help`.
+
+mod build;
+mod check;
+mod exit;
+mod patch;
+mod placement;
+mod terminal;
+mod targets;
+
 use clap::{Parser, Subcommand};
 
-pub mod placement;
+pub use exit::EXIT_CODES_HELP;
 
-/// Build, prove and ship patched Ceph kernel client modules (libceph, ceph, rbd).
+/// Build, prove and ship patched Ceph kernel client modules (libceph, ceph, rbd) for the
+/// exact kernel a customer runs.
 #[derive(Debug, Parser)]
-#[command(name = "krbd-forge", version, about, long_about = None)]
+#[command(name = "krbd-forge", version, about, after_long_help = EXIT_CODES_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -12,15 +24,41 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build libceph.ko, ceph.ko and rbd.ko for a Debian kernel release.
-    Build,
-    /// Placement model: map PGs from an OSDMap exactly as Ceph does (see `placement --help`).
+    /// Build libceph.ko, ceph.ko and rbd.ko for a kernel release.
+    Build(build::BuildArgs),
+    /// List the kernel releases that can be built, and what is already cached.
+    Targets(targets::TargetsArgs),
+    /// Work with patch series (`patch check`: which variant applies to a source, and how).
+    Patch(patch::PatchArgs),
+    /// Check offline whether modules would load on a target kernel, as its loader decides.
+    Check(check::CheckArgs),
+    /// Placement model: map PGs from an OSDMap exactly as Ceph does, plan recovery_weight
+    /// ramps, diff maps, write fork-format maps (see `placement --help`).
     Placement(placement::PlacementArgs),
 }
 
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Build => 0,
-        Command::Placement(a) => placement::run(a),
+        Command::Build(args) => build::run(args),
+        Command::Targets(args) => targets::run(args),
+        Command::Patch(args) => patch::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Placement(args) => placement::run(args),
+    }
+}
+
+/// Flags shared by the commands that use the cache.
+#[derive(Debug, clap::Args)]
+pub struct CacheArgs {
+    /// The cache folder (packages, extracted headers and sources, builds).
+    /// [default: $XDG_CACHE_HOME/krbd-forge or ~/.cache/krbd-forge]
+    #[arg(long, value_name = "DIR", env = "KRBD_FORGE_CACHE")]
+    pub cache_dir: Option<std::path::PathBuf>,
+}
+
+impl CacheArgs {
+    pub fn open(&self) -> Result<krbd_packages::cache::Cache, krbd_packages::PackageError> {
+        let root = self.cache_dir.clone().unwrap_or_else(krbd_packages::cache::Cache::default_root);
+        krbd_packages::cache::Cache::open(root)
     }
 }

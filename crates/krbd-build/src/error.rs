@@ -1,0 +1,109 @@
+use crate::patch::SeriesError;
+use krbd_packages::PackageError;
+use std::path::PathBuf;
+
+/// Everything that can stop a build. The CLI maps each variant to a documented exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{release:?} is not a kernel release ({reason})")]
+    BadRelease { release: String, reason: String },
+
+    #[error("apt offers no kernel {release}{}", near_list(.near))]
+    UnknownRelease { release: String, near: Vec<String> },
+
+    #[error("apt has no {package}={version}, the source of {release}; pass the tarball with --source-tarball")]
+    SourceUnavailable {
+        release: String,
+        package: String,
+        version: String,
+    },
+
+    #[error(transparent)]
+    Package(#[from] PackageError),
+
+    #[error("{archive}: no Ceph sources in it (missing {}); is this a Linux source tarball?", missing.join(", "))]
+    NoCephSources { archive: PathBuf, missing: Vec<String> },
+
+    #[error(transparent)]
+    Series(#[from] SeriesError),
+
+    #[error("{headers}: not a usable kernel headers folder ({reason})")]
+    BadHeaders { headers: PathBuf, reason: String },
+
+    #[error("--kernel {requested} does not match the headers in {headers}, which are for {found}")]
+    ReleaseMismatch {
+        requested: String,
+        found: String,
+        headers: PathBuf,
+    },
+
+    #[error("{release} has {option}={value}; krbd-forge builds it only as a module (=m), so there is nothing to replace")]
+    NotAModule {
+        release: String,
+        option: String,
+        value: String,
+    },
+
+    #[error("the kernel was built with `{compiler}`, which is not installed; install it with `apt-get install {package}`")]
+    CompilerMissing { compiler: String, package: String },
+
+    #[error("the kernel was built with {wanted:?} but `{compiler}` is {found:?}; modules built with another compiler may not load or may misbehave")]
+    CompilerMismatch {
+        compiler: String,
+        wanted: String,
+        found: String,
+    },
+
+    #[error("`{tool}` is needed ({why}); install it with `apt-get install {package}`")]
+    ToolMissing {
+        tool: String,
+        package: String,
+        why: String,
+    },
+
+    #[error("compiling {module} failed; the full log is {log}:\n{}", first_errors.join("\n"))]
+    CompileFailed {
+        module: String,
+        log: PathBuf,
+        first_errors: Vec<String>,
+    },
+
+    #[error(transparent)]
+    Check(#[from] krbd_kmod::CheckError),
+
+    #[error("the modules built for {release} would not load there:\n  {}", verdicts.join("\n  "))]
+    WouldNotLoad { release: String, verdicts: Vec<String> },
+
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn near_list(near: &[String]) -> String {
+    if near.is_empty() {
+        "; `krbd-forge targets` lists what can be built".into()
+    } else {
+        format!("; near ones: {} (`krbd-forge targets` lists all)", near.join(", "))
+    }
+}
+
+impl BuildError {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| BuildError::Io { op, path, source }
+    }
+
+    /// The I/O error kind underneath, to tell "no space" or "no permission" apart.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            BuildError::Io { source, .. } => Some(source.kind()),
+            BuildError::Package(p) => p.io_kind(),
+            BuildError::Series(SeriesError::Io { source, .. }) => Some(source.kind()),
+            _ => None,
+        }
+    }
+}

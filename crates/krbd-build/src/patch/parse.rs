@@ -1,0 +1,288 @@
+//! Unified diffs, as `git format-patch` and `diff -u` write them.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HunkLine {
+    Context(String),
+    Remove(String),
+    Add(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hunk {
+    /// 1-based first line in the old file (for an empty old side: the line after which to insert).
+    pub old_start: usize,
+    pub old_len: usize,
+    pub new_start: usize,
+    pub new_len: usize,
+    /// The `@@ ... @@` line as written.
+    pub header: String,
+    pub lines: Vec<HunkLine>,
+}
+
+impl Hunk {
+    /// The lines the old file must contain (context and removals).
+    pub fn old_lines(&self) -> impl Iterator<Item = &str> {
+        self.lines.iter().filter_map(|l| match l {
+            HunkLine::Context(s) | HunkLine::Remove(s) => Some(s.as_str()),
+            HunkLine::Add(_) => None,
+        })
+    }
+
+    /// The hunk as it appears in the patch, for error messages.
+    pub fn text(&self) -> String {
+        let mut s = self.header.clone();
+        for l in &self.lines {
+            s.push('\n');
+            match l {
+                HunkLine::Context(t) => {
+                    s.push(' ');
+                    s.push_str(t)
+                }
+                HunkLine::Remove(t) => {
+                    s.push('-');
+                    s.push_str(t)
+                }
+                HunkLine::Add(t) => {
+                    s.push('+');
+                    s.push_str(t)
+                }
+            }
+        }
+        s
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePatch {
+    /// Path after stripping one leading component (`-p1`); `None` for /dev/null.
+    pub old_path: Option<String>,
+    pub new_path: Option<String>,
+    pub hunks: Vec<Hunk>,
+}
+
+impl FilePatch {
+    /// The path this patch changes (the new name, or the old one for a deletion).
+    pub fn target(&self) -> &str {
+        self.new_path.as_deref().or(self.old_path.as_deref()).unwrap_or("")
+    }
+}
+
+/// A parsed patch file: its description (the mail headers and message) and file changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchFile {
+    pub subject: String,
+    pub description: String,
+    pub files: Vec<FilePatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[error("line {line}: {reason}")]
+pub struct ParseError {
+    pub line: usize,
+    pub reason: String,
+}
+
+fn strip_p1(path: &str) -> Option<String> {
+    // Drop a trailing timestamp (`diff -u` writes "name\tdate").
+    let path = path.split('\t').next().unwrap_or(path).trim_end();
+    if path == "/dev/null" {
+        return None;
+    }
+    Some(match path.split_once('/') {
+        Some((_, rest)) => rest.to_string(),
+        None => path.to_string(),
+    })
+}
+
+fn parse_range(s: &str, line: usize) -> Result<(usize, usize), ParseError> {
+    let bad = || ParseError {
+        line,
+        reason: format!("bad hunk range {s:?}"),
+    };
+    let (start, len) = match s.split_once(',') {
+        Some((a, b)) => (a, b),
+        None => (s, "1"),
+    };
+    Ok((start.parse().map_err(|_| bad())?, len.parse().map_err(|_| bad())?))
+}
+
+impl PatchFile {
+    pub fn parse(text: &str) -> Result<PatchFile, ParseError> {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut files: Vec<FilePatch> = Vec::new();
+        let mut description = Vec::new();
+        let mut subject = String::new();
+        let mut i = 0;
+        while i < lines.len() {
+            let l = lines[i];
+            if l.starts_with("--- ") && i + 1 < lines.len() && lines[i + 1].starts_with("+++ ") {
+                files.push(FilePatch {
+                    old_path: strip_p1(&l[4..]),
+                    new_path: strip_p1(&lines[i + 1][4..]),
+                    hunks: Vec::new(),
+                });
+                i += 2;
+                continue;
+            }
+            if l.starts_with("@@ ") {
+                let Some(file) = files.last_mut() else {
+                    return Err(ParseError {
+                        line: i + 1,
+                        reason: "hunk before any ---/+++ file header".into(),
+                    });
+                };
+                let inner = l[3..].split(" @@").next().unwrap_or("");
+                let mut parts = inner.split_whitespace();
+                let (old, new) = match (parts.next(), parts.next()) {
+                    (Some(o), Some(n)) if o.starts_with('-') && n.starts_with('+') => (o, n),
+                    _ => {
+                        return Err(ParseError {
+                            line: i + 1,
+                            reason: format!("bad hunk header {l:?}"),
+                        })
+                    }
+                };
+                let (old_start, old_len) = parse_range(&old[1..], i + 1)?;
+                let (new_start, new_len) = parse_range(&new[1..], i + 1)?;
+                let mut hunk = Hunk {
+                    old_start,
+                    old_len,
+                    new_start,
+                    new_len,
+                    header: l.to_string(),
+                    lines: Vec::new(),
+                };
+                let (mut old_left, mut new_left) = (old_len, new_len);
+                i += 1;
+                while old_left > 0 || new_left > 0 {
+                    let Some(body) = lines.get(i) else {
+                        return Err(ParseError {
+                            line: i,
+                            reason: format!("hunk {:?} ends early (patch truncated?)", hunk.header),
+                        });
+                    };
+                    let (kind, rest) = match body.chars().next() {
+                        Some(c) => (c, &body[c.len_utf8()..]),
+                        // Some mailers drop the space of an empty context line.
+                        None => (' ', ""),
+                    };
+                    match kind {
+                        ' ' if old_left > 0 && new_left > 0 => {
+                            hunk.lines.push(HunkLine::Context(rest.to_string()));
+                            old_left -= 1;
+                            new_left -= 1;
+                        }
+                        '-' if old_left > 0 => {
+                            hunk.lines.push(HunkLine::Remove(rest.to_string()));
+                            old_left -= 1;
+                        }
+                        '+' if new_left > 0 => {
+                            hunk.lines.push(HunkLine::Add(rest.to_string()));
+                            new_left -= 1;
+                        }
+                        '\\' => {}
+                        _ => {
+                            return Err(ParseError {
+                                line: i + 1,
+                                reason: format!(
+                                    "line {body:?} does not fit hunk {:?} ({old_left} old and {new_left} new lines still expected)",
+                                    hunk.header
+                                ),
+                            })
+                        }
+                    }
+                    i += 1;
+                }
+                file.hunks.push(hunk);
+                continue;
+            }
+            if files.is_empty() {
+                if let Some(s) = l.strip_prefix("Subject: ") {
+                    subject = s.trim_start_matches("[PATCH] ").to_string();
+                }
+                description.push(l);
+            }
+            i += 1;
+        }
+        if files.is_empty() {
+            return Err(ParseError {
+                line: lines.len(),
+                reason: "no file changes (no ---/+++ headers) found".into(),
+            });
+        }
+        if let Some(f) = files.iter().find(|f| f.hunks.is_empty()) {
+            return Err(ParseError {
+                line: lines.len(),
+                reason: format!("file {} has no hunks", f.target()),
+            });
+        }
+        Ok(PatchFile {
+            subject,
+            description: description.join("\n"),
+            files,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIT_PATCH: &str = "From 1234 Mon Sep 17 00:00:00 2001
+From: A Hacker <a@example.com>
+Subject: [PATCH] libceph: say hello
+
+Explain why.
+---
+ net/ceph/x.c | 1 +
+
+diff --git a/net/ceph/x.c b/net/ceph/x.c
+--- a/net/ceph/x.c
++++ b/net/ceph/x.c
+@@ -1,3 +1,4 @@ int f(void)
+ a
+-b
++B
++C
+ c
+@@ -10 +11 @@
+-z
++Z
+-- 
+2.39.2
+";
+
+    #[test]
+    fn parses_git_format_patch() {
+        let p = PatchFile::parse(GIT_PATCH).unwrap();
+        assert_eq!(p.subject, "libceph: say hello");
+        assert!(p.description.contains("Explain why."));
+        assert_eq!(p.files.len(), 1);
+        let f = &p.files[0];
+        assert_eq!(f.target(), "net/ceph/x.c");
+        assert_eq!(f.hunks.len(), 2);
+        assert_eq!(f.hunks[0].old_lines().collect::<Vec<_>>(), vec!["a", "b", "c"]);
+        assert_eq!((f.hunks[1].old_start, f.hunks[1].old_len), (10, 1));
+    }
+
+    #[test]
+    fn truncated_hunk_is_an_error() {
+        let cut = &GIT_PATCH[..GIT_PATCH.find(" c\n").unwrap()];
+        let e = PatchFile::parse(cut).unwrap_err();
+        assert!(e.reason.contains("ends early"), "{e}");
+    }
+
+    #[test]
+    fn text_without_diff_is_an_error() {
+        assert!(PatchFile::parse("just prose\n").is_err());
+    }
+
+    #[test]
+    fn dev_null_means_new_file() {
+        let p = PatchFile::parse("--- /dev/null\n+++ b/new.c\n@@ -0,0 +1 @@\n+x\n").unwrap();
+        assert_eq!(p.files[0].old_path, None);
+        assert_eq!(p.files[0].new_path.as_deref(), Some("new.c"));
+    }
+}

@@ -1,0 +1,114 @@
+use super::terminal::Terminal;
+use super::CacheArgs;
+use krbd_build::pipeline::{self, SourceSpec};
+use krbd_build::{BuildError, KernelRelease};
+use std::path::PathBuf;
+
+/// Work with patch series.
+#[derive(Debug, clap::Args)]
+pub struct PatchArgs {
+    #[command(subcommand)]
+    command: PatchCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum PatchCommand {
+    /// Report, for each variant of a series, which hunks apply to a kernel source and how
+    /// (applied, offset, fuzz, failed), without building anything. Exits 0 when at least
+    /// one variant applies, 6 when none does.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
+    /// The kernel source: an unpacked tree, a tarball (.tar.xz/.gz/.zst) or linux-source
+    /// .deb, or a Debian kernel release (its linux-source is fetched through apt).
+    #[arg(long, value_name = "TREE|TARBALL|RELEASE")]
+    source: String,
+
+    /// The series (a name under patches/ or a folder).
+    #[arg(long, value_name = "SERIES", default_value = "recovery-weight")]
+    series: String,
+
+    #[command(flatten)]
+    cache: CacheArgs,
+
+    /// Print JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: PatchArgs) -> i32 {
+    match args.command {
+        PatchCommand::Check(a) => check(a),
+    }
+}
+
+fn check(args: CheckArgs) -> i32 {
+    let terminal = Terminal::new(args.json);
+    let result = (|| {
+        let series = super::build::find_series(&args.series)?.ok_or_else(|| BuildError::BadRelease {
+            release: "none".into(),
+            reason: "`patch check` needs a series".into(),
+        })?;
+        let path = PathBuf::from(&args.source);
+        let spec = if path.is_dir() {
+            SourceSpec::Tree(path)
+        } else if path.is_file() {
+            SourceSpec::Archive(path)
+        } else {
+            SourceSpec::Release(KernelRelease::parse(&args.source)?)
+        };
+        let cache = args.cache.open()?;
+        let (sources, label) = pipeline::source_for(&cache, &spec, &terminal)?;
+        let checks = pipeline::check_variants(&series, &sources, &cache)?;
+        Ok::<_, BuildError>((label, checks))
+    })();
+    let (label, checks) = match result {
+        Ok(v) => v,
+        Err(e) => return super::build::report_error(&e, args.json),
+    };
+    let any = checks.iter().any(|c| c.applies);
+    if args.json {
+        let v = serde_json::json!({ "source": label, "variants": checks });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!("source: {label}");
+        for c in &checks {
+            use krbd_build::patch::HunkStatus::*;
+            let verdict = if c.clean {
+                "applies"
+            } else if c.applies {
+                "applies with fuzz"
+            } else {
+                "does not apply"
+            };
+            println!("\n{}: {verdict}", c.series);
+            for p in &c.report.patches {
+                let count = |s| p.hunks.iter().filter(|h| h.status == s).count();
+                println!(
+                    "  {:<70} {} applied, {} offset, {} fuzz, {} failed",
+                    p.patch,
+                    count(Applied),
+                    count(Offset),
+                    count(Fuzz),
+                    count(Failed)
+                );
+                for h in p.hunks.iter().filter(|h| h.status != Applied) {
+                    println!(
+                        "    {} hunk #{} {:?} at line {} (offset {}, fuzz {})",
+                        h.file, h.hunk, h.status, h.line, h.offset, h.fuzz
+                    );
+                }
+            }
+            if let Some(f) = &c.failure {
+                println!("  first failure: {}", f.lines().next().unwrap_or(""));
+            }
+        }
+    }
+    if any {
+        0
+    } else {
+        super::exit::PATCH
+    }
+}

@@ -1,0 +1,105 @@
+//! `krbd-forge check` end to end, on Debian's real 6.12.117 modules and headers.
+
+#[path = "../../krbd-kmod/tests/support/mod.rs"]
+mod support;
+
+use assert_cmd::Command;
+use support::*;
+
+fn forge() -> Command {
+    Command::cargo_bin("krbd-forge").expect("the krbd-forge binary")
+}
+
+/// Writes `elf` as `<dir>/<name>.ko`.
+fn write_ko(dir: &std::path::Path, name: &str, elf: &[u8]) -> std::path::PathBuf {
+    let p = dir.join(format!("{name}.ko"));
+    std::fs::write(&p, elf).expect("write module");
+    p
+}
+
+#[test]
+fn stock_set_loads_with_headers_and_exit_0() {
+    let fx = fixture();
+    let out = forge()
+        .arg("check")
+        .args(["libceph", "ceph", "rbd"].map(|n| fx.module_path(n)))
+        .arg("--headers")
+        .arg(&fx.headers_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("all 3 modules load\n"), "{text}");
+}
+
+#[test]
+fn mixed_set_is_refused_with_exit_10_and_json() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let mut libceph = fx.unsigned_module("libceph");
+    let stock_crc = krbd_kmod::Symvers::read(&fx.headers_dir.join("Module.symvers")).unwrap().get("ceph_osdc_start_request").unwrap().crc;
+    set_export_crc(&mut libceph, "ceph_osdc_start_request", stock_crc ^ 0x5a5a_5a5a);
+    let mut rbd = fx.unsigned_module("rbd");
+    patch_in_section(&mut rbd, ".modinfo", b"\0intree=Y\0", b"\0intreX=Y\0");
+    let kos = [
+        write_ko(dir.path(), "rbd", &rbd),
+        write_ko(dir.path(), "libceph", &libceph),
+        write_ko(dir.path(), "ceph", &fx.unsigned_module("ceph")),
+    ];
+    let out = forge()
+        .arg("check")
+        .args(&kos)
+        .arg("--symvers")
+        .arg(fx.headers_dir.join("Module.symvers"))
+        .args(["--vermagic", VERMAGIC, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(10), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    insta::assert_json_snapshot!("mixed_set", json, {
+        ".modules[].file" => "[file]",
+    });
+
+    // The same set as text.
+    let out = forge().arg("check").args(&kos).arg("--headers").arg(&fx.headers_dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(10));
+    let text = String::from_utf8_lossy(&out.stdout).replace(&dir.path().display().to_string(), "[dir]");
+    insta::assert_snapshot!("mixed_set_text", text);
+}
+
+#[test]
+fn rbd_alone_loads_but_exit_11_for_the_set_rule() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let rbd = write_ko(dir.path(), "rbd", &fx.unsigned_module("rbd"));
+    let out = forge().arg("check").arg(&rbd).arg("--headers").arg(&fx.headers_dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(11));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("rbd would bind to the target's stock libceph"), "{text}");
+}
+
+#[test]
+fn bad_inputs_have_their_exit_codes() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    // Not a headers folder: 3.
+    let out = forge().arg("check").arg(fx.module_path("rbd")).arg("--headers").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Module.symvers is missing"));
+    // Not a module: 5, and nothing on stdout.
+    let junk = dir.path().join("junk.ko");
+    std::fs::write(&junk, b"not an ELF file").unwrap();
+    let out = forge().arg("check").arg(&junk).arg("--headers").arg(&fx.headers_dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("junk.ko is not a usable kernel module"));
+    // A missing file: 9.
+    let out = forge().arg("check").arg(dir.path().join("nope.ko")).arg("--headers").arg(&fx.headers_dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(9));
+    // --symvers without --vermagic: usage error.
+    let out = forge().arg("check").arg(&junk).arg("--symvers").arg(&junk).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // --help documents the exit codes.
+    let out = forge().args(["check", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("10  at least one module would be refused"));
+}

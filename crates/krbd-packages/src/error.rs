@@ -1,0 +1,61 @@
+use std::path::PathBuf;
+
+/// What can go wrong with packages, archives and the cache.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("{path}: not a Debian package ({reason}); is the file truncated or of another kind?")]
+    NotADeb { path: PathBuf, reason: String },
+
+    #[error("{path}: member {member} is corrupt or truncated ({reason}); delete the file and fetch it again")]
+    CorruptMember {
+        path: PathBuf,
+        member: String,
+        reason: String,
+    },
+
+    #[error("{path}: archive entry {entry:?} would land outside its folder ({reason}); refusing to extract it")]
+    UnsafeEntry {
+        path: PathBuf,
+        entry: String,
+        reason: String,
+    },
+
+    #[error("{path}: sha256 is {actual}, apt's index says {expected}; the download is corrupt")]
+    ChecksumMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("apt knows no package {spec}{hint}")]
+    UnknownPackage { spec: String, hint: String },
+
+    #[error("`{command}` failed: {detail}")]
+    AptFailed { command: String, detail: String },
+
+    #[error("apt has no package lists; run `apt-get update` first")]
+    NoAptLists,
+
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl PackageError {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| PackageError::Io { op, path, source }
+    }
+
+    /// The I/O error underneath, when there is one (to tell "no space" from "no permission").
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            PackageError::Io { source, .. } => Some(source.kind()),
+            _ => None,
+        }
+    }
+}
