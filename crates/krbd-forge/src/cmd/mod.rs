@@ -6,6 +6,7 @@ mod build;
 mod check;
 mod exit;
 mod patch;
+mod placement;
 mod terminal;
 mod targets;
 
@@ -34,6 +35,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Boot the target's own kernel under QEMU, load the module set, optionally do RBD I/O.
     BootTest(boot_test::BootTestArgs),
+    /// Placement model: map PGs from an OSDMap exactly as Ceph does, plan recovery_weight
+    /// ramps, diff maps, write fork-format maps (see `placement --help`).
+    Placement(placement::PlacementArgs),
 }
 
 pub fn run(cli: Cli) -> i32 {
@@ -43,6 +47,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Patch(args) => patch::run(args),
         Command::Check(args) => check::run(args),
         Command::BootTest(args) => boot_test::run(args),
+        Command::Placement(args) => placement::run(args),
     }
 }
 

@@ -1,0 +1,21 @@
+//! Any byte string: decode must return Ok or Err, never panic; what decodes must map and
+//! re-encode without panicking. Mapping is bounded so that a map asking for billions of PGs
+//! or retries does not stall the fuzzer (slow is not a bug; a panic or a hang is).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(map) = krbd_placement::OsdMap::decode(data) else { return };
+    let pgs: u64 = map.pools.values().map(|p| p.pg_num as u64).sum();
+    let t = &map.crush.tunables;
+    let small = pgs <= 1024
+        && t.choose_total_tries <= 100
+        && t.choose_local_tries <= 100
+        && t.choose_local_fallback_tries <= 100
+        && map.crush.rules.iter().flatten().all(|r| r.steps.iter().all(|s| s.arg1 <= 100));
+    if small {
+        let _ = map.map_all_threads(None, 1);
+    }
+    let _ = map.encode_wrapped(data, krbd_placement::encode::Flavor::Fork);
+});
