@@ -171,3 +171,15 @@ fn check_with_kernel_accepts_the_set_and_flags_a_mixed_one() {
     assert_eq!(mixed.status.code(), Some(10), "{text}");
     assert!(text.contains("disagrees about version of symbol"), "{text}");
 }
+
+#[test]
+fn selftest_series_builds_a_libceph_with_the_debugfs_file() {
+    let base = default_build();
+    let release = base.report["release"].as_str().unwrap().to_string();
+    let built = build(&["--kernel", &release, "--series", "recovery-weight-selftest"]);
+    let series = &built.report["series"];
+    assert_eq!(series["patches"].as_array().map(|p| p.len()), Some(6), "{series:#}");
+    let libceph = std::fs::read(built.out.join("stripped/libceph.ko")).unwrap();
+    let has = |needle: &[u8]| libceph.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"osdmap_selftest"), "the test-only debugfs file is compiled in");
+}
