@@ -11,10 +11,7 @@ use std::time::Duration;
 /// Exit codes, also listed in `--help`. 3, 4, 5 and 9 mean what they mean for every
 /// command (see `krbd-forge --help`); 10-12 are the boot test's own.
 pub const EXIT_PASSED: i32 = 0;
-pub const EXIT_TARGET: i32 = 3;
-pub const EXIT_FETCH: i32 = 4;
-pub const EXIT_BAD_INPUT: i32 = 5;
-pub const EXIT_ENVIRONMENT: i32 = 9;
+pub use super::exit::{BAD_INPUT as EXIT_BAD_INPUT, ENVIRONMENT as EXIT_ENVIRONMENT, TARGET as EXIT_TARGET};
 pub const EXIT_FAILED: i32 = 10;
 pub const EXIT_GUEST: i32 = 11;
 pub const EXIT_CLUSTER: i32 = 12;
@@ -188,15 +185,8 @@ pub fn run(args: BootTestArgs) -> i32 {
 }
 
 fn download_image(release: &str, cache: &super::CacheArgs, listener: &dyn Listener) -> Result<PathBuf, (i32, String)> {
-    use krbd_packages::{apt, PackageError};
-    let code = |e: &PackageError| match e {
-        PackageError::UnknownPackage { .. } | PackageError::NoAptLists => EXIT_TARGET,
-        PackageError::ChecksumMismatch { .. } | PackageError::AptFailed { .. } => EXIT_FETCH,
-        PackageError::NotADeb { .. } | PackageError::CorruptMember { .. } | PackageError::UnsafeEntry { .. } => {
-            EXIT_BAD_INPUT
-        }
-        PackageError::Io { .. } => EXIT_ENVIRONMENT,
-    };
+    use krbd_packages::apt;
+    let code = super::exit::package_code;
     let name = format!("linux-image-{release}");
     let pkg = apt::show(&name, None).map_err(|e| (code(&e), format!("{e} (is {release} a Debian kernel release?)")))?;
     let cache = cache.open().map_err(|e| (code(&e), e.to_string()))?;

@@ -31,7 +31,7 @@ Exit codes:
   9  environment: no space left, no permission, read-only file system
  10  the built modules would not load on the target (the loader's verdicts are shown)";
 
-fn package_code(e: &PackageError) -> i32 {
+pub fn package_code(e: &PackageError) -> i32 {
     match e {
         PackageError::NotADeb { .. } | PackageError::CorruptMember { .. } | PackageError::UnsafeEntry { .. } => BAD_INPUT,
         PackageError::ChecksumMismatch { .. } | PackageError::AptFailed { .. } => FETCH,
