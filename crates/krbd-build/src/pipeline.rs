@@ -375,22 +375,12 @@ pub enum SourceSpec {
     Release(KernelRelease),
 }
 
-/// A folder with the Ceph sources of `spec` (a scratch copy for trees, the cache's for
-/// archives and releases), and a label for reports.
+/// A folder with the Ceph sources of `spec` (the tree itself, or the cache's extraction for
+/// archives and releases; callers patch only copies), and a label for reports.
 pub fn source_for(cache: &Cache, spec: &SourceSpec, listener: &dyn Listener) -> Result<(PathBuf, String), BuildError> {
     match spec {
         SourceSpec::Tree(dir) => {
-            let missing: Vec<String> = source::REQUIRED
-                .iter()
-                .filter(|r| !dir.join(r).is_file())
-                .map(|r| r.to_string())
-                .collect();
-            if !missing.is_empty() {
-                return Err(BuildError::NoCephSources {
-                    archive: dir.clone(),
-                    missing,
-                });
-            }
+            source::require_ceph_sources(dir, dir)?;
             Ok((dir.clone(), dir.display().to_string()))
         }
         SourceSpec::Archive(path) => {
@@ -464,7 +454,8 @@ pub fn check_variants(series: &SeriesSource, sources: &Path, cache: &Cache) -> R
                 other => return Err(other.into()),
             },
         };
-        let applies = failure.is_none() && report.patches.len() == s.patches.len();
+        // apply_series returns Ok only after every patch applied.
+        let applies = failure.is_none();
         let clean = applies && report.count(crate::patch::HunkStatus::Fuzz) == 0;
         out.push(VariantCheck {
             series: s.name.clone(),
@@ -669,6 +660,3 @@ pub fn cached_sysroots(cache: &Cache) -> Vec<String> {
     out.dedup();
     out
 }
-
-#[allow(dead_code)]
-fn _assert_send(_: &DebianTarget) {}

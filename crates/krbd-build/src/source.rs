@@ -124,18 +124,25 @@ pub fn extract_ceph_sources<R: Read>(
     })();
     listener.task_finish();
     let out = result?;
+    require_ceph_sources(dest, archive_name)?;
+    Ok(out)
+}
+
+/// Errors out, naming what is missing, unless `tree` holds the [`REQUIRED`] files;
+/// `origin` is what the tree came from, for the message.
+pub fn require_ceph_sources(tree: &Path, origin: &Path) -> Result<(), BuildError> {
     let missing: Vec<String> = REQUIRED
         .iter()
-        .filter(|r| !dest.join(r).is_file())
+        .filter(|r| !tree.join(r).is_file())
         .map(|r| r.to_string())
         .collect();
-    if !missing.is_empty() {
-        return Err(BuildError::NoCephSources {
-            archive: archive_name.to_path_buf(),
-            missing,
-        });
+    if missing.is_empty() {
+        return Ok(());
     }
-    Ok(out)
+    Err(BuildError::NoCephSources {
+        archive: origin.to_path_buf(),
+        missing,
+    })
 }
 
 /// A kernel source tarball given directly (`--source-tarball`), or inside a
