@@ -97,6 +97,14 @@ pub fn crush_ln(xin: u32) -> u64 {
     result
 }
 
+/// A key that orders 16-bit straw2 hashes as `crush_ln` orders them: `crush_ln` is
+/// nondecreasing on 0..=0xfffe, but its table puts 0xffff between 0xfffd and 0xfffe. Equal
+/// keys mean equal logarithms, so the largest key has the largest logarithm.
+#[inline(always)]
+pub(crate) fn straw2_rank(u16bits: u32) -> u32 {
+    if u16bits == 0xffff { 2 * 0xfffd + 1 } else { 2 * u16bits }
+}
+
 /// `ceph_stable_mod`: maps x into [0, b) so that growing b splits PGs stably.
 #[inline]
 pub fn stable_mod(x: u32, b: u32, bmask: u32) -> u32 {
@@ -148,6 +156,20 @@ mod tests {
                 assert_eq!(-(r.div(ln.unsigned_abs()) as i64), ln / w as i64, "u {u} w {w}");
             }
             assert_eq!(r.div((1u64 << 49) - 1), ((1u64 << 49) - 1) / w as u64);
+        }
+    }
+
+    #[test]
+    fn straw2_rank_orders_like_crush_ln() {
+        for a in 0..0x10000u32 {
+            for b in [0u32, 1, 0x7fff, 0xfffc, 0xfffd, 0xfffe, 0xffff, a.saturating_sub(1), (a + 1) & 0xffff] {
+                let (ra, rb) = (straw2_rank(a), straw2_rank(b));
+                let (la, lb) = (crush_ln(a), crush_ln(b));
+                // A larger rank never has a smaller logarithm, and a larger logarithm always
+                // has a larger rank.
+                assert!(ra <= rb || la >= lb, "{a:#x} {b:#x}");
+                assert!(la <= lb || ra > rb, "{a:#x} {b:#x}");
+            }
         }
     }
 

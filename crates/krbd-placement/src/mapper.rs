@@ -7,7 +7,7 @@
 #![allow(clippy::needless_range_loop, clippy::if_same_then_else, clippy::manual_is_multiple_of)]
 
 use crate::crush::{op, Bucket, BucketData, ChooseArg, CrushMap, ITEM_NONE, ITEM_UNDEF};
-use crate::hash::{bucket_hash3, bucket_hash4, crush_ln, hash32_2};
+use crate::hash::{bucket_hash3, bucket_hash4, crush_ln, hash32_2, straw2_rank};
 
 /// Scratch state reused across mappings: per-bucket permutations for uniform buckets
 /// (and the fallback permutation search) plus the three result vectors.
@@ -351,49 +351,12 @@ impl<'a> Ctx<'a> {
                     Some(a) if !a.ids.is_empty() => &a.ids,
                     _ => &b.items,
                 };
-                let mut high = 0usize;
-                let mut high_draw = 0i64;
-                // Hash a block of items first: the hash is branch-free integer arithmetic that
-                // the compiler vectorises, and it dominates the cost of a straw2 draw.
-                const BLOCK: usize = 16;
-                let mut u = [0u32; BLOCK];
-                let rjenkins = b.hash == crate::hash::HASH_RJENKINS1;
-                let mut base = 0;
-                while base < size {
-                    let len = BLOCK.min(size - base);
-                    if rjenkins && ids.len() >= base + len {
-                        let idb = &ids[base..base + len];
-                        for (slot, &id) in u[..len].iter_mut().zip(idb) {
-                            *slot = crate::hash::hash32_3(xu, id as u32, ru);
-                        }
-                    } else {
-                        for (j, slot) in u[..len].iter_mut().enumerate() {
-                            let id = ids.get(base + j).copied().unwrap_or(b.items[base + j]);
-                            *slot = bucket_hash3(b.hash, xu, id as u32, ru);
-                        }
+                if b.hash == crate::hash::HASH_RJENKINS1 {
+                    if let Some(item) = straw2_equal_weights(b, ids, weights, xu, ru) {
+                        return item;
                     }
-                    for j in 0..len {
-                        let i = base + j;
-                        let w = weights.get(i).copied().unwrap_or(0);
-                        let draw = if w != 0 {
-                            // ln <= 0 and |ln| <= 2^48: C's truncating division equals the
-                            // negated quotient of the magnitudes.
-                            let ln = crush_ln(u[j] & 0xffff) as i64 - 0x1_0000_0000_0000i64;
-                            match recips.get(i) {
-                                Some(r) if r.d == w => -(r.div(ln.unsigned_abs()) as i64),
-                                _ => ln / w as i64,
-                            }
-                        } else {
-                            i64::MIN
-                        };
-                        if i == 0 || draw > high_draw {
-                            high = i;
-                            high_draw = draw;
-                        }
-                    }
-                    base += len;
                 }
-                b.items[high]
+                straw2_general(b, ids, weights, recips, xu, ru)
             }
         }
     }
@@ -670,5 +633,169 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
+    }
+}
+
+/// straw2 as Ceph computes it: every item draws `ln / weight` and the first largest draw wins.
+fn straw2_general(b: &Bucket, ids: &[i32], weights: &[u32], recips: &[crate::crush::Recip], xu: u32, ru: u32) -> i32 {
+    let size = b.items.len();
+    let rjenkins = b.hash == crate::hash::HASH_RJENKINS1;
+    let mut high = 0usize;
+    let mut high_draw = 0i64;
+    // Hash a block of items first: the hash is branch-free integer arithmetic that
+    // the compiler vectorises, and it dominates the cost of a straw2 draw.
+    const BLOCK: usize = 16;
+    let mut u = [0u32; BLOCK];
+    let mut base = 0;
+    while base < size {
+        let len = BLOCK.min(size - base);
+        if rjenkins && ids.len() >= base + len {
+            let idb = &ids[base..base + len];
+            for (slot, &id) in u[..len].iter_mut().zip(idb) {
+                *slot = crate::hash::hash32_3(xu, id as u32, ru);
+            }
+        } else {
+            for (j, slot) in u[..len].iter_mut().enumerate() {
+                let id = ids.get(base + j).copied().unwrap_or(b.items[base + j]);
+                *slot = bucket_hash3(b.hash, xu, id as u32, ru);
+            }
+        }
+        for j in 0..len {
+            let i = base + j;
+            let w = weights.get(i).copied().unwrap_or(0);
+            let draw = if w != 0 {
+                // ln <= 0 and |ln| <= 2^48: C's truncating division equals the
+                // negated quotient of the magnitudes.
+                let ln = crush_ln(u[j] & 0xffff) as i64 - 0x1_0000_0000_0000i64;
+                match recips.get(i) {
+                    Some(r) if r.d == w => -(r.div(ln.unsigned_abs()) as i64),
+                    _ => ln / w as i64,
+                }
+            } else {
+                i64::MIN
+            };
+            if i == 0 || draw > high_draw {
+                high = i;
+                high_draw = draw;
+            }
+        }
+        base += len;
+    }
+    b.items[high]
+}
+
+/// The largest bucket the equal-weight straw2 shortcut handles (its hashes live on the stack).
+const STRAW2_SHORTCUT_MAX: usize = 64;
+
+/// straw2 for a bucket whose items all have the same nonzero weight `w`, the usual host and
+/// rack bucket. Each item's draw is `-(|ln| / w)` and the first item with the largest draw
+/// wins. The smallest `|ln|` belongs to the largest hash (ordered by `straw2_rank`), so one
+/// division finds the winning quotient, and the winner is the first item whose `|ln|` is
+/// below the next multiple of `w`: only the items up to the winner need a logarithm, and
+/// none a division. Returns `None` (use the general loop) when the weights differ, an id
+/// is missing, or the bucket is larger than the stack buffer.
+#[inline]
+fn straw2_equal_weights(b: &Bucket, ids: &[i32], weights: &[u32], xu: u32, ru: u32) -> Option<i32> {
+    let size = b.items.len();
+    if size == 0 || size > STRAW2_SHORTCUT_MAX || ids.len() < size || weights.len() < size {
+        return None;
+    }
+    let w = weights[0];
+    if w == 0 || weights[..size].iter().any(|&x| x != w) {
+        return None;
+    }
+    let mut u = [0u32; STRAW2_SHORTCUT_MAX];
+    let best = hash_draws(&mut u[..size], &ids[..size], xu, ru);
+    let best_u = if best & 1 == 1 { 0xffff } else { best / 2 };
+    const ONE: u64 = 0x1_0000_0000_0000;
+    let w = w as u64;
+    // |ln| <= 2^48 and w < 2^32: no overflow.
+    let limit = ((ONE - crush_ln(best_u)) / w + 1) * w;
+    u[..size].iter().position(|&h| ONE - crush_ln(h) < limit).map(|i| b.items[i])
+}
+
+/// Fills `out` with the 16-bit straw2 hashes of `ids` and returns their largest
+/// `straw2_rank`. The hash is most of a draw's cost and is plain 32-bit lane arithmetic, so
+/// this runs as AVX2 vector code (8 lanes) where the CPU has it, and as the baseline's SSE2
+/// code (4 lanes) elsewhere.
+#[inline]
+fn hash_draws(out: &mut [u32], ids: &[i32], xu: u32, ru: u32) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { hash_draws_avx2(out, ids, xu, ru) };
+        }
+    }
+    hash_draws_portable(out, ids, xu, ru)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn hash_draws_avx2(out: &mut [u32], ids: &[i32], xu: u32, ru: u32) -> u32 {
+    hash_draws_portable(out, ids, xu, ru)
+}
+
+#[inline(always)]
+fn hash_draws_portable(out: &mut [u32], ids: &[i32], xu: u32, ru: u32) -> u32 {
+    for (slot, &id) in out.iter_mut().zip(ids) {
+        *slot = crate::hash::hash32_3(xu, id as u32, ru) & 0xffff;
+    }
+    out.iter().map(|&h| straw2_rank(h)).max().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crush::{BucketAlg, Recip};
+
+    fn straw2_bucket(items: Vec<i32>, weight: u32) -> (Bucket, Vec<u32>, Vec<Recip>) {
+        let weights = vec![weight; items.len()];
+        let recips = weights.iter().map(|&w| Recip::new(w)).collect();
+        let bucket = Bucket {
+            id: -7,
+            type_id: 1,
+            alg: BucketAlg::Straw2,
+            hash: crate::hash::HASH_RJENKINS1,
+            weight: weight.wrapping_mul(items.len() as u32),
+            items,
+            data: BucketData::Straw2 { item_weights: weights.clone(), recips: Vec::new() },
+        };
+        (bucket, weights, recips)
+    }
+
+    /// The equal-weight shortcut must pick exactly what Ceph's loop picks, including the ties
+    /// that truncating division creates and the hash value 0xffff whose logarithm is out of
+    /// order. Checked on every size the shortcut takes and on weights from tiny to huge
+    /// (large weights make many quotients tie).
+    #[test]
+    fn equal_weight_shortcut_equals_the_general_loop() {
+        let mut checked = 0u64;
+        let mut seen_ffff = false;
+        for size in 1..=STRAW2_SHORTCUT_MAX {
+            let items: Vec<i32> = (0..size as i32).map(|i| i * 3 + 11 + 1000 * size as i32).collect();
+            for &w in &[1u32, 0x100, 0x1_0000, 0x3_0000, 0x123_4567, 0x7fff_ffff, u32::MAX] {
+                let (b, weights, recips) = straw2_bucket(items.clone(), w);
+                for x in 0..300u32 {
+                    let (xu, ru) = (x.wrapping_mul(2_654_435_761), x % 7);
+                    let fast = straw2_equal_weights(&b, &b.items, &weights, xu, ru).expect("shortcut applies");
+                    let slow = straw2_general(&b, &b.items, &weights, &recips, xu, ru);
+                    assert_eq!(fast, slow, "size {size} weight {w:#x} x {xu} r {ru}");
+                    seen_ffff |= b.items.iter().any(|&id| crate::hash::hash32_3(xu, id as u32, ru) & 0xffff == 0xffff);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(seen_ffff, "no draw hit the out-of-order hash 0xffff; widen the inputs");
+        assert!(checked > 100_000);
+    }
+
+    #[test]
+    fn shortcut_declines_unequal_or_zero_weights() {
+        let (b, mut weights, _) = straw2_bucket(vec![1, 2, 3], 0x1_0000);
+        weights[1] = 0x2_0000;
+        assert_eq!(straw2_equal_weights(&b, &b.items, &weights, 5, 0), None);
+        let zero = vec![0u32; 3];
+        assert_eq!(straw2_equal_weights(&b, &b.items, &zero, 5, 0), None);
     }
 }
