@@ -398,6 +398,8 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
 /// placement crate's tests.
 fn save_fixtures(taken: &[Taken], inc_dir: &Path) {
     let dest = krbd_testsupport::workspace_root().join("crates/krbd-placement/tests/fixtures/cluster");
+    // Epochs differ from run to run: no stale incrementals may stay behind.
+    let _ = std::fs::remove_dir_all(&dest);
     std::fs::create_dir_all(&dest).unwrap();
     for step in ["ec-pool-pg6", "upmaps", "pg-temp", "osd3-down", "straw-tunables-legacy", "straw-tunables-hammer", "weight-set"] {
         let t = taken.iter().find(|t| t.step == step).unwrap();
