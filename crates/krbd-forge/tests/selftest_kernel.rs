@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const SEED: u64 = 0x5eed_0f_2026_1127;
+const SEED: u64 = 0x005e_ed0f_2026_1127;
 
 /// xorshift64: seeded, so every run feeds the kernel the same maps.
 struct Rng(u64);
