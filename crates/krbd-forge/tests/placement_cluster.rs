@@ -253,8 +253,12 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
     std::fs::create_dir(&maps_dir).unwrap();
     let mut s = Shaper { cluster: &cluster, dir: maps_dir.clone(), taken: Vec::new() };
 
-    // The mgr's balancer would add upmaps of its own at any time.
-    let _ = s.cluster.ceph_command(&["balancer", "off"]);
+    // The mgr's balancer would add upmaps of its own at any time. It answers only once the
+    // mgr has loaded its modules; the maps stay comparable either way, so don't fail on it.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while s.cluster.ceph_command(&["balancer", "off"]).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(2));
+    }
     s.ceph(&["osd", "set-require-min-compat-client", "luminous"]);
     s.take("initial");
 
