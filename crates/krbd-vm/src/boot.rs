@@ -148,8 +148,22 @@ pub fn relevant_lines(serial: &str) -> Vec<String> {
     keep.into_iter().map(|i| lines[i].to_string()).collect()
 }
 
+/// Extra work for the guest beyond loading the set: shell code run after the modules are
+/// loaded (and after the cluster steps, with a cluster), and files it reads. It reports with
+/// `say "<kind>|..."` (see [`crate::guest`]); read its lines back from the report's serial log.
+#[derive(Debug, Clone, Default)]
+pub struct GuestTask {
+    pub script: String,
+    pub files: ExtraFiles,
+}
+
 /// Runs one boot test.
 pub fn run_boot_test(spec: &BootTestSpec, listener: &dyn Listener) -> Result<BootReport, VmError> {
+    run_boot_test_with_task(spec, &GuestTask::default(), listener)
+}
+
+/// Runs one boot test, and `task` in the guest once the set is loaded.
+pub fn run_boot_test_with_task(spec: &BootTestSpec, task: &GuestTask, listener: &dyn Listener) -> Result<BootReport, VmError> {
     std::fs::create_dir_all(&spec.work_dir).map_err(io_err(format!("create {}", spec.work_dir.display())))?;
     let busybox = initramfs::read_static_busybox(&spec.busybox)?;
     if qemu::find_program(&spec.qemu).is_none() {
@@ -196,10 +210,12 @@ pub fn run_boot_test(spec: &BootTestSpec, listener: &dyn Listener) -> Result<Boo
         Some(c) => Some(c.guest_session(&spec.work_dir, listener)?),
         None => None,
     };
-    let (extra, after_load) = match &session {
+    let (mut extra, mut after_load) = match &session {
         Some(s) => (s.extra_files(), s.guest_script()),
         None => (ExtraFiles::default(), String::new()),
     };
+    extra.files.extend(task.files.files.iter().cloned());
+    after_load.push_str(&task.script);
     let init = match &spec.init_override {
         Some(s) => s.clone(),
         None => initramfs::init_script(&plan, &after_load),

@@ -499,6 +499,20 @@ keyring = {dd}/$name/keyring
         &self.netns
     }
 
+    /// Runs the `ceph` CLI as client.admin inside the cluster's namespace and returns its
+    /// stdout: for tests that shape the cluster (pools, CRUSH, temps) and fetch its maps
+    /// (`osd getmap -o FILE`). Each call is limited to 60 s; files are host paths.
+    pub fn ceph_command(&self, args: &[&str]) -> Result<String, VmError> {
+        self.ceph(args)
+    }
+
+    /// The monitor's data folder. Its `store.db` holds every full map and incremental
+    /// (prefix `osdmap`, keys `N` and `full_N`); read it with `ceph-kvstore-tool` only
+    /// after [`Cluster::shutdown`], since the running monitor holds the store's lock.
+    pub fn mon_data_dir(&self) -> PathBuf {
+        self.dir.join("mon.a")
+    }
+
     /// Kills and reaps every daemon and deletes the namespace. Idempotent.
     pub fn shutdown(&self) {
         if let Ok(mut d) = self.daemons.lock() {
