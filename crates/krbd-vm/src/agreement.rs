@@ -99,6 +99,9 @@ pub struct CaseSummary {
     /// Target modules loaded before the case (its stock dependencies).
     pub stock_dependencies: Vec<String>,
     pub absent: Vec<String>,
+    /// Modules of the case that loaded but could not be unloaded afterwards (the next
+    /// cases then run on a kernel that still has them).
+    pub unload_failed: Vec<String>,
 }
 
 /// The result of an agreement run.
@@ -299,6 +302,12 @@ pub fn run_agreement(spec: &AgreementSpec, listener: &dyn Listener) -> Result<Ag
             tainted_before,
             stock_dependencies: p.base.clone(),
             absent: p.case.absent.clone(),
+            unload_failed: events
+                .iter()
+                .filter(|e| e.kind == "unload" && e.fields.first().map(String::as_str) == Some(p.case.name))
+                .filter(|e| e.fields.get(2).map(|rc| rc.trim()) != Some("0"))
+                .filter_map(|e| e.fields.get(1).cloned())
+                .collect(),
         });
     }
     let modules_agreeing = modules.iter().filter(|m| m.agree).count();
