@@ -225,6 +225,7 @@ fn print_human(r: &BootReport) {
         },
         r.elapsed_secs
     );
+    println!("accelerator {}", r.accelerator);
     for m in &r.modules {
         let optional = m.role == krbd_vm::deps::Role::Optional;
         let state = match m.loaded {
