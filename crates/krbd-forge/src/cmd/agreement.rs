@@ -13,12 +13,10 @@ fn target_files(args: &BootTestArgs, listener: &Terminal) -> Result<(PathBuf, Pa
     if let (Some(headers), Some(image)) = (&args.headers, &args.image_deb) {
         return Ok((headers.clone(), image.clone()));
     }
-    let prepared = krbd_build::KernelRelease::parse(&args.kernel)
-        .and_then(|release| {
-            let cache = args.cache.open()?;
-            let mut stages = krbd_build::pipeline::Stages(Vec::new());
-            krbd_build::pipeline::prepare_debian(&cache, Some(&release), false, &mut stages, listener)
-        })
+    let release = krbd_build::KernelRelease::parse(&args.kernel).map_err(|e| super::build::report_error(&e, args.json))?;
+    let cache = args.cache.open().map_err(|e| super::build::report_error(&e.into(), args.json))?;
+    let mut stages = krbd_build::pipeline::Stages(Vec::new());
+    let prepared = krbd_build::pipeline::prepare_debian(&cache, Some(&release), false, &mut stages, listener)
         .map_err(|e| super::build::report_error(&e, args.json))?;
     let headers = args.headers.clone().unwrap_or_else(|| prepared.headers.dir.clone());
     // prepare_debian fetches headers, headers-common, kbuild, then the image.
