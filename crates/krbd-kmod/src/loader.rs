@@ -263,6 +263,8 @@ pub const TAINT_PROPRIETARY_MODULE: u64 = 1 << 0;
 pub const TAINT_FORCED_MODULE: u64 = 1 << 1;
 pub const TAINT_OOT_MODULE: u64 = 1 << 12;
 pub const TAINT_UNSIGNED_MODULE: u64 = 1 << 13;
+/// P, F, R, M, B, D, A: the taints whose `add_taint()` turns lock debugging off.
+pub const LOCKDEP_UNRELIABLE_TAINTS: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8);
 
 /// Kernel-wide state that "once" messages and taints depend on.
 #[derive(Default)]
@@ -320,9 +322,9 @@ pub fn check_set(candidates: &[Candidate], target: &Target, options: &SetOptions
         proprietary_taint: taint & TAINT_PROPRIETARY_MODULE != 0,
         // The notice is the only way to the E taint: a kernel that has it printed it.
         unsigned_notice: taint & TAINT_UNSIGNED_MODULE != 0,
-        // The loader's own taints that turn lock debugging off; other such taints (an oops,
-        // a machine check) are not modelled.
-        lock_debugging_off: taint & (TAINT_FORCED_MODULE | TAINT_PROPRIETARY_MODULE) != 0,
+        // Taints added with LOCKDEP_NOW_UNRELIABLE: proprietary and forced module, forced
+        // rmmod, machine check, bad page, oops (die), ACPI table override.
+        lock_debugging_off: taint & LOCKDEP_UNRELIABLE_TAINTS != 0,
         ..KernelState::default()
     };
     let mut verdicts = Vec::with_capacity(candidates.len());
@@ -599,6 +601,11 @@ fn check_module<'a>(
             notes.push(format!("struct module is {size} bytes in the module, {expected} in the target kernel"));
             return (refused(cand, name, "ENOEXEC", log, notes), Vec::new());
         }
+        (Some(size), Some(expected)) if size != expected => notes.push(format!(
+            "struct module is {size} bytes in the module, {expected} in the target kernel, which does not check it: \
+             the loader takes the module, which then runs with a wrong struct module (seen on 6.1: an oops in its \
+             init); build it with the target's headers"
+        )),
         _ => {}
     }
 
@@ -984,6 +991,9 @@ mod tests {
         let r = check_set(std::slice::from_ref(&m), &t, &tainted);
         assert_eq!(r.modules[0].verdict, Outcome::Loads);
         assert!(r.modules[0].log.is_empty(), "{:?}", r.modules[0].log);
+        // After an oops (D) lock debugging is already off: the F line alone.
+        let r = check_set(std::slice::from_ref(&m), &t, &SetOptions { prior_taint: 1 << 7, ..SetOptions::default() });
+        assert_eq!(texts(&r.modules[0]), vec!["m: module_layout: kernel tainted."]);
         // An unsigned module on a kernel with the E taint: the once-per-boot notice was printed.
         let r = check_set(std::slice::from_ref(&m), &t, &SetOptions { prior_taint: TAINT_UNSIGNED_MODULE, ..SetOptions::default() });
         assert_eq!(texts(&r.modules[0]), vec!["m: module_layout: kernel tainted.", "Disabling lock debugging due to kernel taint"]);

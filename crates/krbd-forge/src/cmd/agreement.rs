@@ -98,6 +98,9 @@ fn print_human(r: &AgreementReport) {
             .collect();
         println!("  {:<34} {}", c.name, verdicts.join(", "));
     }
+    for s in &r.skipped_cases {
+        println!("  skipped: {s}");
+    }
     println!("{}/{} modules agree", r.modules_agreeing, r.modules_total);
     for m in r.disagreements() {
         println!("DISAGREE {}/{}:", m.case, m.module);
