@@ -62,7 +62,7 @@ fn help_explains_exit_codes() {
     let out = forge().args(["boot-test", "--help"]).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["Exit codes:", "--cluster", "--image-deb", "serial log", "  11   the guest never finished"] {
+    for needle in ["Exit codes:", "--cluster", "--image-deb", "serial log", "  11   the guest never finished", "--agreement", "modules agree", "/dev/kvm"] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
 }
@@ -278,4 +278,16 @@ fn agreement_run_counts_every_corpus_module() {
 fn agreement_excludes_a_module_set() {
     let out = forge().args(["boot-test", "--agreement", "--kernel", RELEASE, "--modules", "/tmp"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn agreement_without_qemu_is_a_json_error_with_exit_9() {
+    let out = forge()
+        .args(["boot-test", "--agreement", "--json", "--kernel", RELEASE, "--qemu", "/nonexistent/qemu-system-x86_64"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(9), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["error"]["exit_code"], 9);
+    assert!(v["error"]["message"].as_str().unwrap_or("").contains("install qemu-system-x86"), "{v}");
 }
