@@ -62,7 +62,7 @@ fn help_explains_exit_codes() {
     let out = forge().args(["boot-test", "--help"]).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["Exit codes:", "--cluster", "--image-deb", "serial log", "  11   the guest never finished"] {
+    for needle in ["Exit codes:", "--cluster", "--image-deb", "serial log", "  11   the guest never finished", "--agreement", "modules agree", "/dev/kvm"] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
 }
@@ -166,7 +166,11 @@ fn stock_set_passes_with_json_report() {
     // package's and so are fixed.
     let libceph = modules.iter().find(|m| m["name"] == "libceph").unwrap();
     assert!(libceph["kernel_messages"].as_array().unwrap().iter().any(|l| l.as_str().unwrap_or("").contains("libceph: loaded")));
+    // Which accelerator depends on the machine; the reason is always given.
+    let accel = v["accelerator"].as_str().unwrap_or("");
+    assert!(accel.starts_with("tcg: ") || accel.starts_with("kvm: "), "{accel}");
     insta::assert_json_snapshot!("boot_test_report_stock_6_12", v, {
+        ".accelerator" => "[accelerator]",
         ".serial_log" => "[path]",
         ".elapsed_secs" => "[secs]",
         ".modules[].origin" => "[origin]",
@@ -243,4 +247,47 @@ fn sigterm_during_the_cluster_run_tears_everything_down() {
     let name = line.split_whitespace().nth(5).unwrap_or("<none>");
     let ns = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&ns.stdout).contains(name), "namespace {name} left");
+}
+
+#[test]
+fn agreement_run_counts_every_corpus_module() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let out = forge()
+        .args(["boot-test", "--agreement", "--kernel", RELEASE, "--timeout", "600", "--image-deb"])
+        .arg(image_deb())
+        .arg("--headers")
+        .arg(krbd_testsupport::kmod_corpus().headers_dir)
+        .arg("--work-dir")
+        .arg(&work)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(work.join("agreement.json")).unwrap()).unwrap();
+    let total = v["modules_total"].as_u64().unwrap();
+    assert!(total >= 40, "{total}");
+    assert_eq!(v["modules_agreeing"].as_u64(), Some(total));
+    assert_eq!(v["modules"].as_array().unwrap().len() as u64, total);
+    assert!(stdout.contains(&format!("{total}/{total} modules agree")), "{stdout}");
+    assert!(!stdout.contains("DISAGREE"), "{stdout}");
+    assert!(processes_mentioning(&work.display().to_string()).is_empty(), "QEMU left running");
+}
+
+#[test]
+fn agreement_excludes_a_module_set() {
+    let out = forge().args(["boot-test", "--agreement", "--kernel", RELEASE, "--modules", "/tmp"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn agreement_without_qemu_is_a_json_error_with_exit_9() {
+    let out = forge()
+        .args(["boot-test", "--agreement", "--json", "--kernel", RELEASE, "--qemu", "/nonexistent/qemu-system-x86_64"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(9), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["error"]["exit_code"], 9);
+    assert!(v["error"]["message"].as_str().unwrap_or("").contains("install qemu-system-x86"), "{v}");
 }

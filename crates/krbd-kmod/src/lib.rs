@@ -11,6 +11,7 @@
 
 pub mod check;
 pub mod config;
+pub mod corpus;
 pub mod loader;
 pub mod module;
 pub mod symvers;

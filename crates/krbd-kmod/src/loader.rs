@@ -148,6 +148,11 @@ pub struct SetOptions {
     pub ship_together: Vec<String>,
     /// The `comm` the lockdown message names (the program that loads the module).
     pub loader_program: String,
+    /// The target kernel's `/proc/sys/kernel/tainted` before the set is loaded (0: a fresh
+    /// boot). Some loader lines are printed only while their taint is not set yet (forced
+    /// load F, out-of-tree O, proprietary P), and the unsigned-module notice only once per
+    /// boot, which a kernel with the E taint has already printed.
+    pub prior_taint: u64,
 }
 
 impl Default for SetOptions {
@@ -155,6 +160,7 @@ impl Default for SetOptions {
         SetOptions {
             ship_together: vec!["libceph".into(), "ceph".into(), "rbd".into()],
             loader_program: "insmod".into(),
+            prior_taint: 0,
         }
     }
 }
@@ -252,6 +258,14 @@ struct Provider<'a> {
     from_set: bool,
 }
 
+/// Bits of `/proc/sys/kernel/tainted` (include/linux/panic.h) that loader messages depend on.
+pub const TAINT_PROPRIETARY_MODULE: u64 = 1 << 0;
+pub const TAINT_FORCED_MODULE: u64 = 1 << 1;
+pub const TAINT_OOT_MODULE: u64 = 1 << 12;
+pub const TAINT_UNSIGNED_MODULE: u64 = 1 << 13;
+/// P, F, R, M, B, D, A: the taints whose `add_taint()` turns lock debugging off.
+pub const LOCKDEP_UNRELIABLE_TAINTS: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8);
+
 /// Kernel-wide state that "once" messages and taints depend on.
 #[derive(Default)]
 struct KernelState {
@@ -259,6 +273,8 @@ struct KernelState {
     oot_taint: bool,
     proprietary_taint: bool,
     unsigned_notice: bool,
+    /// `debug_locks` was turned off by an earlier taint that makes lockdep unreliable.
+    lock_debugging_off: bool,
     warned_once: HashSet<&'static str>,
 }
 
@@ -299,7 +315,18 @@ pub fn check_set(candidates: &[Candidate], target: &Target, options: &SetOptions
     }
 
     let order = load_order(candidates, &names);
-    let mut state = KernelState::default();
+    let taint = options.prior_taint;
+    let mut state = KernelState {
+        forced_taint: taint & TAINT_FORCED_MODULE != 0,
+        oot_taint: taint & TAINT_OOT_MODULE != 0,
+        proprietary_taint: taint & TAINT_PROPRIETARY_MODULE != 0,
+        // The notice is the only way to the E taint: a kernel that has it printed it.
+        unsigned_notice: taint & TAINT_UNSIGNED_MODULE != 0,
+        // Taints added with LOCKDEP_NOW_UNRELIABLE: proprietary and forced module, forced
+        // rmmod, machine check, bad page, oops (die), ACPI table override.
+        lock_debugging_off: taint & LOCKDEP_UNRELIABLE_TAINTS != 0,
+        ..KernelState::default()
+    };
     let mut verdicts = Vec::with_capacity(candidates.len());
     let mut findings = Vec::new();
     let mut refused: HashSet<String> = HashSet::new();
@@ -482,7 +509,17 @@ fn try_to_force_load(name: &str, reason: &str, policy: &LoaderPolicy, state: &mu
         log.push(LogLevel::Warning, format!("{name}: {reason}: kernel tainted."));
         state.forced_taint = true;
     }
+    taint_lockdep_unreliable(state, log);
     VersionResult::Ok
+}
+
+/// `add_taint(..., LOCKDEP_NOW_UNRELIABLE)`: the first such taint of a boot turns lock
+/// debugging off and says so (`__debug_locks_off()` succeeds only once).
+fn taint_lockdep_unreliable(state: &mut KernelState, log: &mut Log) {
+    if !state.lock_debugging_off {
+        log.push(LogLevel::Warning, "Disabling lock debugging due to kernel taint".into());
+        state.lock_debugging_off = true;
+    }
 }
 
 fn refused(cand: &Candidate, name: &str, errno: &'static str, log: Log, notes: Vec<String>) -> ModuleVerdict {
@@ -564,6 +601,11 @@ fn check_module<'a>(
             notes.push(format!("struct module is {size} bytes in the module, {expected} in the target kernel"));
             return (refused(cand, name, "ENOEXEC", log, notes), Vec::new());
         }
+        (Some(size), Some(expected)) if size != expected => notes.push(format!(
+            "struct module is {size} bytes in the module, {expected} in the target kernel, which does not check it: \
+             the loader takes the module, which then runs with a wrong struct module (seen on 6.1: an oops in its \
+             init); build it with the target's headers"
+        )),
         _ => {}
     }
 
@@ -612,6 +654,7 @@ fn check_module<'a>(
             log.push(LogLevel::Warning, format!("{name}: module license '{license}' taints kernel."));
         }
         state.proprietary_taint = true;
+        taint_lockdep_unreliable(state, &mut log);
     }
     if policy.module_sig && m.signature.is_none() && !state.unsigned_notice {
         log.push(
@@ -942,7 +985,18 @@ mod tests {
         let mut t = kernel("6.12.117+deb12-amd64");
         let r = check_set(std::slice::from_ref(&m), &t, &SetOptions::default());
         assert_eq!(r.modules[0].verdict, Outcome::Loads);
+        assert_eq!(texts(&r.modules[0]), vec!["m: module_layout: kernel tainted.", "Disabling lock debugging due to kernel taint"]);
+        // On a kernel that already has the F taint, neither line is printed again.
+        let tainted = SetOptions { prior_taint: TAINT_FORCED_MODULE, ..SetOptions::default() };
+        let r = check_set(std::slice::from_ref(&m), &t, &tainted);
+        assert_eq!(r.modules[0].verdict, Outcome::Loads);
+        assert!(r.modules[0].log.is_empty(), "{:?}", r.modules[0].log);
+        // After an oops (D) lock debugging is already off: the F line alone.
+        let r = check_set(std::slice::from_ref(&m), &t, &SetOptions { prior_taint: 1 << 7, ..SetOptions::default() });
         assert_eq!(texts(&r.modules[0]), vec!["m: module_layout: kernel tainted."]);
+        // An unsigned module on a kernel with the E taint: the once-per-boot notice was printed.
+        let r = check_set(std::slice::from_ref(&m), &t, &SetOptions { prior_taint: TAINT_UNSIGNED_MODULE, ..SetOptions::default() });
+        assert_eq!(texts(&r.modules[0]), vec!["m: module_layout: kernel tainted.", "Disabling lock debugging due to kernel taint"]);
         t.policy.force_load = false;
         let r = check_set(&[m], &t, &SetOptions::default());
         assert_eq!((r.modules[0].verdict, r.modules[0].errno), (Outcome::Refused, Some("ENOEXEC")));
@@ -960,7 +1014,11 @@ mod tests {
         let r = check_set(&[m], &t, &SetOptions::default());
         assert_eq!(
             texts(&r.modules[0]),
-            vec!["m: module license 'Proprietary' taints kernel.", "m: Unknown symbol gpl_thing (err -2)"]
+            vec![
+                "m: module license 'Proprietary' taints kernel.",
+                "Disabling lock debugging due to kernel taint",
+                "m: Unknown symbol gpl_thing (err -2)"
+            ]
         );
         let dup = synthetic("d", &versions, &[], &[("printk", 1, false)]);
         let r = check_set(&[dup], &t, &SetOptions::default());

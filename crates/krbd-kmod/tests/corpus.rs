@@ -154,6 +154,7 @@ fn release_changed_still_loads_under_modversions() {
         v.log,
         vec![
             warn("rbd: module_layout: kernel tainted."),
+            warn("Disabling lock debugging due to kernel taint"),
             err("rbd: version magic '6.12.118+deb12-amd64 SMP preempt mod_unload modversions ' should be \
                  '6.12.117+deb12-amd64 SMP preempt mod_unload modversions '"),
         ]
@@ -443,4 +444,41 @@ fn four_column_symvers_gives_the_same_verdicts() {
     let r = run(&set_with(&fx, "rbd", rbd), &t);
     assert_loads_quietly(&r, &["libceph", "ceph"]);
     assert_eq!(verdict(&r, "rbd").log, vec![warn("rbd: disagrees about version of symbol module_layout")]);
+}
+
+#[test]
+fn bootable_cases_are_built_from_the_real_modules() {
+    // The cases the agreement run boots (krbd-vm tests/agreement.rs): each builds from the
+    // real modules, and the check refuses exactly the edited ones.
+    let fx = fixture();
+    let src = krbd_kmod::corpus::CorpusSource::from_dir(&fx.modules_dir).unwrap();
+    let cases = krbd_kmod::corpus::bootable_cases(&src).unwrap();
+    let t = load_target(&TargetSpec::Headers { dir: fx.headers_dir.clone() }, Some(&fx.modules_dir)).unwrap();
+    let mut names: Vec<&str> = cases.iter().map(|c| c.name).collect();
+    names.dedup();
+    assert_eq!(names.len(), cases.len(), "case names are unique");
+    let refused = |name: &str| -> Vec<(String, Option<&'static str>)> {
+        let c = cases.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no case {name}"));
+        let r = check_set(&c.candidates().unwrap(), &c.target(&t), &SetOptions::default());
+        r.modules.iter().filter(|m| m.verdict == Outcome::Refused).map(|m| (m.module.clone(), m.errno)).collect()
+    };
+    let one = |m: &str, e: &'static str| vec![(m.to_string(), Some(e))];
+    assert_eq!(refused("stock_signed"), vec![]);
+    assert_eq!(refused("stock_unsigned"), vec![]);
+    assert_eq!(refused("release_changed"), vec![]);
+    assert_eq!(refused("rbd_alone"), vec![]);
+    assert_eq!(refused("out_of_tree"), vec![]);
+    assert_eq!(refused("dependency_in_the_set"), vec![]);
+    assert_eq!(refused("vermagic_flipped"), one("rbd", "ENOEXEC"));
+    assert_eq!(refused("module_layout_changed"), one("rbd", "ENOEXEC"));
+    assert_eq!(refused("struct_module_size_changed"), one("rbd", "ENOEXEC"));
+    assert_eq!(refused("no_versions_and_release_changed"), one("rbd", "ENOEXEC"));
+    assert_eq!(refused("import_crc_changed_set_symbol"), one("rbd", "EINVAL"));
+    assert_eq!(refused("import_crc_changed_kernel_symbol"), one("rbd", "EINVAL"));
+    assert_eq!(refused("symbol_unknown_to_the_kernel"), one("rbd", "ENOENT"));
+    let both = |e: &'static str| vec![("ceph".to_string(), Some(e)), ("rbd".to_string(), Some(e))];
+    assert_eq!(refused("export_removed_from_libceph"), both("ENOENT"));
+    assert_eq!(refused("export_crc_changed_in_libceph"), both("EINVAL"));
+    let all = |e: &'static str| vec![("libceph".to_string(), Some(e)), ("ceph".to_string(), Some(e)), ("rbd".to_string(), Some(e))];
+    assert_eq!(refused("missing_dependency"), all("ENOENT"));
 }

@@ -80,6 +80,8 @@ pub struct BootReport {
     pub kernel_release: String,
     pub guest_release: Option<String>,
     pub boot_method: BootMethod,
+    /// The accelerator QEMU ran with and why, e.g. "tcg: /dev/kvm absent".
+    pub accelerator: String,
     pub modules: Vec<ModuleVerdict>,
     /// Kernel taint right after loading the set.
     pub taint: Option<Taint>,
@@ -187,24 +189,9 @@ pub fn run_boot_test_with_task(spec: &BootTestSpec, task: &GuestTask, listener: 
         plan.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(" ")
     ));
 
-    // Prefer the PVH entry of the vmlinux inside the bzImage; fall back to the bzImage.
-    let (kernel_path, boot_method) = match crate::bzimage::extract_vmlinux(&pkg.vmlinuz) {
-        Ok(vmlinux) if crate::bzimage::has_pvh_entry(&vmlinux) => {
-            let p = spec.work_dir.join("vmlinux");
-            std::fs::write(&p, vmlinux).map_err(io_err(format!("write {}", p.display())))?;
-            (p, BootMethod::Pvh)
-        }
-        other => {
-            let why = match other {
-                Ok(_) => "the vmlinux has no PVH entry note".to_string(),
-                Err(e) => e.to_string(),
-            };
-            listener.warning(&format!("booting the bzImage (slower): {why}"));
-            let p = spec.work_dir.join("vmlinuz");
-            std::fs::write(&p, &pkg.vmlinuz).map_err(io_err(format!("write {}", p.display())))?;
-            (p, BootMethod::BzImage)
-        }
-    };
+    let (kernel_path, boot_method) = kernel_for_boot(&pkg, &spec.work_dir, listener)?;
+    let accel = qemu::probe_accel_once(&spec.qemu, &kernel_path, &busybox, &spec.work_dir);
+    listener.info(&format!("accelerator {accel}"));
 
     let session = match spec.cluster {
         Some(c) => Some(c.guest_session(&spec.work_dir, listener)?),
@@ -229,14 +216,14 @@ pub fn run_boot_test_with_task(spec: &BootTestSpec, task: &GuestTask, listener: 
         qemu: spec.qemu.clone(),
         kernel: kernel_path,
         initrd: initrd_path,
-        append: "console=ttyS0,115200 panic=-1 rdinit=/init mitigations=off net.ifnames=0".into(),
+        append: qemu::GUEST_APPEND.into(),
         memory_mb: spec.memory_mb,
         serial_log: serial_log.clone(),
         network: session.as_ref().map(|s| s.network.clone()),
         timeout: spec.timeout,
     };
-    listener.task_start("booting the guest under QEMU (TCG)", None, Unit::Steps);
-    let outcome = qemu::run(&qspec);
+    listener.task_start(&format!("booting the guest under QEMU ({})", accel.accel.name()), None, Unit::Steps);
+    let outcome = qemu::run_with(&qspec, accel.accel);
     listener.task_finish();
     let outcome = outcome?;
     let events = parse_log(&outcome.serial);
@@ -299,6 +286,7 @@ pub fn run_boot_test_with_task(spec: &BootTestSpec, task: &GuestTask, listener: 
         kernel_release: pkg.release.clone(),
         guest_release: events.iter().find(|e| e.kind == "begin").and_then(|e| e.fields.first().cloned()),
         boot_method,
+        accelerator: accel.to_string(),
         modules,
         taint: taint_of("taint"),
         taint_at_end: taint_of("taint_end"),
@@ -309,6 +297,28 @@ pub fn run_boot_test_with_task(spec: &BootTestSpec, task: &GuestTask, listener: 
         problems,
     };
     Ok(report)
+}
+
+/// Writes the kernel to boot into `work_dir`: the PVH entry of the vmlinux inside the
+/// bzImage where there is one (much faster under TCG), else the bzImage.
+pub fn kernel_for_boot(pkg: &KernelPackage, work_dir: &Path, listener: &dyn Listener) -> Result<(PathBuf, BootMethod), VmError> {
+    Ok(match crate::bzimage::extract_vmlinux(&pkg.vmlinuz) {
+        Ok(vmlinux) if crate::bzimage::has_pvh_entry(&vmlinux) => {
+            let p = work_dir.join("vmlinux");
+            std::fs::write(&p, vmlinux).map_err(io_err(format!("write {}", p.display())))?;
+            (p, BootMethod::Pvh)
+        }
+        other => {
+            let why = match other {
+                Ok(_) => "the vmlinux has no PVH entry note".to_string(),
+                Err(e) => e.to_string(),
+            };
+            listener.warning(&format!("booting the bzImage (slower): {why}"));
+            let p = work_dir.join("vmlinuz");
+            std::fs::write(&p, &pkg.vmlinuz).map_err(io_err(format!("write {}", p.display())))?;
+            (p, BootMethod::BzImage)
+        }
+    })
 }
 
 fn verdicts(plan: &[PlannedModule], events: &[GuestEvent]) -> Vec<ModuleVerdict> {

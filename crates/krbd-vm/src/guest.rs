@@ -20,6 +20,11 @@ fn arity(kind: &str) -> usize {
         "srcversion" | "modtaint" | "buildid" | "value" => 2,
         "step" => 3,    // name, ok|fail, detail
         "begin" | "taint" | "taint_end" => 1,
+        // The agreement run (crate::agreement).
+        "case" => 2,   // case, tainted before it
+        "try" => 4,    // case, module, rc, insmod's output
+        "kmsg" => 3,   // case, module, raw kernel line (`<level>[time] text`)
+        "unload" => 3, // case, module, rc
         _ => 1,
     }
 }

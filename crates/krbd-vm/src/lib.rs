@@ -7,6 +7,7 @@
 //! ([`guest`]) into a verdict per module. With a [`cluster::Cluster`] the guest also maps an
 //! RBD image from a throwaway Ceph cluster and pushes I/O through it.
 
+pub mod agreement;
 pub mod boot;
 pub mod bzimage;
 pub mod cluster;

@@ -78,8 +78,14 @@ pub(crate) fn die_with_parent(cmd: &mut Command) {
     }
 }
 
-/// Boots and waits until QEMU exits (the guest powers off), or kills it after the timeout.
+/// Boots under TCG and waits until QEMU exits (the guest powers off), or kills it after
+/// the timeout.
 pub fn run(spec: &QemuSpec) -> Result<QemuOutcome, VmError> {
+    run_with(spec, Accel::Tcg)
+}
+
+/// [`run`] with the given accelerator.
+pub fn run_with(spec: &QemuSpec, accel: Accel) -> Result<QemuOutcome, VmError> {
     let qemu = find_program(&spec.qemu).ok_or_else(|| VmError::QemuMissing {
         program: spec.qemu.clone(),
         path_env: std::env::var("PATH").unwrap_or_default(),
@@ -98,7 +104,11 @@ pub fn run(spec: &QemuSpec) -> Result<QemuOutcome, VmError> {
         }
         None => Command::new(&qemu),
     };
-    cmd.args(["-machine", "pc,accel=tcg", "-cpu", "qemu64", "-smp", "1", "-nodefaults", "-no-user-config"])
+    let (machine, cpu) = match accel {
+        Accel::Tcg => ("pc,accel=tcg", "qemu64"),
+        Accel::Kvm => ("pc,accel=kvm", "host"),
+    };
+    cmd.args(["-machine", machine, "-cpu", cpu, "-smp", "1", "-nodefaults", "-no-user-config"])
         .args(["-display", "none", "-no-reboot", "-m", &spec.memory_mb.to_string()])
         .arg("-chardev")
         .arg(format!("file,id=con,path={}", spec.serial_log.display()))
@@ -157,4 +167,131 @@ pub fn run(spec: &QemuSpec) -> Result<QemuOutcome, VmError> {
     let serial = String::from_utf8_lossy(&std::fs::read(&spec.serial_log).unwrap_or_default()).into_owned();
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     Ok(QemuOutcome { status, timed_out, serial, stderr, elapsed: start.elapsed() })
+}
+
+/// The kernel command line of the boot tests' guests.
+pub const GUEST_APPEND: &str = "console=ttyS0,115200 panic=-1 rdinit=/init mitigations=off net.ifnames=0";
+
+/// How QEMU runs the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Accel {
+    /// QEMU's own CPU emulation: slow, works everywhere.
+    Tcg,
+    /// Hardware virtualisation through /dev/kvm.
+    Kvm,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+        }
+    }
+}
+
+/// The accelerator chosen and why, e.g. "tcg: /dev/kvm absent".
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AccelChoice {
+    pub accel: Accel,
+    pub reason: String,
+}
+
+impl std::fmt::Display for AccelChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.accel.name(), self.reason)
+    }
+}
+
+impl AccelChoice {
+    pub fn tcg(reason: impl Into<String>) -> Self {
+        AccelChoice { accel: Accel::Tcg, reason: reason.into() }
+    }
+}
+
+/// The first step of the probe: is there a KVM device this process can open?
+/// `Err` carries the reason to stay on TCG.
+pub fn kvm_device(path: &Path) -> Result<(), String> {
+    match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!("{} absent", path.display())),
+        Err(e) => Err(format!("{} cannot be opened ({e})", path.display())),
+    }
+}
+
+/// Chooses the accelerator for `kernel`: KVM only if /dev/kvm opens and a probe boot of
+/// that kernel under KVM reaches a tiny init (which reports `KRBD|end` and powers off)
+/// within `timeout`; otherwise TCG. A device that opens is not enough: on nested
+/// hypervisors stock kernels hang or die under KVM.
+pub fn probe_accel(qemu: &Path, kernel: &Path, busybox: &[u8], work_dir: &Path, timeout: Duration) -> AccelChoice {
+    probe_accel_with(Path::new("/dev/kvm"), qemu, kernel, busybox, work_dir, timeout)
+}
+
+/// [`probe_accel`] once per process: whether KVM works is a property of the host.
+pub fn probe_accel_once(qemu: &Path, kernel: &Path, busybox: &[u8], work_dir: &Path) -> AccelChoice {
+    static CHOICE: std::sync::OnceLock<AccelChoice> = std::sync::OnceLock::new();
+    CHOICE.get_or_init(|| probe_accel(qemu, kernel, busybox, work_dir, PROBE_TIMEOUT)).clone()
+}
+
+/// A working KVM boots the probe's kernel to its init in a second or two.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// [`probe_accel`] with the KVM device's path given (for tests).
+pub fn probe_accel_with(device: &Path, qemu: &Path, kernel: &Path, busybox: &[u8], work_dir: &Path, timeout: Duration) -> AccelChoice {
+    if let Err(why) = kvm_device(device) {
+        return AccelChoice::tcg(why);
+    }
+    let init = "#!/bin/busybox sh\n/bin/busybox echo KRBD|end\n/bin/busybox poweroff -f\n";
+    let initrd = match crate::initramfs::build(busybox, &[], init, &crate::initramfs::ExtraFiles::default()) {
+        Ok(b) => b,
+        Err(e) => return AccelChoice::tcg(format!("KVM probe not run: {e}")),
+    };
+    let initrd_path = work_dir.join("kvm-probe.cpio.gz");
+    if let Err(e) = std::fs::write(&initrd_path, initrd) {
+        return AccelChoice::tcg(format!("KVM probe not run: cannot write {}: {e}", initrd_path.display()));
+    }
+    let spec = QemuSpec {
+        qemu: qemu.to_path_buf(),
+        kernel: kernel.to_path_buf(),
+        initrd: initrd_path,
+        append: GUEST_APPEND.into(),
+        memory_mb: 256,
+        serial_log: work_dir.join("kvm-probe.log"),
+        network: None,
+        timeout,
+    };
+    match run_with(&spec, Accel::Kvm) {
+        Ok(o) if crate::guest::parse_log(&o.serial).iter().any(|e| e.kind == "end") => {
+            AccelChoice { accel: Accel::Kvm, reason: format!("probe boot under KVM finished in {:.1} s", o.elapsed.as_secs_f64()) }
+        }
+        Ok(o) if o.timed_out => AccelChoice::tcg(format!("/dev/kvm opens, but a probe boot under KVM did not finish within {} s", timeout.as_secs())),
+        Ok(o) => {
+            let said = o.stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+            let status = o.status.map(|s| s.to_string()).unwrap_or_default();
+            AccelChoice::tcg(format!("/dev/kvm opens, but the probe boot under KVM failed ({status}){}", if said.is_empty() { String::new() } else { format!(": {said}") }))
+        }
+        Err(e) => AccelChoice::tcg(format!("KVM probe boot could not run: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod accel_tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_kvm_device_means_tcg() {
+        let tmp = std::env::temp_dir().join("krbd-no-such-kvm-device");
+        let c = probe_accel_with(&tmp, Path::new("qemu-system-x86_64"), Path::new("/nonexistent"), b"", Path::new("/tmp"), Duration::from_secs(1));
+        assert_eq!(c.accel, Accel::Tcg);
+        assert_eq!(c.to_string(), format!("tcg: {} absent", tmp.display()));
+    }
+
+    #[test]
+    fn an_unopenable_kvm_device_means_tcg() {
+        // A folder cannot be opened for writing: the same path as a device without permission.
+        let dir = std::env::temp_dir();
+        let why = kvm_device(&dir).unwrap_err();
+        assert!(why.contains("cannot be opened"), "{why}");
+    }
 }

@@ -38,7 +38,18 @@ Exit codes:
   11   the guest never finished: timeout or QEMU exited early (the relevant serial lines
        are shown)
   12   the throwaway Ceph cluster did not start or a Ceph command failed
-  130  interrupted (SIGINT, SIGTERM, SIGHUP); QEMU, the cluster and its namespace were torn down")]
+  130  interrupted (SIGINT, SIGTERM, SIGHUP); QEMU, the cluster and its namespace were torn down
+
+With --agreement (the kernel against `krbd-forge check`): the bad-module corpus (flipped
+vermagic, another release, changed CRCs, module_layout, missing export, missing dependency,
+another struct module size, ...) is made from the target's own libceph, ceph, rbd and
+libcrc32c, loaded into the target's kernel in one guest, and every module's verdict and
+kernel messages are compared with the check's; it prints \"N/N modules agree\" and each
+disagreement with both sides. Exit 0: all agree; 10: at least one disagrees; other codes
+as above. The headers come from --headers or, like `check --kernel`, through the cache.
+
+QEMU uses KVM only when /dev/kvm opens and a short probe boot under KVM works; otherwise
+TCG. The report says which and why (e.g. \"tcg: /dev/kvm absent\").")]
 pub struct BootTestArgs {
     /// Kernel release to boot, e.g. 6.12.117+deb12-amd64 (its linux-image package is
     /// downloaded through apt into the cache unless --image-deb is given).
@@ -78,9 +89,17 @@ pub struct BootTestArgs {
     /// Print the report as JSON on stdout (progress and warnings still go to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Instead of testing a set: load the bad-module corpus into the kernel and compare every
+    /// verdict and message with `krbd-forge check` (see below).
+    #[arg(long, conflicts_with_all = ["cluster", "modules"])]
+    pub agreement: bool,
+    /// With --agreement: the target's headers folder (Module.symvers, .config); default:
+    /// fetched through the cache like `check --kernel`.
+    #[arg(long, value_name = "DIR", requires = "agreement")]
+    pub headers: Option<PathBuf>,
 }
 
-fn exit_code_of(e: &VmError) -> i32 {
+pub(super) fn exit_code_of(e: &VmError) -> i32 {
     match e {
         VmError::KernelPackage { reason, .. } if reason.contains("no boot/vmlinuz-") => EXIT_TARGET,
         VmError::KernelPackage { .. }
@@ -101,7 +120,7 @@ fn exit_code_of(e: &VmError) -> i32 {
     }
 }
 
-fn fail(json: bool, code: i32, kind: &str, message: &str) -> i32 {
+pub(super) fn fail(json: bool, code: i32, kind: &str, message: &str) -> i32 {
     if json {
         println!("{}", serde_json::json!({ "passed": false, "error": { "kind": kind, "message": message, "exit_code": code } }));
     }
@@ -110,6 +129,9 @@ fn fail(json: bool, code: i32, kind: &str, message: &str) -> i32 {
 }
 
 pub fn run(args: BootTestArgs) -> i32 {
+    if args.agreement {
+        return super::agreement::run(args);
+    }
     let listener = Terminal::new(args.json);
     let json = args.json;
     // A signal only sets a flag; the waiting loops then stop and everything is torn down.
@@ -203,6 +225,7 @@ fn print_human(r: &BootReport) {
         },
         r.elapsed_secs
     );
+    println!("accelerator {}", r.accelerator);
     for m in &r.modules {
         let optional = m.role == krbd_vm::deps::Role::Optional;
         let state = match m.loaded {

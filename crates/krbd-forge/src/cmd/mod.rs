@@ -1,6 +1,7 @@
 //! Subcommands. Each turns its raw flags into validated library objects once, runs, and
 //! maps library errors to the exit codes documented in `--help`.
 
+mod agreement;
 mod boot_test;
 mod build;
 mod check;

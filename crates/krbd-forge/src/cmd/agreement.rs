@@ -1,0 +1,120 @@
+//! `krbd-forge boot-test --agreement`: the real kernel against `krbd-forge check` on the
+//! bad-module corpus (krbd_vm::agreement).
+
+use super::boot_test::{exit_code_of, fail, BootTestArgs, EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_PASSED};
+use super::terminal::Terminal;
+use krbd_vm::agreement::{run_agreement, AgreementReport, AgreementSpec};
+use krbd_vm::VmError;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The headers and the image package: given, or through the cache like `check --kernel`.
+fn target_files(args: &BootTestArgs, listener: &Terminal) -> Result<(PathBuf, PathBuf), i32> {
+    if let (Some(headers), Some(image)) = (&args.headers, &args.image_deb) {
+        return Ok((headers.clone(), image.clone()));
+    }
+    let release = krbd_build::KernelRelease::parse(&args.kernel).map_err(|e| super::build::report_error(&e, args.json))?;
+    let cache = args.cache.open().map_err(|e| super::build::report_error(&e.into(), args.json))?;
+    let mut stages = krbd_build::pipeline::Stages(Vec::new());
+    let prepared = krbd_build::pipeline::prepare_debian(&cache, Some(&release), false, &mut stages, listener)
+        .map_err(|e| super::build::report_error(&e, args.json))?;
+    let headers = args.headers.clone().unwrap_or_else(|| prepared.headers.dir.clone());
+    // prepare_debian fetches headers, headers-common, kbuild, then the image.
+    let image = match (&args.image_deb, prepared.debs.get(3)) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => p.clone(),
+        (None, None) => {
+            return Err(fail(args.json, EXIT_ENVIRONMENT, "kernel_package", "the image package was not fetched"));
+        }
+    };
+    Ok((headers, image))
+}
+
+pub fn run(args: BootTestArgs) -> i32 {
+    let listener = Terminal::new(args.json);
+    let json = args.json;
+    krbd_vm::interrupt::install_handler();
+    if krbd_vm::qemu::find_program(&args.qemu).is_none() {
+        let e = VmError::QemuMissing { program: args.qemu.clone(), path_env: std::env::var("PATH").unwrap_or_default() };
+        return fail(json, EXIT_ENVIRONMENT, "qemu_missing", &e.to_string());
+    }
+    let (headers_dir, image_deb) = match target_files(&args, &listener) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let work_dir = match &args.work_dir {
+        Some(d) => d.clone(),
+        None => match tempfile::Builder::new().prefix("krbd-agreement.").tempdir() {
+            Ok(d) => d.keep(),
+            Err(e) => return fail(json, EXIT_ENVIRONMENT, "io", &format!("cannot create a work folder: {e}")),
+        },
+    };
+    let spec = AgreementSpec {
+        image_deb,
+        release: Some(args.kernel.clone()),
+        headers_dir,
+        busybox: args.busybox.clone(),
+        qemu: args.qemu.clone(),
+        work_dir: work_dir.clone(),
+        timeout: Duration::from_secs(args.timeout),
+        memory_mb: args.memory,
+    };
+    let report = match run_agreement(&spec, &listener) {
+        Ok(r) => r,
+        Err(e) => return fail(json, exit_code_of(&e), "agreement", &e.to_string()),
+    };
+    let report_path = work_dir.join("agreement.json");
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    if let Err(e) = std::fs::write(&report_path, &text) {
+        eprintln!("warning: cannot write {}: {e}", report_path.display());
+    }
+    if json {
+        println!("{text}");
+    } else {
+        print_human(&report);
+        println!("report: {}", report_path.display());
+    }
+    if report.all_agree {
+        EXIT_PASSED
+    } else {
+        EXIT_FAILED
+    }
+}
+
+fn print_human(r: &AgreementReport) {
+    println!("kernel {} ({}), {} corpus cases, guest {:.1} s", r.kernel_release, r.accelerator, r.cases.len(), r.elapsed_secs);
+    for c in &r.cases {
+        let rows: Vec<_> = r.modules.iter().filter(|m| m.case == c.name).collect();
+        let verdicts: Vec<String> = rows
+            .iter()
+            .map(|m| {
+                let state = match m.kernel.loaded {
+                    Some(true) => "loads",
+                    Some(false) => "refused",
+                    None => "not tried",
+                };
+                format!("{} {state}{}", m.module, if m.agree { "" } else { " (DISAGREE)" })
+            })
+            .collect();
+        println!("  {:<34} {}", c.name, verdicts.join(", "));
+    }
+    for s in &r.skipped_cases {
+        println!("  skipped: {s}");
+    }
+    println!("{}/{} modules agree", r.modules_agreeing, r.modules_total);
+    for m in r.disagreements() {
+        println!("DISAGREE {}/{}:", m.case, m.module);
+        for d in &m.differences {
+            println!("    {d}");
+        }
+        println!("    kernel: loaded {:?}, insmod: {}", m.kernel.loaded, m.kernel.insmod_output);
+        for l in &m.kernel.lines {
+            println!("      {:?}: {}", l.level, l.text);
+        }
+        println!("    check:  {:?} {}", m.check.verdict, m.check.errno.unwrap_or(""));
+        for l in &m.check.lines {
+            println!("      {:?}: {}", l.level, l.text);
+        }
+    }
+    println!("serial log: {}", r.serial_log.display());
+}
