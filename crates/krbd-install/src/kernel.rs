@@ -64,7 +64,8 @@ impl Kernel for RealKernel {
 /// A kernel simulated inside the root: `load` resolves the module through the root's
 /// modules.dep (written by the real depmod) and creates `/sys/module/<name>` with the
 /// file's srcversion and build-id note and the `holders` links that make an in-use module refuse to unload.
-/// `fail_load` names a module whose load fails, to test the automatic rollback.
+/// `fail_load` names a module file, by its identity (`build-id:…`/`srcversion:…`), whose
+/// load fails: a fault of one set only, to test the automatic rollback.
 #[derive(Debug, Default, Clone)]
 pub struct SimulatedKernel {
     pub fail_load: Option<String>,
@@ -82,9 +83,6 @@ fn io(e: std::io::Error) -> String {
 
 impl Kernel for SimulatedKernel {
     fn load(&self, host: &TargetHost, name: &str) -> Result<(), String> {
-        if self.fail_load.as_deref() == Some(name) {
-            return Err(format!("modprobe: ERROR: could not insert '{name}': Invalid argument (simulated)"));
-        }
         if host.loaded(name).loaded {
             return Ok(());
         }
@@ -104,6 +102,9 @@ impl Kernel for SimulatedKernel {
         }
         let file = host.modules_dir().join(path.trim());
         let module = KernelModule::read(&file).map_err(|e| format!("insmod {}: {e}", file.display()))?;
+        if self.fail_load.is_some() && self.fail_load == crate::set::module_identity(&module) {
+            return Err(format!("modprobe: ERROR: could not insert '{name}': Invalid argument (simulated)"));
+        }
         let dir = Self::sys_module(host, name);
         std::fs::create_dir_all(dir.join("holders")).map_err(io)?;
         if let Some(sv) = module.srcversion() {

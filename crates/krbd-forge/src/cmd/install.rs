@@ -22,7 +22,7 @@ pub const EXIT_NOTHING_TO_ROLL_BACK: i32 = 14;
 
 /// Test hook: run against a kernel simulated inside --root instead of the real one.
 pub const SIMULATE_ENV: &str = "KRBD_INSTALL_SIMULATE_KERNEL";
-/// Test hook: with the simulated kernel, loading this module fails.
+/// Test hook: with the simulated kernel, loading the module with this identity fails.
 pub const SIMULATE_FAIL_ENV: &str = "KRBD_INSTALL_SIMULATE_FAIL_LOAD";
 
 const EXIT_HELP: &str = "\
@@ -312,7 +312,7 @@ fn print_outcome(o: &krbd_install::Outcome) {
 /// The human table of `status`.
 pub fn status_table(s: &krbd_install::Status) -> String {
     let mut out = format!("kernel {}\n", s.release);
-    out += &format!("{:<8}  {:<36}  {:<24}  {:<24}\n", "module", "installed (depmod's choice)", "loaded", "shipped");
+    out += "(srcversion when the module has one, else its GNU build-id)\n";
     for m in &s.modules {
         let installed = m
             .installed
@@ -320,7 +320,10 @@ pub fn status_table(s: &krbd_install::Status) -> String {
             .map(|i| format!("{} {}", i.identity.as_deref().unwrap_or("-"), i.origin))
             .unwrap_or_else(|| "not installed".into());
         let loaded = if m.loaded.loaded { m.loaded.identity.clone().unwrap_or_else(|| "(unidentified)".into()) } else { "not loaded".into() };
-        out += &format!("{:<8}  {:<36}  {:<24}  {:<24}\n", m.name, installed, loaded, m.shipped.as_deref().unwrap_or("-"));
+        out += &format!("{}\n  installed {installed}\n  loaded    {loaded}\n", m.name);
+        if let Some(shipped) = &m.shipped {
+            out += &format!("  shipped   {shipped}\n");
+        }
     }
     if let Some(v) = s.shipped_installed {
         out += &format!("shipped set installed: {}\n", if v { "yes" } else { "no" });
