@@ -218,6 +218,7 @@ pub fn run_boot_test(spec: &BootTestSpec, listener: &dyn Listener) -> Result<Boo
         serial_log: serial_log.clone(),
         network: session.as_ref().map(|s| s.network.clone()),
         timeout: spec.timeout,
+        drive: None,
     };
     listener.task_start("booting the guest under QEMU (TCG)", None, Unit::Steps);
     let outcome = qemu::run(&qspec);
