@@ -368,3 +368,74 @@ fn status_shows_installed_loaded_and_shipped_side_by_side() {
     let o = forge_install(&root, &["status", "--set"], Some(&f.patched.source), &[]);
     insta::assert_snapshot!("install_status_text", redact(&String::from_utf8_lossy(&o.stdout)));
 }
+
+#[test]
+fn installing_the_installed_set_again_keeps_the_rollback_target() {
+    let f = fixture();
+    let (_d, root) = f.copy_of(&f.upgraded());
+    let o = forge_install(&root, &["install", "--no-reload"], Some(&f.patched.source), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Again, now with the live swap: only the loaded modules change.
+    let o = forge_install(&root, &["install", "--json"], Some(&f.patched.source), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["notes"][0].as_str().unwrap().contains("already installed"), "{v}");
+    assert_eq!(v["steps"], serde_json::json!(["unloaded", "loaded", "verified"]));
+    assert_set(&root, &f.release, &ids_of_set(&f.patched), "reloaded");
+    let o = forge_install(&root, &["install", "--json"], Some(&f.patched.source), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["steps"], serde_json::json!([]));
+    // The previous set is still what rollback restores.
+    let o = forge_install(&root, &["rollback"], None, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_set(&root, &f.release, &ids_of_set(&f.unpatched), "rolled back to the set before");
+}
+
+#[test]
+fn a_live_swap_for_a_kernel_that_is_not_running_is_refused() {
+    let f = fixture();
+    let (_d, root) = f.copy_of(&f.upgraded());
+    std::fs::write(root.join("proc/sys/kernel/osrelease"), "6.1.0-99-amd64\n").unwrap();
+    let o = forge_install(&root, &["install", "--json"], Some(&f.patched.source), &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("is not the running kernel (6.1.0-99-amd64)"), "{}", text(&o));
+    assert_set(&root, &f.release, &ids_of_set(&f.unpatched), "nothing changed");
+    let o = forge_install(&root, &["install", "--no-reload", "--kernel", &f.release], Some(&f.patched.source), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+/// The layout of an unpacked `krbd-forge package --format tar`: the debug-stripped copies
+/// under the out folder's names, the build report and a sha256 manifest.
+fn unpacked_tarball(set: &ShippedSet) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let mut manifest = String::new();
+    for n in ["libceph", "ceph", "rbd"] {
+        let bytes = std::fs::read(set.source.join(format!("stripped/{n}.ko"))).unwrap();
+        std::fs::write(d.path().join(format!("{n}.ko")), &bytes).unwrap();
+        use sha2::Digest;
+        manifest += &format!("{}  {n}.ko\n", hex::encode(sha2::Sha256::digest(&bytes)));
+    }
+    std::fs::copy(set.source.join("build-report.json"), d.path().join("build-report.json")).unwrap();
+    std::fs::write(d.path().join("MANIFEST.sha256"), manifest).unwrap();
+    d
+}
+
+#[test]
+fn an_unpacked_installer_tarball_installs_with_the_same_identity() {
+    let f = fixture();
+    let t = unpacked_tarball(&f.patched);
+    let stripped = ShippedSet::from_dir(t.path()).expect("the unpacked tarball is a set");
+    assert_eq!(ids_of_set(&stripped), ids_of_set(&f.patched), "stripping keeps the GNU build-id");
+    let (_d, root) = f.copy_of(&f.upgraded());
+    let o = forge_install(&root, &["install"], Some(t.path()), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_set(&root, &f.release, &ids_of_set(&f.patched), "installed from the tarball");
+    // A file the manifest does not vouch for is refused.
+    let mut bytes = std::fs::read(t.path().join("rbd.ko")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(t.path().join("rbd.ko"), bytes).unwrap();
+    let o = forge_install(&root, &["install", "--json"], Some(t.path()), &[]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("does not match its build report"), "{}", text(&o));
+}

@@ -13,7 +13,9 @@
 //! `rollback-initramfs` when asked for, and `rolled-back`.
 
 use crate::host::{InstalledModule, LoadedModule, TargetHost};
-use crate::journal::{copy_atomic, sync_dir, Journal, PlacedFile, ReplacedFile, TxState, JOURNAL_FORMAT};
+use crate::journal::{
+    copy_atomic, sync_dir, Journal, PlacedFile, ReplacedFile, TxState, JOURNAL_FORMAT,
+};
 use crate::kernel::{depmod, Kernel};
 use crate::set::{sha256_file, ShippedSet, MODULE_NAMES};
 use crate::InstallError;
@@ -24,8 +26,18 @@ use serde::Serialize;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-pub const INSTALL_STEPS: [&str; 10] =
-    ["begin", "staged", "backed-up", "swapped", "depmod", "unloaded", "loaded", "verified", "initramfs", "committed"];
+pub const INSTALL_STEPS: [&str; 10] = [
+    "begin",
+    "staged",
+    "backed-up",
+    "swapped",
+    "depmod",
+    "unloaded",
+    "loaded",
+    "verified",
+    "initramfs",
+    "committed",
+];
 pub const ROLLBACK_STEPS: [&str; 8] = [
     "rollback-begin",
     "rollback-restored",
@@ -103,7 +115,11 @@ impl Outcome {
     fn finish(mut self, host: &TargetHost) -> Outcome {
         self.modules = MODULE_NAMES
             .iter()
-            .map(|n| ModuleAfter { name: n.to_string(), installed: host.installed(n), loaded: host.loaded(n) })
+            .map(|n| ModuleAfter {
+                name: n.to_string(),
+                installed: host.installed(n),
+                loaded: host.loaded(n),
+            })
             .collect();
         self
     }
@@ -119,19 +135,31 @@ fn lock(host: &TargetHost) -> Result<Lock, InstallError> {
     let f = File::create(&path).map_err(InstallError::io(format!("create {}", path.display())))?;
     match f.try_lock() {
         Ok(()) => Ok(Lock(f)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(InstallError::Locked { release: host.release.clone(), lock: path }),
-        Err(std::fs::TryLockError::Error(e)) => Err(InstallError::io(format!("lock {}", path.display()))(e)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(InstallError::Locked {
+            release: host.release.clone(),
+            lock: path,
+        }),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(InstallError::io(format!("lock {}", path.display()))(e))
+        }
     }
 }
 
 fn staged_path(dest: &Path) -> PathBuf {
-    let name = dest.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dest
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     dest.with_file_name(format!(".{name}.krbd-new"))
 }
 
 fn same_set(j: &Journal, set: &ShippedSet) -> bool {
     j.placed.len() == set.modules.len()
-        && set.modules.iter().all(|m| j.placed.iter().any(|p| p.name == m.name && p.sha256 == m.sha256))
+        && set.modules.iter().all(|m| {
+            j.placed
+                .iter()
+                .any(|p| p.name == m.name && p.sha256 == m.sha256)
+        })
 }
 
 /// Installs `set` on `host` as one transaction (see the module docs).
@@ -143,11 +171,17 @@ pub fn install(
     listener: &dyn Listener,
 ) -> Result<Outcome, InstallError> {
     if set.release != host.release {
-        return Err(InstallError::ReleaseMismatch { set_release: set.release.clone(), target_release: host.release.clone() });
+        return Err(InstallError::ReleaseMismatch {
+            set_release: set.release.clone(),
+            target_release: host.release.clone(),
+        });
     }
     let _lock = lock(host)?;
     let state_dir = host.state_dir();
     let mut outcome = Outcome::new("install", host);
+    if options.reload {
+        check_running(host)?;
+    }
     if let Some(j) = Journal::read(&state_dir)? {
         match j.state {
             TxState::Installing if same_set(&j, set) => {
@@ -164,18 +198,22 @@ pub fn install(
                 let last = j.last_step().unwrap_or("none").to_string();
                 let reload = j.reload || j.rollback_reload;
                 let mut j = j;
-                run_rollback(&mut j, host, reload, kernel, listener, &mut outcome.steps).map_err(|(step, reason)| {
-                    InstallError::RollbackFailed {
+                run_rollback(&mut j, host, reload, kernel, listener, &mut outcome.steps).map_err(
+                    |(step, reason)| InstallError::RollbackFailed {
                         operation: "recovery of an interrupted transaction",
                         step: last.clone(),
                         reason: "interrupted".into(),
                         rollback_reason: format!("{step}: {reason}"),
                         journal: Journal::path(&state_dir),
-                    }
-                })?;
+                    },
+                )?;
                 outcome.recovered =
                     Some(format!("rolled back an interrupted transaction of another set (it had reached step {last})"));
                 listener.info(outcome.recovered.as_deref().unwrap_or_default());
+            }
+            TxState::Installed if same_set(&j, set) && placed_in_place(host, &j) => {
+                // Installing again would back up this very set and lose the previous one.
+                return already_installed(host, &j, options, kernel, outcome);
             }
             TxState::Installed | TxState::RolledBack => {}
         }
@@ -193,28 +231,53 @@ pub fn install(
     let mut replaced = Vec::new();
     for m in &set.modules {
         let dest = install_dir.join(format!("{}.ko", m.name));
-        placed.push(PlacedFile { name: m.name.clone(), path: host.rel(&dest), sha256: m.sha256.clone(), identity: m.identity.clone() });
+        placed.push(PlacedFile {
+            name: m.name.clone(),
+            path: host.rel(&dest),
+            sha256: m.sha256.clone(),
+            identity: m.identity.clone(),
+        });
     }
-    let mut to_replace: Vec<PathBuf> = placed.iter().map(|p| host.abs(&p.path)).filter(|p| p.exists()).collect();
+    let mut to_replace: Vec<PathBuf> = placed
+        .iter()
+        .map(|p| host.abs(&p.path))
+        .filter(|p| p.exists())
+        .collect();
     to_replace.extend(host.competing_files(&MODULE_NAMES));
     for path in &to_replace {
         if let Some(package) = host.package_owner(path) {
-            return Err(InstallError::PackageOwned { path: path.clone(), package });
+            return Err(InstallError::PackageOwned {
+                path: path.clone(),
+                package,
+            });
         }
         let rel = host.rel(path);
-        let identity = KernelModule::read(path).ok().and_then(|m| crate::set::module_identity(&m));
-        replaced.push(ReplacedFile { backup: format!("backup/{}", rel.trim_start_matches('/')), path: rel, sha256: sha256_file(path)?, identity });
+        let identity = KernelModule::read(path)
+            .ok()
+            .and_then(|m| crate::set::module_identity(&m));
+        replaced.push(ReplacedFile {
+            backup: format!("backup/{}", rel.trim_start_matches('/')),
+            path: rel,
+            sha256: sha256_file(path)?,
+            identity,
+        });
     }
     for n in &MODULE_NAMES {
-        if replaced.iter().any(|r| r.path.ends_with(&format!("/{n}.ko")) && !r.path.starts_with(&host.rel(&install_dir))) {
+        if replaced.iter().any(|r| {
+            r.path.ends_with(&format!("/{n}.ko")) && !r.path.starts_with(&host.rel(&install_dir))
+        }) {
             outcome.notes.push(format!("another copy of {n} in updates/extra is moved aside (backed up) so that ours is the one depmod picks"));
         }
     }
-    let loaded_before = MODULE_NAMES.iter().map(|n| (n.to_string(), host.loaded(n))).collect();
+    let loaded_before = MODULE_NAMES
+        .iter()
+        .map(|n| (n.to_string(), host.loaded(n)))
+        .collect();
     let backup_dir = state_dir.join("backup");
     if backup_dir.exists() {
         // The previous transaction is complete; its backup is superseded by this one's.
-        std::fs::remove_dir_all(&backup_dir).map_err(InstallError::io(format!("remove {}", backup_dir.display())))?;
+        std::fs::remove_dir_all(&backup_dir)
+            .map_err(InstallError::io(format!("remove {}", backup_dir.display())))?;
     }
     let mut j = Journal {
         format: JOURNAL_FORMAT,
@@ -234,6 +297,55 @@ pub fn install(
     outcome.steps.push("begin".into());
     outcome.reloaded = options.reload;
     forward(j, set, host, kernel, listener, &mut outcome)?;
+    Ok(outcome.finish(host))
+}
+
+/// The module's release must be the running one to load its modules.
+fn check_running(host: &TargetHost) -> Result<(), InstallError> {
+    if let Ok(running) = std::fs::read_to_string(host.root.join("proc/sys/kernel/osrelease")) {
+        let running = running.trim();
+        if !running.is_empty() && running != host.release {
+            return Err(InstallError::NotRunningKernel {
+                release: host.release.clone(),
+                running: running.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn placed_in_place(host: &TargetHost, j: &Journal) -> bool {
+    j.placed
+        .iter()
+        .all(|p| sha256_file(&host.abs(&p.path)).is_ok_and(|s| s == p.sha256))
+}
+
+/// The same set is installed already: nothing to change on disk; with reload, load it if
+/// something else runs (e.g. it was installed with --no-reload).
+fn already_installed(
+    host: &TargetHost,
+    j: &Journal,
+    options: &InstallOptions,
+    kernel: &dyn Kernel,
+    mut outcome: Outcome,
+) -> Result<Outcome, InstallError> {
+    outcome
+        .notes
+        .push("this set is already installed: the files were left as they are".into());
+    if options.reload && verify_shipped(host, j).is_err() {
+        let reasons = host.busy_reasons();
+        if !reasons.is_empty() {
+            return Err(InstallError::Busy { reasons });
+        }
+        unload_set(host, kernel)
+            .and_then(|()| MODULE_NAMES.iter().try_for_each(|n| kernel.load(host, n)))
+            .and_then(|()| verify_shipped(host, j))
+            .map_err(|reason| InstallError::ReloadFailed { reason })?;
+        outcome.reloaded = true;
+        outcome
+            .steps
+            .extend(["unloaded", "loaded", "verified"].map(String::from));
+    }
     Ok(outcome.finish(host))
 }
 
@@ -287,8 +399,19 @@ fn forward(
                 j.failure = Some(format!("{step}: {reason}"));
                 j.save(&state_dir)?;
                 let reload = j.reload;
-                return match run_rollback(&mut j, host, reload, kernel, listener, &mut outcome.steps) {
-                    Ok(()) => Err(InstallError::RolledBack { operation: "install", step: step.into(), reason }),
+                return match run_rollback(
+                    &mut j,
+                    host,
+                    reload,
+                    kernel,
+                    listener,
+                    &mut outcome.steps,
+                ) {
+                    Ok(()) => Err(InstallError::RolledBack {
+                        operation: "install",
+                        step: step.into(),
+                        reason,
+                    }),
                     Err((rb_step, rb_reason)) => Err(InstallError::RollbackFailed {
                         operation: "install",
                         step: step.into(),
@@ -309,12 +432,18 @@ fn err_string(e: InstallError) -> String {
 
 fn stage(set: &ShippedSet, host: &TargetHost, j: &Journal) -> Result<(), String> {
     for p in &j.placed {
-        let m = set.module(&p.name).ok_or_else(|| format!("the set has no {}", p.name))?;
+        let m = set
+            .module(&p.name)
+            .ok_or_else(|| format!("the set has no {}", p.name))?;
         let staged = staged_path(&host.abs(&p.path));
         copy_atomic(&m.path, &staged).map_err(err_string)?;
         let sha = sha256_file(&staged).map_err(err_string)?;
         if sha != p.sha256 {
-            return Err(format!("{} was copied but reads back with sha256 {sha}, not {}", staged.display(), p.sha256));
+            return Err(format!(
+                "{} was copied but reads back with sha256 {sha}, not {}",
+                staged.display(),
+                p.sha256
+            ));
         }
     }
     Ok(())
@@ -325,7 +454,11 @@ fn back_up(host: &TargetHost, j: &Journal) -> Result<(), String> {
         let to = host.state_dir().join(&r.backup);
         copy_atomic(&host.abs(&r.path), &to).map_err(err_string)?;
         if sha256_file(&to).map_err(err_string)? != r.sha256 {
-            return Err(format!("the backup {} differs from {}", to.display(), r.path));
+            return Err(format!(
+                "the backup {} differs from {}",
+                to.display(),
+                r.path
+            ));
         }
     }
     Ok(())
@@ -337,14 +470,19 @@ fn swap(host: &TargetHost, j: &Journal) -> Result<(), String> {
         let dest = host.abs(&p.path);
         let staged = staged_path(&dest);
         if staged.exists() {
-            std::fs::rename(&staged, &dest).map_err(|e| format!("rename {} to {}: {e}", staged.display(), dest.display()))?;
+            std::fs::rename(&staged, &dest)
+                .map_err(|e| format!("rename {} to {}: {e}", staged.display(), dest.display()))?;
         } else if sha256_file(&dest).map_err(err_string)? != p.sha256 {
             return Err(format!("{} is neither staged nor in place", dest.display()));
         }
         dirs.extend(dest.parent().map(Path::to_path_buf));
     }
     let placed: Vec<&str> = j.placed.iter().map(|p| p.path.as_str()).collect();
-    for r in j.replaced.iter().filter(|r| !placed.contains(&r.path.as_str())) {
+    for r in j
+        .replaced
+        .iter()
+        .filter(|r| !placed.contains(&r.path.as_str()))
+    {
         let path = host.abs(&r.path);
         match std::fs::remove_file(&path) {
             Ok(()) => dirs.extend(path.parent().map(Path::to_path_buf)),
@@ -354,7 +492,8 @@ fn swap(host: &TargetHost, j: &Journal) -> Result<(), String> {
     }
     dirs.sort();
     dirs.dedup();
-    dirs.iter().try_for_each(|d| sync_dir(d).map_err(err_string))
+    dirs.iter()
+        .try_for_each(|d| sync_dir(d).map_err(err_string))
 }
 
 /// Unloads rbd, ceph and libceph (users first), refusing while a device or mount uses them.
@@ -381,7 +520,9 @@ fn verify_shipped(host: &TargetHost, j: &Journal) -> Result<(), String> {
             return Err(format!(
                 "/sys/module/{} shows {}, the shipped set's module is {}",
                 p.name,
-                now.identity.as_deref().unwrap_or("no srcversion and no build-id"),
+                now.identity
+                    .as_deref()
+                    .unwrap_or("no srcversion and no build-id"),
                 p.identity
             ));
         }
@@ -393,7 +534,13 @@ fn rollback_plan(j: &Journal) -> Vec<&'static str> {
     ROLLBACK_STEPS
         .iter()
         .copied()
-        .filter(|s| j.rollback_reload || !matches!(*s, "rollback-unloaded" | "rollback-loaded" | "rollback-verified"))
+        .filter(|s| {
+            j.rollback_reload
+                || !matches!(
+                    *s,
+                    "rollback-unloaded" | "rollback-loaded" | "rollback-verified"
+                )
+        })
         .filter(|s| j.update_initramfs || *s != "rollback-initramfs")
         .collect()
 }
@@ -413,7 +560,8 @@ fn run_rollback(
     if j.state != TxState::RollingBack {
         j.state = TxState::RollingBack;
         j.rollback_reload = reload;
-        j.record("rollback-begin", &state_dir).map_err(|e| fail("rollback-begin", e.to_string()))?;
+        j.record("rollback-begin", &state_dir)
+            .map_err(|e| fail("rollback-begin", e.to_string()))?;
         steps_run.push("rollback-begin".into());
     }
     for step in rollback_plan(j) {
@@ -453,7 +601,8 @@ fn run_rollback(
             _ => Ok(()),
         };
         result.map_err(|r| fail(step, r))?;
-        j.record(step, &state_dir).map_err(|e| fail(step, e.to_string()))?;
+        j.record(step, &state_dir)
+            .map_err(|e| fail(step, e.to_string()))?;
         steps_run.push(step.to_string());
     }
     // Done: the backup has been put back and is no longer needed.
@@ -481,7 +630,10 @@ fn restore(host: &TargetHost, j: &Journal) -> Result<(), String> {
             let to = host.abs(&r.path);
             copy_atomic(&from, &to).map_err(err_string)?;
             if sha256_file(&to).map_err(err_string)? != r.sha256 {
-                return Err(format!("{} was restored but its sha256 differs from the original's", to.display()));
+                return Err(format!(
+                    "{} was restored but its sha256 differs from the original's",
+                    to.display()
+                ));
             }
         }
     }
@@ -517,15 +669,22 @@ pub fn rollback(
             })
         }
         TxState::Installing => {
-            outcome.recovered = Some(format!("rolled back an interrupted install (it had reached step {})", j.last_step().unwrap_or("none")));
+            outcome.recovered = Some(format!(
+                "rolled back an interrupted install (it had reached step {})",
+                j.last_step().unwrap_or("none")
+            ));
             j.reload || options.reload
         }
         TxState::RollingBack => {
-            outcome.recovered = Some(format!("finished an interrupted rollback (it had reached step {})", j.last_step().unwrap_or("none")));
+            outcome.recovered = Some(format!(
+                "finished an interrupted rollback (it had reached step {})",
+                j.last_step().unwrap_or("none")
+            ));
             j.rollback_reload
         }
         TxState::Installed => {
             if options.reload {
+                check_running(host)?;
                 let reasons = host.busy_reasons();
                 if !reasons.is_empty() {
                     return Err(InstallError::Busy { reasons });
@@ -535,15 +694,15 @@ pub fn rollback(
         }
     };
     outcome.reloaded = reload;
-    run_rollback(&mut j, host, reload, kernel, listener, &mut outcome.steps).map_err(|(step, reason)| {
-        InstallError::RollbackFailed {
+    run_rollback(&mut j, host, reload, kernel, listener, &mut outcome.steps).map_err(
+        |(step, reason)| InstallError::RollbackFailed {
             operation: "rollback",
             step: step.clone(),
             reason: reason.clone(),
             rollback_reason: "stopped there".into(),
             journal: Journal::path(&state_dir),
-        }
-    })?;
+        },
+    )?;
     Ok(outcome.finish(host))
 }
 
@@ -553,7 +712,11 @@ fn header_candidates(host: &TargetHost) -> Vec<PathBuf> {
     let build = host.modules_dir().join("build");
     if let Ok(link) = std::fs::read_link(&build) {
         // The link is absolute on the host; resolve it inside the root.
-        out.push(if link.is_absolute() { host.abs(&link.display().to_string()) } else { host.modules_dir().join(link) });
+        out.push(if link.is_absolute() {
+            host.abs(&link.display().to_string())
+        } else {
+            host.modules_dir().join(link)
+        });
     } else {
         out.push(build);
     }
@@ -562,35 +725,64 @@ fn header_candidates(host: &TargetHost) -> Vec<PathBuf> {
     out
 }
 
-fn load_check(set: &ShippedSet, host: &TargetHost, check: &LoadCheck) -> Result<Option<String>, InstallError> {
+fn load_check(
+    set: &ShippedSet,
+    host: &TargetHost,
+    check: &LoadCheck,
+) -> Result<Option<String>, InstallError> {
     let dir = match check {
         LoadCheck::Skip => return Ok(None),
         LoadCheck::Headers(d) => d.clone(),
         LoadCheck::Auto => {
             let candidates = header_candidates(host);
-            match candidates.iter().find(|d| d.join("Module.symvers").is_file()) {
+            match candidates
+                .iter()
+                .find(|d| d.join("Module.symvers").is_file())
+            {
                 Some(d) => d.clone(),
                 None => {
                     return Err(InstallError::NoLoadCheckTarget {
                         release: host.release.clone(),
-                        looked: candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", "),
+                        looked: candidates
+                            .iter()
+                            .map(|c| c.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     })
                 }
             }
         }
     };
     let kos: Vec<PathBuf> = set.modules.iter().map(|m| m.path.clone()).collect();
-    let report = krbd_kmod::check_files(&kos, &TargetSpec::Headers { dir: dir.clone() }, Some(&host.modules_dir()), &SetOptions::default())
-        .map_err(|e| InstallError::LoadCheck { reason: e.to_string() })?;
+    let report = krbd_kmod::check_files(
+        &kos,
+        &TargetSpec::Headers { dir: dir.clone() },
+        Some(&host.modules_dir()),
+        &SetOptions::default(),
+    )
+    .map_err(|e| InstallError::LoadCheck {
+        reason: e.to_string(),
+    })?;
     if !report.all_load() {
         let mut verdicts: Vec<String> = report
             .modules
             .iter()
             .filter(|m| m.verdict == Verdict::Refused)
-            .map(|m| format!("  {}: {}", m.module, m.reason.clone().unwrap_or_else(|| "refused".into())))
+            .map(|m| {
+                format!(
+                    "  {}: {}",
+                    m.module,
+                    m.reason.clone().unwrap_or_else(|| "refused".into())
+                )
+            })
             .collect();
         verdicts.extend(report.findings.iter().map(|f| format!("  {}", f.message())));
         return Err(InstallError::WouldNotLoad { verdicts });
     }
-    Ok(Some(format!("all {} modules load on {} (checked against {})", report.modules.len(), report.target_vermagic.trim_end(), dir.display())))
+    Ok(Some(format!(
+        "all {} modules load on {} (checked against {})",
+        report.modules.len(),
+        report.target_vermagic.trim_end(),
+        dir.display()
+    )))
 }

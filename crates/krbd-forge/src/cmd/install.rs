@@ -31,7 +31,8 @@ Exit codes (install, rollback, status):
   1   internal error (a bug: please report it)
   2   usage error (bad flags)
   3   target: the set is for another release, the kernel is not installed under --root,
-      or no headers to check the set against (install them, --headers, --skip-load-check)
+      no headers to check the set against (install them, --headers, --skip-load-check),
+      or a live swap was asked for a kernel that is not running (use --no-reload)
   5   bad input: the set folder lacks a module, a module is corrupt, or a file differs
       from its build report
   9   environment: cannot read or write (permissions, no space, read-only file system)
@@ -40,7 +41,7 @@ Exit codes (install, rollback, status):
       --no-reload), another install is running, or a file to replace belongs to a package
   12  a step failed and the previous set was restored by itself (the step and cause are shown)
   13  the rollback failed or the journal is unreadable: rerun `krbd-forge rollback` after
-      fixing the cause shown
+      fixing the cause shown; or the set is installed but loading it failed
   14  rollback: nothing to roll back
 
 Fault injection for tests: KRBD_INSTALL_CRASH_AFTER=<step> makes the process kill itself
@@ -118,13 +119,15 @@ fn code_of(e: &InstallError) -> i32 {
     use InstallError::*;
     match e {
         SetFolder { .. } | SetModule { .. } | SetTampered { .. } => EXIT_BAD_INPUT,
-        ReleaseMismatch { .. } | NoSuchKernel { .. } | UnknownRelease { .. } | NoLoadCheckTarget { .. } => EXIT_TARGET,
+        ReleaseMismatch { .. } | NoSuchKernel { .. } | UnknownRelease { .. } | NoLoadCheckTarget { .. } | NotRunningKernel { .. } => {
+            EXIT_TARGET
+        }
         LoadCheck { .. } => EXIT_BAD_INPUT,
         WouldNotLoad { .. } => EXIT_WOULD_NOT_LOAD,
         PackageOwned { .. } | Busy { .. } | Locked { .. } => EXIT_REFUSED,
         NothingToRollBack { .. } => EXIT_NOTHING_TO_ROLL_BACK,
         RolledBack { .. } => EXIT_ROLLED_BACK,
-        RollbackFailed { .. } | Journal { .. } => EXIT_ATTENTION,
+        RollbackFailed { .. } | Journal { .. } | ReloadFailed { .. } => EXIT_ATTENTION,
         Io { source, .. } => match source.kind() {
             std::io::ErrorKind::PermissionDenied
             | std::io::ErrorKind::ReadOnlyFilesystem
