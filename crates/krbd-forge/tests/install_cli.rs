@@ -439,3 +439,16 @@ fn an_unpacked_installer_tarball_installs_with_the_same_identity() {
     assert_eq!(o.status.code(), Some(5), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("does not match its build report"), "{}", text(&o));
 }
+
+#[test]
+fn a_second_installer_waits_for_nobody_and_changes_nothing() {
+    let f = fixture();
+    let (_d, root) = f.copy_of(&f.upgraded());
+    let lock = std::fs::File::create(root.join(format!("var/lib/krbd-forge/{}/lock", f.release))).unwrap();
+    lock.try_lock().expect("take the installer's lock");
+    let o = forge_install(&root, &["install", "--json"], Some(&f.patched.source), &[]);
+    assert_eq!(o.status.code(), Some(11), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("another krbd-forge install or rollback is running"), "{}", text(&o));
+    assert_set(&root, &f.release, &ids_of_set(&f.unpatched), "nothing changed");
+    drop(lock);
+}

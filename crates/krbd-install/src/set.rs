@@ -293,6 +293,23 @@ mod tests {
     }
 
     #[test]
+    fn build_id_is_read_from_the_gnu_note() {
+        // namesz 4, descsz 3, type 3 (NT_GNU_BUILD_ID), "GNU\0", desc padded to 4 bytes.
+        let mut note = vec![4, 0, 0, 0, 3, 0, 0, 0, 3, 0, 0, 0];
+        note.extend_from_slice(b"GNU\0");
+        note.extend_from_slice(&[0xaa, 0xbb, 0xcc, 0]);
+        assert_eq!(gnu_build_id(&note).as_deref(), Some("aabbcc"));
+        // Another note type first, then the build-id.
+        let mut two = vec![4, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0];
+        two.extend_from_slice(b"GNU\0");
+        two.extend_from_slice(&[1, 2, 3, 4]);
+        two.extend_from_slice(&note);
+        assert_eq!(gnu_build_id(&two).as_deref(), Some("aabbcc"));
+        assert_eq!(gnu_build_id(&note[..10]), None, "truncated");
+        assert_eq!(gnu_build_id(&[0xff; 16]), None, "garbage sizes do not panic");
+    }
+
+    #[test]
     fn missing_folder_and_missing_module_are_clear() {
         let err = ShippedSet::from_dir(Path::new("/nonexistent/krbd")).unwrap_err();
         assert!(err.to_string().contains("not a folder"), "{err}");
