@@ -14,7 +14,7 @@
 
 use crate::host::{InstalledModule, LoadedModule, TargetHost};
 use crate::journal::{
-    copy_atomic, sync_dir, Journal, PlacedFile, ReplacedFile, TxState, JOURNAL_FORMAT,
+    copy_atomic, crash_point, sync_dir, Journal, PlacedFile, ReplacedFile, TxState, JOURNAL_FORMAT,
 };
 use crate::kernel::{depmod, Kernel};
 use crate::set::{sha256_file, ShippedSet, MODULE_NAMES};
@@ -337,7 +337,7 @@ fn already_installed(
         if !reasons.is_empty() {
             return Err(InstallError::Busy { reasons });
         }
-        unload_set(host, kernel)
+        unload_set(host, kernel, "reload-unloaded")
             .and_then(|()| MODULE_NAMES.iter().try_for_each(|n| kernel.load(host, n)))
             .and_then(|()| verify_shipped(host, j))
             .map_err(|reason| InstallError::ReloadFailed { reason })?;
@@ -377,8 +377,8 @@ fn forward(
             "backed-up" => back_up(host, &j),
             "swapped" => swap(host, &j),
             "depmod" => depmod(host),
-            "unloaded" => unload_set(host, kernel),
-            "loaded" => MODULE_NAMES.iter().try_for_each(|n| kernel.load(host, n)),
+            "unloaded" => unload_set(host, kernel, "unloaded"),
+            "loaded" => load_set(host, kernel, MODULE_NAMES.iter().copied(), "loaded"),
             "verified" => verify_shipped(host, &j),
             "initramfs" => kernel.update_initramfs(host, &MODULE_NAMES).map(|what| {
                 outcome.initramfs = Some(what);
@@ -472,6 +472,8 @@ fn swap(host: &TargetHost, j: &Journal) -> Result<(), String> {
         if staged.exists() {
             std::fs::rename(&staged, &dest)
                 .map_err(|e| format!("rename {} to {}: {e}", staged.display(), dest.display()))?;
+            // A crash here leaves the files half swapped: the test of the rerun.
+            crash_point(&format!("swapped:{}", p.name));
         } else if sha256_file(&dest).map_err(err_string)? != p.sha256 {
             return Err(format!("{} is neither staged nor in place", dest.display()));
         }
@@ -497,7 +499,8 @@ fn swap(host: &TargetHost, j: &Journal) -> Result<(), String> {
 }
 
 /// Unloads rbd, ceph and libceph (users first), refusing while a device or mount uses them.
-fn unload_set(host: &TargetHost, kernel: &dyn Kernel) -> Result<(), String> {
+/// `step` names the crash points after each module (`<step>:<module>`).
+fn unload_set(host: &TargetHost, kernel: &dyn Kernel, step: &str) -> Result<(), String> {
     let reasons = host.busy_reasons();
     if !reasons.is_empty() {
         return Err(format!("cannot unload: {}", reasons.join("; ")));
@@ -505,7 +508,21 @@ fn unload_set(host: &TargetHost, kernel: &dyn Kernel) -> Result<(), String> {
     for n in MODULE_NAMES.iter().rev() {
         if host.loaded(n).loaded {
             kernel.unload(host, n)?;
+            crash_point(&format!("{step}:{n}"));
         }
+    }
+    Ok(())
+}
+
+fn load_set<'a>(
+    host: &TargetHost,
+    kernel: &dyn Kernel,
+    names: impl Iterator<Item = &'a str>,
+    step: &str,
+) -> Result<(), String> {
+    for n in names {
+        kernel.load(host, n)?;
+        crash_point(&format!("{step}:{n}"));
     }
     Ok(())
 }
@@ -576,13 +593,18 @@ fn run_rollback(
                 if MODULE_NAMES.iter().all(|n| j.loaded_before.get(*n) == Some(&host.loaded(n))) {
                     Ok(())
                 } else {
-                    unload_set(host, kernel)
+                    unload_set(host, kernel, "rollback-unloaded")
                 }
             }
-            "rollback-loaded" => MODULE_NAMES
-                .iter()
-                .filter(|n| j.loaded_before.get(**n).is_some_and(|l| l.loaded))
-                .try_for_each(|n| kernel.load(host, n)),
+            "rollback-loaded" => load_set(
+                host,
+                kernel,
+                MODULE_NAMES
+                    .iter()
+                    .copied()
+                    .filter(|n| j.loaded_before.get(*n).is_some_and(|l| l.loaded)),
+                "rollback-loaded",
+            ),
             "rollback-verified" => MODULE_NAMES.iter().try_for_each(|n| {
                 let now = host.loaded(n);
                 match j.loaded_before.get(*n) {
@@ -634,6 +656,9 @@ fn restore(host: &TargetHost, j: &Journal) -> Result<(), String> {
                     "{} was restored but its sha256 differs from the original's",
                     to.display()
                 ));
+            }
+            if let Some(n) = crate::host::module_file_name(&r.path) {
+                crash_point(&format!("rollback-restored:{n}"));
             }
         }
     }

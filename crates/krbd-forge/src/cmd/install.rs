@@ -48,7 +48,9 @@ Fault injection for tests: KRBD_INSTALL_CRASH_AFTER=<step> makes the process kil
 (SIGKILL) right after the journal records that step. Steps: begin staged backed-up swapped
 depmod unloaded loaded verified initramfs committed, rollback-begin rollback-restored
 rollback-depmod rollback-unloaded rollback-loaded rollback-verified rollback-initramfs
-rolled-back. KRBD_INSTALL_SIMULATE_KERNEL=1 replaces modprobe/rmmod with a kernel simulated
+rolled-back; and inside the steps that change several modules, after each one:
+swapped:<module>, unloaded:<module>, loaded:<module>, rollback-restored:<module>,
+rollback-unloaded:<module>, rollback-loaded:<module>. KRBD_INSTALL_SIMULATE_KERNEL=1 replaces modprobe/rmmod with a kernel simulated
 under --root (sysfs files there), for tests on a scratch root.";
 
 /// Where and for which kernel.
