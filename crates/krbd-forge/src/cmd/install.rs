@@ -74,7 +74,7 @@ pub struct HostArgs {
 #[command(after_long_help = EXIT_HELP)]
 pub struct InstallArgs {
     /// The set: a build's out folder (out/<release>/ with libceph.ko, ceph.ko, rbd.ko and
-    /// build-report.json).
+    /// build-report.json), or the folder of an unpacked `krbd-forge package --format tar`.
     #[arg(value_name = "SET")]
     pub set: PathBuf,
     #[command(flatten)]

@@ -39,7 +39,8 @@ pub enum Command {
     /// Placement model: map PGs from an OSDMap exactly as Ceph does, plan recovery_weight
     /// ramps, diff maps, write fork-format maps (see `placement --help`).
     Placement(placement::PlacementArgs),
-    /// Install a built set on this host as one journaled transaction (see `install --help`).
+    /// Install a built set on this host as one journaled transaction; swap the loaded
+    /// modules when no rbd device or CephFS uses them.
     Install(install::InstallArgs),
     /// Restore the set the last install replaced.
     Rollback(install::RollbackArgs),
