@@ -221,6 +221,7 @@ pub fn run_boot_test_with_task(spec: &BootTestSpec, task: &GuestTask, listener: 
         serial_log: serial_log.clone(),
         network: session.as_ref().map(|s| s.network.clone()),
         timeout: spec.timeout,
+        drive: None,
     };
     listener.task_start(&format!("booting the guest under QEMU ({})", accel.accel.name()), None, Unit::Steps);
     let outcome = qemu::run_with(&qspec, accel.accel);

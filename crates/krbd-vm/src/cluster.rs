@@ -585,8 +585,15 @@ impl GuestSession<'_> {
 
     /// Shell code for the guest's init, run after the modules are loaded.
     pub fn guest_script(&self) -> String {
+        self.variables() + GUEST_SCRIPT
+    }
+
+    /// The shell variables that describe this session to a guest (MON, KEY, POOL,
+    /// GUEST_IMG, HOST_IMG, GUEST_IP, GW, ...), one `NAME=value` line each, for guests
+    /// that run their own steps against the cluster.
+    pub fn variables(&self) -> String {
         let k = self.k;
-        let vars = format!(
+        format!(
             "MON={CLUSTER_IP}:6789\nMON_IP={CLUSTER_IP}\nKEY={key}\nPOOL={POOL}\nGUEST_IMG={gi}\nHOST_IMG={hi}\n\
              GUEST_SIZE={GUEST_IMAGE_BYTES}\nPATTERN_SHA={ps}\nPATTERN_SEEK={PATTERN_SEEK_BLOCKS}\nPATTERN_BLOCKS={pb}\n\
              GUEST_IP=10.254.{k}.2\nGW=10.254.{k}.1\n",
@@ -595,8 +602,7 @@ impl GuestSession<'_> {
             hi = self.host_image,
             ps = sha256_hex(&self.guest_pattern),
             pb = PATTERN_BYTES / 65536,
-        );
-        vars + GUEST_SCRIPT
+        )
     }
 
     /// Checks the guest's steps and compares checksums with the host's view of the images.

@@ -22,6 +22,9 @@ pub struct QemuSpec {
     /// Run inside this network namespace (via `ip netns exec`), with a tap NIC.
     pub network: Option<GuestNetwork>,
     pub timeout: Duration,
+    /// A raw disk image attached as a virtio-blk device (`/dev/vda` in the guest), for
+    /// guests that boot into a real root file system.
+    pub drive: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +121,9 @@ pub fn run_with(spec: &QemuSpec, accel: Accel) -> Result<QemuOutcome, VmError> {
         .arg("-initrd")
         .arg(&spec.initrd)
         .args(["-append", &spec.append]);
+    if let Some(d) = &spec.drive {
+        cmd.arg("-drive").arg(format!("file={},format=raw,if=virtio,cache=unsafe", d.display()));
+    }
     if let Some(n) = &spec.network {
         cmd.args(["-netdev", &format!("tap,id=n0,ifname={},script=no,downscript=no", n.tap)])
             .args(["-device", "e1000,netdev=n0"]);

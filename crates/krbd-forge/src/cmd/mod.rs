@@ -6,6 +6,7 @@ mod boot_test;
 mod build;
 mod check;
 mod exit;
+mod install;
 mod patch;
 mod placement;
 mod terminal;
@@ -39,6 +40,13 @@ pub enum Command {
     /// Placement model: map PGs from an OSDMap exactly as Ceph does, plan recovery_weight
     /// ramps, diff maps, write fork-format maps (see `placement --help`).
     Placement(placement::PlacementArgs),
+    /// Install a built set on this host as one journaled transaction; swap the loaded
+    /// modules when no rbd device or CephFS uses them.
+    Install(install::InstallArgs),
+    /// Restore the set the last install replaced.
+    Rollback(install::RollbackArgs),
+    /// Show the Ceph modules installed, loaded and shipped, side by side.
+    Status(install::StatusArgs),
 }
 
 pub fn run(cli: Cli) -> i32 {
@@ -49,6 +57,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::Check(args) => check::run(args),
         Command::BootTest(args) => boot_test::run(args),
         Command::Placement(args) => placement::run(args),
+        Command::Install(args) => install::run_install(args),
+        Command::Rollback(args) => install::run_rollback(args),
+        Command::Status(args) => install::run_status(args),
     }
 }
 

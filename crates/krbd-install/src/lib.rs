@@ -1,0 +1,105 @@
+//! Installing a module set (libceph, ceph, rbd) on a target host as one transaction.
+//!
+//! The set goes to `/lib/modules/<release>/updates/krbd-forge/`: depmod's default search
+//! order puts `updates/` before the in-tree `kernel/` folder on Debian and RHEL, so the
+//! stock modules are shadowed, never touched. Every step is written to a journal
+//! ([`journal`]) before the next begins, so a rerun after a crash (or a `kill -9`) either
+//! finishes the transaction or rolls it back; the host never keeps a mixed set.
+//!
+//! Everything on the host is addressed relative to a root folder ([`host::TargetHost`]), so
+//! tests run on a scratch root; loading and unloading goes through the [`kernel::Kernel`]
+//! trait, so host tests never touch the running kernel.
+
+pub mod host;
+pub mod journal;
+pub mod kernel;
+pub mod set;
+pub mod status;
+pub mod txn;
+
+pub use host::{InstalledModule, LoadedModule, TargetHost};
+pub use journal::{Journal, TxState};
+pub use kernel::{Kernel, RealKernel, SimulatedKernel};
+pub use set::{ShippedModule, ShippedSet, MODULE_NAMES};
+pub use status::{status, ModuleStatus, Status};
+pub use txn::{install, rollback, InstallOptions, LoadCheck, Outcome, RollbackOptions};
+
+use std::path::PathBuf;
+
+/// Everything that stops an install, a rollback or a status.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("{dir}: {reason}; give a build's out folder (out/<release>/ with libceph.ko, ceph.ko, rbd.ko and build-report.json)")]
+    SetFolder { dir: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    SetModule { path: PathBuf, reason: String },
+    #[error("{path} does not match its build report: {what} is {found} in the file but {expected} in build-report.json; the file was changed or corrupted after the build, rebuild or copy the out folder again")]
+    SetTampered {
+        path: PathBuf,
+        what: &'static str,
+        expected: String,
+        found: String,
+    },
+    #[error("the set is built for {set_release} but the target runs/names {target_release}; build for the target (krbd-forge build --kernel {target_release}) or pass --kernel {set_release} to install for that release")]
+    ReleaseMismatch {
+        set_release: String,
+        target_release: String,
+    },
+    #[error(
+        "{dir} does not exist: kernel {release} is not installed on this host (under root {root})"
+    )]
+    NoSuchKernel {
+        dir: PathBuf,
+        release: String,
+        root: PathBuf,
+    },
+    #[error("cannot tell the target release: {reason}; pass --kernel RELEASE")]
+    UnknownRelease { reason: String },
+    #[error("no description of kernel {release} to check the set against (looked for {looked}); install its headers (linux-headers-{release} / kernel-devel-{release}), or pass --headers DIR, or --skip-load-check")]
+    NoLoadCheckTarget { release: String, looked: String },
+    #[error("the load check failed: {reason}")]
+    LoadCheck { reason: String },
+    #[error("the kernel would refuse this set, nothing was changed:\n{}", .verdicts.join("\n"))]
+    WouldNotLoad { verdicts: Vec<String> },
+    #[error("{path} is owned by the package {package}; nothing was changed. Upgrade or remove that package with the package manager instead")]
+    PackageOwned { path: PathBuf, package: String },
+    #[error("refusing to swap the loaded modules, nothing was changed: {}; unmap/unmount first, or pass --no-reload (the new set then takes effect at the next boot)", .reasons.join("; "))]
+    Busy { reasons: Vec<String> },
+    #[error("another krbd-forge install or rollback is running on {release} (lock {lock})")]
+    Locked { release: String, lock: PathBuf },
+    #[error("nothing to roll back for {release}: {reason}")]
+    NothingToRollBack { release: String, reason: String },
+    #[error("{operation} failed at step {step}: {reason}; the previous set was restored (rollback complete)")]
+    RolledBack {
+        operation: &'static str,
+        step: String,
+        reason: String,
+    },
+    #[error("{operation} failed at step {step}: {reason}; then the rollback failed too: {rollback_reason}. The journal {journal} records where it stopped: fix the cause and rerun `krbd-forge rollback`")]
+    RollbackFailed {
+        operation: &'static str,
+        step: String,
+        reason: String,
+        rollback_reason: String,
+        journal: PathBuf,
+    },
+    #[error("kernel {release} is not the running kernel ({running}): its modules cannot be loaded now; add --no-reload (the set takes effect when {release} boots)")]
+    NotRunningKernel { release: String, running: String },
+    #[error("the set is installed and takes effect at the next boot, but swapping the loaded modules failed: {reason}; `krbd-forge rollback` restores the previous set")]
+    ReloadFailed { reason: String },
+    #[error("journal {path} is unreadable: {reason}; inspect it and the files it names before removing it")]
+    Journal { path: PathBuf, reason: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl InstallError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> InstallError {
+        let what = what.into();
+        move |source| InstallError::Io { what, source }
+    }
+}
