@@ -5,6 +5,7 @@ mod boot_test;
 mod build;
 mod check;
 mod exit;
+mod package;
 mod patch;
 mod placement;
 mod terminal;
@@ -38,6 +39,8 @@ pub enum Command {
     /// Placement model: map PGs from an OSDMap exactly as Ceph does, plan recovery_weight
     /// ramps, diff maps, write fork-format maps (see `placement --help`).
     Placement(placement::PlacementArgs),
+    /// Package a built set: kmod RPM, .deb, installer tarball or DKMS source tree.
+    Package(package::PackageArgs),
 }
 
 pub fn run(cli: Cli) -> i32 {
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Check(args) => check::run(args),
         Command::BootTest(args) => boot_test::run(args),
         Command::Placement(args) => placement::run(args),
+        Command::Package(args) => package::run(args),
     }
 }
 
