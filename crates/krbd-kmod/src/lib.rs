@@ -13,6 +13,7 @@ pub mod check;
 pub mod config;
 pub mod loader;
 pub mod module;
+pub mod pkcs7;
 pub mod symvers;
 
 pub use check::{check_files, load_target, CheckError, TargetSpec};
