@@ -82,8 +82,9 @@ pub fn build_deb(set: &BuildSet, compression: Compression, mtime: u32, maintaine
          Priority: optional\n\
          Description: Ceph kernel client modules (libceph, ceph, rbd) for Linux {release}\n \
          libceph.ko, ceph.ko and rbd.ko rebuilt by krbd-forge for exactly {release},\n \
-         with {series}. They are installed under {}, which\n \
-         depmod searches before the kernel's own modules.\n \
+         with {series}.\n \
+         They are installed under {},\n \
+         which depmod searches before the kernel's own modules.\n \
          .\n \
          Build key {}.\n",
         layout::module_dir(release),

@@ -135,13 +135,18 @@ impl BuildSet {
                         full_id.is_some() && full_id == build_id(&parsed)
                     }
                     Err(_) => {
-                        unsigned.len() as u64 == record.stripped_size
-                            && parsed.srcversion().unwrap_or("") == record.srcversion
-                            && parsed.vermagic().unwrap_or("") == record.vermagic
+                        return Err(PackageError::MissingModule {
+                            dir: dir.to_path_buf(),
+                            module: record.file.clone(),
+                        })
                     }
                 }
             } else {
-                false
+                // The only copy, at the top (an unpacked tarball).
+                !dir.join(&record.stripped_file).exists()
+                    && unsigned.len() as u64 == record.stripped_size
+                    && parsed.srcversion().unwrap_or("") == record.srcversion
+                    && parsed.vermagic().unwrap_or("") == record.vermagic
             };
             if !same_build {
                 return Err(PackageError::ModuleChanged {
