@@ -9,7 +9,7 @@ set -euo pipefail
 # kernels embed in modules.
 build_pkgs=(gcc-12 make libelf1 binutils dwarves xz-utils ca-certificates)
 bench_pkgs=(flex bison bc libelf-dev libssl-dev python3)
-test_pkgs=(qemu-system-x86 busybox-static cpio kmod rpm
+test_pkgs=(qemu-system-x86 busybox-static cpio kmod rpm openssl dpkg
            ceph-mon ceph-osd ceph-mgr ceph-common ceph-base iproute2)
 
 want=("${build_pkgs[@]}")

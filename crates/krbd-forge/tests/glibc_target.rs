@@ -7,7 +7,10 @@
 //! fast no-op). Measured: a cold build of krbd-forge this way takes about 10 minutes on
 //! the project's 2-core machines while other builds run; incremental ones seconds.
 
-use object::read::elf::{FileHeader, FileHeader64};
+mod common;
+
+use object::elf::FileHeader64;
+use object::read::elf::FileHeader;
 use object::Endianness;
 use std::process::Command;
 
@@ -74,6 +77,26 @@ fn target_binary_needs_at_most_glibc_2_17() {
     let v = Command::new(&out).arg("--version").output().expect("run the target binary");
     assert!(v.status.success());
     assert!(String::from_utf8_lossy(&v.stdout).starts_with("krbd-forge "));
+
+    // It is what the tarball ships as its installer.
+    let built = common::default_build();
+    let dist = tempfile::tempdir().unwrap();
+    let pack = common::forge()
+        .args(["package", "--format", "tar", "--compression", "gzip", "--json", "--installer"])
+        .arg(&out)
+        .arg("--out")
+        .arg(dist.path())
+        .arg(&built.out)
+        .output()
+        .unwrap();
+    assert!(pack.status.success(), "{}", String::from_utf8_lossy(&pack.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&pack.stdout).unwrap();
+    assert_eq!(v["details"]["installer"], true);
+    let x = tempfile::tempdir().unwrap();
+    let tar = Command::new("tar").arg("xzf").arg(v["path"].as_str().unwrap()).arg("-C").arg(x.path()).status().unwrap();
+    assert!(tar.success());
+    let shipped = x.path().join(v["name"].as_str().unwrap()).join("bin/krbd-forge");
+    assert_eq!(std::fs::read(shipped).unwrap(), data);
 }
 
 #[test]
