@@ -88,6 +88,13 @@ fn packages_are_reproducible() {
         let pb = package(format, b.path());
         assert_eq!(std::fs::read(&pa.path).unwrap(), std::fs::read(&pb.path).unwrap(), "{format:?}");
         assert_eq!(pa.sha256, pb.sha256);
+        if format == Format::Rpm {
+            // The gzip payload variant passes rpm's digest checks too.
+            let k = run(Command::new("rpm").arg("-K").arg(&pa.path));
+            assert!(k.trim_end().ends_with("digests OK"), "rpm -K: {k}");
+            let c = run(Command::new("rpm").args(["-qp", "--qf", "%{PAYLOADCOMPRESSOR}"]).arg(&pa.path));
+            assert_eq!(c, "gzip");
+        }
     }
 }
 
