@@ -14,6 +14,7 @@ pub mod config;
 pub mod corpus;
 pub mod loader;
 pub mod module;
+pub mod pkcs7;
 pub mod symvers;
 
 pub use check::{check_files, load_target, CheckError, TargetSpec};

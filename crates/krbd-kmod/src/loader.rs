@@ -571,11 +571,19 @@ fn check_module<'a>(
             );
             return (refused(cand, name, "EPERM", log, notes), Vec::new());
         }
-        (Some(_), _) => notes.push(
-            "the module is signed; whether the target trusts the key (and whether the signature still matches the \
-             content) cannot be decided offline"
-                .into(),
-        ),
+        (Some(sig), _) => notes.push(format!(
+            "the module is signed{}; whether the target trusts the key (and whether the signature still matches the \
+             content) cannot be decided offline",
+            match &sig.signer {
+                Some(info) => format!(
+                    " by {:?}, key {}, hash {}",
+                    info.signer.as_deref().unwrap_or("(key identifier only)"),
+                    info.key_id,
+                    info.hash
+                ),
+                None => String::new(),
+            }
+        )),
         (None, SignaturePolicy::Optional) => {}
     }
 
@@ -922,6 +930,7 @@ mod tests {
                     key_id_len: 0,
                     sig_len: 0,
                     signed_len: 0,
+                    signer: None,
                 }),
                 machine: object::elf::EM_X86_64.0,
                 sections: [(".gnu.linkonce.this_module".to_string(), vec![0u8; 1280])].into_iter().collect(),

@@ -80,6 +80,8 @@ pub struct ModuleSignature {
     pub sig_len: u32,
     /// Bytes of the ELF image that the signature covers.
     pub signed_len: usize,
+    /// Who signed, with which key and digest, read from the PKCS#7 blob (id_type 2).
+    pub signer: Option<crate::pkcs7::SignerInfo>,
 }
 
 /// A parsed kernel module.
@@ -434,6 +436,11 @@ pub fn split_signature(data: &[u8]) -> Result<(&[u8], Option<ModuleSignature>), 
             key_id_len: info[4],
             sig_len,
             signed_len,
+            signer: if info[2] == 2 {
+                crate::pkcs7::parse_signer(&data[signed_len..signed_len + sig_len as usize])
+            } else {
+                None
+            },
         }),
     ))
 }

@@ -278,6 +278,7 @@ pub fn run_agreement(spec: &AgreementSpec, listener: &dyn Listener) -> Result<Ag
         memory_mb: spec.memory_mb,
         serial_log: serial_log.clone(),
         network: None,
+        drive: None,
         timeout: spec.timeout,
     };
     listener.task_start(&format!("loading the corpus into the guest ({})", accel.accel.name()), None, Unit::Steps);

@@ -265,6 +265,7 @@ pub fn probe_accel_with(device: &Path, qemu: &Path, kernel: &Path, busybox: &[u8
         memory_mb: 256,
         serial_log: work_dir.join("kvm-probe.log"),
         network: None,
+        drive: None,
         timeout,
     };
     match run_with(&spec, Accel::Kvm) {

@@ -40,7 +40,7 @@ pub fn package_code(e: &PackageError) -> i32 {
     }
 }
 
-fn io_code(kind: ErrorKind) -> i32 {
+pub fn io_code(kind: ErrorKind) -> i32 {
     match kind {
         ErrorKind::StorageFull
         | ErrorKind::QuotaExceeded

@@ -7,6 +7,7 @@ mod build;
 mod check;
 mod exit;
 mod install;
+mod package;
 mod patch;
 mod placement;
 mod terminal;
@@ -47,6 +48,8 @@ pub enum Command {
     Rollback(install::RollbackArgs),
     /// Show the Ceph modules installed, loaded and shipped, side by side.
     Status(install::StatusArgs),
+    /// Package a built set: kmod RPM, .deb, installer tarball or DKMS source tree.
+    Package(package::PackageArgs),
 }
 
 pub fn run(cli: Cli) -> i32 {
@@ -60,6 +63,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Install(args) => install::run_install(args),
         Command::Rollback(args) => install::run_rollback(args),
         Command::Status(args) => install::run_status(args),
+        Command::Package(args) => package::run(args),
     }
 }
 
