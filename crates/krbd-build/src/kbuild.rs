@@ -159,6 +159,7 @@ pub fn toolchain(headers: &Headers) -> Result<Toolchain, BuildError> {
             compiler: cc,
             wanted: kernel_cc,
             found: host_cc,
+            advice: None,
         });
     }
     if find_program("make").is_none() {

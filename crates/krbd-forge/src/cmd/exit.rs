@@ -33,8 +33,16 @@ Exit codes:
 
 pub fn package_code(e: &PackageError) -> i32 {
     match e {
-        PackageError::NotADeb { .. } | PackageError::CorruptMember { .. } | PackageError::UnsafeEntry { .. } => BAD_INPUT,
-        PackageError::ChecksumMismatch { .. } | PackageError::AptFailed { .. } => FETCH,
+        PackageError::NotADeb { .. }
+        | PackageError::CorruptMember { .. }
+        | PackageError::UnsafeEntry { .. }
+        | PackageError::NotAnRpm { .. }
+        | PackageError::CorruptRpm { .. }
+        | PackageError::UnsupportedRpm { .. }
+        | PackageError::DigestMismatch { .. } => BAD_INPUT,
+        PackageError::ChecksumMismatch { .. } | PackageError::AptFailed { .. } | PackageError::DownloadFailed { .. } => {
+            FETCH
+        }
         PackageError::UnknownPackage { .. } | PackageError::NoAptLists => TARGET,
         PackageError::Io { source, .. } => io_code(source.kind()),
     }
@@ -58,7 +66,10 @@ pub fn build_code(e: &BuildError) -> i32 {
         | BuildError::SourceUnavailable { .. }
         | BuildError::BadHeaders { .. }
         | BuildError::ReleaseMismatch { .. }
-        | BuildError::NotAModule { .. } => TARGET,
+        | BuildError::NotAModule { .. }
+        | BuildError::NotCatalogued { .. } => TARGET,
+        BuildError::PackageNotFound { .. } => FETCH,
+        BuildError::BadSourceRpm { .. } => BAD_INPUT,
         BuildError::Package(p) => package_code(p),
         BuildError::NoCephSources { .. } => BAD_INPUT,
         BuildError::Series(SeriesError::Io { source, .. }) => io_code(source.kind()),
