@@ -9,6 +9,7 @@
 //! - [`apt`]: apt's view of the archive (`apt-cache`) and downloads (`apt-get download`).
 //! - [`version`]: Debian version ordering.
 //! - [`rpm`]: RPM packages (binary and source), streamed without `rpm`.
+//! - [`http`]: resumable, checksum-verified downloads into the cache.
 
 pub mod apt;
 pub mod archive_path;
@@ -18,6 +19,7 @@ pub mod deb;
 pub mod error;
 pub mod extract;
 pub mod hash;
+pub mod http;
 pub mod rpm;
 pub mod version;
 
