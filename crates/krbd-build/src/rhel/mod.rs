@@ -2,3 +2,4 @@
 //! source RPM and kernel-devel RPM, and turning them into the pipeline's inputs.
 
 pub mod catalog;
+pub mod spec;
