@@ -11,6 +11,9 @@ pub enum BuildError {
     #[error("apt offers no kernel {release}{}", near_list(.near))]
     UnknownRelease { release: String, near: Vec<String> },
 
+    #[error("{flag}: {reason}")]
+    BadFlag { flag: String, reason: String },
+
     #[error("no vault location is known for {release}: {reason}; pass the packages with --srpm FILE and --devel-rpm FILE")]
     NotCatalogued { release: String, reason: String },
 

@@ -2,4 +2,5 @@
 //! source RPM and kernel-devel RPM, and turning them into the pipeline's inputs.
 
 pub mod catalog;
+pub mod prepare;
 pub mod spec;

@@ -7,6 +7,7 @@ use std::io::ErrorKind;
 
 pub const OK: i32 = 0;
 pub const INTERNAL: i32 = 1;
+pub const USAGE: i32 = 2;
 pub const TARGET: i32 = 3;
 pub const FETCH: i32 = 4;
 pub const BAD_INPUT: i32 = 5;
@@ -69,6 +70,7 @@ pub fn build_code(e: &BuildError) -> i32 {
         | BuildError::NotAModule { .. }
         | BuildError::NotCatalogued { .. } => TARGET,
         BuildError::PackageNotFound { .. } => FETCH,
+        BuildError::BadFlag { .. } => USAGE,
         BuildError::BadSourceRpm { .. } => BAD_INPUT,
         BuildError::Package(p) => package_code(p),
         BuildError::NoCephSources { .. } => BAD_INPUT,
@@ -101,6 +103,7 @@ pub fn hint(e: &BuildError) -> Option<&'static str> {
 pub fn kind(code: i32) -> &'static str {
     match code {
         OK => "ok",
+        USAGE => "usage",
         TARGET => "target",
         FETCH => "fetch",
         BAD_INPUT => "bad-input",
