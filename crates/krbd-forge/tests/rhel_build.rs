@@ -251,10 +251,8 @@ fn rpm_path_through_the_catalog_equals_the_debian_path_plus_prep() {
         let marker = a.info("krbd_prep");
         if name == "libceph" {
             assert_eq!(marker, Some("applied by the spec's prep"));
-            assert_ne!(a.srcversion(), b.srcversion(), "libceph's sources differ");
         } else {
             assert_eq!(marker, None, "{name}");
-            assert_eq!(a.srcversion(), b.srcversion(), "{name}: same sources");
         }
         assert_eq!(b.info("krbd_prep"), None);
     }
