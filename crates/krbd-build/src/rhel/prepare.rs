@@ -139,9 +139,9 @@ pub fn prepare_rhel(
 
     let sysroot_key = KeyHasher::new(LAYOUT).str(&devel_sha).finish();
     let root = stages.run("headers", || {
-        Ok(cache.get_or_create("sysroots", &sysroot_key, |staging| {
+        cache.get_or_create("sysroots", &sysroot_key, |staging| {
             devel_sysroot(&devel, &req.release, staging, listener)
-        })?)
+        })
     })?;
     let headers = Headers::open(&root.join("usr/src/kernels").join(&req.release))?;
 

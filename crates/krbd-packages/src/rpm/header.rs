@@ -191,7 +191,7 @@ pub(crate) mod tests {
                 5 => 8,
                 _ => 1,
             };
-            while store.len() % align != 0 {
+            while !store.len().is_multiple_of(align) {
                 store.push(0);
             }
             index.extend_from_slice(&tag.to_be_bytes());
