@@ -11,6 +11,22 @@ pub enum BuildError {
     #[error("apt offers no kernel {release}{}", near_list(.near))]
     UnknownRelease { release: String, near: Vec<String> },
 
+    #[error("{flag}: {reason}")]
+    BadFlag { flag: String, reason: String },
+
+    #[error("no vault location is known for {release}: {reason}; pass the packages with --srpm FILE and --devel-rpm FILE")]
+    NotCatalogued { release: String, reason: String },
+
+    #[error("none of the places {what} of {release} should be could serve it:\n  {}\npoint the mirror at a copy (--mirror DISTRO=URL) or pass the file", tried.join("\n  "))]
+    PackageNotFound {
+        release: String,
+        what: &'static str,
+        tried: Vec<String>,
+    },
+
+    #[error("{package}: {reason}")]
+    BadSourceRpm { package: PathBuf, reason: String },
+
     #[error("apt has no {package}={version}, the source of {release}; pass the tarball with --source-tarball")]
     SourceUnavailable {
         release: String,
@@ -47,11 +63,13 @@ pub enum BuildError {
     #[error("the kernel was built with `{compiler}`, which is not installed; install it with `apt-get install {package}`")]
     CompilerMissing { compiler: String, package: String },
 
-    #[error("the kernel was built with {wanted:?} but `{compiler}` is {found:?}; modules built with another compiler may not load or may misbehave")]
+    #[error("the kernel was built with {wanted:?} but `{compiler}` is {found:?}; modules built with another compiler may not load or may misbehave{}", advice.as_deref().map(|a| format!("; {a}")).unwrap_or_default())]
     CompilerMismatch {
         compiler: String,
         wanted: String,
         found: String,
+        /// What to install or where to run instead, when known.
+        advice: Option<String>,
     },
 
     #[error("`{tool}` is needed ({why}); install it with `apt-get install {package}`")]

@@ -136,10 +136,64 @@ fn numeric_version(text: &str) -> Option<&str> {
     text.split_whitespace().rev().find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
 }
 
+/// The `X.Y.Z` release in a compiler's version text: `gcc version 4.8.5 20150623 (Red Hat
+/// 4.8.5-36) (GCC)` -> `4.8.5`; `gcc-12 (Debian 12.2.0-14) 12.2.0` -> `12.2.0`.
+pub fn compiler_release(text: &str) -> Option<&str> {
+    text.split_whitespace().find(|w| {
+        let parts: Vec<&str> = w.split('.').collect();
+        parts.len() >= 2 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    })
+}
+
+/// How the kernel names the compiler it was built with: `CONFIG_CC_VERSION_TEXT` (5.8 and
+/// later), else `LINUX_COMPILER` of `include/generated/compile.h`, else the `GCC: (...)`
+/// note that gcc leaves in the host programs built with the kernel (`scripts/basic/fixdep`),
+/// which is how older RHEL kernel-devel packages can still be told apart.
+pub fn kernel_compiler(headers: &Headers) -> Option<String> {
+    if let Some(t) = headers.config.get("CC_VERSION_TEXT") {
+        return Some(t.to_string());
+    }
+    if let Ok(h) = std::fs::read_to_string(headers.dir.join("include/generated/compile.h")) {
+        if let Some(t) = h.lines().find_map(|l| l.trim().strip_prefix("#define LINUX_COMPILER")) {
+            return Some(t.trim().trim_matches('"').trim().to_string());
+        }
+    }
+    for tool in ["scripts/basic/fixdep", "scripts/mod/modpost"] {
+        if let Ok(bytes) = std::fs::read(headers.dir.join(tool)) {
+            let needle = b"GCC: (";
+            if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+                let rest = &bytes[at..];
+                let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len()).min(200);
+                return Some(String::from_utf8_lossy(&rest[..end]).into_owned());
+            }
+        }
+    }
+    None
+}
+
+/// Where a compiler release can be had, for the error message.
+fn compiler_advice(wanted: &str) -> String {
+    let release = compiler_release(wanted).unwrap_or(wanted);
+    let major = release.split('.').next().unwrap_or("");
+    let where_ = match major {
+        "4" if wanted.contains("Red Hat") => Some("CentOS/RHEL 7 (`yum install gcc make elfutils-libelf-devel`; a `centos:7` container will do)"),
+        "8" if wanted.contains("Red Hat") => Some("an el8 system such as Rocky or Alma 8 (`dnf install gcc make elfutils-libelf-devel`)"),
+        "11" if wanted.contains("Red Hat") => Some("an el9 system such as Rocky or Alma 9 (`dnf install gcc make elfutils-libelf-devel`)"),
+        _ => None,
+    };
+    match where_ {
+        Some(w) => format!("gcc {release} is the distribution's own compiler: run krbd-forge on {w}"),
+        None => format!("install gcc {release} and put it first in PATH, or run krbd-forge where it is the system compiler"),
+    }
+}
+
 /// Finds the kernel's compiler and the other tools the build needs.
 pub fn toolchain(headers: &Headers) -> Result<Toolchain, BuildError> {
-    let kernel_cc = headers.config.get("CC_VERSION_TEXT").unwrap_or("gcc").to_string();
-    let cc = kernel_cc.split_whitespace().next().unwrap_or("gcc").to_string();
+    let kernel_cc = kernel_compiler(headers).unwrap_or_else(|| "gcc".to_string());
+    // The program is the first word only when the text names one (`gcc-12 (Debian ...)`);
+    // `gcc version 4.8.5 ...` and `GCC: (GNU) ...` name plain gcc.
+    let first = kernel_cc.split_whitespace().next().unwrap_or("gcc");
+    let cc = if first.contains("gcc") || first.contains("clang") { first } else { "gcc" }.to_string();
     if find_program(&cc).is_none() {
         return Err(BuildError::CompilerMissing {
             package: compiler_package(&cc),
@@ -152,11 +206,13 @@ pub fn toolchain(headers: &Headers) -> Result<Toolchain, BuildError> {
         .output()
         .map_err(BuildError::io("run", &cc))?;
     let host_cc = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").to_string();
-    // The version text must agree; Debian rebuilds of the same compiler release differ only
+    // The release must agree; Debian rebuilds of the same compiler release differ only
     // in the package revision, which `cc --version` shows in parentheses.
-    if numeric_version(&host_cc) != numeric_version(&kernel_cc) {
+    let wanted = compiler_release(&kernel_cc).or_else(|| numeric_version(&kernel_cc));
+    if wanted.is_some() && compiler_release(&host_cc) != wanted {
         return Err(BuildError::CompilerMismatch {
             compiler: cc,
+            advice: Some(compiler_advice(&kernel_cc)),
             wanted: kernel_cc,
             found: host_cc,
         });
@@ -329,6 +385,57 @@ mod tests {
     fn versions_compare_by_number() {
         assert_eq!(numeric_version("gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"), Some("12.2.0"));
         assert_eq!(numeric_version("x86_64-linux-gnu-gcc-12 (Debian 12.2.0-14) 12.2.0"), Some("12.2.0"));
+        assert_eq!(compiler_release("gcc version 4.8.5 20150623 (Red Hat 4.8.5-36) (GCC)"), Some("4.8.5"));
+        assert_eq!(compiler_release("GCC: (GNU) 8.5.0 20210514 (Red Hat 8.5.0-18)"), Some("8.5.0"));
+        assert_eq!(compiler_release("gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"), Some("12.2.0"));
+    }
+
+    fn headers_with(config: &str, compile_h: Option<&str>) -> (tempfile::TempDir, Headers) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("include/generated")).unwrap();
+        std::fs::write(d.path().join(".config"), config).unwrap();
+        if let Some(c) = compile_h {
+            std::fs::write(d.path().join("include/generated/compile.h"), c).unwrap();
+        }
+        let h = Headers {
+            dir: d.path().to_path_buf(),
+            release: crate::KernelRelease::parse("3.10.0-957.el7.x86_64").unwrap(),
+            config: crate::sysroot::KernelConfig::parse(config),
+        };
+        (d, h)
+    }
+
+    #[test]
+    fn el7_kernel_compiler_is_refused_with_where_to_run() {
+        let (_d, h) = headers_with(
+            "CONFIG_CEPH_LIB=m\n",
+            Some("#define UTS_MACHINE \"x86_64\"\n#define LINUX_COMPILER \"gcc version 4.8.5 20150623 (Red Hat 4.8.5-36) (GCC) \"\n"),
+        );
+        assert_eq!(
+            kernel_compiler(&h).as_deref(),
+            Some("gcc version 4.8.5 20150623 (Red Hat 4.8.5-36) (GCC)")
+        );
+        // This host's gcc is Debian's, never 4.8.5.
+        let err = toolchain(&h).unwrap_err();
+        match &err {
+            BuildError::CompilerMismatch { compiler, advice, .. } => {
+                assert_eq!(compiler, "gcc");
+                assert!(advice.as_deref().unwrap_or("").contains("CentOS/RHEL 7"), "{err}");
+            }
+            other => panic!("{other}"),
+        }
+        assert!(err.to_string().contains("yum install gcc"), "{err}");
+    }
+
+    #[test]
+    fn compiler_note_of_host_programs_is_the_last_resort() {
+        let (d, h) = headers_with("CONFIG_CEPH_LIB=m\n", None);
+        std::fs::create_dir_all(d.path().join("scripts/basic")).unwrap();
+        let mut elf = b"\x7fELF junk".to_vec();
+        elf.extend_from_slice(b"GCC: (GNU) 8.5.0 20210514 (Red Hat 8.5.0-18)\0more");
+        std::fs::write(d.path().join("scripts/basic/fixdep"), elf).unwrap();
+        assert_eq!(kernel_compiler(&h).as_deref(), Some("GCC: (GNU) 8.5.0 20210514 (Red Hat 8.5.0-18)"));
+        assert!(compiler_advice("GCC: (GNU) 8.5.0 20210514 (Red Hat 8.5.0-18)").contains("el8"));
     }
 
     #[test]

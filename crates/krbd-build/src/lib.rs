@@ -15,6 +15,7 @@ pub mod kbuild;
 pub mod patch;
 pub mod pipeline;
 pub mod report;
+pub mod rhel;
 pub mod source;
 pub mod sysroot;
 pub mod target;

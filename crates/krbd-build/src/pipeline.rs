@@ -26,6 +26,8 @@ pub enum Inputs {
     Debian { release: Option<KernelRelease> },
     /// Local files: a headers folder, with the source tarball given or fetched through apt.
     Local { headers_dir: PathBuf },
+    /// An RHEL-family kernel: its source RPM and kernel-devel RPM, from the vaults or given.
+    Rhel(crate::rhel::prepare::RhelRequest),
 }
 
 /// A validated build request.
@@ -88,7 +90,23 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
     let cache = &opts.cache;
 
     // 1. Resolve and fetch.
+    let mut prepared_source: Option<(PathBuf, String)> = None;
+    let mut prep: Option<serde_json::Value> = None;
     let (headers, sysroot_key, target, modules_dir) = match &opts.inputs {
+        Inputs::Rhel(req) => {
+            let prepared = crate::rhel::prepare::prepare_rhel(cache, req, &mut stages, listener)?;
+            inputs.extend(prepared.inputs.iter().cloned());
+            if prepared.headers.release.as_str() != req.release {
+                return Err(BuildError::ReleaseMismatch {
+                    requested: req.release.clone(),
+                    found: prepared.headers.release.to_string(),
+                    headers: prepared.headers.dir.clone(),
+                });
+            }
+            prepared_source = Some((prepared.source_tree.clone(), prepared.source_key.clone()));
+            prep = serde_json::to_value(&prepared.prep).ok();
+            (prepared.headers, prepared.sysroot_key, None, None)
+        }
         Inputs::Debian { release } => {
             let prepared = prepare_debian(cache, release.as_ref(), opts.source_tarball.is_none(), &mut stages, listener)?;
             let t = &prepared.target;
@@ -149,40 +167,47 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
     kbuild::check_config(&headers)?;
     let toolchain = kbuild::toolchain(&headers)?;
 
-    // 3. The Ceph sources, cached by the tarball's hash.
-    let source_path: PathBuf;
-    let source_sha: String;
-    match (&opts.source_tarball, &target) {
-        (Some(path), _) => {
-            source_path = path.clone();
-            let size = std::fs::metadata(path).map_err(BuildError::io("read", path))?.len();
-            listener.task_start("hash the source tarball", Some(size), krbd_progress::Unit::Bytes);
-            let sha = krbd_packages::hash::sha256_file(path, |n| listener.task_progress(n));
-            listener.task_finish();
-            source_sha = sha.map_err(BuildError::io("read", path))?;
-            inputs.push(InputRecord {
-                role: "source".into(),
-                name: path.display().to_string(),
-                version: None,
-                sha256: source_sha.clone(),
-            });
+    // 3. The Ceph sources, cached by the tarball's hash (RHEL targets bring theirs, after
+    // %prep, from the source RPM).
+    let (subset, source_key) = match prepared_source {
+        Some(prepared) => prepared,
+        None => {
+            let source_path: PathBuf;
+            let source_sha: String;
+            match (&opts.source_tarball, &target) {
+                (Some(path), _) => {
+                    source_path = path.clone();
+                    let size = std::fs::metadata(path).map_err(BuildError::io("read", path))?.len();
+                    listener.task_start("hash the source tarball", Some(size), krbd_progress::Unit::Bytes);
+                    let sha = krbd_packages::hash::sha256_file(path, |n| listener.task_progress(n));
+                    listener.task_finish();
+                    source_sha = sha.map_err(BuildError::io("read", path))?;
+                    inputs.push(InputRecord {
+                        role: "source".into(),
+                        name: path.display().to_string(),
+                        version: None,
+                        sha256: source_sha.clone(),
+                    });
+                }
+                (None, Some((t, debs))) => {
+                    let src = t.source.as_ref().expect("resolve() was asked for the source");
+                    source_path = debs[debs.len() - 1].clone();
+                    source_sha = src.sha256.clone();
+                }
+                (None, None) => {
+                    let t = target::resolve(&release, true)?;
+                    let src = t.source.expect("resolve() was asked for the source");
+                    let (path, _) = apt::fetch(cache, &src, listener)?;
+                    inputs.push(record("source", &src));
+                    source_path = path;
+                    source_sha = src.sha256.clone();
+                }
+            }
+            let source_key = KeyHasher::new(LAYOUT_VERSION).str(&source_sha).finish();
+            let subset = stages.run("extract", || cached_subset(cache, &source_path, &source_sha, listener))?;
+            (subset, source_key)
         }
-        (None, Some((t, debs))) => {
-            let src = t.source.as_ref().expect("resolve() was asked for the source");
-            source_path = debs[debs.len() - 1].clone();
-            source_sha = src.sha256.clone();
-        }
-        (None, None) => {
-            let t = target::resolve(&release, true)?;
-            let src = t.source.expect("resolve() was asked for the source");
-            let (path, _) = apt::fetch(cache, &src, listener)?;
-            inputs.push(record("source", &src));
-            source_path = path;
-            source_sha = src.sha256.clone();
-        }
-    }
-    let source_key = KeyHasher::new(LAYOUT_VERSION).str(&source_sha).finish();
-    let subset = stages.run("extract", || cached_subset(cache, &source_path, &source_sha, listener))?;
+    };
 
     // 4-5. Patch and compile, cached by everything that shapes the modules.
     let mut key = KeyHasher::new(LAYOUT_VERSION);
@@ -241,6 +266,7 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
             compiler: record.compiler.clone(),
             jobs: opts.jobs,
             series: record.series.clone(),
+            prep: prep.clone(),
             stages,
             check: check_json.clone(),
             modules,

@@ -20,6 +20,9 @@ pub struct BuildReport {
     pub compiler: Toolchain,
     pub jobs: usize,
     pub series: Option<SeriesReport>,
+    /// RHEL-family targets: what the source RPM's `%prep` applied to the Ceph files.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub prep: Option<serde_json::Value>,
     pub stages: Vec<StageRecord>,
     /// `krbd-forge check`'s verdicts on the set, against the target's headers and modules.
     pub check: Option<serde_json::Value>,

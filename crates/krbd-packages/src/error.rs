@@ -27,6 +27,30 @@ pub enum PackageError {
         actual: String,
     },
 
+    #[error("{path}: not an RPM package ({reason}); is the file truncated or of another kind?")]
+    NotAnRpm { path: PathBuf, reason: String },
+
+    #[error("{path}: the RPM's {part} is corrupt or truncated ({reason}); delete the file and fetch it again")]
+    CorruptRpm {
+        path: PathBuf,
+        part: &'static str,
+        reason: String,
+    },
+
+    #[error("{path}: {reason}; krbd-forge cannot read this RPM")]
+    UnsupportedRpm { path: PathBuf, reason: String },
+
+    #[error("{path}: the {digest} is {actual}, the package says {expected}; the file is corrupt or was tampered with")]
+    DigestMismatch {
+        path: PathBuf,
+        digest: &'static str,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("fetching {url} failed: {detail}")]
+    DownloadFailed { url: String, detail: String },
+
     #[error("apt knows no package {spec}{hint}")]
     UnknownPackage { spec: String, hint: String },
 

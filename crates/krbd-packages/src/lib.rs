@@ -8,6 +8,8 @@
 //! - [`cache`]: the tool's content-addressed cache with atomic, lock-protected entries.
 //! - [`apt`]: apt's view of the archive (`apt-cache`) and downloads (`apt-get download`).
 //! - [`version`]: Debian version ordering.
+//! - [`rpm`]: RPM packages (binary and source), streamed without `rpm`.
+//! - [`http`]: resumable, checksum-verified downloads into the cache.
 
 pub mod apt;
 pub mod archive_path;
@@ -17,6 +19,8 @@ pub mod deb;
 pub mod error;
 pub mod extract;
 pub mod hash;
+pub mod http;
+pub mod rpm;
 pub mod version;
 
 pub use error::PackageError;

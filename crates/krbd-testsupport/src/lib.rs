@@ -4,6 +4,8 @@
 //! folder that all tests share, under a file lock so that parallel test binaries wait for
 //! each other instead of downloading twice.
 
+pub mod http;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;

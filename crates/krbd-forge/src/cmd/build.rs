@@ -5,17 +5,42 @@ use krbd_build::patch::SeriesSource;
 use krbd_build::{BuildError, BuildOptions, Inputs, KernelRelease};
 use std::path::PathBuf;
 
-/// Build the three Ceph modules for one kernel: fetch the exact Debian packages, extract
-/// only the Ceph sources, apply a patch series, compile libceph and then ceph and rbd
-/// against it with the kernel's own compiler, and publish OUT/<release>/ with the modules,
-/// debug-stripped copies (stripped/) and build-report.json. Identical inputs are a cache hit.
+/// Build the three Ceph modules for one kernel or several: fetch the exact Debian packages
+/// (or, for CentOS/Rocky/Alma 7-9 releases like 3.10.0-957.el7.x86_64, the source RPM and
+/// kernel-devel RPM from the vaults), extract only the Ceph sources, apply a patch series,
+/// compile libceph and then ceph and rbd against it with the kernel's own compiler, and
+/// publish OUT/<release>/ with the modules, debug-stripped copies (stripped/) and
+/// build-report.json. Identical inputs are a cache hit. With several --kernel flags every
+/// target is built in turn, sharing the cache, and a table of the verdicts is printed; the
+/// exit code is that of the first failure.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = super::EXIT_CODES_HELP)]
 pub struct BuildArgs {
-    /// The kernel release, as `uname -r` prints it (6.1.0-56-amd64, 6.12.117+deb12-amd64).
+    /// The kernel release, as `uname -r` prints it: Debian (6.1.0-56-amd64,
+    /// 6.12.117+deb12-amd64) or RHEL family (3.10.0-957.el7.x86_64, 4.18.0-372.9.1.el8.x86_64,
+    /// 5.14.0-284.11.1.el9_2.x86_64). Repeat it to build several targets in one run.
     /// [default: the newest -amd64 release apt offers for the newest linux-source]
     #[arg(long, value_name = "RELEASE")]
-    kernel: Option<String>,
+    kernel: Vec<String>,
+
+    /// RHEL family: use this kernel source RPM (.src.rpm) instead of the vault's.
+    #[arg(long, value_name = "FILE")]
+    srpm: Option<PathBuf>,
+
+    /// RHEL family: use this kernel-devel RPM instead of the vault's. Without --kernel the
+    /// release is the one it holds headers for.
+    #[arg(long, value_name = "FILE")]
+    devel_rpm: Option<PathBuf>,
+
+    /// RHEL family: fetch from this mirror instead of the public vault, as DISTRO=URL with
+    /// DISTRO one of centos, buildlogs, rocky, alma (repeatable; also
+    /// KRBD_FORGE_MIRROR_CENTOS, _ROCKY, _ALMA, _BUILDLOGS).
+    #[arg(long, value_name = "DISTRO=URL")]
+    mirror: Vec<String>,
+
+    /// RHEL family: only this distro's vaults (centos, rocky, alma).
+    #[arg(long, value_name = "DISTRO")]
+    distro: Option<String>,
 
     /// Use this kernel source tarball (.tar.xz, .tar.gz, .tar.zst, or a linux-source .deb)
     /// instead of fetching apt's linux-source package.
@@ -91,9 +116,87 @@ pub fn find_series(arg: &str) -> Result<Option<SeriesSource>, BuildError> {
     Ok(Some(SeriesSource::open(&direct)?))
 }
 
-fn options(args: &BuildArgs) -> Result<BuildOptions, BuildError> {
-    let release = args.kernel.as_deref().map(KernelRelease::parse).transpose()?;
+/// The RHEL request for `release` (or the release the kernel-devel RPM holds).
+pub(super) fn mirrors_and_distro(
+    mirror: &[String],
+    distro: Option<&str>,
+) -> Result<(krbd_build::rhel::catalog::Mirrors, Option<krbd_build::rhel::catalog::Distro>), BuildError> {
+    use krbd_build::rhel::catalog::{Distro, Mirrors};
+    let mut mirrors = Mirrors::from_env();
+    for m in mirror {
+        mirrors.set(m).map_err(|reason| BuildError::BadFlag {
+            flag: format!("--mirror {m}"),
+            reason,
+        })?;
+    }
+    let distro = match distro {
+        Some(d) => Some(Distro::parse(d).ok_or_else(|| BuildError::BadFlag {
+            flag: format!("--distro {d}"),
+            reason: "the distros are centos, rocky, alma".into(),
+        })?),
+        None => None,
+    };
+    Ok((mirrors, distro))
+}
+
+fn rhel_request(args: &BuildArgs, release: Option<&str>) -> Result<krbd_build::rhel::prepare::RhelRequest, BuildError> {
+    let (mirrors, distro) = mirrors_and_distro(&args.mirror, args.distro.as_deref())?;
+    for f in [&args.srpm, &args.devel_rpm].into_iter().flatten() {
+        if !f.is_file() {
+            return Err(BuildError::Io {
+                op: "open",
+                path: f.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            });
+        }
+    }
+    let release = match release {
+        Some(r) => r.to_string(),
+        None => {
+            let devel = args.devel_rpm.as_ref().ok_or_else(|| BuildError::BadRelease {
+                release: String::new(),
+                reason: "--srpm needs --kernel RELEASE or --devel-rpm FILE to know the release".into(),
+            })?;
+            let rpm = krbd_packages::rpm::RpmPackage::open(devel)?;
+            let releases: std::collections::BTreeSet<String> = rpm
+                .info
+                .files
+                .iter()
+                .filter_map(|f| f.path.strip_prefix("/usr/src/kernels/"))
+                .filter_map(|r| r.split('/').next())
+                .map(String::from)
+                .collect();
+            match releases.len() {
+                1 => releases.into_iter().next().unwrap_or_default(),
+                _ => {
+                    return Err(BuildError::BadHeaders {
+                        headers: devel.clone(),
+                        reason: format!(
+                            "it holds headers for {} releases under /usr/src/kernels; name one with --kernel",
+                            releases.len()
+                        ),
+                    })
+                }
+            }
+        }
+    };
+    KernelRelease::parse(&release)?;
+    Ok(krbd_build::rhel::prepare::RhelRequest {
+        release,
+        mirrors,
+        distro,
+        srpm: args.srpm.clone(),
+        devel_rpm: args.devel_rpm.clone(),
+    })
+}
+
+fn options(args: &BuildArgs, kernel: Option<&str>) -> Result<BuildOptions, BuildError> {
+    let rhel = args.srpm.is_some()
+        || args.devel_rpm.is_some()
+        || kernel.is_some_and(krbd_build::rhel::catalog::is_rhel_release);
+    let release = kernel.map(KernelRelease::parse).transpose()?;
     let inputs = match &args.headers_dir {
+        _ if rhel => Inputs::Rhel(rhel_request(args, kernel)?),
         Some(dir) => {
             let headers = krbd_build::sysroot::Headers::open(dir)?;
             if let Some(r) = &release {
@@ -135,8 +238,11 @@ fn options(args: &BuildArgs) -> Result<BuildOptions, BuildError> {
 }
 
 pub fn run(args: BuildArgs) -> i32 {
+    if args.kernel.len() > 1 {
+        return run_matrix(&args);
+    }
     let terminal = Terminal::new(args.json || args.quiet);
-    let result = options(&args).and_then(|opts| krbd_build::build(&opts, &terminal));
+    let result = options(&args, args.kernel.first().map(|s| s.as_str())).and_then(|opts| krbd_build::build(&opts, &terminal));
     match result {
         Ok(outcome) => {
             if !args.quiet {
@@ -151,6 +257,92 @@ pub fn run(args: BuildArgs) -> i32 {
         }
         Err(e) => report_error(&e, args.json),
     }
+}
+
+/// One target's verdict in a matrix run.
+#[derive(Debug, serde::Serialize)]
+struct MatrixRow {
+    release: String,
+    ok: bool,
+    exit_code: i32,
+    /// `ok`, or the exit code's kind (`target`, `patch`, `toolchain`, ...).
+    verdict: &'static str,
+    out: Option<String>,
+    cache_hit: Option<bool>,
+    /// `name sha256` of each module.
+    modules: Vec<serde_json::Value>,
+    error: Option<String>,
+}
+
+/// Builds every `--kernel` in turn (one cache, one out folder), then prints the table.
+fn run_matrix(args: &BuildArgs) -> i32 {
+    if args.srpm.is_some() || args.devel_rpm.is_some() || args.headers_dir.is_some() || args.source_tarball.is_some() {
+        eprintln!("error: --srpm, --devel-rpm, --headers-dir and --source-tarball describe one target; give one --kernel with them");
+        return 2;
+    }
+    let terminal = Terminal::new(args.json || args.quiet);
+    let mut rows = Vec::new();
+    for kernel in &args.kernel {
+        if !args.quiet && !args.json {
+            eprintln!("== {kernel}");
+        }
+        let result = options(args, Some(kernel)).and_then(|opts| krbd_build::build(&opts, &terminal));
+        rows.push(match result {
+            Ok(outcome) => MatrixRow {
+                release: kernel.clone(),
+                ok: true,
+                exit_code: exit::OK,
+                verdict: "ok",
+                out: Some(outcome.out.display().to_string()),
+                cache_hit: Some(outcome.report.cache_hit),
+                modules: outcome
+                    .report
+                    .modules
+                    .iter()
+                    .map(|m| serde_json::json!({"name": m.name, "sha256": m.sha256, "vermagic": m.vermagic}))
+                    .collect(),
+                error: None,
+            },
+            Err(e) => {
+                let code = exit::build_code(&e);
+                if !args.json {
+                    eprintln!("error: {kernel}: {e}");
+                }
+                MatrixRow {
+                    release: kernel.clone(),
+                    ok: false,
+                    exit_code: code,
+                    verdict: exit::kind(code),
+                    out: None,
+                    cache_hit: None,
+                    modules: Vec::new(),
+                    error: Some(e.to_string()),
+                }
+            }
+        });
+    }
+    let failed = rows.iter().filter(|r| !r.ok).count();
+    if args.json {
+        let v = serde_json::json!({ "targets": rows, "built": rows.len() - failed, "failed": failed });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!("{:<34} {:<16} {:<7} OUT", "RELEASE", "VERDICT", "CACHED");
+        for r in &rows {
+            println!(
+                "{:<34} {:<16} {:<7} {}",
+                r.release,
+                if r.ok { "ok".to_string() } else { format!("{} ({})", r.verdict, r.exit_code) },
+                match r.cache_hit {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "",
+                },
+                r.out.as_deref().unwrap_or("")
+            );
+        }
+        println!("{} built, {} failed", rows.len() - failed, failed);
+    }
+    rows.iter().find(|r| !r.ok).map(|r| r.exit_code).unwrap_or(exit::OK)
 }
 
 pub fn report_error(e: &BuildError, json: bool) -> i32 {

@@ -7,6 +7,7 @@ use std::io::ErrorKind;
 
 pub const OK: i32 = 0;
 pub const INTERNAL: i32 = 1;
+pub const USAGE: i32 = 2;
 pub const TARGET: i32 = 3;
 pub const FETCH: i32 = 4;
 pub const BAD_INPUT: i32 = 5;
@@ -33,8 +34,16 @@ Exit codes:
 
 pub fn package_code(e: &PackageError) -> i32 {
     match e {
-        PackageError::NotADeb { .. } | PackageError::CorruptMember { .. } | PackageError::UnsafeEntry { .. } => BAD_INPUT,
-        PackageError::ChecksumMismatch { .. } | PackageError::AptFailed { .. } => FETCH,
+        PackageError::NotADeb { .. }
+        | PackageError::CorruptMember { .. }
+        | PackageError::UnsafeEntry { .. }
+        | PackageError::NotAnRpm { .. }
+        | PackageError::CorruptRpm { .. }
+        | PackageError::UnsupportedRpm { .. }
+        | PackageError::DigestMismatch { .. } => BAD_INPUT,
+        PackageError::ChecksumMismatch { .. } | PackageError::AptFailed { .. } | PackageError::DownloadFailed { .. } => {
+            FETCH
+        }
         PackageError::UnknownPackage { .. } | PackageError::NoAptLists => TARGET,
         PackageError::Io { source, .. } => io_code(source.kind()),
     }
@@ -58,7 +67,11 @@ pub fn build_code(e: &BuildError) -> i32 {
         | BuildError::SourceUnavailable { .. }
         | BuildError::BadHeaders { .. }
         | BuildError::ReleaseMismatch { .. }
-        | BuildError::NotAModule { .. } => TARGET,
+        | BuildError::NotAModule { .. }
+        | BuildError::NotCatalogued { .. } => TARGET,
+        BuildError::PackageNotFound { .. } => FETCH,
+        BuildError::BadFlag { .. } => USAGE,
+        BuildError::BadSourceRpm { .. } => BAD_INPUT,
         BuildError::Package(p) => package_code(p),
         BuildError::NoCephSources { .. } => BAD_INPUT,
         BuildError::Series(SeriesError::Io { source, .. }) => io_code(source.kind()),
@@ -90,6 +103,7 @@ pub fn hint(e: &BuildError) -> Option<&'static str> {
 pub fn kind(code: i32) -> &'static str {
     match code {
         OK => "ok",
+        USAGE => "usage",
         TARGET => "target",
         FETCH => "fetch",
         BAD_INPUT => "bad-input",

@@ -1,11 +1,29 @@
 use super::CacheArgs;
+use krbd_build::rhel::catalog;
 use krbd_build::target;
+use krbd_build::KernelRelease;
 
 /// List the Debian kernel releases apt offers headers for (generic -amd64 flavour), newest
 /// first: whether apt also has the exact source, whether the headers are already in the
-/// cache, and which one `build` picks by default.
+/// cache, and which one `build` picks by default. With a RELEASE, show what it resolves
+/// to: the exact Debian packages, or for CentOS/Rocky/Alma 7-9 releases
+/// (3.10.0-957.el7.x86_64) the source RPM and kernel-devel RPM URLs, in the order tried.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = super::EXIT_CODES_HELP)]
 pub struct TargetsArgs {
+    /// A release to resolve instead of listing.
+    #[arg(value_name = "RELEASE")]
+    release: Option<String>,
+
+    /// RHEL family: resolve against this mirror, as DISTRO=URL (centos, buildlogs, rocky,
+    /// alma; repeatable).
+    #[arg(long, value_name = "DISTRO=URL")]
+    mirror: Vec<String>,
+
+    /// RHEL family: only this distro's vaults (centos, rocky, alma).
+    #[arg(long, value_name = "DISTRO")]
+    distro: Option<String>,
+
     #[command(flatten)]
     cache: CacheArgs,
 
@@ -14,7 +32,64 @@ pub struct TargetsArgs {
     json: bool,
 }
 
+fn resolve_one(args: &TargetsArgs, release: &str) -> i32 {
+    if catalog::is_rhel_release(release) {
+        let resolved = super::build::mirrors_and_distro(&args.mirror, args.distro.as_deref())
+            .and_then(|(m, d)| catalog::resolve(release, &m, d));
+        let r = match resolved {
+            Ok(r) => r,
+            Err(e) => return super::build::report_error(&e, args.json),
+        };
+        if args.json {
+            let mut v = serde_json::to_value(&r).unwrap_or_default();
+            v["kind"] = "rhel".into();
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            return 0;
+        }
+        println!("{} (el{}, minor release {})", r.release.release, r.release.el, r.os_minor);
+        println!("source RPM {}:", r.release.srpm_name());
+        for l in &r.srpm {
+            println!("  {:<7} {:<9} {}", l.distro.name(), l.repo, l.url);
+        }
+        println!("kernel-devel RPM {}:", r.release.devel_name());
+        for l in &r.devel_rpm {
+            println!("  {:<7} {:<9} {}", l.distro.name(), l.repo, l.url);
+        }
+        for b in &r.browse {
+            println!("also kept below (time-stamped folders): {b}");
+        }
+        return 0;
+    }
+    let resolved = KernelRelease::parse(release).and_then(|rel| {
+        let cache = args.cache.open()?;
+        target::resolve_cached(&cache, Some(&rel), true)
+    });
+    match resolved {
+        Ok(t) => {
+            if args.json {
+                let mut v = serde_json::to_value(&t).unwrap_or_default();
+                v["kind"] = "debian".into();
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                return 0;
+            }
+            println!("{} (Debian {})", t.release, t.headers.version);
+            let source = t.source.iter().map(|s| ("source", s));
+            let all = [("headers", &t.headers), ("headers-common", &t.headers_common), ("kbuild", &t.kbuild), ("image", &t.image)]
+                .into_iter()
+                .chain(source);
+            for (role, p) in all {
+                println!("  {role:<15} {}={}  sha256 {}", p.name, p.version, p.sha256);
+            }
+            0
+        }
+        Err(e) => super::build::report_error(&e, args.json),
+    }
+}
+
 pub fn run(args: TargetsArgs) -> i32 {
+    if let Some(r) = args.release.clone() {
+        return resolve_one(&args, &r);
+    }
     let available = match target::available() {
         Ok(a) => a,
         Err(e) => return super::build::report_error(&e, args.json),

@@ -1,0 +1,408 @@
+//! The RHEL-family path end to end. No CentOS or Rocky mirror is reachable here, so the
+//! test makes one: Debian's 6.12 kernel source is repackaged into a real source RPM (with
+//! rpmbuild; its spec's %prep applies a patch touching net/ceph and one that touches no
+//! Ceph file) and Debian's 6.12 headers into a kernel-devel RPM laid out like CentOS's
+//! (`/usr/src/kernels/<release>/`, one folder, scripts included), released as
+//! `<upstream version>-284.1.el9_2.x86_64`. Both are served from 127.0.0.1 in the Rocky
+//! vault's layout, and `krbd-forge build` finds them through the catalog. The modules must
+//! equal the Debian path's for the same kernel, except for what %prep changed. The Debian
+//! kernel is the default target (the one the other build tests use), so the packages are
+//! already in the shared test cache.
+
+mod common;
+
+use common::*;
+use krbd_kmod::KernelModule;
+use krbd_packages::deb::DebArchive;
+use krbd_testsupport::http::StaticServer;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const MODULES: [&str; 3] = ["libceph", "ceph", "rbd"];
+
+/// The Debian kernel repackaged, and the RHEL-style names it gets.
+struct Target {
+    /// `6.12.117+deb12-amd64`
+    debian: String,
+    /// The Debian package version: `6.12.117-1~deb12u1`.
+    version: String,
+    /// `6.12.117`
+    upstream: String,
+    /// `6.12.117-284.1.el9_2.x86_64`
+    el: String,
+}
+
+impl Target {
+    fn srpm(&self) -> String {
+        format!("kernel-{}-284.1.el9_2.src.rpm", self.upstream)
+    }
+    fn devel(&self) -> String {
+        format!("kernel-devel-{}-284.1.el9_2.x86_64.rpm", self.upstream)
+    }
+}
+
+/// `krbd-forge targets --json`: the default target, and the newest 6.1 ABI with source.
+fn targets() -> (Target, String) {
+    let out = forge().args(["targets", "--json"]).output().expect("run targets");
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("targets --json");
+    let rows = list.as_array().expect("a list of targets");
+    let default = rows.iter().find(|t| t["default"] == true).expect("a default target");
+    let debian = default["release"].as_str().unwrap().to_string();
+    let upstream = debian.split(['+', '-']).next().unwrap().to_string();
+    let six_one = rows
+        .iter()
+        .find(|t| t["source_available"] == true && t["release"].as_str().is_some_and(|r| r.starts_with("6.1.0-")))
+        .and_then(|t| t["release"].as_str())
+        .expect("apt offers a 6.1 ABI with its source")
+        .to_string();
+    let el = format!("{upstream}-284.1.el9_2.x86_64");
+    let target = Target {
+        version: default["version"].as_str().unwrap().to_string(),
+        debian,
+        upstream,
+        el,
+    };
+    (target, six_one)
+}
+
+/// The patch %prep applies: one Ceph file (a modinfo line in libceph) and one file outside
+/// the Ceph sources, which must be left out.
+const PREP_PATCH: &str = "From: test\nSubject: [PATCH] mark libceph as prepared by %prep\n\n---\n\
+--- a/net/ceph/ceph_common.c\n+++ b/net/ceph/ceph_common.c\n@@ -926,2 +926,3 @@\n MODULE_DESCRIPTION(\"Ceph core library\");\n MODULE_LICENSE(\"GPL\");\n+MODULE_INFO(krbd_prep, \"applied by the spec's prep\");\n\
+--- a/Makefile\n+++ b/Makefile\n@@ -1,1 +1,2 @@\n # SPDX-License-Identifier: GPL-2.0\n+# not a Ceph file\n";
+
+const SPEC: &str = r#"%define rpmversion @UPSTREAM@
+%define pkgrelease 284.1.el9_2
+%define debug_package %{nil}
+Name: kernel
+Version: %{rpmversion}
+Release: %{pkgrelease}
+Summary: Debian's 6.12 kernel, repackaged the way RHEL packages its kernel
+License: GPL-2.0-only
+AutoReqProv: no
+Source0: linux-%{rpmversion}-%{pkgrelease}.tar.xz
+Patch999998: linux-kernel-test.patch
+Patch999999: debrand-empty.patch
+
+%description
+test fixture
+
+%package devel
+Summary: headers to build modules against
+%description devel
+test fixture
+
+%prep
+ApplyPatch()
+{
+  local patch=$1
+  shift
+  patch -p1 -F1 -s < "$RPM_SOURCE_DIR/$patch"
+}
+
+ApplyOptionalPatch()
+{
+  local patch=$1
+  if [ -s $RPM_SOURCE_DIR/$patch ]; then
+    ApplyPatch $patch
+  fi
+}
+
+%setup -q -c -T
+ApplyOptionalPatch linux-kernel-test.patch
+ApplyOptionalPatch debrand-empty.patch
+
+%build
+
+%install
+mkdir -p %{buildroot}/usr/src/kernels
+cp -a %{devel_tree} %{buildroot}/usr/src/kernels/%{version}-%{release}.%{_target_cpu}
+
+%files devel
+/usr/src/kernels
+"#;
+
+/// The Rocky-layout folder served over HTTP, made once and kept in the test cache.
+fn fixture() -> (Target, PathBuf) {
+    let (t, _) = targets();
+    let root = krbd_testsupport::test_cache_dir().join(format!("rhel-fixture-v2-{}", t.debian));
+    krbd_testsupport::with_lock("rhel-fixture", || {
+        let done = root.join("done");
+        if !done.exists() {
+            let _ = std::fs::remove_dir_all(&root);
+            make_fixture(&root, &t);
+            std::fs::write(&done, b"").unwrap();
+        }
+    });
+    (t, root.join("www"))
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?}:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+fn make_fixture(root: &Path, t: &Target) {
+    let top = root.join("rpmbuild");
+    for d in ["SPECS", "SOURCES", "BUILD", "RPMS", "SRPMS", "BUILDROOT"] {
+        std::fs::create_dir_all(top.join(d)).unwrap();
+    }
+    // The kernel tarball, as Debian ships it inside linux-source-6.12.
+    let major_minor: Vec<&str> = t.upstream.split('.').take(2).collect();
+    let source = krbd_testsupport::debian_package(&format!("linux-source-{}", major_minor.join(".")), Some(&t.version));
+    let tarball = top.join(format!("SOURCES/linux-{}-284.1.el9_2.tar.xz", t.upstream));
+    DebArchive::open(&source)
+        .unwrap()
+        .walk_data(|rel, entry| {
+            if rel.to_string_lossy().ends_with(".tar.xz") {
+                let mut f = std::fs::File::create(&tarball).unwrap();
+                std::io::copy(entry, &mut f).unwrap();
+                return Ok(false);
+            }
+            Ok(true)
+        })
+        .unwrap();
+    assert!(tarball.metadata().unwrap().len() > 100 << 20);
+    std::fs::write(top.join("SOURCES/linux-kernel-test.patch"), PREP_PATCH).unwrap();
+    std::fs::write(top.join("SOURCES/debrand-empty.patch"), b"").unwrap();
+    std::fs::write(top.join("SPECS/kernel.spec"), SPEC.replace("@UPSTREAM@", &t.upstream)).unwrap();
+
+    // The headers: Debian's three packages laid out, then merged into the single folder
+    // CentOS's kernel-devel has, with the release renamed.
+    let sysroot = root.join("sysroot");
+    let headers = DebArchive::open(krbd_testsupport::debian_package(&format!("linux-headers-{}", t.debian), Some(&t.version))).unwrap();
+    let depends = headers.control().unwrap().get("Depends").unwrap_or("").to_string();
+    let dep = |prefix: &str, suffix: &str| {
+        depends
+            .split(',')
+            .map(|d| d.split_whitespace().next().unwrap_or("").to_string())
+            .find(|n| n.starts_with(prefix) && n.ends_with(suffix))
+            .unwrap_or_else(|| panic!("{} depends on no {prefix}*{suffix}: {depends}", t.debian))
+    };
+    let (common, kbuild_name) = (dep("linux-headers-", "-common"), dep("linux-kbuild-", ""));
+    let debs = vec![
+        headers,
+        DebArchive::open(krbd_testsupport::debian_package(&common, Some(&t.version))).unwrap(),
+        DebArchive::open(krbd_testsupport::debian_package(&kbuild_name, Some(&t.version))).unwrap(),
+    ];
+    krbd_build::sysroot::lay_out(&debs, &sysroot, &krbd_progress::Silent).unwrap();
+    let src = sysroot.join("usr/src");
+    let kbuild = sysroot.join("usr/lib").join(&kbuild_name);
+    let tree = root.join("devel-tree");
+    run(Command::new("cp").arg("-a").arg(src.join(&common)).arg(&tree));
+    for link in ["scripts", "tools"] {
+        std::fs::remove_file(tree.join(link)).unwrap();
+        run(Command::new("cp").arg("-a").arg(kbuild.join(link)).arg(tree.join(link)));
+    }
+    let arch = src.join(format!("linux-headers-{}", t.debian));
+    for e in std::fs::read_dir(&arch).unwrap().flatten() {
+        let name = e.file_name();
+        if ["Makefile", "scripts", "tools"].contains(&name.to_string_lossy().as_ref()) {
+            continue;
+        }
+        run(Command::new("cp").arg("-a").arg(e.path()).arg(&tree));
+    }
+    for f in ["include/config/kernel.release", "include/generated/utsrelease.h"] {
+        let p = tree.join(f);
+        let text = std::fs::read_to_string(&p).unwrap().replace(&t.debian, &t.el);
+        std::fs::write(&p, text).unwrap();
+    }
+    std::fs::remove_dir_all(&sysroot).unwrap();
+
+    let rpmbuild = |args: &[&str]| {
+        let mut c = Command::new("rpmbuild");
+        c.arg("--define").arg(format!("_topdir {}", top.display()));
+        c.arg("--define").arg(format!("devel_tree {}", tree.display()));
+        // Fast payloads: gzip level 1 (the SRPM's tarball is xz already).
+        c.args(["--define", "_source_payload w1.gzdio", "--define", "_binary_payload w1.gzdio"]);
+        c.args(["--define", "__os_install_post %{nil}", "--define", "_build_id_links none"]);
+        c.args(["--nodeps", "--target", "x86_64"]);
+        c.args(args).arg(top.join("SPECS/kernel.spec"));
+        run(&mut c);
+    };
+    rpmbuild(&["-bs"]);
+    // The binary package is made from the prepared headers folder; %prep is the source
+    // package's business.
+    // %build and %install start in the folder %setup would have made.
+    std::fs::create_dir_all(top.join(format!("BUILD/kernel-{}", t.upstream))).unwrap();
+    rpmbuild(&["-bb", "--noprep"]);
+    let www = root.join("www/rocky/9.2");
+    let srpm_dir = www.join("BaseOS/source/tree/Packages/k");
+    let devel_dir = www.join("AppStream/x86_64/os/Packages/k");
+    std::fs::create_dir_all(&srpm_dir).unwrap();
+    std::fs::create_dir_all(&devel_dir).unwrap();
+    std::fs::rename(top.join("SRPMS").join(t.srpm()), srpm_dir.join(t.srpm())).unwrap();
+    std::fs::rename(top.join("RPMS/x86_64").join(t.devel()), devel_dir.join(t.devel())).unwrap();
+    std::fs::remove_dir_all(&top).unwrap();
+    std::fs::remove_dir_all(&tree).unwrap();
+}
+
+fn module(out: &Path, file: &str) -> KernelModule {
+    let bytes = std::fs::read(out.join(file)).unwrap_or_else(|e| panic!("{}: {e}", out.join(file).display()));
+    KernelModule::parse(&bytes).expect("parse built module")
+}
+
+fn crcs(m: &KernelModule) -> BTreeMap<String, u32> {
+    m.versions.iter().map(|v| (v.name.clone(), v.crc)).collect()
+}
+
+#[test]
+fn rpm_path_through_the_catalog_equals_the_debian_path_plus_prep() {
+    let (t, www) = fixture();
+    let server = StaticServer::start(&www, None);
+    let rocky = format!("rocky={}", server.url("rocky"));
+    let el = build(&["--kernel", &t.el, "--mirror", &rocky, "--series", "none"]);
+    let deb = build(&["--kernel", &t.debian, "--series", "none"]);
+
+    // What was fetched, and from where: the Rocky 9.2 vault layout.
+    let log = server.requests();
+    assert!(
+        log.iter().all(|l| l.contains("/rocky/9.2/")),
+        "only the catalog's URLs were asked for: {log:?}"
+    );
+    let roles: Vec<&str> = el.report["inputs"].as_array().unwrap().iter().filter_map(|i| i["role"].as_str()).collect();
+    assert_eq!(roles, ["srpm", "kernel-devel"]);
+    assert_eq!(el.report["release"], t.el.as_str());
+
+    // %prep: the Ceph half of the test patch applied, the other half and the empty patch not.
+    let prep = &el.report["prep"];
+    assert_eq!(prep["tarball"], format!("linux-{}-284.1.el9_2.tar.xz", t.upstream), "{prep:#}");
+    let patches = prep["patches"].as_array().expect("prep patches");
+    assert_eq!(patches.len(), 2, "{prep:#}");
+    assert_eq!(patches[0]["name"], "linux-kernel-test.patch");
+    assert_eq!(patches[0]["outcome"], "applied");
+    assert_eq!(patches[0]["ceph_files"], serde_json::json!(["net/ceph/ceph_common.c"]));
+    assert_eq!(patches[1]["outcome"], "empty");
+    let hunks = prep["series"]["patches"][0]["hunks"].as_array().expect("hunks");
+    assert_eq!(hunks.len(), 1, "only the Ceph file's hunk: {prep:#}");
+    // At the line the patch names, or at an offset in a later 6.12 release.
+    assert!(hunks[0]["status"] == "applied" || hunks[0]["status"] == "offset", "{prep:#}");
+
+    for name in MODULES {
+        let file = format!("{name}.ko");
+        let (a, b) = (module(&el.out, &file), module(&deb.out, &file));
+        // The release is the only difference in the version magic.
+        let (va, vb) = (a.vermagic().unwrap_or(""), b.vermagic().unwrap_or(""));
+        assert!(va.starts_with(&format!("{} ", t.el)), "{name}: {va}");
+        assert_eq!(va.split_once(' ').map(|v| v.1), vb.split_once(' ').map(|v| v.1), "{name}: vermagic");
+        assert!(!crcs(&a).is_empty());
+        assert_eq!(crcs(&a), crcs(&b), "{name}: every imported CRC equals the Debian path's");
+        assert_eq!(a.info("depends"), b.info("depends"), "{name}: depends");
+        let (sa, sb) = (module(&el.out, &format!("stripped/{file}")), module(&deb.out, &format!("stripped/{file}")));
+        assert!(sa.section(".text").is_some_and(|t| !t.is_empty()));
+        assert!(sa.section(".text") == sb.section(".text"), "{name}: .text equals the Debian path's");
+        // The %prep change shows in libceph only.
+        let marker = a.info("krbd_prep");
+        if name == "libceph" {
+            assert_eq!(marker, Some("applied by the spec's prep"));
+        } else {
+            assert_eq!(marker, None, "{name}");
+        }
+        assert_eq!(b.info("krbd_prep"), None);
+    }
+
+    // Again: everything from the cache, nothing recompiled.
+    let again = build(&["--kernel", &t.el, "--mirror", &rocky, "--series", "none"]);
+    assert_eq!(again.report["cache_hit"], true);
+    assert_eq!(again.report["build_key"], el.report["build_key"]);
+
+    // The same packages as local files give the same build.
+    let local = build(&[
+        "--series",
+        "none",
+        "--srpm",
+        www.join("rocky/9.2/BaseOS/source/tree/Packages/k").join(t.srpm()).to_str().unwrap(),
+        "--devel-rpm",
+        www.join("rocky/9.2/AppStream/x86_64/os/Packages/k").join(t.devel()).to_str().unwrap(),
+    ]);
+    assert_eq!(local.report["release"], t.el.as_str(), "the release comes from the kernel-devel RPM");
+    assert_eq!(local.report["build_key"], el.report["build_key"]);
+}
+
+#[test]
+fn targets_shows_the_catalog_and_a_missing_package_is_a_fetch_error() {
+    let (t, www) = fixture();
+    let server = StaticServer::start(&www, None);
+    let rocky = format!("rocky={}", server.url("rocky"));
+    let out = forge().args(["targets", "--json", "--mirror", &rocky, &t.el]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "rhel");
+    assert_eq!(
+        v["srpm"][0]["url"],
+        server.url(&format!("rocky/9.2/BaseOS/source/tree/Packages/k/{}", t.srpm()))
+    );
+
+    // An erratum the mirror does not have: every place is named, exit 4.
+    let missing = forge()
+        .args(["build", "--json", "--series", "none", "--distro", "rocky", "--mirror", &rocky])
+        .args(["--kernel", &format!("{}-284.2.el9_2.x86_64", t.upstream)])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(4), "{}", String::from_utf8_lossy(&missing.stderr));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("not found") && err.contains("/rocky/9.2/"), "{err}");
+}
+
+#[test]
+fn damaged_rpm_from_the_mirror_is_refused() {
+    let (t, www) = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let good = www.join("rocky/9.2/AppStream/x86_64/os/Packages/k").join(t.devel());
+    let mut bytes = std::fs::read(&good).unwrap();
+    let at = bytes.len() - 5000;
+    bytes[at] ^= 0x55;
+    let bad = dir.path().join("kernel-devel-damaged.rpm");
+    std::fs::write(&bad, &bytes).unwrap();
+    let srpm = www.join("rocky/9.2/BaseOS/source/tree/Packages/k").join(t.srpm());
+    let out = forge()
+        .args(["build", "--series", "none", "--kernel", &t.el, "--srpm"])
+        .arg(&srpm)
+        .arg("--devel-rpm")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("payload digest") || err.contains("MD5"), "{err}");
+}
+
+#[test]
+fn matrix_builds_a_6_1_and_a_6_12_abi_in_one_run() {
+    let (t, six_one) = targets();
+    assert!(t.debian.starts_with("6.12."), "the default target is a 6.12 ABI: {}", t.debian);
+    let dir = tempfile::tempdir().unwrap();
+    let out = forge()
+        .args(["build", "--json", "--series", "none", "--out"])
+        .arg(dir.path())
+        .args(["--kernel", &six_one, "--kernel", &t.debian])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["failed"], 0, "{v:#}");
+    let rows = v["targets"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for (row, release) in rows.iter().zip([six_one.as_str(), t.debian.as_str()]) {
+        assert_eq!(row["release"], release);
+        assert_eq!(row["verdict"], "ok");
+        let out = PathBuf::from(row["out"].as_str().unwrap());
+        for name in MODULES {
+            let m = module(&out, &format!("{name}.ko"));
+            assert!(m.vermagic().unwrap_or("").starts_with(&format!("{release} ")), "{name} for {release}");
+        }
+    }
+
+    // One bad target fails the run, and the table says which.
+    let mixed = forge()
+        .args(["build", "--series", "none", "--out"])
+        .arg(dir.path())
+        .args(["--kernel", &t.debian, "--kernel", "3.10.0-958.el7.x86_64"])
+        .output()
+        .unwrap();
+    assert_eq!(mixed.status.code(), Some(3));
+    let table = String::from_utf8_lossy(&mixed.stdout);
+    assert!(table.contains("1 built, 1 failed"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("3.10.0-958.el7.x86_64") && l.contains("target (3)")), "{table}");
+}
