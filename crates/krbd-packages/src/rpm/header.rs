@@ -191,7 +191,8 @@ pub(crate) mod tests {
                 5 => 8,
                 _ => 1,
             };
-            while !store.len().is_multiple_of(align) {
+            #[allow(clippy::manual_is_multiple_of)] // is_multiple_of needs Rust 1.87; MSRV is 1.85
+            while store.len() % align != 0 {
                 store.push(0);
             }
             index.extend_from_slice(&tag.to_be_bytes());
