@@ -48,6 +48,31 @@ pub enum PackageError {
         actual: String,
     },
 
+    #[error("{path}: the package carries no OpenPGP signature, but a key was given (--rpm-key); get a signed package, or build without the key to accept it unverified")]
+    NotSigned { path: PathBuf },
+
+    #[error("{path}: signed by another key: the package names key {package_key_ids}, {keyring} holds {keyring_key_ids}; give the distribution's own key")]
+    SignedByAnotherKey {
+        path: PathBuf,
+        package_key_ids: String,
+        keyring: PathBuf,
+        keyring_key_ids: String,
+    },
+
+    #[error("{path}: bad {tag} signature by key {key_id} ({detail}); the package is corrupt or was tampered with")]
+    BadSignature {
+        path: PathBuf,
+        tag: &'static str,
+        key_id: String,
+        detail: String,
+    },
+
+    #[error("{path}: not a usable OpenPGP public key file ({reason})")]
+    BadKeyFile { path: PathBuf, reason: String },
+
+    #[error("`{program}` is not installed; checking RPM signatures needs it: apt-get install {package}")]
+    GpgMissing { program: &'static str, package: &'static str },
+
     #[error("fetching {url} failed: {detail}")]
     DownloadFailed { url: String, detail: String },
 

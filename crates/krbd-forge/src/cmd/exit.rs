@@ -25,11 +25,11 @@ Exit codes:
   3  unknown or unusable target: no such release, no headers/source for it, modules built in
   4  fetching packages failed (apt, network, checksum)
   5  bad input: a corrupt or truncated package, an archive entry escaping its folder, a
-     tarball without the Ceph sources
+     tarball without the Ceph sources, an RPM without a good signature by --rpm-key
   6  the patch series is malformed or does not apply
   7  toolchain: the kernel's compiler, make or pahole is missing or differs
   8  compiling failed (the first errors and the log's path are shown)
-  9  environment: no space left, no permission, read-only file system
+  9  environment: no space left, no permission, read-only file system, gpgv missing
  10  the built modules would not load on the target (the loader's verdicts are shown)";
 
 pub fn package_code(e: &PackageError) -> i32 {
@@ -40,7 +40,12 @@ pub fn package_code(e: &PackageError) -> i32 {
         | PackageError::NotAnRpm { .. }
         | PackageError::CorruptRpm { .. }
         | PackageError::UnsupportedRpm { .. }
-        | PackageError::DigestMismatch { .. } => BAD_INPUT,
+        | PackageError::DigestMismatch { .. }
+        | PackageError::NotSigned { .. }
+        | PackageError::SignedByAnotherKey { .. }
+        | PackageError::BadSignature { .. }
+        | PackageError::BadKeyFile { .. } => BAD_INPUT,
+        PackageError::GpgMissing { .. } => ENVIRONMENT,
         PackageError::ChecksumMismatch { .. } | PackageError::AptFailed { .. } | PackageError::DownloadFailed { .. } => {
             FETCH
         }

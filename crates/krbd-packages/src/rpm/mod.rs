@@ -11,11 +11,12 @@
 //! Opening reads and checks the headers (and the SHA-256 of the main header when the
 //! signature header has one). The payload is only streamed on demand; a walk that reads it
 //! to the end also checks the payload digest (rpm >= 4.14) and the legacy MD5 over header
-//! and payload. OpenPGP signatures are listed but not verified.
+//! and payload. OpenPGP signatures are checked against a given key by [`signature`].
 
 pub mod header;
 pub mod lead;
 pub mod payload;
+pub mod signature;
 pub mod tags;
 
 use crate::archive_path::{contained_link_target, entry_relative_path};
@@ -29,6 +30,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+pub use signature::{PackageSignature, RpmKeyring, SignatureStatus};
 pub use tags::{Dependency, FileInfo, RpmInfo, SignatureInfo};
 
 /// An RPM on disk, its headers read and checked.
@@ -38,6 +40,8 @@ pub struct RpmPackage {
     pub lead: lead::Lead,
     pub signature: SignatureInfo,
     pub info: RpmInfo,
+    /// The signature header, for the OpenPGP signature packets it holds.
+    signature_header: Header,
     header: Header,
     compressor: PayloadCompressor,
     /// Where the payload starts in the file.
@@ -131,6 +135,7 @@ impl RpmPackage {
             lead,
             signature,
             info,
+            signature_header: sig,
             header,
             compressor,
             payload_offset,
