@@ -80,6 +80,7 @@ fn record(role: &str, p: &AptPackage) -> InputRecord {
         name: p.name.clone(),
         version: Some(p.version.clone()),
         sha256: p.sha256.clone(),
+        signature: None,
     }
 }
 
@@ -137,6 +138,7 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
                 name: headers_dir.display().to_string(),
                 version: None,
                 sha256: sha.clone(),
+                signature: None,
             });
             let key = KeyHasher::new(LAYOUT_VERSION).str(&sha).str(&headers.dir.display().to_string()).finish();
             (headers, key, None, None)
@@ -187,6 +189,7 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
                         name: path.display().to_string(),
                         version: None,
                         sha256: source_sha.clone(),
+                        signature: None,
                     });
                 }
                 (None, Some((t, debs))) => {

@@ -38,6 +38,9 @@ pub struct InputRecord {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub version: Option<String>,
     pub sha256: String,
+    /// RPMs: their OpenPGP signatures, and whether they were verified (`--rpm-key`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub signature: Option<krbd_packages::rpm::SignatureStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

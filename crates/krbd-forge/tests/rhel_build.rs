@@ -406,3 +406,46 @@ fn matrix_builds_a_6_1_and_a_6_12_abi_in_one_run() {
     assert!(table.contains("1 built, 1 failed"), "{table}");
     assert!(table.lines().any(|l| l.starts_with("3.10.0-958.el7.x86_64") && l.contains("target (3)")), "{table}");
 }
+
+#[test]
+fn rpm_key_refuses_unsigned_packages_and_debian_targets() {
+    let (t, www) = fixture();
+    let dir = tempfile::Builder::new().prefix("krbd-key").tempdir_in("/tmp").unwrap();
+    let home = dir.path().join("g");
+    std::fs::create_dir(&home).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let key = dir.path().join("key.asc");
+    let gpg = |args: &[&str]| {
+        let mut c = Command::new("gpg");
+        c.arg("--homedir").arg(&home).args(["--batch", "--no-tty", "--passphrase", ""]).args(args);
+        run(&mut c);
+    };
+    gpg(&["--quick-gen-key", "Test Vendor <v@example.org>", "rsa2048", "sign", "never"]);
+    gpg(&["--armor", "--output", key.to_str().unwrap(), "--export", "Test Vendor"]);
+    let _ = Command::new("gpgconf").arg("--homedir").arg(&home).args(["--kill", "all"]).status();
+
+    // The fixture's RPMs are unsigned: with a key they are refused before anything is built.
+    let out_dir = dir.path().join("out");
+    let out = forge()
+        .args(["build", "--series", "none", "--kernel", &t.el, "--out"])
+        .arg(&out_dir)
+        .arg("--srpm")
+        .arg(www.join("rocky/9.2/BaseOS/source/tree/Packages/k").join(t.srpm()))
+        .arg("--devel-rpm")
+        .arg(www.join("rocky/9.2/AppStream/x86_64/os/Packages/k").join(t.devel()))
+        .arg("--rpm-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("carries no OpenPGP signature"), "{err}");
+    assert!(!out_dir.join(&t.el).exists());
+
+    // Debian targets have no RPMs to check: the flag is a usage error, not ignored.
+    let out = forge().args(["build", "--kernel", &t.debian, "--rpm-key"]).arg(&key).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--rpm-key"), "{err}");
+}

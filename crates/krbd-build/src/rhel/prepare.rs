@@ -14,7 +14,7 @@ use krbd_packages::cache::Cache;
 use krbd_packages::compress::Compression;
 use krbd_packages::hash::KeyHasher;
 use krbd_packages::http::{self, FetchOutcome};
-use krbd_packages::rpm::RpmPackage;
+use krbd_packages::rpm::{RpmKeyring, RpmPackage, SignatureStatus};
 use krbd_packages::PackageError;
 use krbd_progress::Listener;
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,8 @@ pub struct RhelRequest {
     /// Local files instead of the vaults.
     pub srpm: Option<PathBuf>,
     pub devel_rpm: Option<PathBuf>,
+    /// When given, every RPM used must carry a good signature by one of its keys.
+    pub rpm_key: Option<std::sync::Arc<RpmKeyring>>,
 }
 
 /// What happened to one patch of `%prep`.
@@ -120,6 +122,8 @@ pub fn prepare_rhel(
             reason: format!("{} is a binary package; --srpm wants the kernel's .src.rpm", srpm.info.nvra()),
         });
     }
+    let srpm_signature = signature_status(&srpm, req.rpm_key.as_deref(), listener)?;
+    let devel_signature = signature_status(&devel, req.rpm_key.as_deref(), listener)?;
     let srpm_sha = sha(&srpm_path)?;
     let devel_sha = sha(&devel_path)?;
     let inputs = vec![
@@ -128,12 +132,14 @@ pub fn prepare_rhel(
             name: file_name(&srpm_path, &srpm),
             version: Some(format!("{}-{}", srpm.info.version, srpm.info.release)),
             sha256: srpm_sha.clone(),
+            signature: Some(srpm_signature),
         },
         InputRecord {
             role: "kernel-devel".into(),
             name: file_name(&devel_path, &devel),
             version: Some(format!("{}-{}", devel.info.version, devel.info.release)),
             sha256: devel_sha.clone(),
+            signature: Some(devel_signature),
         },
     ];
 
@@ -170,6 +176,23 @@ pub fn prepare_rhel(
         inputs,
         prep,
     })
+}
+
+/// With a key: the package's signature must be good (else the error). Without: its
+/// signatures are listed for the report, unverified.
+fn signature_status(rpm: &RpmPackage, key: Option<&RpmKeyring>, listener: &dyn Listener) -> Result<SignatureStatus, BuildError> {
+    let name = file_name(rpm.path(), rpm);
+    let Some(key) = key else {
+        let status = rpm.unverified_signature_status();
+        let ids: Vec<String> = status.signatures.iter().filter_map(|s| s.key_id.clone()).collect();
+        if !ids.is_empty() {
+            listener.info(&format!("{name}: signed by key {} (not verified: no --rpm-key)", ids.join(", ")));
+        }
+        return Ok(status);
+    };
+    let status = rpm.verify_signature(key)?;
+    listener.info(&format!("{name}: signature verified with {}", key.source().display()));
+    Ok(status)
 }
 
 fn unreachable_inputs(release: &str) -> Result<PathBuf, BuildError> {

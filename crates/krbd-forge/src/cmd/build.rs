@@ -38,6 +38,13 @@ pub struct BuildArgs {
     #[arg(long, value_name = "DISTRO=URL")]
     mirror: Vec<String>,
 
+    /// RHEL family: every RPM used (downloaded, --srpm, --devel-rpm) must carry a good
+    /// OpenPGP signature by a key in FILE (armored or binary, such as the distribution's
+    /// RPM-GPG-KEY-*), checked with gpgv; else exit 5. Without it signatures are only
+    /// listed in build-report.json, as not verified.
+    #[arg(long, value_name = "FILE")]
+    rpm_key: Option<PathBuf>,
+
     /// RHEL family: only this distro's vaults (centos, rocky, alma).
     #[arg(long, value_name = "DISTRO")]
     distro: Option<String>,
@@ -187,6 +194,11 @@ fn rhel_request(args: &BuildArgs, release: Option<&str>) -> Result<krbd_build::r
         distro,
         srpm: args.srpm.clone(),
         devel_rpm: args.devel_rpm.clone(),
+        rpm_key: args
+            .rpm_key
+            .as_deref()
+            .map(|p| krbd_packages::rpm::RpmKeyring::load(p).map(std::sync::Arc::new))
+            .transpose()?,
     })
 }
 
@@ -212,6 +224,12 @@ fn options(args: &BuildArgs, kernel: Option<&str>) -> Result<BuildOptions, Build
         }
         None => Inputs::Debian { release },
     };
+    if !rhel && args.rpm_key.is_some() {
+        return Err(BuildError::BadFlag {
+            flag: "--rpm-key".into(),
+            reason: "it checks RPMs, and this target is built from Debian packages".into(),
+        });
+    }
     if let Some(t) = &args.source_tarball {
         if !t.is_file() {
             return Err(BuildError::Io {
