@@ -263,6 +263,10 @@ fn rpm_path_through_the_catalog_equals_the_debian_path_plus_prep() {
     );
     let roles: Vec<&str> = el.report["inputs"].as_array().unwrap().iter().filter_map(|i| i["role"].as_str()).collect();
     assert_eq!(roles, ["srpm", "kernel-devel"]);
+    // No --rpm-key: each RPM's signature status is recorded (the fixture's are unsigned).
+    for input in el.report["inputs"].as_array().unwrap() {
+        assert_eq!(input["signature"]["status"], "unsigned", "{input:#}");
+    }
     assert_eq!(el.report["release"], t.el.as_str());
 
     // %prep: the Ceph half of the test patch applied, the other half and the empty patch not.
