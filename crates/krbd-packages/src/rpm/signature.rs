@@ -54,6 +54,7 @@ impl RpmKeyring {
         let home = dir.path().join("home");
         std::fs::create_dir(&home).map_err(PackageError::io("create folder", &home))?;
         set_private(&home)?;
+        let _agent = StopAgent(&home);
         let gpg = |args: &[&std::ffi::OsStr]| run_tool("gpg", "gnupg", &home, args);
         let imported = gpg(&["--import".as_ref(), path.as_os_str()])?;
         if !imported.status.success() {
@@ -71,14 +72,6 @@ impl RpmKeyring {
         if !exported.status.success() || key_ids.is_empty() {
             return Err(bad("it holds no OpenPGP public key".into()));
         }
-        // gpg may have started an agent for this home; end it with the home.
-        let _ = Command::new("gpgconf")
-            .arg("--homedir")
-            .arg(&home)
-            .args(["--kill", "all"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
         Ok(RpmKeyring {
             source: path.to_path_buf(),
             _dir: dir,
@@ -273,6 +266,21 @@ fn run_tool(
                 source: e,
             },
         })
+}
+
+/// gpg may start an agent for a home; it is stopped with the home, on every path out.
+struct StopAgent<'a>(&'a Path);
+
+impl Drop for StopAgent<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(self.0)
+            .args(["--kill", "all"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// gpg refuses (warns about) homes others can read.
