@@ -190,7 +190,7 @@ pub struct SignatureInfo {
     pub sha1: Option<String>,
     /// SHA-256 over the main header (hex, as stored).
     pub sha256: Option<String>,
-    /// Which OpenPGP signatures the package carries (not verified here).
+    /// Which OpenPGP signatures the package carries (verified by [`super::signature`] when a key is given).
     pub signatures: Vec<&'static str>,
 }
 
