@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # Real kernel packages are large: keep the tests' package cache across checkouts.
 export KRBD_TEST_CACHE=${KRBD_TEST_CACHE:-/var/tmp/krbd-forge-test-cache}
-cargo test --workspace --release -- --test-threads="$(nproc)"
+# --no-fail-fast: one run reports every failing test binary, not just the first.
+cargo test --workspace --release --no-fail-fast -- --test-threads="$(nproc)"
