@@ -1,7 +1,7 @@
 //! `krbd-forge boot-test --agreement`: the real kernel against `krbd-forge check` on the
 //! bad-module corpus (krbd_vm::agreement).
 
-use super::boot_test::{exit_code_of, fail, BootTestArgs, EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_PASSED};
+use super::boot_test::{exit_code_of, fail, publish_report, BootTestArgs, EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_PASSED};
 use super::terminal::Terminal;
 use krbd_vm::agreement::{run_agreement, AgreementReport, AgreementSpec};
 use krbd_vm::VmError;
@@ -63,17 +63,7 @@ pub fn run(args: BootTestArgs) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(json, exit_code_of(&e), "agreement", &e.to_string()),
     };
-    let report_path = work_dir.join("agreement.json");
-    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
-    if let Err(e) = std::fs::write(&report_path, &text) {
-        eprintln!("warning: cannot write {}: {e}", report_path.display());
-    }
-    if json {
-        println!("{text}");
-    } else {
-        print_human(&report);
-        println!("report: {}", report_path.display());
-    }
+    publish_report(&report, &work_dir.join("agreement.json"), json, print_human);
     if report.all_agree {
         EXIT_PASSED
     } else {

@@ -188,21 +188,26 @@ pub fn run(args: BootTestArgs) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(json, exit_code_of(&e), "boot", &e.to_string()),
     };
-    let report_path = work_dir.join("report.json");
-    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
-    if let Err(e) = std::fs::write(&report_path, &text) {
-        eprintln!("warning: cannot write {}: {e}", report_path.display());
-    }
-    if json {
-        println!("{text}");
-    } else {
-        print_human(&report);
-        println!("report: {}", report_path.display());
-    }
+    publish_report(&report, &work_dir.join("report.json"), json, print_human);
     if report.passed {
         EXIT_PASSED
     } else {
         EXIT_FAILED
+    }
+}
+
+/// Keeps the report next to the serial log and prints it: as JSON on stdout with `--json`,
+/// else in words followed by the report's path.
+pub(crate) fn publish_report<R: serde::Serialize>(report: &R, path: &std::path::Path, json: bool, print_human: fn(&R)) {
+    let text = serde_json::to_string_pretty(report).unwrap_or_default();
+    if let Err(e) = std::fs::write(path, &text) {
+        eprintln!("warning: cannot write {}: {e}", path.display());
+    }
+    if json {
+        println!("{text}");
+    } else {
+        print_human(report);
+        println!("report: {}", path.display());
     }
 }
 

@@ -217,17 +217,7 @@ pub fn run_install(args: InstallArgs) -> i32 {
             (false, None) => LoadCheck::Auto,
         },
     };
-    match krbd_install::install(&set, &host, &options, kernel.as_ref(), &listener) {
-        Ok(outcome) => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&outcome).unwrap_or_default());
-            } else {
-                print_outcome(&outcome);
-            }
-            EXIT_OK
-        }
-        Err(e) => fail_with(json, &e),
-    }
+    finish(json, krbd_install::install(&set, &host, &options, kernel.as_ref(), &listener))
 }
 
 pub fn run_rollback(args: RollbackArgs) -> i32 {
@@ -242,7 +232,13 @@ pub fn run_rollback(args: RollbackArgs) -> i32 {
         Err(m) => return fail(json, EXIT_USAGE, &m),
     };
     let options = krbd_install::RollbackOptions { reload: !args.no_reload };
-    match krbd_install::rollback(&host, &options, kernel.as_ref(), &listener) {
+    finish(json, krbd_install::rollback(&host, &options, kernel.as_ref(), &listener))
+}
+
+/// Prints an install's or rollback's outcome (JSON with `--json`) or its error, and returns
+/// the exit code.
+fn finish(json: bool, result: Result<krbd_install::Outcome, krbd_install::InstallError>) -> i32 {
+    match result {
         Ok(outcome) => {
             if json {
                 println!("{}", serde_json::to_string_pretty(&outcome).unwrap_or_default());
