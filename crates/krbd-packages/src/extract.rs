@@ -66,19 +66,32 @@ pub fn write_entry<R: Read>(
     }
     let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
     let _ = std::fs::remove_file(&target);
-    let mut file = std::fs::File::create(&target).map_err(PackageError::io("create", &target))?;
+    out.bytes += write_member(entry, &target, mode, corrupt)?;
+    out.files.push(rel.to_path_buf());
+    Ok(())
+}
+
+/// Streams one archive member into a new file at `target` with permission bits `mode` and
+/// returns the bytes written. Read errors are the archive's (`corrupt`), write errors the
+/// destination's. Shared by the .deb and RPM readers.
+pub(crate) fn write_member(
+    member: &mut impl Read,
+    target: &Path,
+    mode: u32,
+    corrupt: impl Fn(std::io::Error) -> PackageError,
+) -> Result<u64, PackageError> {
+    let mut file = std::fs::File::create(target).map_err(PackageError::io("create", target))?;
     let mut buf = vec![0u8; 256 * 1024];
+    let mut written = 0u64;
     loop {
-        let n = entry.read(&mut buf).map_err(corrupt)?;
+        let n = member.read(&mut buf).map_err(&corrupt)?;
         if n == 0 {
             break;
         }
-        file.write_all(&buf[..n]).map_err(PackageError::io("write", &target))?;
-        out.bytes += n as u64;
+        file.write_all(&buf[..n]).map_err(PackageError::io("write", target))?;
+        written += n as u64;
     }
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
-        .map_err(PackageError::io("chmod", &target))?;
-    out.files.push(rel.to_path_buf());
-    Ok(())
+    std::fs::set_permissions(target, std::fs::Permissions::from_mode(mode)).map_err(PackageError::io("chmod", target))?;
+    Ok(written)
 }

@@ -27,15 +27,19 @@ pub fn extract_image_modules(image_deb: &Path, release: &str, modules: &[&str], 
         let wanted = matches!(file, "modules.order" | "modules.builtin" | "modules.builtin.modinfo")
             || stem.is_some_and(|s| modules.contains(&s));
         if wanted && entry.header().entry_type().is_file() {
-            let dest = root.join(&path);
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            let mut data = Vec::new();
-            entry.read_to_end(&mut data).unwrap();
-            std::fs::write(dest, data).unwrap();
+            copy_member(entry, &root.join(&path));
         }
         Ok(true)
     })
     .expect("walk linux-image .deb");
+}
+
+/// Writes one .deb member to `dest`, creating its folder.
+fn copy_member(entry: &mut impl Read, dest: &Path) {
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    let mut data = Vec::new();
+    entry.read_to_end(&mut data).unwrap();
+    std::fs::write(dest, data).unwrap();
 }
 
 /// Copies what the load check reads from the headers package (Module.symvers, .config,
@@ -47,11 +51,7 @@ pub fn extract_headers(headers_deb: &Path, release: &str, root: &Path) {
         let path = rel.to_string_lossy().trim_start_matches("./").to_string();
         if let Some(inside) = path.strip_prefix(&dir) {
             if matches!(inside, "Module.symvers" | ".config" | "include/generated/utsrelease.h" | "include/config/kernel.release") {
-                let dest = root.join(&path);
-                std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-                let mut data = Vec::new();
-                entry.read_to_end(&mut data).unwrap();
-                std::fs::write(dest, data).unwrap();
+                copy_member(entry, &root.join(&path));
             }
         }
         Ok(true)

@@ -28,7 +28,7 @@ use payload::{CpioHeader, CpioReader, EntryKind, PayloadCompressor};
 use sha2::{Digest, Sha256, Sha512};
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 pub use signature::{PackageSignature, RpmKeyring, SignatureStatus};
 pub use tags::{Dependency, FileInfo, RpmInfo, SignatureInfo};
@@ -368,19 +368,8 @@ impl RpmPackage {
             })?;
             std::os::unix::fs::symlink(&to, &target).map_err(PackageError::io("create symlink", &target))?;
         } else {
-            let mut file = File::create(&target).map_err(PackageError::io("create", &target))?;
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = entry.read(&mut buf).map_err(corrupt)?;
-                if n == 0 {
-                    break;
-                }
-                file.write_all(&buf[..n]).map_err(PackageError::io("write", &target))?;
-                out.bytes += n as u64;
-            }
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(entry.header.mode & 0o777))
-                .map_err(PackageError::io("chmod", &target))?;
+            let mode = entry.header.mode & 0o777;
+            out.bytes += crate::extract::write_member(entry, &target, mode, corrupt)?;
         }
         out.files.push(rel.to_path_buf());
         Ok(())
