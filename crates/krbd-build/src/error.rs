@@ -1,5 +1,5 @@
 use crate::patch::SeriesError;
-use krbd_packages::PackageError;
+use krbd_fetch::FetchError;
 use std::path::PathBuf;
 
 /// Everything that can stop a build. The CLI maps each variant to a documented exit code.
@@ -14,28 +14,22 @@ pub enum BuildError {
     #[error("{flag}: {reason}")]
     BadFlag { flag: String, reason: String },
 
-    #[error("no vault location is known for {release}: {reason}; pass the packages with --srpm FILE and --devel-rpm FILE")]
+    #[error(
+        "no vault location is known for {release}: {reason}; pass the packages with --srpm FILE and --devel-rpm FILE"
+    )]
     NotCatalogued { release: String, reason: String },
 
     #[error("none of the places {what} of {release} should be could serve it:\n  {}\npoint the mirror at a copy (--mirror DISTRO=URL) or pass the file", tried.join("\n  "))]
-    PackageNotFound {
-        release: String,
-        what: &'static str,
-        tried: Vec<String>,
-    },
+    PackageNotFound { release: String, what: &'static str, tried: Vec<String> },
 
     #[error("{package}: {reason}")]
     BadSourceRpm { package: PathBuf, reason: String },
 
     #[error("apt has no {package}={version}, the source of {release}; pass the tarball with --source-tarball")]
-    SourceUnavailable {
-        release: String,
-        package: String,
-        version: String,
-    },
+    SourceUnavailable { release: String, package: String, version: String },
 
     #[error(transparent)]
-    Package(#[from] PackageError),
+    Fetch(#[from] FetchError),
 
     #[error("{archive}: no Ceph sources in it (missing {}); is this a Linux source tarball?", missing.join(", "))]
     NoCephSources { archive: PathBuf, missing: Vec<String> },
@@ -47,20 +41,16 @@ pub enum BuildError {
     BadHeaders { headers: PathBuf, reason: String },
 
     #[error("--kernel {requested} does not match the headers in {headers}, which are for {found}")]
-    ReleaseMismatch {
-        requested: String,
-        found: String,
-        headers: PathBuf,
-    },
+    ReleaseMismatch { requested: String, found: String, headers: PathBuf },
 
-    #[error("{release} has {option}={value}; krbd-forge builds it only as a module (=m), so there is nothing to replace")]
-    NotAModule {
-        release: String,
-        option: String,
-        value: String,
-    },
+    #[error(
+        "{release} has {option}={value}; krbd-forge builds it only as a module (=m), so there is nothing to replace"
+    )]
+    NotAModule { release: String, option: String, value: String },
 
-    #[error("the kernel was built with `{compiler}`, which is not installed; install it with `apt-get install {package}`")]
+    #[error(
+        "the kernel was built with `{compiler}`, which is not installed; install it with `apt-get install {package}`"
+    )]
     CompilerMissing { compiler: String, package: String },
 
     #[error("the kernel was built with {wanted:?} but `{compiler}` is {found:?}; modules built with another compiler may not load or may misbehave{}", advice.as_deref().map(|a| format!("; {a}")).unwrap_or_default())]
@@ -73,18 +63,10 @@ pub enum BuildError {
     },
 
     #[error("`{tool}` is needed ({why}); install it with `apt-get install {package}`")]
-    ToolMissing {
-        tool: String,
-        package: String,
-        why: String,
-    },
+    ToolMissing { tool: String, package: String, why: String },
 
     #[error("compiling {module} failed; the full log is {log}:\n{}", first_errors.join("\n"))]
-    CompileFailed {
-        module: String,
-        log: PathBuf,
-        first_errors: Vec<String>,
-    },
+    CompileFailed { module: String, log: PathBuf, first_errors: Vec<String> },
 
     #[error(transparent)]
     Check(#[from] krbd_kmod::CheckError),
@@ -119,7 +101,7 @@ impl BuildError {
     pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
         match self {
             BuildError::Io { source, .. } => Some(source.kind()),
-            BuildError::Package(p) => p.io_kind(),
+            BuildError::Fetch(p) => p.io_kind(),
             BuildError::Series(SeriesError::Io { source, .. }) => Some(source.kind()),
             _ => None,
         }

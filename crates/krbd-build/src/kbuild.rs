@@ -25,21 +25,9 @@ pub struct ModuleSpec {
     pub config: &'static str,
 }
 
-pub const LIBCEPH: ModuleSpec = ModuleSpec {
-    name: "libceph",
-    dir: "net/ceph",
-    config: "CEPH_LIB",
-};
-pub const CEPH: ModuleSpec = ModuleSpec {
-    name: "ceph",
-    dir: "fs/ceph",
-    config: "CEPH_FS",
-};
-pub const RBD: ModuleSpec = ModuleSpec {
-    name: "rbd",
-    dir: "drivers/block",
-    config: "BLK_DEV_RBD",
-};
+pub const LIBCEPH: ModuleSpec = ModuleSpec { name: "libceph", dir: "net/ceph", config: "CEPH_LIB" };
+pub const CEPH: ModuleSpec = ModuleSpec { name: "ceph", dir: "fs/ceph", config: "CEPH_FS" };
+pub const RBD: ModuleSpec = ModuleSpec { name: "rbd", dir: "drivers/block", config: "BLK_DEV_RBD" };
 /// In load order.
 pub const MODULES: [ModuleSpec; 3] = [LIBCEPH, CEPH, RBD];
 
@@ -51,12 +39,7 @@ pub fn kbuild_files(tree: &Path) -> Vec<(PathBuf, String)> {
     // net/ceph and fs/ceph build from their own Makefile's object lists; forcing the
     // Kconfig symbol to m makes `obj-$(CONFIG_X)` name a module whatever the target says.
     let from_makefile = |m: ModuleSpec| {
-        format!(
-            "{GENERATED}\n{include}\nCONFIG_{} := m\ninclude {}/{}/Makefile\n",
-            m.config,
-            tree.display(),
-            m.dir
-        )
+        format!("{GENERATED}\n{include}\nCONFIG_{} := m\ninclude {}/{}/Makefile\n", m.config, tree.display(), m.dir)
     };
     vec![
         (tree.join("net/ceph/Kbuild"), from_makefile(LIBCEPH)),
@@ -124,11 +107,7 @@ fn find_program(name: &str) -> Option<PathBuf> {
         let p = PathBuf::from(name);
         return p.is_file().then_some(p);
     }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    })
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
 }
 
 /// The trailing version number of a `--version` line (`12.2.0`).
@@ -176,14 +155,22 @@ fn compiler_advice(wanted: &str) -> String {
     let release = compiler_release(wanted).unwrap_or(wanted);
     let major = release.split('.').next().unwrap_or("");
     let where_ = match major {
-        "4" if wanted.contains("Red Hat") => Some("CentOS/RHEL 7 (`yum install gcc make elfutils-libelf-devel`; a `centos:7` container will do)"),
-        "8" if wanted.contains("Red Hat") => Some("an el8 system such as Rocky or Alma 8 (`dnf install gcc make elfutils-libelf-devel`)"),
-        "11" if wanted.contains("Red Hat") => Some("an el9 system such as Rocky or Alma 9 (`dnf install gcc make elfutils-libelf-devel`)"),
+        "4" if wanted.contains("Red Hat") => {
+            Some("CentOS/RHEL 7 (`yum install gcc make elfutils-libelf-devel`; a `centos:7` container will do)")
+        }
+        "8" if wanted.contains("Red Hat") => {
+            Some("an el8 system such as Rocky or Alma 8 (`dnf install gcc make elfutils-libelf-devel`)")
+        }
+        "11" if wanted.contains("Red Hat") => {
+            Some("an el9 system such as Rocky or Alma 9 (`dnf install gcc make elfutils-libelf-devel`)")
+        }
         _ => None,
     };
     match where_ {
         Some(w) => format!("gcc {release} is the distribution's own compiler: run krbd-forge on {w}"),
-        None => format!("install gcc {release} and put it first in PATH, or run krbd-forge where it is the system compiler"),
+        None => {
+            format!("install gcc {release} and put it first in PATH, or run krbd-forge where it is the system compiler")
+        }
     }
 }
 
@@ -195,16 +182,9 @@ pub fn toolchain(headers: &Headers) -> Result<Toolchain, BuildError> {
     let first = kernel_cc.split_whitespace().next().unwrap_or("gcc");
     let cc = if first.contains("gcc") || first.contains("clang") { first } else { "gcc" }.to_string();
     if find_program(&cc).is_none() {
-        return Err(BuildError::CompilerMissing {
-            package: compiler_package(&cc),
-            compiler: cc,
-        });
+        return Err(BuildError::CompilerMissing { package: compiler_package(&cc), compiler: cc });
     }
-    let out = Command::new(&cc)
-        .arg("--version")
-        .env("LC_ALL", "C")
-        .output()
-        .map_err(BuildError::io("run", &cc))?;
+    let out = Command::new(&cc).arg("--version").env("LC_ALL", "C").output().map_err(BuildError::io("run", &cc))?;
     let host_cc = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").to_string();
     // The release must agree; Debian rebuilds of the same compiler release differ only
     // in the package revision, which `cc --version` shows in parentheses.
@@ -303,9 +283,7 @@ pub fn run_make(
     let mut child = cmd.spawn().map_err(BuildError::io("run make in", &headers.dir))?;
     let stderr = child.stderr.take();
     let stderr_lines = std::thread::spawn(move || {
-        stderr
-            .map(|s| BufReader::new(s).lines().map_while(Result::ok).collect::<Vec<_>>())
-            .unwrap_or_default()
+        stderr.map(|s| BufReader::new(s).lines().map_while(Result::ok).collect::<Vec<_>>()).unwrap_or_default()
     });
     listener.task_start(&format!("compile {}", step.label), Some(step.objects), Unit::Files);
     let mut compiled = 0;
@@ -411,10 +389,7 @@ mod tests {
             "CONFIG_CEPH_LIB=m\n",
             Some("#define UTS_MACHINE \"x86_64\"\n#define LINUX_COMPILER \"gcc version 4.8.5 20150623 (Red Hat 4.8.5-36) (GCC) \"\n"),
         );
-        assert_eq!(
-            kernel_compiler(&h).as_deref(),
-            Some("gcc version 4.8.5 20150623 (Red Hat 4.8.5-36) (GCC)")
-        );
+        assert_eq!(kernel_compiler(&h).as_deref(), Some("gcc version 4.8.5 20150623 (Red Hat 4.8.5-36) (GCC)"));
         // This host's gcc is Debian's, never 4.8.5.
         let err = toolchain(&h).unwrap_err();
         match &err {

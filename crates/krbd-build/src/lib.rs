@@ -2,7 +2,7 @@
 //!
 //! Stages, each cached by what it depends on:
 //! 1. [`target`]: resolve the release to exact Debian packages (apt's index).
-//! 2. fetch: download them into the content-addressed cache (`krbd_packages::apt`).
+//! 2. fetch: download them into the content-addressed cache (`krbd_fetch::apt`).
 //! 3. [`sysroot`]: lay the headers packages out where kbuild accepts them.
 //!    [`source`]: stream the kernel tarball once, keep only the Ceph files.
 //! 4. [`patch`]: apply a series, hunk by hunk, with a report.

@@ -7,10 +7,10 @@ use crate::report::{BuildReport, InputRecord, ModuleRecord, StageRecord, REPORT_
 use crate::source;
 use crate::sysroot::{self, Headers};
 use crate::target::{self, DebianTarget, KernelRelease};
-use krbd_packages::apt::{self, AptPackage};
-use krbd_packages::cache::Cache;
-use krbd_packages::deb::DebArchive;
-use krbd_packages::hash::KeyHasher;
+use krbd_fetch::apt::{self, AptPackage};
+use krbd_fetch::cache::Cache;
+use krbd_fetch::deb::DebArchive;
+use krbd_fetch::hash::KeyHasher;
 use krbd_progress::Listener;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -109,7 +109,8 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
             (prepared.headers, prepared.sysroot_key, None, None)
         }
         Inputs::Debian { release } => {
-            let prepared = prepare_debian(cache, release.as_ref(), opts.source_tarball.is_none(), &mut stages, listener)?;
+            let prepared =
+                prepare_debian(cache, release.as_ref(), opts.source_tarball.is_none(), &mut stages, listener)?;
             let t = &prepared.target;
             for (role, p) in [
                 ("headers", &t.headers),
@@ -122,16 +123,11 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
             if let Some(s) = &t.source {
                 inputs.push(record("source", s));
             }
-            (
-                prepared.headers,
-                prepared.sysroot_key,
-                Some((prepared.target, prepared.debs)),
-                Some(prepared.modules_dir),
-            )
+            (prepared.headers, prepared.sysroot_key, Some((prepared.target, prepared.debs)), Some(prepared.modules_dir))
         }
         Inputs::Local { headers_dir } => {
             let headers = Headers::open(headers_dir)?;
-            let sha = krbd_packages::hash::sha256_file(&headers.symvers(), |_| {})
+            let sha = krbd_fetch::hash::sha256_file(&headers.symvers(), |_| {})
                 .map_err(BuildError::io("read", headers.symvers()))?;
             inputs.push(InputRecord {
                 role: "headers-dir".into(),
@@ -181,7 +177,7 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
                     source_path = path.clone();
                     let size = std::fs::metadata(path).map_err(BuildError::io("read", path))?.len();
                     listener.task_start("hash the source tarball", Some(size), krbd_progress::Unit::Bytes);
-                    let sha = krbd_packages::hash::sha256_file(path, |n| listener.task_progress(n));
+                    let sha = krbd_fetch::hash::sha256_file(path, |n| listener.task_progress(n));
                     listener.task_finish();
                     source_sha = sha.map_err(BuildError::io("read", path))?;
                     inputs.push(InputRecord {
@@ -242,10 +238,7 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
         Ok((report, false))
     })?;
     if !check.all_load() {
-        return Err(BuildError::WouldNotLoad {
-            release: release.to_string(),
-            verdicts: check_summary(&check),
-        });
+        return Err(BuildError::WouldNotLoad { release: release.to_string(), verdicts: check_summary(&check) });
     }
     let check_json = serde_json::to_value(&check).ok();
 
@@ -318,9 +311,8 @@ pub fn prepare_debian(
     let sysroot_key = key.finish();
     let root = stages.run("headers", || {
         let headers_debs: Vec<DebArchive> = debs[..3].iter().map(DebArchive::open).collect::<Result<_, _>>()?;
-        Ok(cache.get_or_create("sysroots", &sysroot_key, |staging| {
-            sysroot::lay_out(&headers_debs, staging, listener)
-        })?)
+        Ok(cache
+            .get_or_create("sysroots", &sysroot_key, |staging| sysroot::lay_out(&headers_debs, staging, listener))?)
     })?;
     let headers = Headers::open(&root.join("usr/src").join(format!("linux-headers-{}", target.release)))?;
     let image_key = KeyHasher::new(LAYOUT_VERSION).str(&target.image.sha256).finish();
@@ -336,13 +328,7 @@ pub fn prepare_debian(
         })?)
     })?;
     let modules_dir = image_root.join("lib/modules").join(target.release.as_str());
-    Ok(PreparedTarget {
-        target,
-        debs,
-        headers,
-        sysroot_key,
-        modules_dir,
-    })
+    Ok(PreparedTarget { target, debs, headers, sysroot_key, modules_dir })
 }
 
 /// The loader's verdicts on `kos` as one set (libceph, ceph and rbd ship together).
@@ -357,9 +343,7 @@ pub fn check_modules(
     };
     Ok(krbd_kmod::check_files(
         kos,
-        &krbd_kmod::TargetSpec::Headers {
-            dir: headers.dir.clone(),
-        },
+        &krbd_kmod::TargetSpec::Headers { dir: headers.dir.clone() },
         modules_dir,
         &options,
     )?)
@@ -388,9 +372,7 @@ pub fn cached_subset(
     listener: &dyn Listener,
 ) -> Result<(PathBuf, bool), BuildError> {
     let key = KeyHasher::new(LAYOUT_VERSION).str(sha256).finish();
-    cache.get_or_create("sources", &key, |staging| {
-        source::extract_from_file(archive, staging, listener).map(|_| ())
-    })
+    cache.get_or_create("sources", &key, |staging| source::extract_from_file(archive, staging, listener).map(|_| ()))
 }
 
 /// How `patch check` names the source to check against.
@@ -413,7 +395,7 @@ pub fn source_for(cache: &Cache, spec: &SourceSpec, listener: &dyn Listener) -> 
             Ok((dir.clone(), dir.display().to_string()))
         }
         SourceSpec::Archive(path) => {
-            let sha = krbd_packages::hash::sha256_file(path, |_| {}).map_err(BuildError::io("read", path))?;
+            let sha = krbd_fetch::hash::sha256_file(path, |_| {}).map_err(BuildError::io("read", path))?;
             let (dir, _) = cached_subset(cache, path, &sha, listener)?;
             Ok((dir, path.display().to_string()))
         }
@@ -439,7 +421,9 @@ fn copy_ceph_files(tree: &Path, dest: &Path) -> Result<(), BuildError> {
             let rel = p.strip_prefix(root).unwrap_or(&p).to_path_buf();
             if p.is_dir() {
                 let r = rel.to_string_lossy();
-                let wanted = source::CEPH_SOURCES.iter().any(|c| c.starts_with(&format!("{r}/")) || r.starts_with(c.trim_end_matches('/')));
+                let wanted = source::CEPH_SOURCES
+                    .iter()
+                    .any(|c| c.starts_with(&format!("{r}/")) || r.starts_with(c.trim_end_matches('/')));
                 if wanted {
                     walk(root, &p, dest)?;
                 }
@@ -486,14 +470,7 @@ pub fn check_variants(series: &SeriesSource, sources: &Path, cache: &Cache) -> R
         // apply_series returns Ok only after every patch applied.
         let applies = failure.is_none();
         let clean = applies && report.count(crate::patch::HunkStatus::Fuzz) == 0;
-        out.push(VariantCheck {
-            series: s.name.clone(),
-            variant,
-            applies,
-            clean,
-            report,
-            failure,
-        });
+        out.push(VariantCheck { series: s.name.clone(), variant, applies, clean, report, failure });
     }
     Ok(out)
 }
@@ -598,13 +575,10 @@ fn compile(
     })?;
     // The object files are 10x the modules' size and never reused.
     std::fs::remove_dir_all(&tree).map_err(BuildError::io("remove", &tree))?;
-    let record = BuildRecord {
-        compiler: toolchain.clone(),
-        series: series_report,
-        stages: stages.0,
-    };
+    let record = BuildRecord { compiler: toolchain.clone(), series: series_report, stages: stages.0 };
     let path = staging.join("build.json");
-    let json = serde_json::to_vec_pretty(&record).map_err(|e| BuildError::io("encode", &path)(std::io::Error::other(e)))?;
+    let json =
+        serde_json::to_vec_pretty(&record).map_err(|e| BuildError::io("encode", &path)(std::io::Error::other(e)))?;
     std::fs::write(&path, json).map_err(BuildError::io("write", &path))
 }
 
@@ -643,12 +617,13 @@ fn publish(
             depends: parsed.info("depends").unwrap_or("").to_string(),
             size: bytes.len() as u64,
             stripped_size: std::fs::metadata(&stripped).map(|m| m.len()).unwrap_or(0),
-            sha256: krbd_packages::hash::sha256_bytes(&bytes),
+            sha256: krbd_fetch::hash::sha256_bytes(&bytes),
         });
     }
     let report = make_report(modules);
     let path = staging.join("build-report.json");
-    let json = serde_json::to_vec_pretty(&report).map_err(|e| BuildError::io("encode", &path)(std::io::Error::other(e)))?;
+    let json =
+        serde_json::to_vec_pretty(&report).map_err(|e| BuildError::io("encode", &path)(std::io::Error::other(e)))?;
     std::fs::write(&path, json).map_err(BuildError::io("write", &path))?;
     // Swap: the old folder moves aside first, so `out` is never half-written.
     let old = parent.join(format!(".{name}.old-{}", std::process::id()));

@@ -40,7 +40,7 @@ pub struct InputRecord {
     pub sha256: String,
     /// RPMs: their OpenPGP signatures, and whether they were verified (`--rpm-key`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub signature: Option<krbd_packages::rpm::SignatureStatus>,
+    pub signature: Option<krbd_fetch::rpm::SignatureStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -5,10 +5,10 @@
 //! files below are written.
 
 use crate::error::BuildError;
-use krbd_packages::compress::{self, Compression, XzThreads};
-use krbd_packages::deb::DebArchive;
-use krbd_packages::extract::{self, Extracted};
-use krbd_packages::PackageError;
+use krbd_fetch::compress::{self, Compression, XzThreads};
+use krbd_fetch::deb::DebArchive;
+use krbd_fetch::extract::{self, Extracted};
+use krbd_fetch::FetchError;
 use krbd_progress::{Listener, Unit};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
@@ -25,12 +25,8 @@ pub const CEPH_SOURCES: [&str; 6] = [
 ];
 
 /// Files without which the tarball cannot be a kernel tree with Ceph in it.
-pub const REQUIRED: [&str; 4] = [
-    "net/ceph/osdmap.c",
-    "fs/ceph/super.c",
-    "drivers/block/rbd.c",
-    "include/linux/ceph/osdmap.h",
-];
+pub const REQUIRED: [&str; 4] =
+    ["net/ceph/osdmap.c", "fs/ceph/super.c", "drivers/block/rbd.c", "include/linux/ceph/osdmap.h"];
 
 /// Top-level folders of a kernel tree: an entry starting with one of them has no
 /// leading `linux-x.y/` folder to strip.
@@ -85,18 +81,14 @@ pub fn extract_ceph_sources<R: Read>(
     listener: &dyn Listener,
 ) -> Result<Extracted, BuildError> {
     let corrupt = |e: std::io::Error| {
-        BuildError::Package(PackageError::CorruptMember {
+        BuildError::Fetch(FetchError::CorruptMember {
             path: archive_name.to_path_buf(),
             member: "kernel source tarball".into(),
             reason: e.to_string(),
         })
     };
     listener.task_start("extract the Ceph sources", total, Unit::Bytes);
-    let counting = Counting {
-        inner: compressed,
-        done: 0,
-        listener,
-    };
+    let counting = Counting { inner: compressed, done: 0, listener };
     let result = (|| {
         let decoder = compress::decoder(counting, compression, XzThreads::all_cores()).map_err(corrupt)?;
         let mut tar = tar::Archive::new(decoder);
@@ -104,11 +96,11 @@ pub fn extract_ceph_sources<R: Read>(
         for entry in tar.entries().map_err(corrupt)? {
             let mut entry = entry.map_err(corrupt)?;
             let raw = entry.path().map_err(corrupt)?.into_owned();
-            let rel = match krbd_packages::archive_path::entry_relative_path(&raw) {
+            let rel = match krbd_fetch::archive_path::entry_relative_path(&raw) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(why) => {
-                    return Err(BuildError::Package(PackageError::UnsafeEntry {
+                    return Err(BuildError::Fetch(FetchError::UnsafeEntry {
                         path: archive_name.to_path_buf(),
                         entry: raw.display().to_string(),
                         reason: why.to_string(),
@@ -131,18 +123,11 @@ pub fn extract_ceph_sources<R: Read>(
 /// Errors out, naming what is missing, unless `tree` holds the [`REQUIRED`] files;
 /// `origin` is what the tree came from, for the message.
 pub fn require_ceph_sources(tree: &Path, origin: &Path) -> Result<(), BuildError> {
-    let missing: Vec<String> = REQUIRED
-        .iter()
-        .filter(|r| !tree.join(r).is_file())
-        .map(|r| r.to_string())
-        .collect();
+    let missing: Vec<String> = REQUIRED.iter().filter(|r| !tree.join(r).is_file()).map(|r| r.to_string()).collect();
     if missing.is_empty() {
         return Ok(());
     }
-    Err(BuildError::NoCephSources {
-        archive: origin.to_path_buf(),
-        missing,
-    })
+    Err(BuildError::NoCephSources { archive: origin.to_path_buf(), missing })
 }
 
 /// A kernel source tarball given directly (`--source-tarball`), or inside a
@@ -162,7 +147,11 @@ pub fn extract_from_file(path: &Path, dest: &Path, listener: &dyn Listener) -> R
 }
 
 /// The `linux-source-X` package holds `usr/src/linux-source-X.tar.xz`.
-pub fn extract_from_source_deb(deb: &DebArchive, dest: &Path, listener: &dyn Listener) -> Result<Extracted, BuildError> {
+pub fn extract_from_source_deb(
+    deb: &DebArchive,
+    dest: &Path,
+    listener: &dyn Listener,
+) -> Result<Extracted, BuildError> {
     let mut result: Option<Result<Extracted, BuildError>> = None;
     deb.walk_data(|rel, entry| {
         let name = rel.to_string_lossy();
@@ -215,10 +204,7 @@ mod tests {
 
     #[test]
     fn top_folder_is_stripped_once() {
-        assert_eq!(
-            tree_relative(Path::new("linux-source-6.1/net/ceph/x.c")),
-            Some(PathBuf::from("net/ceph/x.c"))
-        );
+        assert_eq!(tree_relative(Path::new("linux-source-6.1/net/ceph/x.c")), Some(PathBuf::from("net/ceph/x.c")));
         assert_eq!(tree_relative(Path::new("net/ceph/x.c")), Some(PathBuf::from("net/ceph/x.c")));
         assert_eq!(tree_relative(Path::new("linux-source-6.1")), None);
     }

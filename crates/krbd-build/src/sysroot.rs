@@ -9,7 +9,7 @@
 
 use crate::error::BuildError;
 use crate::target::KernelRelease;
-use krbd_packages::deb::DebArchive;
+use krbd_fetch::deb::DebArchive;
 use krbd_progress::{Listener, Unit};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,10 +59,7 @@ impl Headers {
 
     /// Checks that `dir` holds what an external module build needs.
     pub fn open(dir: &Path) -> Result<Headers, BuildError> {
-        let bad = |reason: String| BuildError::BadHeaders {
-            headers: dir.to_path_buf(),
-            reason,
-        };
+        let bad = |reason: String| BuildError::BadHeaders { headers: dir.to_path_buf(), reason };
         for needed in ["Makefile", ".config", "Module.symvers", "include/config/kernel.release"] {
             if !dir.join(needed).exists() {
                 return Err(bad(format!("{needed} is missing")));
@@ -71,11 +68,7 @@ impl Headers {
         let release = read_release(dir).map_err(bad)?;
         let release = KernelRelease::parse(&release)?;
         let config = std::fs::read_to_string(dir.join(".config")).map_err(|e| bad(format!(".config: {e}")))?;
-        Ok(Headers {
-            dir: dir.to_path_buf(),
-            release,
-            config: KernelConfig::parse(&config),
-        })
+        Ok(Headers { dir: dir.to_path_buf(), release, config: KernelConfig::parse(&config) })
     }
 }
 
@@ -178,7 +171,9 @@ mod tests {
         );
         assert_eq!(
             got.as_deref(),
-            Some("include $(dir $(lastword $(MAKEFILE_LIST)))../../../usr/src/linux-headers-6.1.0-56-common/Makefile\n")
+            Some(
+                "include $(dir $(lastword $(MAKEFILE_LIST)))../../../usr/src/linux-headers-6.1.0-56-common/Makefile\n"
+            )
         );
         assert_eq!(reroot_includes("obj-m := x.o\n", Path::new("usr/src/x")), None);
     }

@@ -1,8 +1,8 @@
 //! Which Debian packages make up a kernel release.
 
 use crate::error::BuildError;
-use krbd_packages::apt::{self, AptPackage};
-use krbd_packages::version;
+use krbd_fetch::apt::{self, AptPackage};
+use krbd_fetch::version;
 use serde::Serialize;
 use std::cmp::Ordering;
 
@@ -13,10 +13,7 @@ pub struct KernelRelease(String);
 
 impl KernelRelease {
     pub fn parse(s: &str) -> Result<KernelRelease, BuildError> {
-        let bad = |reason: &str| BuildError::BadRelease {
-            release: s.to_string(),
-            reason: reason.to_string(),
-        };
+        let bad = |reason: &str| BuildError::BadRelease { release: s.to_string(), reason: reason.to_string() };
         if s.is_empty() || s.len() > 64 {
             return Err(bad("expected something like 6.1.0-56-amd64"));
         }
@@ -93,31 +90,22 @@ pub fn resolve(release: &KernelRelease, with_source: bool) -> Result<DebianTarge
             .find(|(n, _)| n.starts_with(prefix) && n.ends_with(suffix))
             .map(|(n, pin)| (n.clone(), pin.clone().unwrap_or_else(|| v.clone())))
     };
-    let (common_name, common_v) = dep("linux-headers-", "-common").ok_or_else(|| BuildError::UnknownRelease {
-        release: release.to_string(),
-        near: vec![],
-    })?;
-    let (kbuild_name, kbuild_v) = dep("linux-kbuild-", "").ok_or_else(|| BuildError::UnknownRelease {
-        release: release.to_string(),
-        near: vec![],
-    })?;
+    let (common_name, common_v) = dep("linux-headers-", "-common")
+        .ok_or_else(|| BuildError::UnknownRelease { release: release.to_string(), near: vec![] })?;
+    let (kbuild_name, kbuild_v) = dep("linux-kbuild-", "")
+        .ok_or_else(|| BuildError::UnknownRelease { release: release.to_string(), near: vec![] })?;
     // One apt-cache call for the rest: every call parses all of apt's lists.
     let image_name = format!("linux-image-{release}");
     let source_name = format!("linux-source-{}", release.major_minor());
-    let mut specs = vec![
-        format!("{common_name}={common_v}"),
-        format!("{kbuild_name}={kbuild_v}"),
-        format!("{image_name}={v}"),
-    ];
+    let mut specs =
+        vec![format!("{common_name}={common_v}"), format!("{kbuild_name}={kbuild_v}"), format!("{image_name}={v}")];
     if with_source {
         specs.push(format!("{source_name}={v}"));
     }
     let found = apt::show_many(&specs)?;
-    let pick = |name: &str, version: &str| {
-        found.iter().find(|p| p.name == name && p.version == version).cloned()
-    };
+    let pick = |name: &str, version: &str| found.iter().find(|p| p.name == name && p.version == version).cloned();
     let missing = |spec: String| {
-        BuildError::Package(krbd_packages::PackageError::UnknownPackage {
+        BuildError::Fetch(krbd_fetch::FetchError::UnknownPackage {
             spec,
             hint: format!("; the headers of {release} depend on it"),
         })
@@ -134,14 +122,7 @@ pub fn resolve(release: &KernelRelease, with_source: bool) -> Result<DebianTarge
     } else {
         None
     };
-    Ok(DebianTarget {
-        release: release.clone(),
-        headers,
-        headers_common,
-        kbuild,
-        image,
-        source,
-    })
+    Ok(DebianTarget { release: release.clone(), headers, headers_common, kbuild, image, source })
 }
 
 /// A fingerprint of apt's package lists: changes whenever `apt-get update` brings news.
@@ -158,7 +139,7 @@ fn lists_fingerprint() -> String {
         })
         .collect();
     entries.sort();
-    let mut k = krbd_packages::hash::KeyHasher::new("apt-lists");
+    let mut k = krbd_fetch::hash::KeyHasher::new("apt-lists");
     for (name, len, mtime) in entries {
         k.str(&name).str(&len.to_string()).str(&mtime.to_string());
     }
@@ -168,12 +149,12 @@ fn lists_fingerprint() -> String {
 /// [`resolve`] (of `release`, or of the default target), remembered in the cache until
 /// apt's lists change: every apt-cache call parses all the lists, which costs seconds.
 pub fn resolve_cached(
-    cache: &krbd_packages::cache::Cache,
+    cache: &krbd_fetch::cache::Cache,
     release: Option<&KernelRelease>,
     with_source: bool,
 ) -> Result<DebianTarget, BuildError> {
     apt::require_lists()?;
-    let key = krbd_packages::hash::KeyHasher::new("resolve-v1")
+    let key = krbd_fetch::hash::KeyHasher::new("resolve-v1")
         .str(&lists_fingerprint())
         .str(release.map(|r| r.as_str()).unwrap_or("(default)"))
         .str(if with_source { "with-source" } else { "" })
@@ -228,11 +209,7 @@ pub fn available() -> Result<Vec<Available>, BuildError> {
                 v
             }
         };
-        out.push(Available {
-            source_available: versions.contains(&p.version),
-            version: p.version,
-            release,
-        });
+        out.push(Available { source_available: versions.contains(&p.version), version: p.version, release });
     }
     out.sort_by(|a, b| newer_first(a, b));
     Ok(out)
@@ -252,20 +229,14 @@ pub fn default_release() -> Result<KernelRelease, BuildError> {
         .into_iter()
         .find(|a| a.source_available)
         .map(|a| a.release)
-        .ok_or_else(|| BuildError::UnknownRelease {
-            release: "(default)".into(),
-            near: vec![],
-        })
+        .ok_or_else(|| BuildError::UnknownRelease { release: "(default)".into(), near: vec![] })
 }
 
 /// Up to three releases apt knows that look most like `release`.
 pub fn near_releases(release: &str) -> Result<Vec<String>, BuildError> {
     let names = apt::search_names("^linux-headers-[0-9].*-amd64$")?;
-    let releases: Vec<&str> = names
-        .iter()
-        .filter_map(|n| n.strip_prefix("linux-headers-"))
-        .filter(|r| is_concrete_generic(r))
-        .collect();
+    let releases: Vec<&str> =
+        names.iter().filter_map(|n| n.strip_prefix("linux-headers-")).filter(|r| is_concrete_generic(r)).collect();
     Ok(rank_near(release, &releases))
 }
 

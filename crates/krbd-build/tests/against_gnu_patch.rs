@@ -60,11 +60,7 @@ fn make_case(seed: u64) -> Case {
             }
         }
     }
-    Case {
-        original,
-        edited,
-        target,
-    }
+    Case { original, edited, target }
 }
 
 fn text(lines: &[String]) -> String {
@@ -105,7 +101,8 @@ fn hunks_match_where_gnu_patch_matches_them() {
         std::fs::write(&a, text(&case.original)).unwrap();
         std::fs::write(&b, text(&case.edited)).unwrap();
         std::fs::write(&t, text(&case.target)).unwrap();
-        let diff = Command::new("diff").args(["-u", "--label", "a/f", "--label", "b/f"]).arg(&a).arg(&b).output().unwrap();
+        let diff =
+            Command::new("diff").args(["-u", "--label", "a/f", "--label", "b/f"]).arg(&a).arg(&b).output().unwrap();
         let diff = String::from_utf8_lossy(&diff.stdout).into_owned();
         if diff.is_empty() {
             continue;
@@ -116,28 +113,31 @@ fn hunks_match_where_gnu_patch_matches_them() {
         let out = Command::new("patch")
             .args(["--no-backup-if-mismatch", "-r", "-", "-F2", "-N"])
             .arg(&t)
-            .stdin(std::fs::File::open({
-                let p = dir.path().join("p.diff");
-                std::fs::write(&p, &diff).unwrap();
-                p
-            })
-            .unwrap())
+            .stdin(
+                std::fs::File::open({
+                    let p = dir.path().join("p.diff");
+                    std::fs::write(&p, &diff).unwrap();
+                    p
+                })
+                .unwrap(),
+            )
             .output()
             .unwrap();
         let gnu_ok = out.status.success();
         let messages = gnu_messages(&String::from_utf8_lossy(&out.stdout));
-        assert_eq!(!ours.failed(), gnu_ok, "seed {seed}: GNU patch said {:?}\n{diff}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            !ours.failed(),
+            gnu_ok,
+            "seed {seed}: GNU patch said {:?}\n{diff}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         if !gnu_ok {
             continue;
         }
         let gnu_text = std::fs::read_to_string(&t).unwrap();
         assert_eq!(ours.content.as_deref(), Some(gnu_text.as_str()), "seed {seed}: results differ\n{diff}");
         for h in &ours.hunks {
-            let (offset, fuzz) = messages
-                .iter()
-                .find(|m| m.0 == h.hunk)
-                .map(|m| (m.1, m.2))
-                .unwrap_or((0, 0));
+            let (offset, fuzz) = messages.iter().find(|m| m.0 == h.hunk).map(|m| (m.1, m.2)).unwrap_or((0, 0));
             assert_eq!((h.offset, h.fuzz), (offset, fuzz), "seed {seed} hunk {}: {:?}\n{diff}", h.hunk, h.status);
             if h.status != HunkStatus::Applied {
                 moved += 1;

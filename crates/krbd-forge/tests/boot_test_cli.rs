@@ -62,7 +62,16 @@ fn help_explains_exit_codes() {
     let out = forge().args(["boot-test", "--help"]).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["Exit codes:", "--cluster", "--image-deb", "serial log", "  11   the guest never finished", "--agreement", "modules agree", "/dev/kvm"] {
+    for needle in [
+        "Exit codes:",
+        "--cluster",
+        "--image-deb",
+        "serial log",
+        "  11   the guest never finished",
+        "--agreement",
+        "modules agree",
+        "/dev/kvm",
+    ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
 }
@@ -165,7 +174,11 @@ fn stock_set_passes_with_json_report() {
     // The report's shape, for scripts. Paths and timings vary; build-ids are the stock
     // package's and so are fixed.
     let libceph = modules.iter().find(|m| m["name"] == "libceph").unwrap();
-    assert!(libceph["kernel_messages"].as_array().unwrap().iter().any(|l| l.as_str().unwrap_or("").contains("libceph: loaded")));
+    assert!(libceph["kernel_messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l.as_str().unwrap_or("").contains("libceph: loaded")));
     // Which accelerator depends on the machine; the reason is always given.
     let accel = v["accelerator"].as_str().unwrap_or("");
     assert!(accel.starts_with("tcg: ") || accel.starts_with("kvm: "), "{accel}");

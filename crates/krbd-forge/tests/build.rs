@@ -121,10 +121,7 @@ fn default_build_applies_the_recovery_weight_variant_of_the_target() {
 fn patch_check_reports_each_variant_against_the_target_source() {
     let base = default_build();
     let release = base.report["release"].as_str().unwrap();
-    let out = forge()
-        .args(["patch", "check", "--json", "--source", release])
-        .output()
-        .expect("run patch check");
+    let out = forge().args(["patch", "check", "--json", "--source", release]).output().expect("run patch check");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let variants = v["variants"].as_array().expect("variants");

@@ -19,10 +19,7 @@ struct Failure {
 fn build_fails(out: &Path, args: &[&str]) -> Failure {
     let o = forge().args(["build", "--out"]).arg(out).args(args).output().expect("run build");
     assert!(!o.status.success(), "build {args:?} should fail");
-    Failure {
-        code: o.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    Failure { code: o.status.code().unwrap_or(-1), stderr: String::from_utf8_lossy(&o.stderr).into_owned() }
 }
 
 /// Nothing but an empty out folder (no release folder, no partial or old copies).

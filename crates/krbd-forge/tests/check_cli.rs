@@ -37,7 +37,11 @@ fn mixed_set_is_refused_with_exit_10_and_json() {
     let fx = fixture();
     let dir = tempfile::tempdir().unwrap();
     let mut libceph = fx.unsigned_module("libceph");
-    let stock_crc = krbd_kmod::Symvers::read(&fx.headers_dir.join("Module.symvers")).unwrap().get("ceph_osdc_start_request").unwrap().crc;
+    let stock_crc = krbd_kmod::Symvers::read(&fx.headers_dir.join("Module.symvers"))
+        .unwrap()
+        .get("ceph_osdc_start_request")
+        .unwrap()
+        .crc;
     set_export_crc(&mut libceph, "ceph_osdc_start_request", stock_crc ^ 0x5a5a_5a5a);
     let mut rbd = fx.unsigned_module("rbd");
     patch_in_section(&mut rbd, ".modinfo", b"\0intree=Y\0", b"\0intreX=Y\0");
@@ -94,7 +98,8 @@ fn bad_inputs_have_their_exit_codes() {
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("junk.ko is not a usable kernel module"));
     // A missing file: 9.
-    let out = forge().arg("check").arg(dir.path().join("nope.ko")).arg("--headers").arg(&fx.headers_dir).output().unwrap();
+    let out =
+        forge().arg("check").arg(dir.path().join("nope.ko")).arg("--headers").arg(&fx.headers_dir).output().unwrap();
     assert_eq!(out.status.code(), Some(9));
     // --symvers without --vermagic: usage error.
     let out = forge().arg("check").arg(&junk).arg("--symvers").arg(&junk).output().unwrap();

@@ -68,8 +68,17 @@ fn target_binary_needs_at_most_glibc_2_17() {
     // Only the C library's own objects: nothing that a CentOS 7 host lacks.
     for (file, _) in &needed {
         assert!(
-            ["libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1", "ld-linux-x86-64.so.2", "libgcc_s.so.1"]
-                .contains(&file.as_str()),
+            [
+                "libc.so.6",
+                "libm.so.6",
+                "libpthread.so.0",
+                "libdl.so.2",
+                "librt.so.1",
+                "libutil.so.1",
+                "ld-linux-x86-64.so.2",
+                "libgcc_s.so.1"
+            ]
+            .contains(&file.as_str()),
             "needs {file}"
         );
     }

@@ -91,7 +91,8 @@ fn fixture() -> &'static Fixture {
         for n in krbd_install::MODULE_NAMES {
             SimulatedKernel::default().load(&host, n).expect("load stock module");
         }
-        let stock: SetIds = loaded_ids(root, &release).into_iter().map(|(k, v)| (k, v.expect("stock module has a build-id"))).collect();
+        let stock: SetIds =
+            loaded_ids(root, &release).into_iter().map(|(k, v)| (k, v.expect("stock module has a build-id"))).collect();
         assert_ne!(stock, ids_of_set(&patched));
 
         let upgraded_root = tempfile::tempdir().unwrap();
@@ -133,7 +134,12 @@ fn forge_install(root: &Path, args: &[&str], set: Option<&Path>, env: &[(&str, &
 }
 
 fn text(o: &Output) -> String {
-    format!("exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn assert_killed(o: &Output, step: &str) {
@@ -159,7 +165,8 @@ fn kill_9_at_every_install_step_then_rerun_finishes_and_rollback_restores() {
     for step in INSTALL_STEPS {
         // Rerun the same install: it finishes.
         let (_d, root) = f.copy_of(&f.upgraded());
-        let o = forge_install(&root, &["install", "--update-initramfs"], Some(&set), &[("KRBD_INSTALL_CRASH_AFTER", step)]);
+        let o =
+            forge_install(&root, &["install", "--update-initramfs"], Some(&set), &[("KRBD_INSTALL_CRASH_AFTER", step)]);
         assert_killed(&o, step);
         crashed += 1;
         if !step.contains(':') {
@@ -170,12 +177,16 @@ fn kill_9_at_every_install_step_then_rerun_finishes_and_rollback_restores() {
         assert_set(&root, &f.release, &new, &format!("rerun install after a kill at {step}"));
         assert_eq!(journal(&root, &f.release)["state"], "installed");
         for id in new.values() {
-            assert!(initramfs_ids(&root, &f.release).contains(id.as_str()), "initramfs rebuilt with the new set after {step}");
+            assert!(
+                initramfs_ids(&root, &f.release).contains(id.as_str()),
+                "initramfs rebuilt with the new set after {step}"
+            );
         }
 
         // Or roll it back: the previous set returns.
         let (_d2, root) = f.copy_of(&f.upgraded());
-        let o = forge_install(&root, &["install", "--update-initramfs"], Some(&set), &[("KRBD_INSTALL_CRASH_AFTER", step)]);
+        let o =
+            forge_install(&root, &["install", "--update-initramfs"], Some(&set), &[("KRBD_INSTALL_CRASH_AFTER", step)]);
         assert_killed(&o, step);
         let o = forge_install(&root, &["rollback", "--json"], None, &[]);
         assert_eq!(o.status.code(), Some(0), "rollback after a crash at {step}: {}", text(&o));
@@ -237,7 +248,12 @@ fn a_failed_load_rolls_back_by_itself() {
     let f = fixture();
     let (_d, root) = f.copy_of(&f.upgraded());
     let bad = f.patched.module("rbd").unwrap().identity.clone();
-    let o = forge_install(&root, &["install", "--json"], Some(&f.patched.source), &[("KRBD_INSTALL_SIMULATE_FAIL_LOAD", &bad)]);
+    let o = forge_install(
+        &root,
+        &["install", "--json"],
+        Some(&f.patched.source),
+        &[("KRBD_INSTALL_SIMULATE_FAIL_LOAD", &bad)],
+    );
     assert_eq!(o.status.code(), Some(12), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let msg = v["error"]["message"].as_str().unwrap();
@@ -264,15 +280,24 @@ fn a_mapped_device_or_cephfs_refuses_the_live_swap_and_no_reload_defers_it() {
 
     std::fs::remove_dir_all(root.join("sys/bus/rbd/devices/0")).unwrap();
     std::fs::create_dir_all(root.join("proc")).unwrap();
-    std::fs::write(root.join("proc/mounts"), "/dev/vda / ext4 rw 0 0\n10.254.0.1:6789:/ /mnt/fs ceph rw,name=admin 0 0\n").unwrap();
+    std::fs::write(
+        root.join("proc/mounts"),
+        "/dev/vda / ext4 rw 0 0\n10.254.0.1:6789:/ /mnt/fs ceph rw,name=admin 0 0\n",
+    )
+    .unwrap();
     let o = forge_install(&root, &["install"], Some(&f.patched.source), &[]);
     assert_eq!(o.status.code(), Some(11), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("CephFS 10.254.0.1:6789:/ is mounted at /mnt/fs"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("CephFS 10.254.0.1:6789:/ is mounted at /mnt/fs"),
+        "{}",
+        text(&o)
+    );
     assert_set(&root, &f.release, &old, "refused: nothing changed");
 
     let o = forge_install(&root, &["install", "--no-reload"], Some(&f.patched.source), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let want_installed: std::collections::BTreeMap<_, _> = new.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+    let want_installed: std::collections::BTreeMap<_, _> =
+        new.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
     let want_loaded: std::collections::BTreeMap<_, _> = old.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
     assert_eq!(installed_ids(&root, &f.release), want_installed, "the new set is installed for the next boot");
     assert_eq!(loaded_ids(&root, &f.release), want_loaded, "the loaded set was not touched");
@@ -356,7 +381,8 @@ fn files_owned_by_a_package_are_never_touched() {
         "Package: ceph-kmod-test\nStatus: install ok installed\nPriority: optional\nSection: kernel\nMaintainer: t <t@example.org>\nArchitecture: amd64\nVersion: 1\nDescription: test\n\n",
     )
     .unwrap();
-    std::fs::write(dpkg.join("info/ceph-kmod-test.list"), format!("/lib/modules/{}/updates/rbd.ko\n", f.release)).unwrap();
+    std::fs::write(dpkg.join("info/ceph-kmod-test.list"), format!("/lib/modules/{}/updates/rbd.ko\n", f.release))
+        .unwrap();
     let o = forge_install(&root, &["install", "--json"], Some(&f.patched.source), &[]);
     assert_eq!(o.status.code(), Some(11), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("owned by the package ceph-kmod-test"), "{}", text(&o));
@@ -380,7 +406,8 @@ fn status_shows_installed_loaded_and_shipped_side_by_side() {
     let o = forge_install(&root, &["install", "--no-reload"], Some(&f.patched.source), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let redact = |s: &str| {
-        let mut s = s.replace(&root.display().to_string(), "[root]").replace(&f.patched.source.display().to_string(), "[set]");
+        let mut s =
+            s.replace(&root.display().to_string(), "[root]").replace(&f.patched.source.display().to_string(), "[set]");
         for (label, set) in [("patched", &f.patched), ("unpatched", &f.unpatched)] {
             for m in &set.modules {
                 s = s.replace(&m.identity, &format!("[{label} {}]", m.name));
@@ -474,7 +501,11 @@ fn a_second_installer_waits_for_nobody_and_changes_nothing() {
     lock.try_lock().expect("take the installer's lock");
     let o = forge_install(&root, &["install", "--json"], Some(&f.patched.source), &[]);
     assert_eq!(o.status.code(), Some(11), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("another krbd-forge install or rollback is running"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("another krbd-forge install or rollback is running"),
+        "{}",
+        text(&o)
+    );
     assert_set(&root, &f.release, &ids_of_set(&f.unpatched), "nothing changed");
     drop(lock);
 }

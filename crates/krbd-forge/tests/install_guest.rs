@@ -48,7 +48,12 @@ fn debian_rootfs() -> PathBuf {
             .arg(&mirror)
             .output()
             .expect("run debootstrap (scripts/install-deps.sh installs it)");
-        assert!(out.status.success(), "debootstrap failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "debootstrap failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         // What a boot does not need, and what would only make the image larger.
         for d in ["var/cache/apt/archives", "usr/share/doc", "usr/share/man", "usr/share/locale"] {
             let _ = std::fs::remove_dir_all(staging.join(d));
@@ -158,13 +163,19 @@ fn values(events: &[GuestEvent]) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
-fn boot(g: &Guest, phase: &str, network: Option<krbd_vm::qemu::GuestNetwork>) -> (String, std::collections::BTreeMap<String, String>) {
+fn boot(
+    g: &Guest,
+    phase: &str,
+    network: Option<krbd_vm::qemu::GuestNetwork>,
+) -> (String, std::collections::BTreeMap<String, String>) {
     let serial_log = g.work.join(format!("serial-{phase}.log"));
     let spec = QemuSpec {
         qemu: PathBuf::from("qemu-system-x86_64"),
         kernel: g.vmlinux.clone(),
         initrd: g.initrd.clone(),
-        append: format!("console=ttyS0,115200 panic=-1 rdinit=/init mitigations=off net.ifnames=0 krbd.init=/sbin/krbd-{phase}"),
+        append: format!(
+            "console=ttyS0,115200 panic=-1 rdinit=/init mitigations=off net.ifnames=0 krbd.init=/sbin/krbd-{phase}"
+        ),
         memory_mb: 1024,
         serial_log: serial_log.clone(),
         network,
@@ -201,7 +212,11 @@ fn sides(s: &Value) -> Vec<(String, String, String)> {
             (
                 m["installed"]["identity"].as_str().unwrap_or("-").to_string(),
                 m["installed"]["origin"].as_str().unwrap_or("-").to_string(),
-                if m["loaded"]["loaded"] == true { m["loaded"]["identity"].as_str().unwrap_or("?").to_string() } else { "-".into() },
+                if m["loaded"]["loaded"] == true {
+                    m["loaded"]["identity"].as_str().unwrap_or("?").to_string()
+                } else {
+                    "-".into()
+                },
             )
         })
         .collect()
@@ -260,8 +275,9 @@ fn install_crash_reboot_busy_and_rollback_on_a_real_root_in_qemu() {
     }
 
     let cluster_dir = work.join("ceph");
-    let cluster = Cluster::start(&ClusterSpec { dir: cluster_dir, osds: 1, start_timeout: Duration::from_secs(180) }, &Silent)
-        .unwrap_or_else(|e| panic!("cluster did not start: {e}"));
+    let cluster =
+        Cluster::start(&ClusterSpec { dir: cluster_dir, osds: 1, start_timeout: Duration::from_secs(180) }, &Silent)
+            .unwrap_or_else(|e| panic!("cluster did not start: {e}"));
     let session = cluster.guest_session(&work, &Silent).unwrap_or_else(|e| panic!("guest session: {e}"));
     let write_script = |name: &str, body: String| {
         let p = root.join(format!("sbin/krbd-{name}"));
@@ -288,7 +304,8 @@ fn install_crash_reboot_busy_and_rollback_on_a_real_root_in_qemu() {
     let vmlinux = krbd_vm::bzimage::extract_vmlinux(&pkg.vmlinuz).expect("vmlinux");
     let vmlinux_path = work.join("vmlinux");
     std::fs::write(&vmlinux_path, vmlinux).unwrap();
-    let plan = krbd_vm::deps::plan_load_order(&pkg, &[], &["virtio_blk", "ext4", "crc32c_generic"], &Silent).expect("plan");
+    let plan =
+        krbd_vm::deps::plan_load_order(&pkg, &[], &["virtio_blk", "ext4", "crc32c_generic"], &Silent).expect("plan");
     let busybox = krbd_vm::initramfs::read_static_busybox(Path::new("/bin/busybox")).expect("busybox-static");
     let initrd = krbd_vm::initramfs::build(&busybox, &plan, INITRAMFS_INIT, &Default::default()).expect("initramfs");
     let initrd_path = work.join("initramfs.cpio.gz");
@@ -307,7 +324,11 @@ fn install_crash_reboot_busy_and_rollback_on_a_real_root_in_qemu() {
     assert_eq!(sides(&status_of(&v, "resumed")), expect(&new, "krbd-forge", true), "rerun finished the install");
     assert_eq!(v["rc_crash_rollback"], "137", "{v:#?}");
     assert_eq!(v["rc_resume_rollback"], "0", "{}", v["out_resume_rollback"]);
-    assert_eq!(sides(&status_of(&v, "rolled_back")), expect(&stock, "in-tree", true), "rollback restored the stock set");
+    assert_eq!(
+        sides(&status_of(&v, "rolled_back")),
+        expect(&stock, "in-tree", true),
+        "rollback restored the stock set"
+    );
     assert_eq!(v["rc_install"], "0", "{}", v["out_install"]);
     assert_eq!(sides(&status_of(&v, "installed")), expect(&new, "krbd-forge", true));
     for k in ["map_rc", "mkfs_rc", "mount_rc"] {
@@ -324,7 +345,15 @@ fn install_crash_reboot_busy_and_rollback_on_a_real_root_in_qemu() {
     // Boot 2: the same disk.
     let (_serial, v) = boot(&g, "phase2", None);
     assert_eq!(sides(&status_of(&v, "boot2")), expect(&new, "krbd-forge", false), "installed, nothing loaded yet");
-    assert_eq!(sides(&status_of(&v, "boot2_loaded")), expect(&new, "krbd-forge", true), "after the reboot modprobe loads the new set");
+    assert_eq!(
+        sides(&status_of(&v, "boot2_loaded")),
+        expect(&new, "krbd-forge", true),
+        "after the reboot modprobe loads the new set"
+    );
     assert_eq!(v["rc_boot2_rollback"], "0", "{}", v["out_boot2_rollback"]);
-    assert_eq!(sides(&status_of(&v, "boot2_rolled_back")), expect(&stock, "in-tree", true), "rollback restores the stock set");
+    assert_eq!(
+        sides(&status_of(&v, "boot2_rolled_back")),
+        expect(&stock, "in-tree", true),
+        "rollback restores the stock set"
+    );
 }

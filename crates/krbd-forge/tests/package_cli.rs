@@ -134,7 +134,7 @@ fn check_reports_the_signer_of_a_signed_module() {
 fn packages_and_install_share_the_module_folder() {
     let release = "6.12.117+deb12-amd64";
     assert_eq!(
-        krbd_package::layout::module_dir(release),
+        krbd_ship::layout::module_dir(release),
         format!("/lib/modules/{release}/{}", krbd_install::host::INSTALL_SUBDIR)
     );
 }

@@ -21,7 +21,8 @@ fn map_output_is_a_plain_diff_against_osdmaptool() {
     let map = corpus_map();
     let ours = forge().args(["placement", "map"]).arg(&map).output().unwrap();
     assert!(ours.status.success());
-    let theirs = Command::new("osdmaptool").arg(&map).arg("--test-map-pgs-dump-all").output().expect("osdmaptool installed");
+    let theirs =
+        Command::new("osdmaptool").arg(&map).arg("--test-map-pgs-dump-all").output().expect("osdmaptool installed");
     let theirs: Vec<String> = String::from_utf8(theirs.stdout)
         .unwrap()
         .lines()
@@ -52,7 +53,8 @@ fn json_lists_every_pg() {
 fn recovery_weight_override_moves_pgs() {
     let map = corpus_map();
     let base = forge().args(["placement", "map", "--pool", "2"]).arg(&map).output().unwrap();
-    let low = forge().args(["placement", "map", "--pool", "2", "--recovery-weight", "osd.1=0"]).arg(&map).output().unwrap();
+    let low =
+        forge().args(["placement", "map", "--pool", "2", "--recovery-weight", "osd.1=0"]).arg(&map).output().unwrap();
     assert!(base.status.success() && low.status.success());
     let low = String::from_utf8(low.stdout).unwrap();
     assert_ne!(String::from_utf8(base.stdout).unwrap(), low);
@@ -84,7 +86,12 @@ fn bad_inputs_fail_with_documented_exit_codes() {
 fn encode_fork_then_diff_and_plan() {
     let tmp = tempfile::tempdir().unwrap();
     let fork = tmp.path().join("fork.osdmap");
-    forge().args(["placement", "encode-fork", "--recovery-weight", "osd.2=0.5", "-o"]).arg(&fork).arg(corpus_map()).assert().success();
+    forge()
+        .args(["placement", "encode-fork", "--recovery-weight", "osd.2=0.5", "-o"])
+        .arg(&fork)
+        .arg(corpus_map())
+        .assert()
+        .success();
     let data = std::fs::read(&fork).unwrap();
     assert_eq!(data[1], 8, "fork maps carry wrapper compat 8");
     // osdmaptool (stock Pacific) must refuse the fork map, as unpatched clients do.
@@ -105,7 +112,8 @@ fn encode_fork_then_diff_and_plan() {
         assert!(!c["after"]["up"].as_array().unwrap().contains(&serde_json::json!(2)));
     }
 
-    let p = forge().args(["placement", "plan", "--osd", "osd.2", "--steps", "2", "--json"]).arg(&fork).output().unwrap();
+    let p =
+        forge().args(["placement", "plan", "--osd", "osd.2", "--steps", "2", "--json"]).arg(&fork).output().unwrap();
     assert!(p.status.success());
     let v: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
     assert_eq!(v["start_weight"], 0x8000);

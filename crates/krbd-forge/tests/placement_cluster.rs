@@ -232,11 +232,16 @@ rule by_host {{
 
 /// First PG of `pool` whose up set contains `osd`, with that set.
 fn pg_with(map: &OsdMap, pool: i64, osd: i32) -> Option<(String, Vec<i32>)> {
-    map.map_all(Some(pool)).into_iter().flat_map(|(_, _, pgs)| pgs).find(|m| m.up.contains(&osd)).map(|m| (m.pg.to_string(), m.up.clone()))
+    map.map_all(Some(pool))
+        .into_iter()
+        .flat_map(|(_, _, pgs)| pgs)
+        .find(|m| m.up.contains(&osd))
+        .map(|m| (m.pg.to_string(), m.up.clone()))
 }
 
 fn pool_id(map: &OsdMap, name: &str, shaper: &Shaper) -> i64 {
-    let v: serde_json::Value = serde_json::from_str(&shaper.ceph(&["osd", "pool", "ls", "detail", "-f", "json"])).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&shaper.ceph(&["osd", "pool", "ls", "detail", "-f", "json"])).unwrap();
     let id = v.as_array().unwrap().iter().find(|p| p["pool_name"] == name).and_then(|p| p["pool_id"].as_i64());
     let id = id.unwrap_or_else(|| panic!("pool {name} not listed"));
     assert!(map.pools.contains_key(&id), "pool {name} ({id}) in the map");
@@ -348,7 +353,11 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
     // Every map: the CLI's output equals osdmaptool's, as plain text.
     let mut total = 0;
     for t in &s.taken {
-        let n = assert_same_lines(&format!("{} (epoch {})", t.step, t.epoch), &osdmaptool_lines(&t.path), &placement_map_lines(&t.path));
+        let n = assert_same_lines(
+            &format!("{} (epoch {})", t.step, t.epoch),
+            &osdmaptool_lines(&t.path),
+            &placement_map_lines(&t.path),
+        );
         assert!(n > 0);
         total += n;
     }
@@ -382,7 +391,11 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
         map.epoch = e;
         let full_path = inc_dir.join(format!("full_{e}"));
         kv(&format!("full_{e}"), &full_path);
-        inc_pgs += assert_same_lines(&format!("epoch {e} from incrementals"), &osdmaptool_lines(&full_path), &model_lines(&map));
+        inc_pgs += assert_same_lines(
+            &format!("epoch {e} from incrementals"),
+            &osdmaptool_lines(&full_path),
+            &model_lines(&map),
+        );
         incs.insert(e, inc_bytes);
     }
     println!(
@@ -405,7 +418,15 @@ fn save_fixtures(taken: &[Taken], inc_dir: &Path) {
     // Epochs differ from run to run: no stale incrementals may stay behind.
     let _ = std::fs::remove_dir_all(&dest);
     std::fs::create_dir_all(&dest).unwrap();
-    for step in ["ec-pool-pg6", "upmaps", "pg-temp", "osd3-down", "straw-tunables-legacy", "straw-tunables-hammer", "weight-set"] {
+    for step in [
+        "ec-pool-pg6",
+        "upmaps",
+        "pg-temp",
+        "osd3-down",
+        "straw-tunables-legacy",
+        "straw-tunables-hammer",
+        "weight-set",
+    ] {
         let t = taken.iter().find(|t| t.step == step).unwrap();
         std::fs::copy(&t.path, dest.join(format!("{}.osdmap", t.step))).unwrap();
     }

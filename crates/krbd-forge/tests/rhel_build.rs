@@ -13,7 +13,7 @@ mod common;
 
 use common::*;
 use krbd_kmod::KernelModule;
-use krbd_packages::deb::DebArchive;
+use krbd_fetch::deb::DebArchive;
 use krbd_testsupport::http::StaticServer;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,12 +57,7 @@ fn targets() -> (Target, String) {
         .expect("apt offers a 6.1 ABI with its source")
         .to_string();
     let el = format!("{upstream}-284.1.el9_2.x86_64");
-    let target = Target {
-        version: default["version"].as_str().unwrap().to_string(),
-        debian,
-        upstream,
-        el,
-    };
+    let target = Target { version: default["version"].as_str().unwrap().to_string(), debian, upstream, el };
     (target, six_one)
 }
 
@@ -140,7 +135,12 @@ fn fixture() -> (Target, PathBuf) {
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn make_fixture(root: &Path, t: &Target) {
@@ -171,7 +171,9 @@ fn make_fixture(root: &Path, t: &Target) {
     // The headers: Debian's three packages laid out, then merged into the single folder
     // CentOS's kernel-devel has, with the release renamed.
     let sysroot = root.join("sysroot");
-    let headers = DebArchive::open(krbd_testsupport::debian_package(&format!("linux-headers-{}", t.debian), Some(&t.version))).unwrap();
+    let headers =
+        DebArchive::open(krbd_testsupport::debian_package(&format!("linux-headers-{}", t.debian), Some(&t.version)))
+            .unwrap();
     let depends = headers.control().unwrap().get("Depends").unwrap_or("").to_string();
     let dep = |prefix: &str, suffix: &str| {
         depends
@@ -257,10 +259,7 @@ fn rpm_path_through_the_catalog_equals_the_debian_path_plus_prep() {
 
     // What was fetched, and from where: the Rocky 9.2 vault layout.
     let log = server.requests();
-    assert!(
-        log.iter().all(|l| l.contains("/rocky/9.2/")),
-        "only the catalog's URLs were asked for: {log:?}"
-    );
+    assert!(log.iter().all(|l| l.contains("/rocky/9.2/")), "only the catalog's URLs were asked for: {log:?}");
     let roles: Vec<&str> = el.report["inputs"].as_array().unwrap().iter().filter_map(|i| i["role"].as_str()).collect();
     assert_eq!(roles, ["srpm", "kernel-devel"]);
     // No --rpm-key: each RPM's signature status is recorded (the fixture's are unsigned).
@@ -333,10 +332,7 @@ fn targets_shows_the_catalog_and_a_missing_package_is_a_fetch_error() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["kind"], "rhel");
-    assert_eq!(
-        v["srpm"][0]["url"],
-        server.url(&format!("rocky/9.2/BaseOS/source/tree/Packages/k/{}", t.srpm()))
-    );
+    assert_eq!(v["srpm"][0]["url"], server.url(&format!("rocky/9.2/BaseOS/source/tree/Packages/k/{}", t.srpm())));
 
     // An erratum the mirror does not have: every place is named, exit 4.
     let missing = forge()

@@ -134,7 +134,17 @@ fn osdmaptool_map(dir: &Path) -> Vec<u8> {
         assert!(out.status.success(), "osdmaptool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     // 6 OSDs << 5 bits: one replicated pool of 192 PGs (not a power of two), size 3.
-    run(&["--createsimple", "6", "--pg-bits", "5", "--with-default-pool", "--osd_crush_chooseleaf_type", "0", "--clobber", ms]);
+    run(&[
+        "--createsimple",
+        "6",
+        "--pg-bits",
+        "5",
+        "--with-default-pool",
+        "--osd_crush_chooseleaf_type",
+        "0",
+        "--clobber",
+        ms,
+    ]);
     read(&m)
 }
 
@@ -144,7 +154,15 @@ fn cases(tmp: &Path) -> Vec<Case> {
     let mut out = Vec::new();
 
     // Maps of the live cluster, each with random weights.
-    for name in ["ec-pool-pg6", "upmaps", "pg-temp", "osd3-down", "straw-tunables-legacy", "straw-tunables-hammer", "weight-set"] {
+    for name in [
+        "ec-pool-pg6",
+        "upmaps",
+        "pg-temp",
+        "osd3-down",
+        "straw-tunables-legacy",
+        "straw-tunables-hammer",
+        "weight-set",
+    ] {
         let bytes = read(&fx.join(format!("{name}.osdmap")));
         let n = OsdMap::decode(&bytes).unwrap().max_osd;
         out.push(valid(&format!("cluster-{name}"), vec![fork_of(&bytes, rng.weights(n))]));
@@ -263,7 +281,9 @@ fn cases(tmp: &Path) -> Vec<Case> {
     let lay = OsdMap::decode(&fork).unwrap().layout.unwrap();
     let (rw_at, _) = lay.recovery_weight;
     out.push(malformed("fork-cut-in-recovery-weight", vec![fork[..rw_at + 4 + 6].to_vec()]));
-    for (label, count) in [("count-max-osd-plus-1", n as u32 + 1), ("count-max-osd-minus-1", n as u32 - 1), ("count-huge", 0x4000_0000)] {
+    for (label, count) in
+        [("count-max-osd-plus-1", n as u32 + 1), ("count-max-osd-minus-1", n as u32 - 1), ("count-huge", 0x4000_0000)]
+    {
         let mut bad = fork.clone();
         bad[rw_at..rw_at + 4].copy_from_slice(&count.to_le_bytes());
         out.push(malformed(&format!("fork-recovery-weight-{label}"), vec![bad]));
@@ -355,7 +375,8 @@ fn kernel_selftest_maps_every_pg_like_the_model_and_refuses_what_it_refuses() {
         init_override: None,
         cluster: None,
     };
-    let report = krbd_vm::run_boot_test_with_task(&spec, &task, &Silent).unwrap_or_else(|e| panic!("guest run failed: {e}"));
+    let report =
+        krbd_vm::run_boot_test_with_task(&spec, &task, &Silent).unwrap_or_else(|e| panic!("guest run failed: {e}"));
     assert!(report.passed, "{:#?}", report.problems);
     let serial = std::fs::read_to_string(&report.serial_log).unwrap();
     let events = krbd_vm::guest::parse_log(&serial);
@@ -374,7 +395,11 @@ fn kernel_selftest_maps_every_pg_like_the_model_and_refuses_what_it_refuses() {
         }
     }
     assert!(!results.contains_key("-"), "the selftest file is missing: {:?}", results.get("-"));
-    assert!(!results.is_empty(), "the guest reported no selftest result; serial log:\n{}", krbd_vm::boot::relevant_lines(&serial).join("\n"));
+    assert!(
+        !results.is_empty(),
+        "the guest reported no selftest result; serial log:\n{}",
+        krbd_vm::boot::relevant_lines(&serial).join("\n")
+    );
 
     let (mut pgs_equal, mut refused, mut maps) = (0usize, 0usize, 0usize);
     let mut failures = Vec::new();
@@ -409,7 +434,10 @@ fn kernel_selftest_maps_every_pg_like_the_model_and_refuses_what_it_refuses() {
                     refused += 1;
                     eprintln!("{}: kernel {first:?}; ours: {why}", c.name);
                 } else {
-                    failures.push(format!("{}: our decoder refused it ({why}) but the kernel printed {lines} lines, first {first:?}", c.name));
+                    failures.push(format!(
+                        "{}: our decoder refused it ({why}) but the kernel printed {lines} lines, first {first:?}",
+                        c.name
+                    ));
                 }
             }
         }

@@ -44,27 +44,16 @@ impl TargetHost {
                 let p = root.join("proc/sys/kernel/osrelease");
                 std::fs::read_to_string(&p)
                     .map(|s| s.trim().to_string())
-                    .map_err(|e| InstallError::UnknownRelease {
-                        reason: format!("cannot read {}: {e}", p.display()),
-                    })?
+                    .map_err(|e| InstallError::UnknownRelease { reason: format!("cannot read {}: {e}", p.display()) })?
             }
         };
         if release.is_empty() || release.contains('/') || release.starts_with('.') {
-            return Err(InstallError::UnknownRelease {
-                reason: format!("{release:?} is not a kernel release"),
-            });
+            return Err(InstallError::UnknownRelease { reason: format!("{release:?} is not a kernel release") });
         }
-        let host = TargetHost {
-            root: root.to_path_buf(),
-            release,
-        };
+        let host = TargetHost { root: root.to_path_buf(), release };
         let dir = host.modules_dir();
         if !dir.is_dir() {
-            return Err(InstallError::NoSuchKernel {
-                dir,
-                release: host.release.clone(),
-                root: host.root.clone(),
-            });
+            return Err(InstallError::NoSuchKernel { dir, release: host.release.clone(), root: host.root.clone() });
         }
         Ok(host)
     }
@@ -94,10 +83,7 @@ impl TargetHost {
 
     /// The path relative to the root (for the journal), or the path itself.
     pub fn rel(&self, abs: &Path) -> String {
-        abs.strip_prefix(&self.root)
-            .unwrap_or(abs)
-            .display()
-            .to_string()
+        abs.strip_prefix(&self.root).unwrap_or(abs).display().to_string()
     }
 
     /// Why swapping the loaded modules now would pull them from under a user: mapped rbd
@@ -105,10 +91,8 @@ impl TargetHost {
     pub fn busy_reasons(&self) -> Vec<String> {
         let mut reasons = Vec::new();
         if let Ok(entries) = std::fs::read_dir(self.root.join("sys/bus/rbd/devices")) {
-            let mut ids: Vec<String> = entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
+            let mut ids: Vec<String> =
+                entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
             ids.sort();
             for id in ids {
                 reasons.push(format!("rbd device {id} is mapped (/dev/rbd{id})"));
@@ -141,10 +125,7 @@ impl TargetHost {
                 .and_then(|n| crate::set::gnu_build_id(&n))
                 .map(|id| format!("build-id:{id}")),
         };
-        LoadedModule {
-            loaded,
-            identity: if loaded { identity } else { None },
-        }
+        LoadedModule { loaded, identity: if loaded { identity } else { None } }
     }
 
     /// The file depmod chose for `name` (from modules.dep), with its srcversion.
@@ -154,14 +135,8 @@ impl TargetHost {
             .lines()
             .filter_map(|l| l.split_once(':').map(|(p, _)| p.trim()))
             .find(|p| module_file_name(p) == Some(name))?;
-        let full = if path.starts_with('/') {
-            self.abs(path)
-        } else {
-            self.modules_dir().join(path)
-        };
-        let identity = KernelModule::read(&full)
-            .ok()
-            .and_then(|m| crate::set::module_identity(&m));
+        let full = if path.starts_with('/') { self.abs(path) } else { self.modules_dir().join(path) };
+        let identity = KernelModule::read(&full).ok().and_then(|m| crate::set::module_identity(&m));
         let origin = if path.starts_with(INSTALL_SUBDIR) {
             "krbd-forge"
         } else if path.starts_with("kernel/") {
@@ -169,11 +144,7 @@ impl TargetHost {
         } else {
             "other"
         };
-        Some(InstalledModule {
-            path: path.to_string(),
-            identity,
-            origin,
-        })
+        Some(InstalledModule { path: path.to_string(), identity, origin })
     }
 
     /// Module files named like one of ours outside our folder and outside `kernel/` (an
@@ -181,12 +152,7 @@ impl TargetHost {
     pub fn competing_files(&self, names: &[&str]) -> Vec<PathBuf> {
         let mut out = Vec::new();
         for top in ["updates", "extra", "weak-updates"] {
-            collect_named(
-                &self.modules_dir().join(top),
-                names,
-                &self.install_dir(),
-                &mut out,
-            );
+            collect_named(&self.modules_dir().join(top), names, &self.install_dir(), &mut out);
         }
         out.sort();
         out
@@ -211,15 +177,9 @@ impl TargetHost {
                 }
             }
         }
-        let rpm_db = ["var/lib/rpm", "usr/lib/sysimage/rpm"]
-            .iter()
-            .any(|d| self.root.join(d).is_dir());
+        let rpm_db = ["var/lib/rpm", "usr/lib/sysimage/rpm"].iter().any(|d| self.root.join(d).is_dir());
         if rpm_db {
-            let out = Command::new("rpm")
-                .arg("--root")
-                .arg(&self.root)
-                .args(["-qf", &inside])
-                .output();
+            let out = Command::new("rpm").arg("--root").arg(&self.root).args(["-qf", &inside]).output();
             if let Ok(o) = out {
                 if o.status.success() {
                     let text = String::from_utf8_lossy(&o.stdout).trim().to_string();
@@ -268,15 +228,9 @@ mod tests {
 
     #[test]
     fn module_file_names() {
-        assert_eq!(
-            module_file_name("kernel/net/ceph/libceph.ko.xz"),
-            Some("libceph")
-        );
+        assert_eq!(module_file_name("kernel/net/ceph/libceph.ko.xz"), Some("libceph"));
         assert_eq!(module_file_name("updates/krbd-forge/rbd.ko"), Some("rbd"));
-        assert_eq!(
-            module_file_name("updates/krbd-forge/.rbd.ko.krbd-new"),
-            None
-        );
+        assert_eq!(module_file_name("updates/krbd-forge/.rbd.ko.krbd-new"), None);
         assert_eq!(module_file_name("rbd.ko.bak"), None);
     }
 
@@ -288,17 +242,11 @@ mod tests {
         assert!(host.busy_reasons().is_empty());
         std::fs::create_dir_all(root.path().join("sys/bus/rbd/devices/0")).unwrap();
         std::fs::create_dir_all(root.path().join("proc")).unwrap();
-        std::fs::write(
-            root.path().join("proc/mounts"),
-            "/dev/vda / ext4 rw 0 0\n10.0.0.1:/ /mnt/cephfs ceph rw 0 0\n",
-        )
-        .unwrap();
+        std::fs::write(root.path().join("proc/mounts"), "/dev/vda / ext4 rw 0 0\n10.0.0.1:/ /mnt/cephfs ceph rw 0 0\n")
+            .unwrap();
         assert_eq!(
             host.busy_reasons(),
-            [
-                "rbd device 0 is mapped (/dev/rbd0)",
-                "CephFS 10.0.0.1:/ is mounted at /mnt/cephfs"
-            ]
+            ["rbd device 0 is mapped (/dev/rbd0)", "CephFS 10.0.0.1:/ is mounted at /mnt/cephfs"]
         );
     }
 }

@@ -82,11 +82,8 @@ impl Journal {
         let path = Journal::path(state_dir);
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let j: Journal =
-                    serde_json::from_slice(&bytes).map_err(|e| InstallError::Journal {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?;
+                let j: Journal = serde_json::from_slice(&bytes)
+                    .map_err(|e| InstallError::Journal { path: path.clone(), reason: e.to_string() })?;
                 if j.format != JOURNAL_FORMAT {
                     return Err(InstallError::Journal {
                         path,
@@ -110,10 +107,8 @@ impl Journal {
 
     /// Writes the journal atomically.
     pub fn save(&self, state_dir: &Path) -> Result<(), InstallError> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| InstallError::Journal {
-            path: Journal::path(state_dir),
-            reason: e.to_string(),
-        })?;
+        let bytes = serde_json::to_vec_pretty(self)
+            .map_err(|e| InstallError::Journal { path: Journal::path(state_dir), reason: e.to_string() })?;
         write_atomic(&Journal::path(state_dir), &bytes)
     }
 
@@ -139,12 +134,7 @@ pub fn crash_point(step: &str) {
 /// Writes `path` so that it holds either the old or the new bytes after a crash.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), InstallError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|f| f.to_string_lossy())
-            .unwrap_or_default()
-    ));
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()));
     let what = || format!("write {}", path.display());
     {
         let mut f = std::fs::File::create(&tmp).map_err(InstallError::io(what()))?;
@@ -160,17 +150,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), InstallError> {
 pub fn copy_atomic(from: &Path, to: &Path) -> Result<(), InstallError> {
     let data = std::fs::read(from).map_err(InstallError::io(format!("read {}", from.display())))?;
     if let Some(dir) = to.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(InstallError::io(format!("create {}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(InstallError::io(format!("create {}", dir.display())))?;
     }
     write_atomic(to, &data)
 }
 
 pub fn sync_dir(dir: &Path) -> Result<(), InstallError> {
-    let f =
-        std::fs::File::open(dir).map_err(InstallError::io(format!("open {}", dir.display())))?;
-    f.sync_all()
-        .map_err(InstallError::io(format!("fsync {}", dir.display())))
+    let f = std::fs::File::open(dir).map_err(InstallError::io(format!("open {}", dir.display())))?;
+    f.sync_all().map_err(InstallError::io(format!("fsync {}", dir.display())))
 }
 
 #[cfg(test)]
@@ -198,16 +185,9 @@ mod tests {
         let back = Journal::read(dir.path()).unwrap().unwrap();
         assert_eq!(back, j);
         assert_eq!(back.last_step(), Some("begin"));
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
         assert_eq!(names, [std::ffi::OsString::from(JOURNAL_FILE)]);
         std::fs::write(Journal::path(dir.path()), b"{not json").unwrap();
-        assert!(matches!(
-            Journal::read(dir.path()),
-            Err(InstallError::Journal { .. })
-        ));
+        assert!(matches!(Journal::read(dir.path()), Err(InstallError::Journal { .. })));
     }
 }

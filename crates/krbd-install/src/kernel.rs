@@ -20,17 +20,11 @@ pub trait Kernel {
 
 fn run(cmd: &mut Command) -> Result<String, String> {
     let shown = format!("{cmd:?}");
-    let out = cmd
-        .output()
-        .map_err(|e| format!("{shown}: cannot run it: {e}"))?;
+    let out = cmd.output().map_err(|e| format!("{shown}: cannot run it: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(format!(
-            "{shown} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(format!("{shown} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
     }
 }
 
@@ -51,42 +45,16 @@ impl Kernel for RealKernel {
         let debian = host.abs(&format!("boot/initrd.img-{}", host.release));
         let redhat = host.abs(&format!("boot/initramfs-{}.img", host.release));
         let (image, lister, updater): (_, &str, Vec<String>) = if debian.is_file() {
-            (
-                debian,
-                "lsinitramfs",
-                vec![
-                    "update-initramfs".into(),
-                    "-u".into(),
-                    "-k".into(),
-                    host.release.clone(),
-                ],
-            )
+            (debian, "lsinitramfs", vec!["update-initramfs".into(), "-u".into(), "-k".into(), host.release.clone()])
         } else if redhat.is_file() {
-            (
-                redhat,
-                "lsinitrd",
-                vec![
-                    "dracut".into(),
-                    "-f".into(),
-                    "--kver".into(),
-                    host.release.clone(),
-                ],
-            )
+            (redhat, "lsinitrd", vec!["dracut".into(), "-f".into(), "--kver".into(), host.release.clone()])
         } else {
-            return Ok(format!(
-                "no initramfs for {} in /boot: nothing to update",
-                host.release
-            ));
+            return Ok(format!("no initramfs for {} in /boot: nothing to update", host.release));
         };
         let listing = run(Command::new(lister).arg(&image))?;
-        let inside = listing
-            .lines()
-            .any(|l| module_file_name(l.trim()).is_some_and(|n| names.contains(&n)));
+        let inside = listing.lines().any(|l| module_file_name(l.trim()).is_some_and(|n| names.contains(&n)));
         if !inside {
-            return Ok(format!(
-                "{} does not hold the Ceph modules: left alone",
-                image.display()
-            ));
+            return Ok(format!("{} does not hold the Ceph modules: left alone", image.display()));
         }
         run(Command::new(&updater[0]).args(&updater[1..]))?;
         Ok(format!("{} rebuilt with {}", image.display(), updater[0]))
@@ -122,15 +90,9 @@ impl Kernel for SimulatedKernel {
             .map_err(|e| format!("modprobe: FATAL: modules.dep: {e}"))?;
         let line = dep
             .lines()
-            .find(|l| {
-                l.split_once(':')
-                    .is_some_and(|(p, _)| module_file_name(p.trim()) == Some(name))
-            })
+            .find(|l| l.split_once(':').is_some_and(|(p, _)| module_file_name(p.trim()) == Some(name)))
             .ok_or_else(|| {
-                format!(
-                    "modprobe: FATAL: Module {name} not found in directory {}",
-                    host.modules_dir().display()
-                )
+                format!("modprobe: FATAL: Module {name} not found in directory {}", host.modules_dir().display())
             })?;
         let (path, deps) = line.split_once(':').unwrap_or((line, ""));
         // modules.dep lists dependencies deepest last; load them in reverse.
@@ -141,12 +103,9 @@ impl Kernel for SimulatedKernel {
             }
         }
         let file = host.modules_dir().join(path.trim());
-        let module =
-            KernelModule::read(&file).map_err(|e| format!("insmod {}: {e}", file.display()))?;
+        let module = KernelModule::read(&file).map_err(|e| format!("insmod {}: {e}", file.display()))?;
         if self.fail_load.is_some() && self.fail_load == crate::set::module_identity(&module) {
-            return Err(format!(
-                "modprobe: ERROR: could not insert '{name}': Invalid argument (simulated)"
-            ));
+            return Err(format!("modprobe: ERROR: could not insert '{name}': Invalid argument (simulated)"));
         }
         let dir = Self::sys_module(host, name);
         std::fs::create_dir_all(dir.join("holders")).map_err(io)?;
@@ -171,22 +130,13 @@ impl Kernel for SimulatedKernel {
     fn unload(&self, host: &TargetHost, name: &str) -> Result<(), String> {
         let dir = Self::sys_module(host, name);
         if !dir.join("initstate").exists() {
-            return Err(format!(
-                "rmmod: ERROR: Module {name} is not currently loaded"
-            ));
+            return Err(format!("rmmod: ERROR: Module {name} is not currently loaded"));
         }
         let holders: Vec<String> = std::fs::read_dir(dir.join("holders"))
-            .map(|r| {
-                r.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
+            .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
         if !holders.is_empty() {
-            return Err(format!(
-                "rmmod: ERROR: Module {name} is in use by: {}",
-                holders.join(" ")
-            ));
+            return Err(format!("rmmod: ERROR: Module {name} is in use by: {}", holders.join(" ")));
         }
         std::fs::remove_dir_all(&dir).map_err(io)?;
         if let Ok(entries) = std::fs::read_dir(host.root.join("sys/module")) {
@@ -201,19 +151,10 @@ impl Kernel for SimulatedKernel {
         // The simulated initramfs is a list of the module files it holds, one per line.
         let image = host.abs(&format!("boot/initrd.img-{}", host.release));
         let Ok(listing) = std::fs::read_to_string(&image) else {
-            return Ok(format!(
-                "no initramfs for {} in /boot: nothing to update",
-                host.release
-            ));
+            return Ok(format!("no initramfs for {} in /boot: nothing to update", host.release));
         };
-        if !listing
-            .lines()
-            .any(|l| module_file_name(l.trim()).is_some_and(|n| names.contains(&n)))
-        {
-            return Ok(format!(
-                "{} does not hold the Ceph modules: left alone",
-                image.display()
-            ));
+        if !listing.lines().any(|l| module_file_name(l.trim()).is_some_and(|n| names.contains(&n))) {
+            return Ok(format!("{} does not hold the Ceph modules: left alone", image.display()));
         }
         let mut rebuilt = String::new();
         for n in names {
@@ -239,8 +180,5 @@ pub fn depmod(host: &TargetHost) -> Result<(), String> {
 
 fn depmod_program() -> &'static str {
     // /sbin is not on every user's PATH (Debian's non-root PATH lacks it).
-    ["/usr/sbin/depmod", "/sbin/depmod"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .unwrap_or("depmod")
+    ["/usr/sbin/depmod", "/sbin/depmod"].into_iter().find(|p| Path::new(p).is_file()).unwrap_or("depmod")
 }

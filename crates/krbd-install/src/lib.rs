@@ -34,25 +34,11 @@ pub enum InstallError {
     #[error("{path}: {reason}")]
     SetModule { path: PathBuf, reason: String },
     #[error("{path} does not match its build report: {what} is {found} in the file but {expected} in build-report.json; the file was changed or corrupted after the build, rebuild or copy the out folder again")]
-    SetTampered {
-        path: PathBuf,
-        what: &'static str,
-        expected: String,
-        found: String,
-    },
+    SetTampered { path: PathBuf, what: &'static str, expected: String, found: String },
     #[error("the set is built for {set_release} but the target runs/names {target_release}; build for the target (krbd-forge build --kernel {target_release}) or pass --kernel {set_release} to install for that release")]
-    ReleaseMismatch {
-        set_release: String,
-        target_release: String,
-    },
-    #[error(
-        "{dir} does not exist: kernel {release} is not installed on this host (under root {root})"
-    )]
-    NoSuchKernel {
-        dir: PathBuf,
-        release: String,
-        root: PathBuf,
-    },
+    ReleaseMismatch { set_release: String, target_release: String },
+    #[error("{dir} does not exist: kernel {release} is not installed on this host (under root {root})")]
+    NoSuchKernel { dir: PathBuf, release: String, root: PathBuf },
     #[error("cannot tell the target release: {reason}; pass --kernel RELEASE")]
     UnknownRelease { reason: String },
     #[error("no description of kernel {release} to check the set against (looked for {looked}); install its headers (linux-headers-{release} / kernel-devel-{release}), or pass --headers DIR, or --skip-load-check")]
@@ -70,19 +56,9 @@ pub enum InstallError {
     #[error("nothing to roll back for {release}: {reason}")]
     NothingToRollBack { release: String, reason: String },
     #[error("{operation} failed at step {step}: {reason}; the previous set was restored (rollback complete)")]
-    RolledBack {
-        operation: &'static str,
-        step: String,
-        reason: String,
-    },
+    RolledBack { operation: &'static str, step: String, reason: String },
     #[error("{operation} failed at step {step}: {reason}; then the rollback failed too: {rollback_reason}. The journal {journal} records where it stopped: fix the cause and rerun `krbd-forge rollback`")]
-    RollbackFailed {
-        operation: &'static str,
-        step: String,
-        reason: String,
-        rollback_reason: String,
-        journal: PathBuf,
-    },
+    RollbackFailed { operation: &'static str, step: String, reason: String, rollback_reason: String, journal: PathBuf },
     #[error("kernel {release} is not the running kernel ({running}): its modules cannot be loaded now; add --no-reload (the set takes effect when {release} boots)")]
     NotRunningKernel { release: String, running: String },
     #[error("the set is installed and takes effect at the next boot, but swapping the loaded modules failed: {reason}; `krbd-forge rollback` restores the previous set")]

@@ -55,9 +55,7 @@ struct ReportModule {
 /// `MANIFEST.sha256` of an unpacked installer tarball (`sha256sum -c` format).
 const MANIFEST: &str = "MANIFEST.sha256";
 
-fn read_manifest(
-    dir: &Path,
-) -> Result<Option<std::collections::BTreeMap<String, String>>, InstallError> {
+fn read_manifest(dir: &Path) -> Result<Option<std::collections::BTreeMap<String, String>>, InstallError> {
     let path = dir.join(MANIFEST);
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok(Some(
@@ -87,9 +85,7 @@ fn stripped_copy_matches(
     let Some(manifest) = manifest else {
         return false;
     };
-    let unsigned = krbd_kmod::module::split_signature(bytes)
-        .map(|(elf, _)| elf.len())
-        .unwrap_or(bytes.len());
+    let unsigned = krbd_kmod::module::split_signature(bytes).map(|(elf, _)| elf.len()).unwrap_or(bytes.len());
     manifest.get(file).map(String::as_str) == Some(sha256)
         && r.stripped_size != 0
         && unsigned as u64 == r.stripped_size
@@ -105,10 +101,7 @@ pub fn module_identity(module: &KernelModule) -> Option<String> {
     if let Some(sv) = module.srcversion().filter(|s| !s.is_empty()) {
         return Some(format!("srcversion:{sv}"));
     }
-    module
-        .section(".note.gnu.build-id")
-        .and_then(gnu_build_id)
-        .map(|id| format!("build-id:{id}"))
+    module.section(".note.gnu.build-id").and_then(gnu_build_id).map(|id| format!("build-id:{id}"))
 }
 
 /// The GNU build-id in an ELF note section (records of namesz, descsz, type, name, desc,
@@ -116,9 +109,7 @@ pub fn module_identity(module: &KernelModule) -> Option<String> {
 pub fn gnu_build_id(notes: &[u8]) -> Option<String> {
     let mut at = 0usize;
     let word = |i: usize| -> Option<usize> {
-        notes
-            .get(i..i + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        notes.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
     };
     while at + 12 <= notes.len() {
         let (namesz, descsz, kind) = (word(at)?, word(at + 4)?, word(at + 8)?);
@@ -147,50 +138,32 @@ impl ShippedSet {
     /// Reads a build's out folder (`out/<release>/`), or any folder holding `libceph.ko`,
     /// `ceph.ko` and `rbd.ko` (then the release comes from their vermagic).
     pub fn from_dir(dir: &Path) -> Result<ShippedSet, InstallError> {
-        let folder_err = |reason: String| InstallError::SetFolder {
-            dir: dir.to_path_buf(),
-            reason,
-        };
+        let folder_err = |reason: String| InstallError::SetFolder { dir: dir.to_path_buf(), reason };
         if !dir.is_dir() {
             return Err(folder_err("not a folder".into()));
         }
         let report_path = dir.join("build-report.json");
         let report: Option<ReportView> = match std::fs::read(&report_path) {
-            Ok(bytes) => {
-                Some(
-                    serde_json::from_slice(&bytes).map_err(|e| InstallError::SetModule {
-                        path: report_path.clone(),
-                        reason: format!("not a build report ({e})"),
-                    })?,
-                )
-            }
+            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| InstallError::SetModule {
+                path: report_path.clone(),
+                reason: format!("not a build report ({e})"),
+            })?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                return Err(InstallError::io(format!("read {}", report_path.display()))(
-                    e,
-                ))
-            }
+            Err(e) => return Err(InstallError::io(format!("read {}", report_path.display()))(e)),
         };
         let manifest = read_manifest(dir)?;
         let mut modules = Vec::new();
         for name in MODULE_NAMES {
-            let recorded = report
-                .as_ref()
-                .and_then(|r| r.modules.iter().find(|m| m.name == name));
+            let recorded = report.as_ref().and_then(|r| r.modules.iter().find(|m| m.name == name));
             if report.is_some() && recorded.is_none() {
                 return Err(InstallError::SetModule {
                     path: report_path.clone(),
                     reason: format!("the report lists no module {name}; the set must hold libceph, ceph and rbd"),
                 });
             }
-            let file = recorded
-                .map(|m| m.file.clone())
-                .unwrap_or_else(|| format!("{name}.ko"));
+            let file = recorded.map(|m| m.file.clone()).unwrap_or_else(|| format!("{name}.ko"));
             // The report names files relative to the out folder; never let it point elsewhere.
-            if Path::new(&file)
-                .components()
-                .any(|c| !matches!(c, std::path::Component::Normal(_)))
-            {
+            if Path::new(&file).components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
                 return Err(InstallError::SetModule {
                     path: report_path.clone(),
                     reason: format!("module file {file:?} is not a plain path inside the folder"),
@@ -202,17 +175,16 @@ impl ShippedSet {
                     "{file} is missing (the set must hold libceph.ko, ceph.ko and rbd.ko)"
                 )));
             }
-            let bytes = std::fs::read(&path)
-                .map_err(InstallError::io(format!("read {}", path.display())))?;
+            let bytes = std::fs::read(&path).map_err(InstallError::io(format!("read {}", path.display())))?;
             let sha256 = hex::encode(Sha256::digest(&bytes));
             let parsed = KernelModule::parse(&bytes).map_err(|e| InstallError::SetModule {
                 path: path.clone(),
                 reason: format!("not a usable kernel module: {e}"),
             });
             if let Some(r) = recorded {
-                let stripped_ok = parsed.as_ref().is_ok_and(|p| {
-                    stripped_copy_matches(&bytes, &sha256, &file, r, p, manifest.as_ref())
-                });
+                let stripped_ok = parsed
+                    .as_ref()
+                    .is_ok_and(|p| stripped_copy_matches(&bytes, &sha256, &file, r, p, manifest.as_ref()));
                 if r.sha256 != sha256 && !stripped_ok {
                     return Err(InstallError::SetTampered {
                         path,
@@ -243,16 +215,11 @@ impl ShippedSet {
             }
             let identity = module_identity(&parsed).ok_or_else(|| InstallError::SetModule {
                 path: path.clone(),
-                reason: "has neither a srcversion nor a GNU build-id, so the loaded module could not be verified".into(),
+                reason: "has neither a srcversion nor a GNU build-id, so the loaded module could not be verified"
+                    .into(),
             })?;
             let vermagic = parsed.vermagic().unwrap_or("").to_string();
-            modules.push(ShippedModule {
-                name: name.to_string(),
-                path,
-                identity,
-                sha256,
-                vermagic,
-            });
+            modules.push(ShippedModule { name: name.to_string(), path, identity, sha256, vermagic });
         }
         let release = match &report {
             Some(r) => r.release.clone(),
@@ -263,15 +230,13 @@ impl ShippedSet {
             if r != release {
                 return Err(InstallError::SetModule {
                     path: m.path.clone(),
-                    reason: format!("built for release {r:?} (vermagic) but the set is for {release:?}; the set mixes builds"),
+                    reason: format!(
+                        "built for release {r:?} (vermagic) but the set is for {release:?}; the set mixes builds"
+                    ),
                 });
             }
         }
-        Ok(ShippedSet {
-            release,
-            source: dir.to_path_buf(),
-            modules,
-        })
+        Ok(ShippedSet { release, source: dir.to_path_buf(), modules })
     }
 
     pub fn module(&self, name: &str) -> Option<&ShippedModule> {

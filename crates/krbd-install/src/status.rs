@@ -48,15 +48,11 @@ pub fn status(host: &TargetHost, shipped: Option<&ShippedSet>) -> Result<Status,
         .map(|n| {
             let installed = host.installed(n);
             let loaded = host.loaded(n);
-            let loaded_is_installed = loaded.loaded
-                && installed
-                    .as_ref()
-                    .is_some_and(|i| i.identity == loaded.identity);
+            let loaded_is_installed =
+                loaded.loaded && installed.as_ref().is_some_and(|i| i.identity == loaded.identity);
             ModuleStatus {
                 name: n.to_string(),
-                shipped: shipped
-                    .and_then(|s| s.module(n))
-                    .map(|m| m.identity.clone()),
+                shipped: shipped.and_then(|s| s.module(n)).map(|m| m.identity.clone()),
                 installed,
                 loaded,
                 loaded_is_installed,
@@ -64,20 +60,16 @@ pub fn status(host: &TargetHost, shipped: Option<&ShippedSet>) -> Result<Status,
         })
         .collect();
     let shipped_installed = shipped.map(|_| {
-        modules.iter().all(|m| {
-            m.installed
-                .as_ref()
-                .is_some_and(|i| i.origin == "krbd-forge" && i.identity == m.shipped)
-        })
-    });
-    let shipped_loaded = shipped.map(|_| {
         modules
             .iter()
-            .all(|m| m.loaded.loaded && m.loaded.identity == m.shipped)
+            .all(|m| m.installed.as_ref().is_some_and(|i| i.origin == "krbd-forge" && i.identity == m.shipped))
     });
+    let shipped_loaded = shipped.map(|_| modules.iter().all(|m| m.loaded.loaded && m.loaded.identity == m.shipped));
     let transaction = Journal::read(&host.state_dir())?.map(|j| TransactionStatus {
         advice: match j.state {
-            TxState::Installing => "an install was interrupted: rerun the same install to finish it, or `krbd-forge rollback`".into(),
+            TxState::Installing => {
+                "an install was interrupted: rerun the same install to finish it, or `krbd-forge rollback`".into()
+            }
             TxState::RollingBack => "a rollback was interrupted: rerun `krbd-forge rollback` to finish it".into(),
             TxState::Installed => "installed; `krbd-forge rollback` restores the previous set".into(),
             TxState::RolledBack => "rolled back; nothing left to undo".into(),

@@ -13,9 +13,7 @@
 //! `rollback-initramfs` when asked for, and `rolled-back`.
 
 use crate::host::{InstalledModule, LoadedModule, TargetHost};
-use crate::journal::{
-    copy_atomic, crash_point, sync_dir, Journal, PlacedFile, ReplacedFile, TxState, JOURNAL_FORMAT,
-};
+use crate::journal::{copy_atomic, crash_point, sync_dir, Journal, PlacedFile, ReplacedFile, TxState, JOURNAL_FORMAT};
 use crate::kernel::{depmod, Kernel};
 use crate::set::{sha256_file, ShippedSet, MODULE_NAMES};
 use crate::InstallError;
@@ -26,18 +24,8 @@ use serde::Serialize;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-pub const INSTALL_STEPS: [&str; 10] = [
-    "begin",
-    "staged",
-    "backed-up",
-    "swapped",
-    "depmod",
-    "unloaded",
-    "loaded",
-    "verified",
-    "initramfs",
-    "committed",
-];
+pub const INSTALL_STEPS: [&str; 10] =
+    ["begin", "staged", "backed-up", "swapped", "depmod", "unloaded", "loaded", "verified", "initramfs", "committed"];
 pub const ROLLBACK_STEPS: [&str; 8] = [
     "rollback-begin",
     "rollback-restored",
@@ -115,11 +103,7 @@ impl Outcome {
     fn finish(mut self, host: &TargetHost) -> Outcome {
         self.modules = MODULE_NAMES
             .iter()
-            .map(|n| ModuleAfter {
-                name: n.to_string(),
-                installed: host.installed(n),
-                loaded: host.loaded(n),
-            })
+            .map(|n| ModuleAfter { name: n.to_string(), installed: host.installed(n), loaded: host.loaded(n) })
             .collect();
         self
     }
@@ -149,20 +133,13 @@ fn lock(host: &TargetHost) -> Result<Lock, InstallError> {
 }
 
 fn staged_path(dest: &Path) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = dest.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     dest.with_file_name(format!(".{name}.krbd-new"))
 }
 
 fn same_set(j: &Journal, set: &ShippedSet) -> bool {
     j.placed.len() == set.modules.len()
-        && set.modules.iter().all(|m| {
-            j.placed
-                .iter()
-                .any(|p| p.name == m.name && p.sha256 == m.sha256)
-        })
+        && set.modules.iter().all(|m| j.placed.iter().any(|p| p.name == m.name && p.sha256 == m.sha256))
 }
 
 /// Installs `set` on `host` as one transaction (see the module docs).
@@ -241,23 +218,14 @@ pub fn install(
             identity: m.identity.clone(),
         });
     }
-    let mut to_replace: Vec<PathBuf> = placed
-        .iter()
-        .map(|p| host.abs(&p.path))
-        .filter(|p| p.exists())
-        .collect();
+    let mut to_replace: Vec<PathBuf> = placed.iter().map(|p| host.abs(&p.path)).filter(|p| p.exists()).collect();
     to_replace.extend(host.competing_files(&MODULE_NAMES));
     for path in &to_replace {
         if let Some(package) = host.package_owner(path) {
-            return Err(InstallError::PackageOwned {
-                path: path.clone(),
-                package,
-            });
+            return Err(InstallError::PackageOwned { path: path.clone(), package });
         }
         let rel = host.rel(path);
-        let identity = KernelModule::read(path)
-            .ok()
-            .and_then(|m| crate::set::module_identity(&m));
+        let identity = KernelModule::read(path).ok().and_then(|m| crate::set::module_identity(&m));
         replaced.push(ReplacedFile {
             backup: format!("backup/{}", rel.trim_start_matches('/')),
             path: rel,
@@ -266,21 +234,20 @@ pub fn install(
         });
     }
     for n in &MODULE_NAMES {
-        if replaced.iter().any(|r| {
-            r.path.ends_with(&format!("/{n}.ko")) && !r.path.starts_with(&host.rel(&install_dir))
-        }) {
-            outcome.notes.push(format!("another copy of {n} in updates/extra is moved aside (backed up) so that ours is the one depmod picks"));
+        if replaced
+            .iter()
+            .any(|r| r.path.ends_with(&format!("/{n}.ko")) && !r.path.starts_with(&host.rel(&install_dir)))
+        {
+            outcome.notes.push(format!(
+                "another copy of {n} in updates/extra is moved aside (backed up) so that ours is the one depmod picks"
+            ));
         }
     }
-    let loaded_before = MODULE_NAMES
-        .iter()
-        .map(|n| (n.to_string(), host.loaded(n)))
-        .collect();
+    let loaded_before = MODULE_NAMES.iter().map(|n| (n.to_string(), host.loaded(n))).collect();
     let backup_dir = state_dir.join("backup");
     if backup_dir.exists() {
         // The previous transaction is complete; its backup is superseded by this one's.
-        std::fs::remove_dir_all(&backup_dir)
-            .map_err(InstallError::io(format!("remove {}", backup_dir.display())))?;
+        std::fs::remove_dir_all(&backup_dir).map_err(InstallError::io(format!("remove {}", backup_dir.display())))?;
     }
     let mut j = Journal {
         format: JOURNAL_FORMAT,
@@ -308,19 +275,14 @@ fn check_running(host: &TargetHost) -> Result<(), InstallError> {
     if let Ok(running) = std::fs::read_to_string(host.root.join("proc/sys/kernel/osrelease")) {
         let running = running.trim();
         if !running.is_empty() && running != host.release {
-            return Err(InstallError::NotRunningKernel {
-                release: host.release.clone(),
-                running: running.to_string(),
-            });
+            return Err(InstallError::NotRunningKernel { release: host.release.clone(), running: running.to_string() });
         }
     }
     Ok(())
 }
 
 fn placed_in_place(host: &TargetHost, j: &Journal) -> bool {
-    j.placed
-        .iter()
-        .all(|p| sha256_file(&host.abs(&p.path)).is_ok_and(|s| s == p.sha256))
+    j.placed.iter().all(|p| sha256_file(&host.abs(&p.path)).is_ok_and(|s| s == p.sha256))
 }
 
 /// The same set is installed already: nothing to change on disk; with reload, load it if
@@ -332,9 +294,7 @@ fn already_installed(
     kernel: &dyn Kernel,
     mut outcome: Outcome,
 ) -> Result<Outcome, InstallError> {
-    outcome
-        .notes
-        .push("this set is already installed: the files were left as they are".into());
+    outcome.notes.push("this set is already installed: the files were left as they are".into());
     if options.reload && verify_shipped(host, j).is_err() {
         let reasons = host.busy_reasons();
         if !reasons.is_empty() {
@@ -345,9 +305,7 @@ fn already_installed(
             .and_then(|()| verify_shipped(host, j))
             .map_err(|reason| InstallError::ReloadFailed { reason })?;
         outcome.reloaded = true;
-        outcome
-            .steps
-            .extend(["unloaded", "loaded", "verified"].map(String::from));
+        outcome.steps.extend(["unloaded", "loaded", "verified"].map(String::from));
     }
     Ok(outcome.finish(host))
 }
@@ -402,19 +360,8 @@ fn forward(
                 j.failure = Some(format!("{step}: {reason}"));
                 j.save(&state_dir)?;
                 let reload = j.reload;
-                return match run_rollback(
-                    &mut j,
-                    host,
-                    reload,
-                    kernel,
-                    listener,
-                    &mut outcome.steps,
-                ) {
-                    Ok(()) => Err(InstallError::RolledBack {
-                        operation: "install",
-                        step: step.into(),
-                        reason,
-                    }),
+                return match run_rollback(&mut j, host, reload, kernel, listener, &mut outcome.steps) {
+                    Ok(()) => Err(InstallError::RolledBack { operation: "install", step: step.into(), reason }),
                     Err((rb_step, rb_reason)) => Err(InstallError::RollbackFailed {
                         operation: "install",
                         step: step.into(),
@@ -435,18 +382,12 @@ fn err_string(e: InstallError) -> String {
 
 fn stage(set: &ShippedSet, host: &TargetHost, j: &Journal) -> Result<(), String> {
     for p in &j.placed {
-        let m = set
-            .module(&p.name)
-            .ok_or_else(|| format!("the set has no {}", p.name))?;
+        let m = set.module(&p.name).ok_or_else(|| format!("the set has no {}", p.name))?;
         let staged = staged_path(&host.abs(&p.path));
         copy_atomic(&m.path, &staged).map_err(err_string)?;
         let sha = sha256_file(&staged).map_err(err_string)?;
         if sha != p.sha256 {
-            return Err(format!(
-                "{} was copied but reads back with sha256 {sha}, not {}",
-                staged.display(),
-                p.sha256
-            ));
+            return Err(format!("{} was copied but reads back with sha256 {sha}, not {}", staged.display(), p.sha256));
         }
     }
     Ok(())
@@ -457,11 +398,7 @@ fn back_up(host: &TargetHost, j: &Journal) -> Result<(), String> {
         let to = host.state_dir().join(&r.backup);
         copy_atomic(&host.abs(&r.path), &to).map_err(err_string)?;
         if sha256_file(&to).map_err(err_string)? != r.sha256 {
-            return Err(format!(
-                "the backup {} differs from {}",
-                to.display(),
-                r.path
-            ));
+            return Err(format!("the backup {} differs from {}", to.display(), r.path));
         }
     }
     Ok(())
@@ -483,11 +420,7 @@ fn swap(host: &TargetHost, j: &Journal) -> Result<(), String> {
         dirs.extend(dest.parent().map(Path::to_path_buf));
     }
     let placed: Vec<&str> = j.placed.iter().map(|p| p.path.as_str()).collect();
-    for r in j
-        .replaced
-        .iter()
-        .filter(|r| !placed.contains(&r.path.as_str()))
-    {
+    for r in j.replaced.iter().filter(|r| !placed.contains(&r.path.as_str())) {
         let path = host.abs(&r.path);
         match std::fs::remove_file(&path) {
             Ok(()) => dirs.extend(path.parent().map(Path::to_path_buf)),
@@ -497,8 +430,7 @@ fn swap(host: &TargetHost, j: &Journal) -> Result<(), String> {
     }
     dirs.sort();
     dirs.dedup();
-    dirs.iter()
-        .try_for_each(|d| sync_dir(d).map_err(err_string))
+    dirs.iter().try_for_each(|d| sync_dir(d).map_err(err_string))
 }
 
 /// Unloads rbd, ceph and libceph (users first), refusing while a device or mount uses them.
@@ -540,9 +472,7 @@ fn verify_shipped(host: &TargetHost, j: &Journal) -> Result<(), String> {
             return Err(format!(
                 "/sys/module/{} shows {}, the shipped set's module is {}",
                 p.name,
-                now.identity
-                    .as_deref()
-                    .unwrap_or("no srcversion and no build-id"),
+                now.identity.as_deref().unwrap_or("no srcversion and no build-id"),
                 p.identity
             ));
         }
@@ -554,13 +484,7 @@ fn rollback_plan(j: &Journal) -> Vec<&'static str> {
     ROLLBACK_STEPS
         .iter()
         .copied()
-        .filter(|s| {
-            j.rollback_reload
-                || !matches!(
-                    *s,
-                    "rollback-unloaded" | "rollback-loaded" | "rollback-verified"
-                )
-        })
+        .filter(|s| j.rollback_reload || !matches!(*s, "rollback-unloaded" | "rollback-loaded" | "rollback-verified"))
         .filter(|s| j.update_initramfs || *s != "rollback-initramfs")
         .collect()
 }
@@ -580,8 +504,7 @@ fn run_rollback(
     if j.state != TxState::RollingBack {
         j.state = TxState::RollingBack;
         j.rollback_reload = reload;
-        j.record("rollback-begin", &state_dir)
-            .map_err(|e| fail("rollback-begin", e.to_string()))?;
+        j.record("rollback-begin", &state_dir).map_err(|e| fail("rollback-begin", e.to_string()))?;
         steps_run.push("rollback-begin".into());
     }
     for step in rollback_plan(j) {
@@ -602,10 +525,7 @@ fn run_rollback(
             "rollback-loaded" => load_set(
                 host,
                 kernel,
-                MODULE_NAMES
-                    .iter()
-                    .copied()
-                    .filter(|n| j.loaded_before.get(*n).is_some_and(|l| l.loaded)),
+                MODULE_NAMES.iter().copied().filter(|n| j.loaded_before.get(*n).is_some_and(|l| l.loaded)),
                 "rollback-loaded",
             ),
             "rollback-verified" => MODULE_NAMES.iter().try_for_each(|n| {
@@ -626,8 +546,7 @@ fn run_rollback(
             _ => Ok(()),
         };
         result.map_err(|r| fail(step, r))?;
-        j.record(step, &state_dir)
-            .map_err(|e| fail(step, e.to_string()))?;
+        j.record(step, &state_dir).map_err(|e| fail(step, e.to_string()))?;
         steps_run.push(step.to_string());
     }
     // Done: the backup has been put back and is no longer needed.
@@ -655,10 +574,7 @@ fn restore(host: &TargetHost, j: &Journal) -> Result<(), String> {
             let to = host.abs(&r.path);
             copy_atomic(&from, &to).map_err(err_string)?;
             if sha256_file(&to).map_err(err_string)? != r.sha256 {
-                return Err(format!(
-                    "{} was restored but its sha256 differs from the original's",
-                    to.display()
-                ));
+                return Err(format!("{} was restored but its sha256 differs from the original's", to.display()));
             }
             if let Some(n) = crate::host::module_file_name(&r.path) {
                 crash_point(&format!("rollback-restored:{n}"));
@@ -722,15 +638,15 @@ pub fn rollback(
         }
     };
     outcome.reloaded = reload;
-    run_rollback(&mut j, host, reload, kernel, listener, &mut outcome.steps).map_err(
-        |(step, reason)| InstallError::RollbackFailed {
+    run_rollback(&mut j, host, reload, kernel, listener, &mut outcome.steps).map_err(|(step, reason)| {
+        InstallError::RollbackFailed {
             operation: "rollback",
             step: step.clone(),
             reason: reason.clone(),
             rollback_reason: "stopped there".into(),
             journal: Journal::path(&state_dir),
-        },
-    )?;
+        }
+    })?;
     Ok(outcome.finish(host))
 }
 
@@ -753,29 +669,18 @@ fn header_candidates(host: &TargetHost) -> Vec<PathBuf> {
     out
 }
 
-fn load_check(
-    set: &ShippedSet,
-    host: &TargetHost,
-    check: &LoadCheck,
-) -> Result<Option<String>, InstallError> {
+fn load_check(set: &ShippedSet, host: &TargetHost, check: &LoadCheck) -> Result<Option<String>, InstallError> {
     let dir = match check {
         LoadCheck::Skip => return Ok(None),
         LoadCheck::Headers(d) => d.clone(),
         LoadCheck::Auto => {
             let candidates = header_candidates(host);
-            match candidates
-                .iter()
-                .find(|d| d.join("Module.symvers").is_file())
-            {
+            match candidates.iter().find(|d| d.join("Module.symvers").is_file()) {
                 Some(d) => d.clone(),
                 None => {
                     return Err(InstallError::NoLoadCheckTarget {
                         release: host.release.clone(),
-                        looked: candidates
-                            .iter()
-                            .map(|c| c.display().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        looked: candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", "),
                     })
                 }
             }
@@ -788,21 +693,13 @@ fn load_check(
         Some(&host.modules_dir()),
         &SetOptions::default(),
     )
-    .map_err(|e| InstallError::LoadCheck {
-        reason: e.to_string(),
-    })?;
+    .map_err(|e| InstallError::LoadCheck { reason: e.to_string() })?;
     if !report.all_load() {
         let mut verdicts: Vec<String> = report
             .modules
             .iter()
             .filter(|m| m.verdict == Verdict::Refused)
-            .map(|m| {
-                format!(
-                    "  {}: {}",
-                    m.module,
-                    m.reason.clone().unwrap_or_else(|| "refused".into())
-                )
-            })
+            .map(|m| format!("  {}: {}", m.module, m.reason.clone().unwrap_or_else(|| "refused".into())))
             .collect();
         verdicts.extend(report.findings.iter().map(|f| format!("  {}", f.message())));
         return Err(InstallError::WouldNotLoad { verdicts });

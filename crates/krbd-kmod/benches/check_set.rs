@@ -69,13 +69,19 @@ fn main() {
     let symvers_path = fx.headers_dir.join("Module.symvers");
     report("  read Module.symvers into memory", time(rounds, || std::fs::read_to_string(&symvers_path).expect("read")));
     let text = std::fs::read_to_string(&symvers_path).expect("read");
-    report("  parse Module.symvers (in memory)", time(rounds, || krbd_kmod::Symvers::parse(&text, "bench").expect("parse")));
+    report(
+        "  parse Module.symvers (in memory)",
+        time(rounds, || krbd_kmod::Symvers::parse(&text, "bench").expect("parse")),
+    );
     report("parse Module.symvers + .config", time(rounds, || load_target(&spec, None).expect("target")));
     report("parse the three .ko", time(rounds, || krbd_kmod::check::read_candidates(&plain).expect("modules")));
     let whole = time(rounds, || check_files(&plain, &spec, None, &options).expect("check"));
     let whole_copy = Timing { best: whole.best, mean: whole.mean, cpu_mean: whole.cpu_mean };
     report("whole check, .ko files (read, parse, rules)", whole_copy);
-    report("whole check, Debian's .ko.xz files (+ xz decompression)", time(10, || check_files(&compressed, &spec, None, &options).expect("check")));
+    report(
+        "whole check, Debian's .ko.xz files (+ xz decompression)",
+        time(10, || check_files(&compressed, &spec, None, &options).expect("check")),
+    );
     let (wall, cpu) = (whole.mean, whole.cpu_mean.unwrap_or(whole.mean));
     let verdict = if cpu < Duration::from_millis(50) { "under" } else { "OVER" };
     println!(

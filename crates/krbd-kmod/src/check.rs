@@ -62,7 +62,10 @@ pub fn load_target(spec: &TargetSpec, modules_dir: Option<&Path>) -> Result<Targ
         }
         TargetSpec::Symvers { symvers, vermagic, config } => {
             let config = match config {
-                Some(p) => Some(KernelConfig::read(p).map_err(|source| CheckError::Read { path: p.display().to_string(), source })?),
+                Some(p) => Some(
+                    KernelConfig::read(p)
+                        .map_err(|source| CheckError::Read { path: p.display().to_string(), source })?,
+                ),
                 None => None,
             };
             (Symvers::read(symvers)?, vermagic.clone(), config)
@@ -79,7 +82,8 @@ pub fn load_target(spec: &TargetSpec, modules_dir: Option<&Path>) -> Result<Targ
         let mut first_module = None;
         collect_module_names(dir, &mut extra_modules, &mut first_module)?;
         if let Some(path) = first_module {
-            let m = KernelModule::read(&path).map_err(|source| CheckError::Module { path: path.display().to_string(), source })?;
+            let m = KernelModule::read(&path)
+                .map_err(|source| CheckError::Module { path: path.display().to_string(), source })?;
             struct_module_size = m.section(".gnu.linkonce.this_module").map(|d| d.len() as u64);
         }
     }
@@ -87,7 +91,12 @@ pub fn load_target(spec: &TargetSpec, modules_dir: Option<&Path>) -> Result<Targ
 }
 
 /// Checks module files against a target described by files: the entry point for the CLI.
-pub fn check_files(kos: &[PathBuf], spec: &TargetSpec, modules_dir: Option<&Path>, options: &SetOptions) -> Result<SetReport, CheckError> {
+pub fn check_files(
+    kos: &[PathBuf],
+    spec: &TargetSpec,
+    modules_dir: Option<&Path>,
+    options: &SetOptions,
+) -> Result<SetReport, CheckError> {
     let target = load_target(spec, modules_dir)?;
     let candidates = read_candidates(kos)?;
     Ok(check_set(&candidates, &target, options))
@@ -100,7 +109,8 @@ pub fn read_candidates(kos: &[PathBuf]) -> Result<Vec<Candidate>, CheckError> {
     }
     kos.iter()
         .map(|p| {
-            let module = KernelModule::read(p).map_err(|source| CheckError::Module { path: p.display().to_string(), source })?;
+            let module =
+                KernelModule::read(p).map_err(|source| CheckError::Module { path: p.display().to_string(), source })?;
             Ok(Candidate { file: p.display().to_string(), module })
         })
         .collect()
@@ -154,7 +164,8 @@ pub fn vermagic_string(release: &str, config: &KernelConfig, headers: &Path) -> 
 /// Module names under `dir`, and the first module file found (in name order, so that the
 /// choice is stable).
 fn collect_module_names(dir: &Path, out: &mut BTreeSet<String>, first: &mut Option<PathBuf>) -> Result<(), CheckError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| CheckError::Read { path: dir.display().to_string(), source })?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|source| CheckError::Read { path: dir.display().to_string(), source })?;
     let mut entries: Vec<_> = entries.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
@@ -187,9 +198,11 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("include/config")).unwrap();
         std::fs::write(dir.path().join("include/config/kernel.release"), "6.1.192\n").unwrap();
         assert_eq!(read_release(dir.path()).unwrap(), "6.1.192");
-        std::fs::write(dir.path().join("include/generated/utsrelease.h"), "#define UTS_RELEASE \"6.1.0-56-amd64\"\n").unwrap();
+        std::fs::write(dir.path().join("include/generated/utsrelease.h"), "#define UTS_RELEASE \"6.1.0-56-amd64\"\n")
+            .unwrap();
         assert_eq!(read_release(dir.path()).unwrap(), "6.1.0-56-amd64");
-        let config = KernelConfig::parse("CONFIG_SMP=y\nCONFIG_PREEMPT_BUILD=y\nCONFIG_MODULE_UNLOAD=y\nCONFIG_MODVERSIONS=y\n");
+        let config =
+            KernelConfig::parse("CONFIG_SMP=y\nCONFIG_PREEMPT_BUILD=y\nCONFIG_MODULE_UNLOAD=y\nCONFIG_MODVERSIONS=y\n");
         assert_eq!(
             vermagic_string("6.1.0-56-amd64", &config, dir.path()),
             "6.1.0-56-amd64 SMP preempt mod_unload modversions "

@@ -52,8 +52,11 @@ impl CorpusSource {
     pub fn from_images(images: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<Self, CorpusError> {
         let mut modules = BTreeMap::new();
         for (name, raw) in images {
-            let data = decompress(&raw, Path::new(&name))
-                .map_err(|source| CorpusError::Module { module: name.clone(), reason: source.to_string(), source })?;
+            let data = decompress(&raw, Path::new(&name)).map_err(|source| CorpusError::Module {
+                module: name.clone(),
+                reason: source.to_string(),
+                source,
+            })?;
             modules.insert(normalize_module_name(&name), data);
         }
         Ok(CorpusSource { modules })
@@ -63,7 +66,10 @@ impl CorpusSource {
     pub fn from_dir(dir: &Path) -> Result<Self, CorpusError> {
         let mut images = Vec::new();
         for name in SOURCE_MODULES {
-            let found = ["ko", "ko.xz", "ko.zst", "ko.gz"].iter().map(|ext| dir.join(format!("{name}.{ext}"))).find(|p| p.is_file());
+            let found = ["ko", "ko.xz", "ko.zst", "ko.gz"]
+                .iter()
+                .map(|ext| dir.join(format!("{name}.{ext}")))
+                .find(|p| p.is_file());
             let Some(path) = found else { continue };
             let raw = std::fs::read(&path).map_err(|e| CorpusError::Module {
                 module: name.to_string(),
@@ -84,8 +90,11 @@ impl CorpusSource {
     /// same source is.
     pub fn unsigned(&self, name: &str) -> Result<Vec<u8>, CorpusError> {
         let data = self.modules.get(name).ok_or_else(|| CorpusError::MissingModule { module: name.to_string() })?;
-        let (elf, _) = split_signature(data)
-            .map_err(|source| CorpusError::Module { module: name.to_string(), reason: source.to_string(), source })?;
+        let (elf, _) = split_signature(data).map_err(|source| CorpusError::Module {
+            module: name.to_string(),
+            reason: source.to_string(),
+            source,
+        })?;
         Ok(elf.to_vec())
     }
 }
@@ -118,8 +127,11 @@ impl CorpusCase {
         self.modules
             .iter()
             .map(|m| {
-                let module = KernelModule::parse(&m.bytes)
-                    .map_err(|source| CorpusError::Module { module: m.name.clone(), reason: source.to_string(), source })?;
+                let module = KernelModule::parse(&m.bytes).map_err(|source| CorpusError::Module {
+                    module: m.name.clone(),
+                    reason: source.to_string(),
+                    source,
+                })?;
                 Ok(Candidate { file: format!("{}/{}.ko", self.name, m.name), module })
             })
             .collect()
@@ -129,7 +141,13 @@ impl CorpusCase {
     pub fn target(&self, base: &Target) -> Target {
         let mut t = base.clone();
         if !self.absent.is_empty() {
-            let keep = t.symvers.entries.iter().filter(|e| !self.absent.iter().any(|a| a == e.module_name())).cloned().collect();
+            let keep = t
+                .symvers
+                .entries
+                .iter()
+                .filter(|e| !self.absent.iter().any(|a| a == e.module_name()))
+                .cloned()
+                .collect();
             t.symvers = Symvers::from_entries(keep);
             for a in &self.absent {
                 t.extra_modules.remove(a);
@@ -147,14 +165,21 @@ pub fn bootable_cases(src: &CorpusSource) -> Result<Vec<CorpusCase>, CorpusError
         set.iter().map(|n| Ok(CorpusModule { name: n.to_string(), bytes: src.unsigned(n)? })).collect()
     };
     // The unsigned set with one module replaced by an edited copy.
-    let edited = |case: &'static str, what: &'static str, name: &str, edit: &dyn Fn(&mut Vec<u8>) -> Result<(), EditError>| {
-        let mut modules = unsigned_set()?;
-        let m = modules.iter_mut().find(|m| m.name == name).ok_or_else(|| CorpusError::MissingModule { module: name.to_string() })?;
-        edit(&mut m.bytes).map_err(|e| CorpusError::Edit { case, module: name.to_string(), reason: e.0 })?;
-        Ok::<_, CorpusError>(CorpusCase { name: case, what, modules, absent: vec![] })
-    };
-    let rbd = KernelModule::parse(&src.unsigned("rbd")?)
-        .map_err(|source| CorpusError::Module { module: "rbd".into(), reason: source.to_string(), source })?;
+    let edited =
+        |case: &'static str, what: &'static str, name: &str, edit: &dyn Fn(&mut Vec<u8>) -> Result<(), EditError>| {
+            let mut modules = unsigned_set()?;
+            let m = modules
+                .iter_mut()
+                .find(|m| m.name == name)
+                .ok_or_else(|| CorpusError::MissingModule { module: name.to_string() })?;
+            edit(&mut m.bytes).map_err(|e| CorpusError::Edit { case, module: name.to_string(), reason: e.0 })?;
+            Ok::<_, CorpusError>(CorpusCase { name: case, what, modules, absent: vec![] })
+        };
+    let rbd = KernelModule::parse(&src.unsigned("rbd")?).map_err(|source| CorpusError::Module {
+        module: "rbd".into(),
+        reason: source.to_string(),
+        source,
+    })?;
     let version = |symbol: &str| {
         rbd.version_of(symbol).ok_or_else(|| CorpusError::Edit {
             case: "import_crc_changed",
@@ -165,17 +190,18 @@ pub fn bootable_cases(src: &CorpusSource) -> Result<Vec<CorpusCase>, CorpusError
     let osdc_crc = version("ceph_osdc_start_request")?;
     let tag_set_crc = version("blk_mq_alloc_tag_set")?;
     let layout_crc = version("module_layout")?;
-    let libceph = KernelModule::parse(&src.unsigned("libceph")?)
-        .map_err(|source| CorpusError::Module { module: "libceph".into(), reason: source.to_string(), source })?;
-    let export_crc = libceph
-        .exports
-        .iter()
-        .find(|e| e.name == "ceph_osdc_start_request")
-        .and_then(|e| e.crc)
-        .ok_or_else(|| CorpusError::Edit {
-            case: "export_crc_changed",
-            module: "libceph".into(),
-            reason: "libceph exports no ceph_osdc_start_request with a CRC".into(),
+    let libceph = KernelModule::parse(&src.unsigned("libceph")?).map_err(|source| CorpusError::Module {
+        module: "libceph".into(),
+        reason: source.to_string(),
+        source,
+    })?;
+    let export_crc =
+        libceph.exports.iter().find(|e| e.name == "ceph_osdc_start_request").and_then(|e| e.crc).ok_or_else(|| {
+            CorpusError::Edit {
+                case: "export_crc_changed",
+                module: "libceph".into(),
+                reason: "libceph exports no ceph_osdc_start_request with a CRC".into(),
+            }
         })?;
 
     let cases = vec![
@@ -197,10 +223,18 @@ pub fn bootable_cases(src: &CorpusSource) -> Result<Vec<CorpusCase>, CorpusError
         CorpusCase {
             name: "stock_signed",
             what: "the target's own signed modules",
-            modules: set.iter().map(|n| Ok(CorpusModule { name: n.to_string(), bytes: src.shipped(n)? })).collect::<Result<_, CorpusError>>()?,
+            modules: set
+                .iter()
+                .map(|n| Ok(CorpusModule { name: n.to_string(), bytes: src.shipped(n)? }))
+                .collect::<Result<_, CorpusError>>()?,
             absent: vec![],
         },
-        CorpusCase { name: "stock_unsigned", what: "the target's modules without signature", modules: unsigned_set()?, absent: vec![] },
+        CorpusCase {
+            name: "stock_unsigned",
+            what: "the target's modules without signature",
+            modules: unsigned_set()?,
+            absent: vec![],
+        },
         edited("vermagic_flipped", "rbd: one byte of vermagic after the release changed", "rbd", &|b| {
             patch_in_section(b, ".modinfo", b"SMP preempt mod_unload", b"SMP preemPt mod_unload")
         })?,
@@ -208,46 +242,82 @@ pub fn bootable_cases(src: &CorpusSource) -> Result<Vec<CorpusCase>, CorpusError
             let m = KernelModule::parse(b).map_err(|e| EditError(e.to_string()))?;
             let magic = m.vermagic().ok_or_else(|| EditError("no vermagic".into()))?.to_string();
             let release = magic.split(' ').next().unwrap_or("");
-            let other = bump_release(release).ok_or_else(|| EditError(format!("release {release:?} has no digit to change")))?;
-            patch_in_section(b, ".modinfo", format!("vermagic={release}").as_bytes(), format!("vermagic={other}").as_bytes())
+            let other = bump_release(release)
+                .ok_or_else(|| EditError(format!("release {release:?} has no digit to change")))?;
+            patch_in_section(
+                b,
+                ".modinfo",
+                format!("vermagic={release}").as_bytes(),
+                format!("vermagic={other}").as_bytes(),
+            )
         })?,
-        edited("import_crc_changed_set_symbol", "rbd: the CRC it recorded for libceph's ceph_osdc_start_request", "rbd", &|b| {
-            set_import_crc(b, "ceph_osdc_start_request", osdc_crc ^ 0x0000_0100)
-        })?,
-        edited("import_crc_changed_kernel_symbol", "rbd: the CRC it recorded for the kernel's blk_mq_alloc_tag_set", "rbd", &|b| {
-            set_import_crc(b, "blk_mq_alloc_tag_set", tag_set_crc ^ 0x0000_0100)
-        })?,
+        edited(
+            "import_crc_changed_set_symbol",
+            "rbd: the CRC it recorded for libceph's ceph_osdc_start_request",
+            "rbd",
+            &|b| set_import_crc(b, "ceph_osdc_start_request", osdc_crc ^ 0x0000_0100),
+        )?,
+        edited(
+            "import_crc_changed_kernel_symbol",
+            "rbd: the CRC it recorded for the kernel's blk_mq_alloc_tag_set",
+            "rbd",
+            &|b| set_import_crc(b, "blk_mq_alloc_tag_set", tag_set_crc ^ 0x0000_0100),
+        )?,
         edited("module_layout_changed", "rbd: the CRC of module_layout", "rbd", &|b| {
             set_import_crc(b, "module_layout", layout_crc.wrapping_add(1))
         })?,
-        edited("symbol_unknown_to_the_kernel", "rbd imports blk_mq_alloc_tag_seX, which the kernel lacks", "rbd", &|b| {
-            patch_in_section(b, ".strtab", b"\0blk_mq_alloc_tag_set\0", b"\0blk_mq_alloc_tag_seX\0")
-        })?,
+        edited(
+            "symbol_unknown_to_the_kernel",
+            "rbd imports blk_mq_alloc_tag_seX, which the kernel lacks",
+            "rbd",
+            &|b| patch_in_section(b, ".strtab", b"\0blk_mq_alloc_tag_set\0", b"\0blk_mq_alloc_tag_seX\0"),
+        )?,
         edited("export_removed_from_libceph", "libceph exports ceph_osdc_start_requesX instead", "libceph", &|b| {
             patch_in_section(b, "__ksymtab_strings", b"\0ceph_osdc_start_request\0", b"\0ceph_osdc_start_requesX\0")
         })?,
-        edited("export_crc_changed_in_libceph", "libceph exports ceph_osdc_start_request with another CRC (a patched struct)", "libceph", &|b| {
-            set_export_crc(b, "ceph_osdc_start_request", export_crc ^ 0x5a5a_5a5a)
-        })?,
+        edited(
+            "export_crc_changed_in_libceph",
+            "libceph exports ceph_osdc_start_request with another CRC (a patched struct)",
+            "libceph",
+            &|b| set_export_crc(b, "ceph_osdc_start_request", export_crc ^ 0x5a5a_5a5a),
+        )?,
         CorpusCase {
             name: "rbd_alone",
             what: "rbd without libceph: it binds to the target's own libceph",
             modules: vec![CorpusModule { name: "rbd".into(), bytes: src.unsigned("rbd")? }],
             absent: vec![],
         },
-        edited("out_of_tree", "rbd without intree=Y", "rbd", &|b| patch_in_section(b, ".modinfo", b"\0intree=Y\0", b"\0intreX=Y\0"))?,
-        edited("struct_module_size_changed", "rbd's .gnu.linkonce.this_module 64 bytes shorter (another .config)", "rbd", &|b| {
-            let size = section_size(b, ".gnu.linkonce.this_module")?;
-            set_section_size(b, ".gnu.linkonce.this_module", size.saturating_sub(64))
+        edited("out_of_tree", "rbd without intree=Y", "rbd", &|b| {
+            patch_in_section(b, ".modinfo", b"\0intree=Y\0", b"\0intreX=Y\0")
         })?,
+        edited(
+            "struct_module_size_changed",
+            "rbd's .gnu.linkonce.this_module 64 bytes shorter (another .config)",
+            "rbd",
+            &|b| {
+                let size = section_size(b, ".gnu.linkonce.this_module")?;
+                set_section_size(b, ".gnu.linkonce.this_module", size.saturating_sub(64))
+            },
+        )?,
         // Last: it leaves the kernel with the F taint.
-        edited("no_versions_and_release_changed", "rbd without __versions and with another release: force-loaded, then refused", "rbd", &|b| {
-            let m = KernelModule::parse(b).map_err(|e| EditError(e.to_string()))?;
-            let release = m.vermagic().and_then(|v| v.split(' ').next()).unwrap_or("").to_string();
-            let other = bump_release(&release).ok_or_else(|| EditError(format!("release {release:?} has no digit to change")))?;
-            patch_in_section(b, ".modinfo", format!("vermagic={release}").as_bytes(), format!("vermagic={other}").as_bytes())?;
-            patch_in_section(b, ".shstrtab", b"__versions", b"__versionz")
-        })?,
+        edited(
+            "no_versions_and_release_changed",
+            "rbd without __versions and with another release: force-loaded, then refused",
+            "rbd",
+            &|b| {
+                let m = KernelModule::parse(b).map_err(|e| EditError(e.to_string()))?;
+                let release = m.vermagic().and_then(|v| v.split(' ').next()).unwrap_or("").to_string();
+                let other = bump_release(&release)
+                    .ok_or_else(|| EditError(format!("release {release:?} has no digit to change")))?;
+                patch_in_section(
+                    b,
+                    ".modinfo",
+                    format!("vermagic={release}").as_bytes(),
+                    format!("vermagic={other}").as_bytes(),
+                )?;
+                patch_in_section(b, ".shstrtab", b"__versions", b"__versionz")
+            },
+        )?,
     ];
     Ok(cases)
 }

@@ -19,7 +19,9 @@ pub mod symvers;
 
 pub use check::{check_files, load_target, CheckError, TargetSpec};
 pub use config::KernelConfig;
-pub use loader::{check_set, Candidate, LoaderPolicy, Outcome, SetFinding, SetOptions, SetReport, SignaturePolicy, Target};
+pub use loader::{
+    check_set, Candidate, LoaderPolicy, Outcome, SetFinding, SetOptions, SetReport, SignaturePolicy, Target,
+};
 pub use module::{ExportedSymbol, ImportedVersion, KernelModule, ModuleError, ModuleSignature, UndefinedSymbol};
 pub use symvers::{Symvers, SymversEntry, SymversError};
 

@@ -71,7 +71,9 @@ impl LoaderPolicy {
             module_sig: on("MODULE_SIG", true),
             signatures: if on("MODULE_SIG_FORCE", false) {
                 SignaturePolicy::Enforced
-            } else if on("LOCK_DOWN_KERNEL_FORCE_INTEGRITY", false) || on("LOCK_DOWN_KERNEL_FORCE_CONFIDENTIALITY", false) {
+            } else if on("LOCK_DOWN_KERNEL_FORCE_INTEGRITY", false)
+                || on("LOCK_DOWN_KERNEL_FORCE_CONFIDENTIALITY", false)
+            {
                 SignaturePolicy::Lockdown
             } else {
                 SignaturePolicy::Optional
@@ -342,7 +344,9 @@ pub fn check_set(candidates: &[Candidate], target: &Target, options: &SetOptions
             if set_names.contains(dep.as_str()) {
                 if refused.contains(&dep) {
                     findings.push(SetFinding::DependencyRefused {
-                        message: format!("{name} depends on {dep}, which the kernel refuses: {name} cannot load without it"),
+                        message: format!(
+                            "{name} depends on {dep}, which the kernel refuses: {name} cannot load without it"
+                        ),
                         module: name.clone(),
                         dependency: dep,
                     });
@@ -372,12 +376,7 @@ pub fn check_set(candidates: &[Candidate], target: &Target, options: &SetOptions
         }
         verdicts.push(verdict);
     }
-    SetReport {
-        target_vermagic: target.vermagic.clone(),
-        policy: target.policy.clone(),
-        modules: verdicts,
-        findings,
-    }
+    SetReport { target_vermagic: target.vermagic.clone(), policy: target.policy.clone(), modules: verdicts, findings }
 }
 
 /// Set modules in `depends=` order (a module after the set modules it depends on); ties and
@@ -422,10 +421,7 @@ struct Resolution<'a> {
 
 /// `license_is_gpl_compatible()`.
 fn license_is_gpl_compatible(license: &str) -> bool {
-    matches!(
-        license,
-        "GPL" | "GPL v2" | "GPL and additional rights" | "Dual BSD/GPL" | "Dual MIT/GPL" | "Dual MPL/GPL"
-    )
+    matches!(license, "GPL" | "GPL v2" | "GPL and additional rights" | "Dual BSD/GPL" | "Dual MIT/GPL" | "Dual MPL/GPL")
 }
 
 struct Log {
@@ -501,7 +497,13 @@ fn check_version(
 
 /// `try_to_force_load()`: with `CONFIG_MODULE_FORCE_LOAD` the module loads with the F taint
 /// (announced once per boot); without it the load fails with ENOEXEC and no message.
-fn try_to_force_load(name: &str, reason: &str, policy: &LoaderPolicy, state: &mut KernelState, log: &mut Log) -> VersionResult {
+fn try_to_force_load(
+    name: &str,
+    reason: &str,
+    policy: &LoaderPolicy,
+    state: &mut KernelState,
+    log: &mut Log,
+) -> VersionResult {
     if !policy.force_load {
         return VersionResult::Refused;
     }
@@ -567,7 +569,10 @@ fn check_module<'a>(
         (None, SignaturePolicy::Lockdown) => {
             log.push(
                 LogLevel::Notice,
-                format!("Lockdown: {}: unsigned module loading is restricted; see man kernel_lockdown.7", options.loader_program),
+                format!(
+                    "Lockdown: {}: unsigned module loading is restricted; see man kernel_lockdown.7",
+                    options.loader_program
+                ),
             );
             return (refused(cand, name, "EPERM", log, notes), Vec::new());
         }
@@ -592,7 +597,10 @@ fn check_module<'a>(
     match (this_module, target.struct_module_size) {
         (None, _) => {
             if policy.checks_struct_module_size {
-                log.push(LogLevel::Err, format!("module {name}: Exactly one .gnu.linkonce.this_module section must exist."));
+                log.push(
+                    LogLevel::Err,
+                    format!("module {name}: Exactly one .gnu.linkonce.this_module section must exist."),
+                );
             } else {
                 log.push(LogLevel::Warning, format!("{name}: No module found in object"));
             }
@@ -622,7 +630,9 @@ fn check_module<'a>(
         // The kernel's own export, whoever else is loaded.
         match table.get("module_layout").filter(|p| p.owner.is_none()) {
             Some(ml) => {
-                if let VersionResult::Refused = check_version(m, &recorded, name, "module_layout", ml.crc, policy, state, &mut log) {
+                if let VersionResult::Refused =
+                    check_version(m, &recorded, name, "module_layout", ml.crc, policy, state, &mut log)
+                {
                     return (refused(cand, name, "ENOEXEC", log, notes), Vec::new());
                 }
             }
@@ -674,7 +684,9 @@ fn check_module<'a>(
 
     // check_export_symbol_versions().
     if policy.modversions && m.exports.iter().any(|e| e.crc.is_none()) {
-        if let VersionResult::Refused = try_to_force_load(name, "no versions for exported symbols", policy, state, &mut log) {
+        if let VersionResult::Refused =
+            try_to_force_load(name, "no versions for exported symbols", policy, state, &mut log)
+        {
             return (refused(cand, name, "ENOEXEC", log, notes), Vec::new());
         }
     }
@@ -696,7 +708,9 @@ fn check_module<'a>(
             }
             Some(p) => {
                 used.push(Resolution { symbol: &u.name, provider: Some(p.clone()) });
-                if let VersionResult::Refused = check_version(m, &recorded, name, &u.name, p.crc, policy, state, &mut log) {
+                if let VersionResult::Refused =
+                    check_version(m, &recorded, name, &u.name, p.crc, policy, state, &mut log)
+                {
                     Some(("EINVAL", -22))
                 } else {
                     match p.namespace.filter(|ns| !ns.is_empty()) {
@@ -729,7 +743,12 @@ fn check_module<'a>(
         v.reason = v
             .log
             .iter()
-            .find(|l| l.text.contains(": disagrees about") || l.text.contains("Unknown symbol") || l.text.contains("namespace") || l.text.contains("no symbol version"))
+            .find(|l| {
+                l.text.contains(": disagrees about")
+                    || l.text.contains("Unknown symbol")
+                    || l.text.contains("namespace")
+                    || l.text.contains("no symbol version")
+            })
             .map(|l| l.text.clone());
         return (v, used);
     }
@@ -767,10 +786,14 @@ fn hint_for(v: &ModuleVerdict, used: &[Resolution], release: &str) -> String {
     let reason = v.reason.as_deref().unwrap_or("");
     let after = |marker: &str| reason.split(marker).nth(1).map(|s| s.split(' ').next().unwrap_or(s).to_string());
     if reason.contains("version magic") {
-        return format!("the module was built for another kernel or configuration: build it with the headers of {release}");
+        return format!(
+            "the module was built for another kernel or configuration: build it with the headers of {release}"
+        );
     }
     if reason.contains("this_module") {
-        return format!("struct module differs: the module was built with another .config; build it with the headers of {release}");
+        return format!(
+            "struct module differs: the module was built with another .config; build it with the headers of {release}"
+        );
     }
     if reason.contains("Loading of unsigned module") || reason.contains("Lockdown:") {
         return "the target only loads signed modules: sign the module with a key the target trusts (e.g. an enrolled MOK)".into();
@@ -902,7 +925,12 @@ mod tests {
 
     const MAGIC: &str = "6.12.117+deb12-amd64 SMP preempt mod_unload modversions ";
 
-    fn synthetic(name: &str, imports: &[(&str, u32)], undefined: &[(&str, bool)], exports: &[(&str, u32, bool)]) -> Candidate {
+    fn synthetic(
+        name: &str,
+        imports: &[(&str, u32)],
+        undefined: &[(&str, bool)],
+        exports: &[(&str, u32, bool)],
+    ) -> Candidate {
         let mut modinfo = vec![
             ("license".to_string(), "GPL".to_string()),
             ("name".to_string(), name.to_string()),
@@ -919,9 +947,17 @@ mod tests {
                 ext_versions: None,
                 exports: exports
                     .iter()
-                    .map(|(n, c, gpl)| ExportedSymbol { name: n.to_string(), crc: Some(*c), gpl_only: *gpl, namespace: None })
+                    .map(|(n, c, gpl)| ExportedSymbol {
+                        name: n.to_string(),
+                        crc: Some(*c),
+                        gpl_only: *gpl,
+                        namespace: None,
+                    })
                     .collect(),
-                undefined: undefined.iter().map(|(n, weak)| UndefinedSymbol { name: n.to_string(), weak: *weak }).collect(),
+                undefined: undefined
+                    .iter()
+                    .map(|(n, weak)| UndefinedSymbol { name: n.to_string(), weak: *weak })
+                    .collect(),
                 signature: Some(crate::module::ModuleSignature {
                     algo: 0,
                     hash: 0,
@@ -967,7 +1003,11 @@ mod tests {
         // Kernels that warn once and load.
         let mut t = kernel("6.1.0-26-amd64");
         t.policy.missing_version_fatal = false;
-        let r = check_set(&[m.clone(), synthetic("n", &[("module_layout", 0x1111)], &[("printk", false)], &[])], &t, &SetOptions::default());
+        let r = check_set(
+            &[m.clone(), synthetic("n", &[("module_layout", 0x1111)], &[("printk", false)], &[])],
+            &t,
+            &SetOptions::default(),
+        );
         assert!(r.modules.iter().all(|v| v.verdict == Outcome::Loads));
         assert_eq!(texts(&r.modules[0]), vec!["m: no symbol version for printk"]);
         assert!(texts(&r.modules[1]).is_empty(), "warned once per boot");
@@ -981,7 +1021,10 @@ mod tests {
             ImportedVersion { name: "printk".into(), crc: 0xbad },
         ]);
         let r = check_set(std::slice::from_ref(&m), &kernel("6.14.0"), &SetOptions::default());
-        assert_eq!(texts(&r.modules[0]), vec!["m: disagrees about version of symbol printk", "m: Unknown symbol printk (err -22)"]);
+        assert_eq!(
+            texts(&r.modules[0]),
+            vec!["m: disagrees about version of symbol printk", "m: Unknown symbol printk (err -22)"]
+        );
         // 6.12 ignores the extended tables and uses __versions.
         let r = check_set(&[m], &kernel("6.12.117+deb12-amd64"), &SetOptions::default());
         assert_eq!(r.modules[0].verdict, Outcome::Loads);
@@ -994,7 +1037,10 @@ mod tests {
         let mut t = kernel("6.12.117+deb12-amd64");
         let r = check_set(std::slice::from_ref(&m), &t, &SetOptions::default());
         assert_eq!(r.modules[0].verdict, Outcome::Loads);
-        assert_eq!(texts(&r.modules[0]), vec!["m: module_layout: kernel tainted.", "Disabling lock debugging due to kernel taint"]);
+        assert_eq!(
+            texts(&r.modules[0]),
+            vec!["m: module_layout: kernel tainted.", "Disabling lock debugging due to kernel taint"]
+        );
         // On a kernel that already has the F taint, neither line is printed again.
         let tainted = SetOptions { prior_taint: TAINT_FORCED_MODULE, ..SetOptions::default() };
         let r = check_set(std::slice::from_ref(&m), &t, &tainted);
@@ -1004,8 +1050,15 @@ mod tests {
         let r = check_set(std::slice::from_ref(&m), &t, &SetOptions { prior_taint: 1 << 7, ..SetOptions::default() });
         assert_eq!(texts(&r.modules[0]), vec!["m: module_layout: kernel tainted."]);
         // An unsigned module on a kernel with the E taint: the once-per-boot notice was printed.
-        let r = check_set(std::slice::from_ref(&m), &t, &SetOptions { prior_taint: TAINT_UNSIGNED_MODULE, ..SetOptions::default() });
-        assert_eq!(texts(&r.modules[0]), vec!["m: module_layout: kernel tainted.", "Disabling lock debugging due to kernel taint"]);
+        let r = check_set(
+            std::slice::from_ref(&m),
+            &t,
+            &SetOptions { prior_taint: TAINT_UNSIGNED_MODULE, ..SetOptions::default() },
+        );
+        assert_eq!(
+            texts(&r.modules[0]),
+            vec!["m: module_layout: kernel tainted.", "Disabling lock debugging due to kernel taint"]
+        );
         t.policy.force_load = false;
         let r = check_set(&[m], &t, &SetOptions::default());
         assert_eq!((r.modules[0].verdict, r.modules[0].errno), (Outcome::Refused, Some("ENOEXEC")));

@@ -32,11 +32,7 @@ pub enum ModuleError {
         source: std::io::Error,
     },
     #[error("cannot decompress {path} ({format}): {reason}; check that the file is complete")]
-    Decompress {
-        path: String,
-        format: &'static str,
-        reason: String,
-    },
+    Decompress { path: String, format: &'static str, reason: String },
 }
 
 /// One entry of `__versions` (or of the extended version tables): the CRC of `name` that
@@ -114,9 +110,8 @@ impl KernelModule {
     /// Parses a module image: an ELF relocatable object, optionally followed by a signature.
     pub fn parse(data: &[u8]) -> Result<Self, ModuleError> {
         let (elf_bytes, signature) = split_signature(data)?;
-        let file = ElfFile64::<object::Endianness>::parse(elf_bytes).map_err(|e| ModuleError::NotElf {
-            reason: e.to_string(),
-        })?;
+        let file = ElfFile64::<object::Endianness>::parse(elf_bytes)
+            .map_err(|e| ModuleError::NotElf { reason: e.to_string() })?;
         let endian = file.endian();
         let little_endian = file.is_little_endian();
         let machine = file.elf_header().e_machine(endian).0;
@@ -163,10 +158,7 @@ impl KernelModule {
             }
             match sym.section() {
                 SymbolSection::Undefined => {
-                    undefined.push(UndefinedSymbol {
-                        name: name.to_string(),
-                        weak: sym.is_weak(),
-                    });
+                    undefined.push(UndefinedSymbol { name: name.to_string(), weak: sym.is_weak() });
                     continue;
                 }
                 SymbolSection::Absolute => {
@@ -185,12 +177,11 @@ impl KernelModule {
                     } else if let Some(s) = name.strip_prefix("__crc_") {
                         if sec_name.starts_with("__kcrctab") {
                             let data = &sections[sec_name];
-                            let crc = data.get(offset..offset + 4).map(read_u32).ok_or_else(|| {
-                                ModuleError::BadSection {
+                            let crc =
+                                data.get(offset..offset + 4).map(read_u32).ok_or_else(|| ModuleError::BadSection {
                                     section: "__kcrctab",
                                     reason: format!("__crc_{s} points past the section's end"),
-                                }
-                            })?;
+                                })?;
                             crcs.insert(s.to_string(), crc);
                         }
                     } else if let Some(s) = name.strip_prefix("__kstrtabns_") {
@@ -239,10 +230,8 @@ impl KernelModule {
     /// Reads a module from disk, decompressing `.ko.xz`, `.ko.zst` and `.ko.gz` (recognised
     /// by their magic bytes, not by name).
     pub fn read(path: &Path) -> Result<Self, ModuleError> {
-        let raw = std::fs::read(path).map_err(|source| ModuleError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let raw =
+            std::fs::read(path).map_err(|source| ModuleError::Read { path: path.display().to_string(), source })?;
         let data = decompress(&raw, path)?;
         Self::parse(&data)
     }
@@ -342,10 +331,11 @@ fn exports_from_tables(
         let crcs = read_crc_table(file, sections, crc_table, count, little_endian);
         for i in 0..count {
             let base = i * entry;
-            let name = fields.get(&(base + field)).and_then(|f| string_at(*f)).ok_or_else(|| ModuleError::BadSection {
-                section: if gpl_only { "__ksymtab_gpl" } else { "__ksymtab" },
-                reason: format!("entry {i} has no readable name"),
-            })?;
+            let name =
+                fields.get(&(base + field)).and_then(|f| string_at(*f)).ok_or_else(|| ModuleError::BadSection {
+                    section: if gpl_only { "__ksymtab_gpl" } else { "__ksymtab" },
+                    reason: format!("entry {i} has no readable name"),
+                })?;
             let namespace = if has_namespace {
                 fields.get(&(base + 2 * field)).and_then(|f| string_at(*f)).filter(|s| !s.is_empty())
             } else {
@@ -421,11 +411,9 @@ pub fn split_signature(data: &[u8]) -> Result<(&[u8], Option<ModuleSignature>), 
     }
     let info = &data[before_magic - MODULE_SIGNATURE_INFO_LEN..before_magic];
     let sig_len = u32::from_be_bytes([info[8], info[9], info[10], info[11]]);
-    let signed_len = (before_magic - MODULE_SIGNATURE_INFO_LEN)
-        .checked_sub(sig_len as usize)
-        .ok_or_else(|| ModuleError::BadSignature {
-            reason: format!("it claims {sig_len} signature bytes, more than the file holds"),
-        })?;
+    let signed_len = (before_magic - MODULE_SIGNATURE_INFO_LEN).checked_sub(sig_len as usize).ok_or_else(|| {
+        ModuleError::BadSignature { reason: format!("it claims {sig_len} signature bytes, more than the file holds") }
+    })?;
     Ok((
         &data[..signed_len],
         Some(ModuleSignature {
@@ -455,17 +443,11 @@ pub fn decompress(raw: &[u8], path: &Path) -> Result<Vec<u8>, ModuleError> {
     };
     let mut out = Vec::new();
     if raw.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        liblzma::read::XzDecoder::new_multi_decoder(raw)
-            .read_to_end(&mut out)
-            .map_err(|e| fail("xz", e))?;
+        liblzma::read::XzDecoder::new_multi_decoder(raw).read_to_end(&mut out).map_err(|e| fail("xz", e))?;
     } else if raw.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        zstd::stream::read::Decoder::new(raw)
-            .and_then(|mut d| d.read_to_end(&mut out))
-            .map_err(|e| fail("zstd", e))?;
+        zstd::stream::read::Decoder::new(raw).and_then(|mut d| d.read_to_end(&mut out)).map_err(|e| fail("zstd", e))?;
     } else if raw.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::GzDecoder::new(raw)
-            .read_to_end(&mut out)
-            .map_err(|e| fail("gzip", e))?;
+        flate2::read::GzDecoder::new(raw).read_to_end(&mut out).map_err(|e| fail("gzip", e))?;
     } else {
         return Ok(raw.to_vec());
     }
@@ -487,10 +469,7 @@ fn parse_versions(data: &[u8], little_endian: bool) -> Result<Vec<ImportedVersio
     if data.len() % MODVERSION_RECORD_LEN != 0 {
         return Err(ModuleError::BadSection {
             section: "__versions",
-            reason: format!(
-                "{} bytes is not a whole number of {MODVERSION_RECORD_LEN}-byte records",
-                data.len()
-            ),
+            reason: format!("{} bytes is not a whole number of {MODVERSION_RECORD_LEN}-byte records", data.len()),
         });
     }
     Ok(data
@@ -498,17 +477,10 @@ fn parse_versions(data: &[u8], little_endian: bool) -> Result<Vec<ImportedVersio
         .map(|rec| {
             let mut crc_bytes = [0u8; 8];
             crc_bytes.copy_from_slice(&rec[..8]);
-            let crc = if little_endian {
-                u64::from_le_bytes(crc_bytes)
-            } else {
-                u64::from_be_bytes(crc_bytes)
-            } as u32;
+            let crc = if little_endian { u64::from_le_bytes(crc_bytes) } else { u64::from_be_bytes(crc_bytes) } as u32;
             let name = &rec[8..];
             let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
-            ImportedVersion {
-                name: String::from_utf8_lossy(&name[..end]).into_owned(),
-                crc,
-            }
+            ImportedVersion { name: String::from_utf8_lossy(&name[..end]).into_owned(), crc }
         })
         .collect())
 }

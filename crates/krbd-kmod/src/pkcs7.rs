@@ -143,11 +143,7 @@ pub fn parse_signer(der: &[u8]) -> Option<SignerInfo> {
     if digest_oid.tag != OID {
         return None;
     }
-    Some(SignerInfo {
-        signer,
-        key_id,
-        hash: hash_name(digest_oid.body),
-    })
+    Some(SignerInfo { signer, key_id, hash: hash_name(digest_oid.body) })
 }
 
 #[cfg(test)]

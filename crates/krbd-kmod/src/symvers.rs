@@ -80,10 +80,8 @@ pub struct Symvers {
 
 impl Symvers {
     pub fn read(path: &Path) -> Result<Self, SymversError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SymversError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SymversError::Read { path: path.display().to_string(), source })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -97,13 +95,10 @@ impl Symvers {
             if line.trim().is_empty() {
                 continue;
             }
-            let bad = |reason: String| SymversError::BadLine {
-                path: origin.to_string(),
-                line: i + 1,
-                reason,
-            };
+            let bad = |reason: String| SymversError::BadLine { path: origin.to_string(), line: i + 1, reason };
             let mut cols = line.split('\t');
-            let (Some(crc), Some(symbol), Some(module), Some(export_type)) = (cols.next(), cols.next(), cols.next(), cols.next())
+            let (Some(crc), Some(symbol), Some(module), Some(export_type)) =
+                (cols.next(), cols.next(), cols.next(), cols.next())
             else {
                 return Err(bad(format!("{} tab-separated columns", line.split('\t').count())));
             };
@@ -116,10 +111,8 @@ impl Symvers {
             if symbol.is_empty() {
                 return Err(bad("empty symbol name".into()));
             }
-            let (module, module_name) = modules
-                .entry(module)
-                .or_insert_with(|| (module.into(), module_name_of(module).into()))
-                .clone();
+            let (module, module_name) =
+                modules.entry(module).or_insert_with(|| (module.into(), module_name_of(module).into())).clone();
             let export_type = types.entry(export_type).or_insert_with(|| export_type.into()).clone();
             entries.push(SymversEntry {
                 crc,

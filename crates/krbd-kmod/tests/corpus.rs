@@ -4,7 +4,9 @@
 
 mod support;
 
-use krbd_kmod::loader::{check_set, Candidate, LogLevel, LogLine, ModuleVerdict, Outcome, SetFinding, SetOptions, SetReport};
+use krbd_kmod::loader::{
+    check_set, Candidate, LogLevel, LogLine, ModuleVerdict, Outcome, SetFinding, SetOptions, SetReport,
+};
 use krbd_kmod::{check_files, load_target, KernelModule, SignaturePolicy, Symvers, Target, TargetSpec};
 use support::*;
 
@@ -30,7 +32,10 @@ fn stock_set(fx: &Fixture) -> Vec<Candidate> {
 
 /// The stock set with `name` replaced by `elf`.
 fn set_with(fx: &Fixture, name: &str, elf: Vec<u8>) -> Vec<Candidate> {
-    stock_set(fx).into_iter().map(|c| if c.file == format!("{name}.ko") { cand(name, elf.clone()) } else { c }).collect()
+    stock_set(fx)
+        .into_iter()
+        .map(|c| if c.file == format!("{name}.ko") { cand(name, elf.clone()) } else { c })
+        .collect()
 }
 
 fn run(set: &[Candidate], t: &Target) -> SetReport {
@@ -51,7 +56,8 @@ fn notice(t: &str) -> LogLine {
     LogLine { level: LogLevel::Notice, text: t.to_string() }
 }
 
-const UNSIGNED_NOTICE: &str = "libceph: module verification failed: signature and/or required key missing - tainting kernel";
+const UNSIGNED_NOTICE: &str =
+    "libceph: module verification failed: signature and/or required key missing - tainting kernel";
 
 fn assert_loads_quietly(r: &SetReport, names: &[&str]) {
     for n in names {
@@ -82,7 +88,8 @@ fn stock_unsigned_set_loads_in_dependency_order() {
 fn stock_signed_compressed_files_load() {
     let fx = fixture();
     let kos: Vec<_> = ["libceph", "ceph", "rbd"].iter().map(|n| fx.module_path(n)).collect();
-    let r = check_files(&kos, &TargetSpec::Headers { dir: fx.headers_dir.clone() }, None, &SetOptions::default()).unwrap();
+    let r =
+        check_files(&kos, &TargetSpec::Headers { dir: fx.headers_dir.clone() }, None, &SetOptions::default()).unwrap();
     assert_loads_quietly(&r, &["libceph", "ceph", "rbd"]);
     for m in &r.modules {
         assert!(m.log.is_empty(), "{m:#?}");
@@ -100,7 +107,8 @@ fn parsed_module_matches_what_debian_ships() {
     let stock: Vec<_> = t.symvers.entries.iter().filter(|e| &*e.module == "net/ceph/libceph").collect();
     assert_eq!(libceph.exports.len(), stock.len());
     for e in &stock {
-        let x = libceph.exports.iter().find(|x| x.name == e.symbol).unwrap_or_else(|| panic!("{} not exported", e.symbol));
+        let x =
+            libceph.exports.iter().find(|x| x.name == e.symbol).unwrap_or_else(|| panic!("{} not exported", e.symbol));
         assert_eq!(x.crc, Some(e.crc), "{}", e.symbol);
         assert_eq!(x.gpl_only, e.gpl_only(), "{}", e.symbol);
         assert_eq!(x.namespace, e.namespace, "{}", e.symbol);
@@ -183,7 +191,12 @@ fn one_import_crc_changed_is_refused() {
         assert_eq!(v.reason.as_deref(), Some(format!("rbd: disagrees about version of symbol {symbol}").as_str()));
         let hint = v.hint.as_deref().unwrap_or("");
         if symbol == "ceph_osdc_start_request" {
-            assert!(hint.starts_with("ceph_osdc_start_request comes from the set's libceph: rebuild rbd with KBUILD_EXTRA_SYMBOLS"), "{hint}");
+            assert!(
+                hint.starts_with(
+                    "ceph_osdc_start_request comes from the set's libceph: rebuild rbd with KBUILD_EXTRA_SYMBOLS"
+                ),
+                "{hint}"
+            );
         } else {
             assert!(hint.starts_with("blk_mq_alloc_tag_set comes from the target's kernel"), "{hint}");
         }
@@ -195,7 +208,10 @@ fn one_import_crc_changed_is_refused() {
 fn module_layout_changed_is_refused_before_anything_else() {
     let fx = fixture();
     let mut rbd = fx.unsigned_module("rbd");
-    let stock = KernelModule::parse(&rbd).unwrap().version_of("module_layout").expect("6.12 modules still record module_layout");
+    let stock = KernelModule::parse(&rbd)
+        .unwrap()
+        .version_of("module_layout")
+        .expect("6.12 modules still record module_layout");
     set_import_crc(&mut rbd, "module_layout", stock.wrapping_add(1));
     let r = run(&set_with(&fx, "rbd", rbd), &target(&fx));
     let v = verdict(&r, "rbd");
@@ -253,7 +269,9 @@ fn patched_libceph_with_stale_ceph_and_rbd_is_flagged() {
             .iter()
             .find(|f| matches!(f, SetFinding::StaleAgainstSetProvider { module, .. } if module == user))
             .unwrap_or_else(|| panic!("no stale finding for {user}: {:#?}", r.findings));
-        let SetFinding::StaleAgainstSetProvider { provider, symbols, examples, message, .. } = stale else { unreachable!() };
+        let SetFinding::StaleAgainstSetProvider { provider, symbols, examples, message, .. } = stale else {
+            unreachable!()
+        };
         assert_eq!((provider.as_str(), *symbols), ("libceph", 1));
         assert_eq!(examples, &vec!["ceph_osdc_start_request".to_string()]);
         assert!(message.contains("KBUILD_EXTRA_SYMBOLS"), "{message}");
@@ -306,7 +324,8 @@ fn missing_dependency_module() {
         assert_eq!((v.verdict, v.errno), (Outcome::Refused, Some("ENOENT")), "{user}");
         assert!(v.log.contains(&warn(&format!("{user}: Unknown symbol ceph_osdc_start_request (err -2)"))), "{v:#?}");
     }
-    let kinds: Vec<String> = r.findings.iter().map(|f| serde_json::to_value(f).unwrap()["kind"].as_str().unwrap().to_string()).collect();
+    let kinds: Vec<String> =
+        r.findings.iter().map(|f| serde_json::to_value(f).unwrap()["kind"].as_str().unwrap().to_string()).collect();
     assert_eq!(kinds, vec!["missing_dependency", "dependency_refused", "dependency_refused"]);
     assert_eq!(
         r.findings[0].message(),
@@ -374,7 +393,11 @@ fn struct_module_size_from_the_targets_modules() {
     // The image's modules tell the target's sizeof(struct module).
     let mut t = load_target(&TargetSpec::Headers { dir: fx.headers_dir.clone() }, Some(&fx.modules_dir)).unwrap();
     let size = t.struct_module_size.expect("read from a target module");
-    assert_eq!(size, KernelModule::parse(&fx.unsigned_module("rbd")).unwrap().section(".gnu.linkonce.this_module").unwrap().len() as u64);
+    assert_eq!(
+        size,
+        KernelModule::parse(&fx.unsigned_module("rbd")).unwrap().section(".gnu.linkonce.this_module").unwrap().len()
+            as u64
+    );
     assert!(t.has_module("netfs") && t.has_module("libcrc32c"));
     assert!(run(&stock_set(&fx), &t).all_load());
     // A kernel whose struct module differs (another config) refuses them before anything else.
@@ -479,6 +502,8 @@ fn bootable_cases_are_built_from_the_real_modules() {
     let both = |e: &'static str| vec![("ceph".to_string(), Some(e)), ("rbd".to_string(), Some(e))];
     assert_eq!(refused("export_removed_from_libceph"), both("ENOENT"));
     assert_eq!(refused("export_crc_changed_in_libceph"), both("EINVAL"));
-    let all = |e: &'static str| vec![("libceph".to_string(), Some(e)), ("ceph".to_string(), Some(e)), ("rbd".to_string(), Some(e))];
+    let all = |e: &'static str| {
+        vec![("libceph".to_string(), Some(e)), ("ceph".to_string(), Some(e)), ("rbd".to_string(), Some(e))]
+    };
     assert_eq!(refused("missing_dependency"), all("ENOENT"));
 }

@@ -47,5 +47,9 @@ fn main() {
     println!("{pgs} PGs");
     println!("osdmaptool --test-map-pgs   wall {theirs:7.3} s  cpu {theirs_cpu:7.3} s  (1 thread, includes decode and its summary)");
     println!("krbd-placement, 1 thread    wall {single:7.3} s  cpu {single_cpu:7.3} s  {:6.2}x osdmaptool (cpu)  {:6.2}x (wall)", theirs_cpu / single_cpu, theirs / single);
-    println!("krbd-placement, {threads} threads   {multi:7.3} s  {:6.2}x osdmaptool, {:4.2}x over 1 thread", theirs / multi, single / multi);
+    println!(
+        "krbd-placement, {threads} threads   {multi:7.3} s  {:6.2}x osdmaptool, {:4.2}x over 1 thread",
+        theirs / multi,
+        single / multi
+    );
 }

@@ -188,10 +188,7 @@ impl CrushMap {
 
     /// The choose_args a pool uses: its own, else the default set, else none.
     pub fn choose_args_for(&self, pool: i64) -> Option<&[ChooseArg]> {
-        self.choose_args
-            .get(&pool)
-            .or_else(|| self.choose_args.get(&DEFAULT_CHOOSE_ARGS))
-            .map(|v| v.as_slice())
+        self.choose_args.get(&pool).or_else(|| self.choose_args.get(&DEFAULT_CHOOSE_ARGS)).map(|v| v.as_slice())
     }
 
     /// Decodes `CrushWrapper::encode` output.
@@ -293,7 +290,10 @@ impl CrushMap {
                 for _ in 0..size {
                     let bi = r.u32("choose_args bucket index")? as usize;
                     if bi >= args.len() {
-                        return Err(r.invalid("choose_args bucket index", format!("bucket index {bi} but the map has {} buckets", args.len())));
+                        return Err(r.invalid(
+                            "choose_args bucket index",
+                            format!("bucket index {bi} but the map has {} buckets", args.len()),
+                        ));
                     }
                     let positions = r.count("choose_args weight_set positions", 4)?;
                     let mut ws = Vec::with_capacity(positions);
@@ -304,7 +304,10 @@ impl CrushMap {
                     if !ids.is_empty() {
                         let bsize = map.buckets[bi].as_ref().map(|b| b.items.len()).unwrap_or(0);
                         if ids.len() != bsize {
-                            return Err(r.invalid("choose_args ids", format!("{} ids for a bucket of {} items", ids.len(), bsize)));
+                            return Err(r.invalid(
+                                "choose_args ids",
+                                format!("{} ids for a bucket of {} items", ids.len(), bsize),
+                            ));
                         }
                     }
                     args[bi] = ChooseArg { weight_set: ws, ids, weight_set_recips: Vec::new() };
@@ -334,19 +337,21 @@ impl CrushMap {
         }
         for args in self.choose_args.values_mut() {
             for a in args.iter_mut() {
-                a.weight_set_recips = a.weight_set.iter().map(|ws| ws.iter().map(|&w| Recip::new(w)).collect()).collect();
+                a.weight_set_recips =
+                    a.weight_set.iter().map(|ws| ws.iter().map(|&w| Recip::new(w)).collect()).collect();
             }
         }
-        self.have_uniform_rules = self
-            .rules
-            .iter()
-            .enumerate()
-            .all(|(i, r)| r.as_ref().is_none_or(|r| r.ruleset as usize == i));
+        self.have_uniform_rules =
+            self.rules.iter().enumerate().all(|(i, r)| r.as_ref().is_none_or(|r| r.ruleset as usize == i));
     }
 }
 
 fn bucket_index(id: i32) -> Option<usize> {
-    if id < 0 { Some((-1i64 - id as i64) as usize) } else { None }
+    if id < 0 {
+        Some((-1i64 - id as i64) as usize)
+    } else {
+        None
+    }
 }
 
 fn decode_name_map(r: &mut Reader<'_>, what: &'static str) -> Result<BTreeMap<i32, String>> {
@@ -393,7 +398,12 @@ fn decode_bucket(r: &mut Reader<'_>) -> Result<Option<Bucket>> {
         BucketAlg::Uniform => BucketData::Uniform { item_weight: r.u32("uniform item weight")? },
         BucketAlg::List => {
             if size * 8 > r.remaining() {
-                return Err(DecodeError::CountTooLarge { what: "list bucket weights", offset: r.offset(), count: size as u64, available: r.remaining() });
+                return Err(DecodeError::CountTooLarge {
+                    what: "list bucket weights",
+                    offset: r.offset(),
+                    count: size as u64,
+                    available: r.remaining(),
+                });
             }
             let mut iw = Vec::with_capacity(size);
             let mut sw = Vec::with_capacity(size);
@@ -413,7 +423,12 @@ fn decode_bucket(r: &mut Reader<'_>) -> Result<Option<Bucket>> {
         }
         BucketAlg::Straw => {
             if size * 8 > r.remaining() {
-                return Err(DecodeError::CountTooLarge { what: "straw bucket weights", offset: r.offset(), count: size as u64, available: r.remaining() });
+                return Err(DecodeError::CountTooLarge {
+                    what: "straw bucket weights",
+                    offset: r.offset(),
+                    count: size as u64,
+                    available: r.remaining(),
+                });
             }
             let mut iw = Vec::with_capacity(size);
             let mut st = Vec::with_capacity(size);
@@ -425,7 +440,12 @@ fn decode_bucket(r: &mut Reader<'_>) -> Result<Option<Bucket>> {
         }
         BucketAlg::Straw2 => {
             if size * 4 > r.remaining() {
-                return Err(DecodeError::CountTooLarge { what: "straw2 bucket weights", offset: r.offset(), count: size as u64, available: r.remaining() });
+                return Err(DecodeError::CountTooLarge {
+                    what: "straw2 bucket weights",
+                    offset: r.offset(),
+                    count: size as u64,
+                    available: r.remaining(),
+                });
             }
             let mut iw = Vec::with_capacity(size);
             for _ in 0..size {

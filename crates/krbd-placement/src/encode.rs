@@ -13,7 +13,9 @@ use crate::osdmap::{Encoding, OsdMap, PgId, FORK_WRAPPER_COMPAT};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EncodeError {
-    #[error("only wrapped maps (Ceph 0.80 and newer) can be re-encoded; this one uses the classic v{version} encoding")]
+    #[error(
+        "only wrapped maps (Ceph 0.80 and newer) can be re-encoded; this one uses the classic v{version} encoding"
+    )]
     ClassicEncoding { version: u16 },
     #[error("the map was not decoded from bytes (no layout); decode the original file first")]
     NoLayout,
@@ -114,7 +116,11 @@ impl OsdMap {
         }
         if let Some(pa) = &self.primary_affinity {
             if pa.len() != n {
-                return Err(EncodeError::WrongLength { field: "primary_affinity", len: pa.len(), max_osd: self.max_osd });
+                return Err(EncodeError::WrongLength {
+                    field: "primary_affinity",
+                    len: pa.len(),
+                    max_osd: self.max_osd,
+                });
             }
             if client_version < 2 {
                 return Err(EncodeError::FieldUnsupported { version: client_version, field: "primary_affinity" });
@@ -132,7 +138,8 @@ impl OsdMap {
         let template = lay.pool_blobs.values().next().copied();
         put_u32(&mut body, self.pools.len() as u32);
         for (&id, pool) in &self.pools {
-            let (a, b) = lay.pool_blobs.get(&id).copied().or(template).ok_or(EncodeError::NoPoolTemplate { pool: id })?;
+            let (a, b) =
+                lay.pool_blobs.get(&id).copied().or(template).ok_or(EncodeError::NoPoolTemplate { pool: id })?;
             body.extend_from_slice(&id.to_le_bytes());
             let mut blob = original[a..b].to_vec();
             // v, compat, u32 len, then type, size, crush_rule, object_hash, pg_num, pgp_num.
@@ -156,7 +163,13 @@ impl OsdMap {
         if flavor == Flavor::Fork {
             match &self.recovery_weight {
                 Some(rw) if rw.len() == n => put_vec_u32(&mut body, rw),
-                Some(rw) => return Err(EncodeError::WrongLength { field: "recovery_weight", len: rw.len(), max_osd: self.max_osd }),
+                Some(rw) => {
+                    return Err(EncodeError::WrongLength {
+                        field: "recovery_weight",
+                        len: rw.len(),
+                        max_osd: self.max_osd,
+                    })
+                }
                 None => put_vec_u32(&mut body, &vec![crate::osdmap::OSD_IN; n]),
             }
         }

@@ -66,12 +66,20 @@ pub fn hash32_4(a: u32, b: u32, c: u32, d: u32) -> u32 {
 /// Bucket hashes dispatch on the bucket's hash type; unknown types hash to 0 as in Ceph.
 #[inline]
 pub(crate) fn bucket_hash3(kind: u8, a: u32, b: u32, c: u32) -> u32 {
-    if kind == HASH_RJENKINS1 { hash32_3(a, b, c) } else { 0 }
+    if kind == HASH_RJENKINS1 {
+        hash32_3(a, b, c)
+    } else {
+        0
+    }
 }
 
 #[inline]
 pub(crate) fn bucket_hash4(kind: u8, a: u32, b: u32, c: u32, d: u32) -> u32 {
-    if kind == HASH_RJENKINS1 { hash32_4(a, b, c, d) } else { 0 }
+    if kind == HASH_RJENKINS1 {
+        hash32_4(a, b, c, d)
+    } else {
+        0
+    }
 }
 
 /// 2^44 * log2(x + 1) in fixed point, for x in 0..=0xffff (straw2's draw; higher bits of
@@ -102,13 +110,21 @@ pub fn crush_ln(xin: u32) -> u64 {
 /// keys mean equal logarithms, so the largest key has the largest logarithm.
 #[inline(always)]
 pub(crate) fn straw2_rank(u16bits: u32) -> u32 {
-    if u16bits == 0xffff { 2 * 0xfffd + 1 } else { 2 * u16bits }
+    if u16bits == 0xffff {
+        2 * 0xfffd + 1
+    } else {
+        2 * u16bits
+    }
 }
 
 /// `ceph_stable_mod`: maps x into [0, b) so that growing b splits PGs stably.
 #[inline]
 pub fn stable_mod(x: u32, b: u32, bmask: u32) -> u32 {
-    if (x & bmask) < b { x & bmask } else { x & (bmask >> 1) }
+    if (x & bmask) < b {
+        x & bmask
+    } else {
+        x & (bmask >> 1)
+    }
 }
 
 /// The mask `(1 << bits(n-1)) - 1` that goes with `stable_mod`.
@@ -117,7 +133,11 @@ pub fn calc_mask(n: u32) -> u32 {
         return 0;
     }
     let bits = 32 - (n - 1).leading_zeros();
-    if bits >= 32 { u32::MAX } else { (1u32 << bits) - 1 }
+    if bits >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << bits) - 1
+    }
 }
 
 #[cfg(test)]
@@ -142,7 +162,21 @@ mod tests {
         use crate::crush::Recip;
         // Every possible dividend (one per 16-bit hash value) against a spread of weights,
         // including the extremes.
-        let mut weights = vec![1u32, 2, 3, 0x7fff, 0x8000, 0x8001, 0xffff, 0x10000, 0x10001, 0x3_0000, 0x123_4567, u32::MAX - 1, u32::MAX];
+        let mut weights = vec![
+            1u32,
+            2,
+            3,
+            0x7fff,
+            0x8000,
+            0x8001,
+            0xffff,
+            0x10000,
+            0x10001,
+            0x3_0000,
+            0x123_4567,
+            u32::MAX - 1,
+            u32::MAX,
+        ];
         let mut x = 12345u32;
         for _ in 0..40 {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);

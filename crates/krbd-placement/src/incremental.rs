@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use crate::crush::CrushMap;
 use crate::error::{DecodeError, Result};
-use crate::osdmap::{decode_pool, skip_addrvec, OsdMap, PgId, Pool, DEFAULT_PRIMARY_AFFINITY, FORK_WRAPPER_COMPAT, OSD_EXISTS, OSD_IN, OSD_UP};
+use crate::osdmap::{
+    decode_pool, skip_addrvec, OsdMap, PgId, Pool, DEFAULT_PRIMARY_AFFINITY, FORK_WRAPPER_COMPAT, OSD_EXISTS, OSD_IN,
+    OSD_UP,
+};
 use crate::reader::Reader;
 
 const OSD_AUTOOUT: u32 = 4;
@@ -64,7 +67,11 @@ impl Incremental {
     /// Re-encodes the incremental from `original` (the bytes it was decoded from) with the
     /// given recovery weight changes: `Some` writes the fork format (wrapper compat 8 and
     /// the list right after `new_weight`), `None` the stock format. CRCs are recomputed.
-    pub fn encode_with_recovery_weights(&self, original: &[u8], list: Option<&[(u32, u32)]>) -> std::result::Result<Vec<u8>, crate::encode::EncodeError> {
+    pub fn encode_with_recovery_weights(
+        &self,
+        original: &[u8],
+        list: Option<&[(u32, u32)]>,
+    ) -> std::result::Result<Vec<u8>, crate::encode::EncodeError> {
         let lay = self.layout.ok_or(crate::encode::EncodeError::NoLayout)?;
         if original.len() < lay.wrapper_end {
             return Err(crate::encode::EncodeError::WrongOriginal { needed: lay.wrapper_end, got: original.len() });
@@ -151,7 +158,13 @@ impl Incremental {
         }
         let wrapper = r.section("incremental wrapper")?;
         if wrapper.compat > FORK_WRAPPER_COMPAT {
-            return Err(DecodeError::UnsupportedVersion { what: "incremental wrapper", offset: wrapper.start, version: wrapper.version, compat: wrapper.compat, supported: "compat 7 (stock) and 8 (fork)" });
+            return Err(DecodeError::UnsupportedVersion {
+                what: "incremental wrapper",
+                offset: wrapper.start,
+                version: wrapper.version,
+                compat: wrapper.compat,
+                supported: "compat 7 (stock) and 8 (fork)",
+            });
         }
         let fork = wrapper.compat == FORK_WRAPPER_COMPAT;
         let mut w = wrapper.body;
@@ -397,7 +410,13 @@ fn decode_classic(r: &mut Reader<'_>) -> Result<Incremental> {
     let start = r.offset();
     let v = r.u16("classic incremental version")?;
     if v != 6 {
-        return Err(DecodeError::UnsupportedVersion { what: "classic incremental", offset: start, version: v as u8, compat: 0, supported: "6, and wrapped 7/8" });
+        return Err(DecodeError::UnsupportedVersion {
+            what: "classic incremental",
+            offset: start,
+            version: v as u8,
+            compat: 0,
+            supported: "6, and wrapped 7/8",
+        });
     }
     let mut inc = Incremental::default();
     inc.fsid.copy_from_slice(r.bytes(16, "fsid")?);

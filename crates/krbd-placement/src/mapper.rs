@@ -101,30 +101,24 @@ impl CrushMap {
                         wsize = 1;
                     }
                 }
-                op::SET_CHOOSE_TRIES
-                    if step.arg1 > 0 => {
-                        choose_tries = step.arg1;
-                    }
-                op::SET_CHOOSELEAF_TRIES
-                    if step.arg1 > 0 => {
-                        choose_leaf_tries = step.arg1;
-                    }
-                op::SET_CHOOSE_LOCAL_TRIES
-                    if step.arg1 >= 0 => {
-                        local_retries = step.arg1;
-                    }
-                op::SET_CHOOSE_LOCAL_FALLBACK_TRIES
-                    if step.arg1 >= 0 => {
-                        local_fallback_retries = step.arg1;
-                    }
-                op::SET_CHOOSELEAF_VARY_R
-                    if step.arg1 >= 0 => {
-                        vary_r = step.arg1;
-                    }
-                op::SET_CHOOSELEAF_STABLE
-                    if step.arg1 >= 0 => {
-                        stable = step.arg1;
-                    }
+                op::SET_CHOOSE_TRIES if step.arg1 > 0 => {
+                    choose_tries = step.arg1;
+                }
+                op::SET_CHOOSELEAF_TRIES if step.arg1 > 0 => {
+                    choose_leaf_tries = step.arg1;
+                }
+                op::SET_CHOOSE_LOCAL_TRIES if step.arg1 >= 0 => {
+                    local_retries = step.arg1;
+                }
+                op::SET_CHOOSE_LOCAL_FALLBACK_TRIES if step.arg1 >= 0 => {
+                    local_fallback_retries = step.arg1;
+                }
+                op::SET_CHOOSELEAF_VARY_R if step.arg1 >= 0 => {
+                    vary_r = step.arg1;
+                }
+                op::SET_CHOOSELEAF_STABLE if step.arg1 >= 0 => {
+                    stable = step.arg1;
+                }
                 op::CHOOSE_FIRSTN | op::CHOOSELEAF_FIRSTN | op::CHOOSE_INDEP | op::CHOOSELEAF_INDEP => {
                     if step.op == op::CHOOSE_FIRSTN || step.op == op::CHOOSELEAF_FIRSTN {
                         firstn = true;
@@ -492,7 +486,8 @@ impl<'a> Ctx<'a> {
                         flocal += 1;
                         if collide && flocal <= local_retries {
                             retry_bucket = true;
-                        } else if local_fallback_retries > 0 && flocal <= in_size.saturating_add(local_fallback_retries) {
+                        } else if local_fallback_retries > 0 && flocal <= in_size.saturating_add(local_fallback_retries)
+                        {
                             retry_bucket = true;
                         } else if ftotal < tries {
                             retry_descent = true;
@@ -604,7 +599,20 @@ impl<'a> Ctx<'a> {
                     if recurse_to_leaf {
                         if item < 0 {
                             if let (Some(sb), Some(o2)) = (self.bucket_of(item), out2.as_deref_mut()) {
-                                self.choose_indep(sb, x, 1, numrep, 0, o2, rep as i32, recurse_tries, 0, false, None, r);
+                                self.choose_indep(
+                                    sb,
+                                    x,
+                                    1,
+                                    numrep,
+                                    0,
+                                    o2,
+                                    rep as i32,
+                                    recurse_tries,
+                                    0,
+                                    false,
+                                    None,
+                                    r,
+                                );
                                 if o2[rep] == ITEM_NONE {
                                     break;
                                 }

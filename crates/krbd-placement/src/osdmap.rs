@@ -203,7 +203,13 @@ pub(crate) fn decode_pool(r: &mut Reader<'_>) -> Result<Pool> {
     } else if v >= 1 {
         r
     } else {
-        return Err(DecodeError::UnsupportedVersion { what: "pg_pool_t", offset: start, version: v, compat: 0, supported: "1 and newer" });
+        return Err(DecodeError::UnsupportedVersion {
+            what: "pg_pool_t",
+            offset: start,
+            version: v,
+            compat: 0,
+            supported: "1 and newer",
+        });
     };
     let pool_type = br.u8("pool type")?;
     let size = br.u8("pool size")?;
@@ -332,7 +338,13 @@ fn decode_classic(r: &mut Reader<'_>) -> Result<OsdMap> {
     let start = r.offset();
     let v = r.u16("classic osdmap version")?;
     if v != 6 {
-        return Err(DecodeError::UnsupportedVersion { what: "classic OSDMap", offset: start, version: v as u8, compat: 0, supported: "6 (Ceph 0.46 to 0.80), 7 and 8 (wrapped)" });
+        return Err(DecodeError::UnsupportedVersion {
+            what: "classic OSDMap",
+            offset: start,
+            version: v as u8,
+            compat: 0,
+            supported: "6 (Ceph 0.46 to 0.80), 7 and 8 (wrapped)",
+        });
     }
     let mut fsid = [0u8; 16];
     fsid.copy_from_slice(r.bytes(16, "fsid")?);
@@ -378,7 +390,13 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
     let mut lay = Layout { wrapper_start: r.offset(), ..Default::default() };
     let wrapper = r.section("OSDMap wrapper")?;
     if wrapper.compat > FORK_WRAPPER_COMPAT {
-        return Err(DecodeError::UnsupportedVersion { what: "OSDMap wrapper", offset: wrapper.start, version: wrapper.version, compat: wrapper.compat, supported: "compat 7 (stock) and 8 (fork with recovery_weight)" });
+        return Err(DecodeError::UnsupportedVersion {
+            what: "OSDMap wrapper",
+            offset: wrapper.start,
+            version: wrapper.version,
+            compat: wrapper.compat,
+            supported: "compat 7 (stock) and 8 (fork with recovery_weight)",
+        });
     }
     let fork = wrapper.compat == FORK_WRAPPER_COMPAT;
     lay.wrapper_body_start = wrapper.body.offset();
@@ -417,7 +435,11 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
     let recovery_weight = if fork {
         let rw = c.vec_u32("recovery_weight")?;
         if rw.len() != max_osd as usize {
-            return Err(DecodeError::Invalid { what: "recovery_weight", offset: s, detail: format!("{} entries but max_osd is {}; the fork writes exactly max_osd", rw.len(), max_osd) });
+            return Err(DecodeError::Invalid {
+                what: "recovery_weight",
+                offset: s,
+                detail: format!("{} entries but max_osd is {}; the fork writes exactly max_osd", rw.len(), max_osd),
+            });
         }
         Some(rw)
     } else {
@@ -426,7 +448,11 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
     lay.recovery_weight = (s, c.offset());
     let n = c.count("osd client addresses", 1)?;
     for _ in 0..n {
-        if cv >= 8 { skip_addrvec(&mut c)? } else { skip_addr(&mut c)? }
+        if cv >= 8 {
+            skip_addrvec(&mut c)?
+        } else {
+            skip_addr(&mut c)?
+        }
     }
     let s = c.offset();
     let pg_temp = decode_pg_vec_map(&mut c, "pg_temp", false)?;
@@ -437,7 +463,11 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
     let s = c.offset();
     let primary_affinity = if cv >= 2 {
         let v = c.vec_u32("primary_affinity")?;
-        if v.is_empty() { None } else { Some(v) }
+        if v.is_empty() {
+            None
+        } else {
+            Some(v)
+        }
     } else {
         None
     };
@@ -482,7 +512,11 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
         crush,
         pg_upmap,
         pg_upmap_items,
-        encoding: Encoding::Wrapped { wrapper_version: wrapper.version, wrapper_compat: wrapper.compat, client_version: cv },
+        encoding: Encoding::Wrapped {
+            wrapper_version: wrapper.version,
+            wrapper_compat: wrapper.compat,
+            client_version: cv,
+        },
         layout: Some(lay),
     })
 }

@@ -85,7 +85,9 @@ impl OsdMap {
         let pps = pool.pps(pg);
         let size = pool.size as usize;
         let mut raw = match self.crush.find_rule(pool.crush_rule as i32, pool.pool_type as i32, size as i32) {
-            Some(rule) => self.crush.do_rule(rule, pps as i32, size, &self.osd_weight, self.crush.choose_args_for(pg.pool), ws),
+            Some(rule) => {
+                self.crush.do_rule(rule, pps as i32, size, &self.osd_weight, self.crush.choose_args_for(pg.pool), ws)
+            }
             None => Vec::new(),
         };
         if pool.can_shift_osds() {
@@ -101,7 +103,10 @@ impl OsdMap {
     }
 
     fn osd_out(&self, osd: i32) -> bool {
-        osd != ITEM_NONE && osd >= 0 && osd < self.max_osd && self.osd_weight.get(osd as usize).copied().unwrap_or(0) == 0
+        osd != ITEM_NONE
+            && osd >= 0
+            && osd < self.max_osd
+            && self.osd_weight.get(osd as usize).copied().unwrap_or(0) == 0
     }
 
     fn apply_upmap(&self, pool: &Pool, raw_pg: PgId, raw: &mut Vec<i32>) {
@@ -253,7 +258,9 @@ impl OsdMap {
                             let (lo, hi) = (t * chunk, ((t + 1) * chunk).min(n));
                             sc.spawn(move || {
                                 let mut ws = Workspace::new();
-                                (lo..hi).map(|seed| self.map_pg(pool, PgId { pool: id, seed }, &mut ws)).collect::<Vec<_>>()
+                                (lo..hi)
+                                    .map(|seed| self.map_pg(pool, PgId { pool: id, seed }, &mut ws))
+                                    .collect::<Vec<_>>()
                             })
                         })
                         .collect();

@@ -37,7 +37,11 @@ pub fn diff_maps(a: &OsdMap, b: &OsdMap) -> MapDiff {
         for x in pa {
             let Some(y) = by_pg.get(&x.pg) else { continue };
             d.compared += 1;
-            if x.up != y.up || x.acting != y.acting || x.up_primary != y.up_primary || x.acting_primary != y.acting_primary {
+            if x.up != y.up
+                || x.acting != y.acting
+                || x.up_primary != y.up_primary
+                || x.acting_primary != y.acting_primary
+            {
                 d.changed.push(PgDiff { before: x.clone(), after: (*y).clone() });
             }
         }
@@ -134,11 +138,14 @@ pub fn plan_ramp(map: &OsdMap, osd: i32, weights: &[u32]) -> Plan {
             ec.push(id);
             continue;
         }
-        let wraps: Vec<u32> = weights.iter().copied().filter(|&w| pool.pg_num as u64 * w as u64 > u32::MAX as u64).collect();
+        let wraps: Vec<u32> =
+            weights.iter().copied().filter(|&w| pool.pg_num as u64 * w as u64 > u32::MAX as u64).collect();
         if !wraps.is_empty() {
             warnings.push(PlanWarning::U32Wrap { pool: id, pg_num: pool.pg_num, weights: wraps });
         }
-        if pool.pg_num > 0 && std::iter::once(&start_weight).chain(weights).any(|&w| (pool.pg_num as u64 * w as u64) < OSD_IN as u64) {
+        if pool.pg_num > 0
+            && std::iter::once(&start_weight).chain(weights).any(|&w| (pool.pg_num as u64 * w as u64) < OSD_IN as u64)
+        {
             let mut ws = crate::mapper::Workspace::new();
             let pg0 = PgId { pool: id, seed: 0 };
             let (raw, _) = map.pg_to_raw_osds(pool, pg0, &mut ws);
@@ -156,8 +163,16 @@ pub fn plan_ramp(map: &OsdMap, osd: i32, weights: &[u32]) -> Plan {
     for &w in weights {
         m.set_recovery_weight(osd, w);
         let (now, undersized) = holders(&m, osd);
-        let gained = now.iter().filter(|(pg, &h)| h && !prev.get(pg).copied().unwrap_or(false)).map(|(pg, _)| pg.to_string()).collect();
-        let lost = now.iter().filter(|(pg, &h)| !h && prev.get(pg).copied().unwrap_or(false)).map(|(pg, _)| pg.to_string()).collect();
+        let gained = now
+            .iter()
+            .filter(|(pg, &h)| h && !prev.get(pg).copied().unwrap_or(false))
+            .map(|(pg, _)| pg.to_string())
+            .collect();
+        let lost = now
+            .iter()
+            .filter(|(pg, &h)| !h && prev.get(pg).copied().unwrap_or(false))
+            .map(|(pg, _)| pg.to_string())
+            .collect();
         let holding = now.values().filter(|&&h| h).count();
         steps.push(PlanStep { weight: w, gained, lost, undersized, holding });
         prev = now;

@@ -75,8 +75,11 @@ fn files(prefix: &str, suffix: &str) -> Vec<(u32, PathBuf)> {
 
 #[test]
 fn cluster_maps_map_like_osdmaptool() {
-    let mut maps: Vec<PathBuf> =
-        std::fs::read_dir(dir()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "osdmap")).collect();
+    let mut maps: Vec<PathBuf> = std::fs::read_dir(dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "osdmap"))
+        .collect();
     maps.sort();
     assert!(maps.len() >= 7, "fixtures present: {maps:?}");
     let mut pgs = 0;
@@ -102,7 +105,8 @@ fn cluster_incrementals_rebuild_the_last_map() {
     assert!(last > first && incs.len() as u32 == last - first, "incrementals {}..={last} all present", first + 1);
     let mut map = OsdMap::decode(&std::fs::read(&first_path).unwrap()).unwrap();
     for (e, p) in &incs {
-        let inc = Incremental::decode(&std::fs::read(p).unwrap()).unwrap_or_else(|err| panic!("{}: {err}", p.display()));
+        let inc =
+            Incremental::decode(&std::fs::read(p).unwrap()).unwrap_or_else(|err| panic!("{}: {err}", p.display()));
         assert_eq!(inc.epoch, map.epoch + 1, "{}", p.display());
         inc.apply(&mut map).unwrap();
         map.epoch = *e;
@@ -112,6 +116,15 @@ fn cluster_incrementals_rebuild_the_last_map() {
     assert_eq!(map.pg_temp, want.pg_temp);
     assert_eq!(map.pg_upmap_items, want.pg_upmap_items);
     let ours = model_lines(&map);
-    assert_eq!(ours, osdmaptool_lines(&last_path), "placement after {} incrementals equals osdmaptool on epoch {last}", incs.len());
-    println!("{} cluster incrementals applied: {} PGs equal to osdmaptool", incs.len(), ours.iter().filter(|l| l.contains(" raw (")).count());
+    assert_eq!(
+        ours,
+        osdmaptool_lines(&last_path),
+        "placement after {} incrementals equals osdmaptool on epoch {last}",
+        incs.len()
+    );
+    println!(
+        "{} cluster incrementals applied: {} PGs equal to osdmaptool",
+        incs.len(),
+        ours.iter().filter(|l| l.contains(" raw (")).count()
+    );
 }

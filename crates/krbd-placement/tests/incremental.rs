@@ -73,9 +73,16 @@ fn fork_incremental_applies_recovery_weights() {
     let p = incs.iter().find(|p| p.to_string_lossy().contains("16.2.0")).unwrap();
     let data = std::fs::read(p).unwrap();
     let inc = Incremental::decode(&data).unwrap();
-    let fork = Incremental::decode(&inc.encode_with_recovery_weights(&data, Some(&[(1, 0x4000), (99, 0)])).unwrap()).unwrap();
+    let fork =
+        Incremental::decode(&inc.encode_with_recovery_weights(&data, Some(&[(1, 0x4000), (99, 0)])).unwrap()).unwrap();
     // Apply only the recovery part onto an unrelated map: out-of-range osd 99 is ignored.
-    let only_rw = Incremental { new_recovery_weight: fork.new_recovery_weight.clone(), new_max_osd: -1, new_flags: -1, epoch: map.epoch, ..Default::default() };
+    let only_rw = Incremental {
+        new_recovery_weight: fork.new_recovery_weight.clone(),
+        new_max_osd: -1,
+        new_flags: -1,
+        epoch: map.epoch,
+        ..Default::default()
+    };
     only_rw.apply(&mut map).unwrap();
     let rw = map.recovery_weight.clone().unwrap();
     assert_eq!(rw.len(), map.max_osd as usize);

@@ -21,7 +21,12 @@ fn corpus(kind: &str) -> Vec<Vec<u8>> {
 fn try_map(m: &OsdMap) {
     let pgs: u64 = m.pools.values().map(|p| p.pg_num as u64).sum();
     let t = &m.crush.tunables;
-    if pgs <= 2048 && t.choose_total_tries <= 100 && t.choose_local_tries <= 100 && t.choose_local_fallback_tries <= 100 && m.crush.rules.iter().flatten().all(|r| r.steps.iter().all(|s| s.arg1 <= 100)) {
+    if pgs <= 2048
+        && t.choose_total_tries <= 100
+        && t.choose_local_tries <= 100
+        && t.choose_local_fallback_tries <= 100
+        && m.crush.rules.iter().flatten().all(|r| r.steps.iter().all(|s| s.arg1 <= 100))
+    {
         let _ = m.map_all_threads(None, 1);
     }
 }

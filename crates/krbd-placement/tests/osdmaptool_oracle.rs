@@ -39,7 +39,8 @@ fn run(cmd: &str, args: &[&str], cwd: &Path) -> String {
 }
 
 fn is_pg_line(l: &str) -> bool {
-    (l.starts_with("pool ") && l.contains(" pg_num ")) || l.split_once(' ').is_some_and(|(pg, rest)| pg.contains('.') && rest.starts_with("raw ("))
+    (l.starts_with("pool ") && l.contains(" pg_num "))
+        || l.split_once(' ').is_some_and(|(pg, rest)| pg.contains('.') && rest.starts_with("raw ("))
 }
 
 fn osdmaptool_lines(map: &Path) -> Vec<String> {
@@ -110,14 +111,22 @@ fn with_tunables(dir: &Path, crush_in: &str, crush_out: &str, t: [u32; 6]) {
     run(
         "crushtool",
         &[
-            "-i", crush_in,
-            "--set-choose-local-tries", &s[0],
-            "--set-choose-local-fallback-tries", &s[1],
-            "--set-choose-total-tries", &s[2],
-            "--set-chooseleaf-descend-once", &s[3],
-            "--set-chooseleaf-vary-r", &s[4],
-            "--set-chooseleaf-stable", &s[5],
-            "-o", crush_out,
+            "-i",
+            crush_in,
+            "--set-choose-local-tries",
+            &s[0],
+            "--set-choose-local-fallback-tries",
+            &s[1],
+            "--set-choose-total-tries",
+            &s[2],
+            "--set-chooseleaf-descend-once",
+            &s[3],
+            "--set-chooseleaf-vary-r",
+            &s[4],
+            "--set-chooseleaf-stable",
+            &s[5],
+            "-o",
+            crush_out,
         ],
         dir,
     );
@@ -130,7 +139,10 @@ fn built_maps_with_every_bucket_type_and_tunable_profile() {
     let layouts: &[(&str, &[&str])] = &[
         ("straw2-3level", &["host", "straw2", "3", "rack", "straw2", "2", "root", "straw2", "0"]),
         ("straw", &["host", "straw", "3", "root", "straw", "0"]),
-        ("uniform-list-tree", &["host", "uniform", "2", "rack", "list", "3", "row", "tree", "2", "root", "straw2", "0"]),
+        (
+            "uniform-list-tree",
+            &["host", "uniform", "2", "rack", "list", "3", "row", "tree", "2", "root", "straw2", "0"],
+        ),
         ("tree-list", &["host", "tree", "4", "root", "list", "0"]),
     ];
     let mut total = 0;
@@ -144,7 +156,11 @@ fn built_maps_with_every_bucket_type_and_tunable_profile() {
             with_tunables(dir, "built.crush", "tuned.crush", *t);
             for variant in ["plain", "marked"] {
                 let m = format!("{name}-{pname}-{variant}.osdmap");
-                run("osdmaptool", &["--createsimple", "12", "--pg-bits", "4", "--with-default-pool", "--clobber", &m, "--mark-up-in"], dir);
+                run(
+                    "osdmaptool",
+                    &["--createsimple", "12", "--pg-bits", "4", "--with-default-pool", "--clobber", &m, "--mark-up-in"],
+                    dir,
+                );
                 run("osdmaptool", &[&m, "--import-crush", "tuned.crush"], dir);
                 if variant == "marked" {
                     // Out OSDs and a changed CRUSH weight, persisted by --save.
@@ -217,7 +233,11 @@ fn edited_map(dir: &Path, label: &str, crush: &str, default_weight_set: bool) ->
         std::fs::write(dir.join("c.bin"), bin).unwrap();
     }
     let base = format!("{label}.base");
-    run("osdmaptool", &["--createsimple", "12", "--pg-bits", "3", "--with-default-pool", "--clobber", &base, "--mark-up-in"], dir);
+    run(
+        "osdmaptool",
+        &["--createsimple", "12", "--pg-bits", "3", "--with-default-pool", "--clobber", &base, "--mark-up-in"],
+        dir,
+    );
     run("osdmaptool", &[&base, "--import-crush", "c.bin"], dir);
     let data = std::fs::read(dir.join(&base)).unwrap();
     let mut map = OsdMap::decode(&data).unwrap();
@@ -313,7 +333,9 @@ fn edited_map(dir: &Path, label: &str, crush: &str, default_weight_set: bool) ->
     let mut up = m17.up.clone();
     up.sort();
     assert_eq!(up, vec![1, 2, 3], "{label}: pg_upmap applies");
-    let holes = (0..32).filter(|&s| back.map_pg(&back.pools[&2], pg(2, s), &mut ws).up.contains(&krbd_placement::crush::ITEM_NONE)).count();
+    let holes = (0..32)
+        .filter(|&s| back.map_pg(&back.pools[&2], pg(2, s), &mut ws).up.contains(&krbd_placement::crush::ITEM_NONE))
+        .count();
     assert!(holes > 0, "{label}: the EC pool keeps holes for the down and missing OSDs");
     n
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use krbd_placement::mapper::Workspace;
-use krbd_placement::osdmap::{POOL_TYPE_ERASURE, OSD_IN};
+use krbd_placement::osdmap::{OSD_IN, POOL_TYPE_ERASURE};
 use krbd_placement::{OsdMap, PgId};
 
 /// A 12-OSD, 768-PG map made by osdmaptool (all OSDs up and in).

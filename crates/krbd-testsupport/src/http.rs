@@ -38,12 +38,7 @@ impl StaticServer {
                 let _ = serve_one(conn, &root, &log2, &cut);
             }
         });
-        StaticServer {
-            port,
-            stop,
-            log,
-            thread: Some(thread),
-        }
+        StaticServer { port, stop, log, thread: Some(thread) }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -85,12 +80,14 @@ fn serve_one(mut conn: TcpStream, root: &Path, log: &Mutex<Vec<String>>, cut: &A
         }
     }
     if let Ok(mut l) = log.lock() {
-        l.push(format!("{method} {path} {}", range_from.map(|r| format!("bytes={r}-")).unwrap_or_default()).trim().to_string());
+        l.push(
+            format!("{method} {path} {}", range_from.map(|r| format!("bytes={r}-")).unwrap_or_default())
+                .trim()
+                .to_string(),
+        );
     }
-    let rel: PathBuf = Path::new(path.trim_start_matches('/'))
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .collect();
+    let rel: PathBuf =
+        Path::new(path.trim_start_matches('/')).components().filter(|c| matches!(c, Component::Normal(_))).collect();
     let file = root.join(rel);
     let Ok(data) = std::fs::read(&file) else {
         conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
@@ -114,7 +111,9 @@ fn serve_one(mut conn: TcpStream, root: &Path, log: &Mutex<Vec<String>>, cut: &A
             conn.write_all(body)?;
         }
         None => {
-            conn.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n").as_bytes())?;
+            conn.write_all(
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n").as_bytes(),
+            )?;
             let limit = cut.swap(u64::MAX, Ordering::SeqCst);
             if limit < len {
                 conn.write_all(&data[..limit as usize])?;

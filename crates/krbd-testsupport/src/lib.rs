@@ -82,7 +82,8 @@ pub const KMOD_RELEASE: &str = "6.12.117+deb12-amd64";
 pub const KMOD_DEB_VERSION: &str = "6.12.117-1~deb12u1";
 
 /// The module files the kmod corpus is made from, by file name inside the image.
-pub const KMOD_CORPUS_MODULES: &[&str] = &["libceph.ko.xz", "ceph.ko.xz", "rbd.ko.xz", "libcrc32c.ko.xz", "netfs.ko.xz"];
+pub const KMOD_CORPUS_MODULES: &[&str] =
+    &["libceph.ko.xz", "ceph.ko.xz", "rbd.ko.xz", "libcrc32c.ko.xz", "netfs.ko.xz"];
 
 /// The raw material of the kernel-module corpus: Debian's real modules and headers of
 /// [`KMOD_RELEASE`].
@@ -123,8 +124,11 @@ pub fn kmod_corpus() -> KmodCorpus {
         let prefix = format!("./usr/src/linux-headers-{KMOD_RELEASE}/");
         extract_from_deb(&headers, |path| {
             let rel = path.strip_prefix(&prefix)?;
-            matches!(rel, "Module.symvers" | ".config" | "include/config/kernel.release" | "include/generated/utsrelease.h")
-                .then(|| headers_dir.join(rel))
+            matches!(
+                rel,
+                "Module.symvers" | ".config" | "include/config/kernel.release" | "include/generated/utsrelease.h"
+            )
+            .then(|| headers_dir.join(rel))
         });
         for f in ["Module.symvers", ".config", "include/config/kernel.release", "include/generated/utsrelease.h"] {
             assert!(headers_dir.join(f).is_file(), "{f} not found in the headers package");

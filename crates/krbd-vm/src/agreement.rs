@@ -185,7 +185,8 @@ pub fn target_of(headers_dir: &Path, pkg: &KernelPackage) -> Result<Target, VmEr
     // The first module in name order, as `check --modules-dir` takes it.
     if let Some((name, _)) = pkg.modules.iter().next() {
         if let Some(bytes) = pkg.module_bytes(name)? {
-            let m = KernelModule::parse(&bytes).map_err(|e| VmError::BadModule { origin: name.clone(), reason: e.to_string() })?;
+            let m = KernelModule::parse(&bytes)
+                .map_err(|e| VmError::BadModule { origin: name.clone(), reason: e.to_string() })?;
             target.struct_module_size = m.section(".gnu.linkonce.this_module").map(|d| d.len() as u64);
         }
     }
@@ -198,7 +199,10 @@ pub fn run_agreement(spec: &AgreementSpec, listener: &dyn Listener) -> Result<Ag
     std::fs::create_dir_all(&spec.work_dir).map_err(io_err(format!("create {}", spec.work_dir.display())))?;
     let busybox = initramfs::read_static_busybox(&spec.busybox)?;
     if qemu::find_program(&spec.qemu).is_none() {
-        return Err(VmError::QemuMissing { program: spec.qemu.clone(), path_env: std::env::var("PATH").unwrap_or_default() });
+        return Err(VmError::QemuMissing {
+            program: spec.qemu.clone(),
+            path_env: std::env::var("PATH").unwrap_or_default(),
+        });
     }
     listener.task_start("reading the kernel package", None, Unit::Steps);
     let pkg = KernelPackage::read(&spec.image_deb, spec.release.as_deref());
@@ -212,8 +216,10 @@ pub fn run_agreement(spec: &AgreementSpec, listener: &dyn Listener) -> Result<Ag
             images.push((name.to_string(), m.raw.clone()));
         }
     }
-    let source = CorpusSource::from_images(images).map_err(|e| VmError::BadModule { origin: "corpus".into(), reason: e.to_string() })?;
-    let mut cases = bootable_cases(&source).map_err(|e| VmError::BadModule { origin: "corpus".into(), reason: e.to_string() })?;
+    let source = CorpusSource::from_images(images)
+        .map_err(|e| VmError::BadModule { origin: "corpus".into(), reason: e.to_string() })?;
+    let mut cases =
+        bootable_cases(&source).map_err(|e| VmError::BadModule { origin: "corpus".into(), reason: e.to_string() })?;
     // A kernel that does not check the size of struct module takes such a module and runs
     // it with a corrupted struct module (6.1: an oops in its init, and a libceph that can no
     // longer be unloaded): a crash, not a loader verdict to compare.
@@ -233,7 +239,8 @@ pub fn run_agreement(spec: &AgreementSpec, listener: &dyn Listener) -> Result<Ag
     let mut stock_order: Vec<String> = Vec::new();
     let mut planned = Vec::new();
     for case in cases {
-        let candidates = case.candidates().map_err(|e| VmError::BadModule { origin: case.name.into(), reason: e.to_string() })?;
+        let candidates =
+            case.candidates().map_err(|e| VmError::BadModule { origin: case.name.into(), reason: e.to_string() })?;
         let order = check_set(&candidates, &case.target(&target), &SetOptions::default());
         let mut load = Vec::new();
         for v in &order.modules {
@@ -245,8 +252,11 @@ pub fn run_agreement(spec: &AgreementSpec, listener: &dyn Listener) -> Result<Ag
             files.entry(path.clone()).or_insert_with(|| m.bytes.clone());
             load.push((m.name.clone(), path));
         }
-        let ours: Vec<OurModule> =
-            case.modules.iter().map(|m| OurModule { name: m.name.clone(), bytes: m.bytes.clone(), origin: m.name.clone() }).collect();
+        let ours: Vec<OurModule> = case
+            .modules
+            .iter()
+            .map(|m| OurModule { name: m.name.clone(), bytes: m.bytes.clone(), origin: m.name.clone() })
+            .collect();
         let plan = plan_load_order(&pkg, &ours, &[], &Silent)?;
         let mut base = Vec::new();
         for p in plan.iter().filter(|p| p.role != Role::Ours && !case.absent.contains(&p.name)) {
@@ -293,7 +303,12 @@ pub fn run_agreement(spec: &AgreementSpec, listener: &dyn Listener) -> Result<Ag
                 .last()
                 .map(|e| format!("{}|{}", e.kind, e.fields.join("|")))
                 .unwrap_or_else(|| "none (the guest never reported)".into());
-            return Err(VmError::GuestTimeout { seconds: spec.timeout.as_secs(), last_report: last, serial_log, lines });
+            return Err(VmError::GuestTimeout {
+                seconds: spec.timeout.as_secs(),
+                last_report: last,
+                serial_log,
+                lines,
+            });
         }
         return Err(VmError::GuestDied {
             status: outcome.status.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()),
@@ -311,7 +326,10 @@ pub fn run_agreement(spec: &AgreementSpec, listener: &dyn Listener) -> Result<Ag
             .find(|e| e.kind == "case" && e.fields.first().map(String::as_str) == Some(p.case.name))
             .and_then(|e| e.fields.get(1))
             .and_then(|t| t.trim().parse::<u64>().ok());
-        let candidates = p.case.candidates().map_err(|e| VmError::BadModule { origin: p.case.name.into(), reason: e.to_string() })?;
+        let candidates = p
+            .case
+            .candidates()
+            .map_err(|e| VmError::BadModule { origin: p.case.name.into(), reason: e.to_string() })?;
         let options = SetOptions { prior_taint: tainted_before.unwrap_or(0), ..SetOptions::default() };
         let check = check_set(&candidates, &p.case.target(&target), &options);
         for v in &check.modules {
@@ -380,9 +398,12 @@ fn level_of(n: u8) -> Option<LogLevel> {
 }
 
 fn kernel_side(events: &[GuestEvent], case: &str, module: &str) -> KernelSide {
-    let ours = |e: &&GuestEvent| e.fields.first().map(String::as_str) == Some(case) && e.fields.get(1).map(String::as_str) == Some(module);
+    let ours = |e: &&GuestEvent| {
+        e.fields.first().map(String::as_str) == Some(case) && e.fields.get(1).map(String::as_str) == Some(module)
+    };
     let attempt = events.iter().filter(|e| e.kind == "try").find(ours);
-    let raw: Vec<&String> = events.iter().filter(|e| e.kind == "kmsg").filter(ours).filter_map(|e| e.fields.get(2)).collect();
+    let raw: Vec<&String> =
+        events.iter().filter(|e| e.kind == "kmsg").filter(ours).filter_map(|e| e.fields.get(2)).collect();
     let lines = raw
         .iter()
         .filter_map(|r| parse_raw_line(r))
@@ -496,10 +517,16 @@ mod tests {
         assert!(is_loader_line("rbd", "rbd: disagrees about version of symbol x"));
         assert!(is_loader_line("rbd", "module rbd: .gnu.linkonce.this_module section size must match"));
         assert!(is_loader_line("rbd", "Disabling lock debugging due to kernel taint"));
-        assert!(is_loader_line("rbd", "Lockdown: insmod: unsigned module loading is restricted; see man kernel_lockdown.7"));
+        assert!(is_loader_line(
+            "rbd",
+            "Lockdown: insmod: unsigned module loading is restricted; see man kernel_lockdown.7"
+        ));
         assert!(!is_loader_line("rbd", "rbdx: something"));
         assert!(!is_loader_line("libceph", "Key type ceph registered"));
-        assert!(!is_loader_line("rbd", "clocksource: Marking clocksource 'tsc' as unstable because the skew is too large:"));
+        assert!(!is_loader_line(
+            "rbd",
+            "clocksource: Marking clocksource 'tsc' as unstable because the skew is too large:"
+        ));
         assert!(!is_loader_line("ceph", "libceph: loaded"));
     }
 
@@ -523,7 +550,8 @@ mod tests {
         assert!(compare(&kernel, &check).is_empty());
         let wrong_errno = CheckSide { errno: Some("EINVAL"), ..check.clone() };
         assert_eq!(compare(&kernel, &wrong_errno).len(), 1);
-        let wrong_level = CheckSide { lines: vec![line(LogLevel::Warning, "rbd: version magic 'a' should be 'b'")], ..check.clone() };
+        let wrong_level =
+            CheckSide { lines: vec![line(LogLevel::Warning, "rbd: version magic 'a' should be 'b'")], ..check.clone() };
         assert_eq!(compare(&kernel, &wrong_level).len(), 1);
         let loads = CheckSide { verdict: Outcome::Loads, errno: None, lines: vec![] };
         assert_eq!(compare(&kernel, &loads).len(), 2);

@@ -165,7 +165,11 @@ pub fn run_boot_test(spec: &BootTestSpec, listener: &dyn Listener) -> Result<Boo
 }
 
 /// Runs one boot test, and `task` in the guest once the set is loaded.
-pub fn run_boot_test_with_task(spec: &BootTestSpec, task: &GuestTask, listener: &dyn Listener) -> Result<BootReport, VmError> {
+pub fn run_boot_test_with_task(
+    spec: &BootTestSpec,
+    task: &GuestTask,
+    listener: &dyn Listener,
+) -> Result<BootReport, VmError> {
     std::fs::create_dir_all(&spec.work_dir).map_err(io_err(format!("create {}", spec.work_dir.display())))?;
     let busybox = initramfs::read_static_busybox(&spec.busybox)?;
     if qemu::find_program(&spec.qemu).is_none() {
@@ -184,10 +188,7 @@ pub fn run_boot_test_with_task(spec: &BootTestSpec, task: &GuestTask, listener: 
         listener.warning("rbd is not in the set under test; the cluster test maps with the package's rbd.ko");
     }
     let plan = plan_load_order(&pkg, &spec.modules, support, listener)?;
-    listener.info(&format!(
-        "load order: {}",
-        plan.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(" ")
-    ));
+    listener.info(&format!("load order: {}", plan.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(" ")));
 
     let (kernel_path, boot_method) = kernel_for_boot(&pkg, &spec.work_dir, listener)?;
     let accel = qemu::probe_accel_once(&spec.qemu, &kernel_path, &busybox, &spec.work_dir);
@@ -236,7 +237,12 @@ pub fn run_boot_test_with_task(spec: &BootTestSpec, task: &GuestTask, listener: 
                 .last()
                 .map(|e| format!("{}|{}", e.kind, e.fields.join("|")))
                 .unwrap_or_else(|| "none (the guest never reported)".into());
-            return Err(VmError::GuestTimeout { seconds: spec.timeout.as_secs(), last_report: last, serial_log, lines });
+            return Err(VmError::GuestTimeout {
+                seconds: spec.timeout.as_secs(),
+                last_report: last,
+                serial_log,
+                lines,
+            });
         }
         return Err(VmError::GuestDied {
             status: outcome.status.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()),
@@ -248,9 +254,12 @@ pub fn run_boot_test_with_task(spec: &BootTestSpec, task: &GuestTask, listener: 
 
     let modules = verdicts(&plan, &events);
     let taint_of = |kind: &str| {
-        events.iter().find(|e| e.kind == kind).and_then(|e| e.fields.first()).and_then(|v| v.trim().parse().ok()).map(
-            |value: u64| Taint { value, flags: taint_flags(value) },
-        )
+        events
+            .iter()
+            .find(|e| e.kind == kind)
+            .and_then(|e| e.fields.first())
+            .and_then(|v| v.trim().parse().ok())
+            .map(|value: u64| Taint { value, flags: taint_flags(value) })
     };
     let cluster = session.as_ref().map(|s| s.verify(&events, listener));
     let mut problems = Vec::new();
@@ -302,7 +311,11 @@ pub fn run_boot_test_with_task(spec: &BootTestSpec, task: &GuestTask, listener: 
 
 /// Writes the kernel to boot into `work_dir`: the PVH entry of the vmlinux inside the
 /// bzImage where there is one (much faster under TCG), else the bzImage.
-pub fn kernel_for_boot(pkg: &KernelPackage, work_dir: &Path, listener: &dyn Listener) -> Result<(PathBuf, BootMethod), VmError> {
+pub fn kernel_for_boot(
+    pkg: &KernelPackage,
+    work_dir: &Path,
+    listener: &dyn Listener,
+) -> Result<(PathBuf, BootMethod), VmError> {
     Ok(match crate::bzimage::extract_vmlinux(&pkg.vmlinuz) {
         Ok(vmlinux) if crate::bzimage::has_pvh_entry(&vmlinux) => {
             let p = work_dir.join("vmlinux");
@@ -339,9 +352,8 @@ fn verdicts(plan: &[PlannedModule], events: &[GuestEvent]) -> Vec<ModuleVerdict>
                 (Some(a), Some(b)) => Some(a == b),
                 _ => None,
             };
-            let loaded_build_id = field("buildid")
-                .and_then(|h| hex::decode(h).ok())
-                .and_then(|note| crate::deps::gnu_build_id(&note));
+            let loaded_build_id =
+                field("buildid").and_then(|h| hex::decode(h).ok()).and_then(|note| crate::deps::gnu_build_id(&note));
             let build_id_matches = match (&m.build_id, &loaded_build_id) {
                 (Some(a), Some(b)) => Some(a == b),
                 _ => None,
@@ -401,7 +413,8 @@ KRBD|buildid|libceph|040000000300000003000000474e5500aabbcc00
 KRBD|taint|12288
 KRBD|end
 ";
-        let plan = [planned("libceph", Some("AAAAAAAAAAAAAAAAAAAAAA")), planned("rbd", Some("B")), planned("ceph", None)];
+        let plan =
+            [planned("libceph", Some("AAAAAAAAAAAAAAAAAAAAAA")), planned("rbd", Some("B")), planned("ceph", None)];
         let v = verdicts(&plan, &parse_log(log));
         assert_eq!(v[0].loaded, Some(true));
         assert_eq!(v[0].srcversion_matches, Some(false), "a different srcversion is caught");

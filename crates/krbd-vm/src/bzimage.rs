@@ -47,9 +47,7 @@ pub fn extract_vmlinux(bzimage: &[u8]) -> Result<Vec<u8>, VmError> {
     let mut out = Vec::new();
     let result = if payload.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         // The build appends the uncompressed size (4 bytes) after the frame: read one frame only.
-        zstd::stream::read::Decoder::new(payload)
-            .map(|d| d.single_frame())
-            .and_then(|mut d| d.read_to_end(&mut out))
+        zstd::stream::read::Decoder::new(payload).map(|d| d.single_frame()).and_then(|mut d| d.read_to_end(&mut out))
     } else if payload.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
         liblzma::read::XzDecoder::new(payload).read_to_end(&mut out)
     } else if payload.starts_with(&[0x1f, 0x8b]) {

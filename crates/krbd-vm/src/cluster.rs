@@ -282,9 +282,12 @@ impl Cluster {
             .to_string();
         let mon_key = self.gen_key()?;
         self.admin_key = self.gen_key()?;
-        let admin_caps = "\tcaps mon = \"allow *\"\n\tcaps osd = \"allow *\"\n\tcaps mgr = \"allow *\"\n\tcaps mds = \"allow *\"\n";
+        let admin_caps =
+            "\tcaps mon = \"allow *\"\n\tcaps osd = \"allow *\"\n\tcaps mgr = \"allow *\"\n\tcaps mds = \"allow *\"\n";
         let admin_keyring = format!("[client.admin]\n\tkey = {}\n{admin_caps}", self.admin_key);
-        let write = |p: PathBuf, s: &str| std::fs::write(&p, s).map_err(|e| cluster_err("write config")(format!("{}: {e}", p.display())));
+        let write = |p: PathBuf, s: &str| {
+            std::fs::write(&p, s).map_err(|e| cluster_err("write config")(format!("{}: {e}", p.display())))
+        };
         write(d.join("admin.keyring"), &admin_keyring)?;
         write(d.join("mon.keyring"), &format!("[mon.]\n\tkey = {mon_key}\n\tcaps mon = \"allow *\"\n{admin_keyring}"))?;
         let dd = d.display();
@@ -337,7 +340,13 @@ keyring = {dd}/$name/keyring
         )
         .map_err(cluster_err("monmaptool"))?;
         run_with_timeout(
-            Command::new("ceph-mon").args(["--mkfs", "-i", "a", "-c"]).arg(&self.conf).arg("--monmap").arg(&monmap).arg("--keyring").arg(d.join("mon.keyring")),
+            Command::new("ceph-mon")
+                .args(["--mkfs", "-i", "a", "-c"])
+                .arg(&self.conf)
+                .arg("--monmap")
+                .arg(&monmap)
+                .arg("--keyring")
+                .arg(d.join("mon.keyring")),
             t,
         )
         .map_err(cluster_err("ceph-mon --mkfs"))?;
@@ -346,7 +355,17 @@ keyring = {dd}/$name/keyring
         self.wait_for("the monitor to answer", deadline, |c| c.ceph(&["mon", "stat"]).is_ok())?;
         listener.task_progress(1);
 
-        let mgr_keyring = self.ceph(&["auth", "get-or-create", "mgr.x", "mon", "allow profile mgr", "osd", "allow *", "mds", "allow *"])?;
+        let mgr_keyring = self.ceph(&[
+            "auth",
+            "get-or-create",
+            "mgr.x",
+            "mon",
+            "allow profile mgr",
+            "osd",
+            "allow *",
+            "mds",
+            "allow *",
+        ])?;
         write(d.join("mgr.x/keyring"), &mgr_keyring)?;
         self.spawn_daemon("mgr.x", &["ceph-mgr", "-f", "-i", "x"])?;
 
@@ -361,9 +380,18 @@ keyring = {dd}/$name/keyring
             if id.parse::<u32>().is_err() {
                 return Err(cluster_err("ceph osd new")(format!("unexpected answer {id:?}")));
             }
-            std::fs::create_dir_all(d.join(format!("osd.{id}"))).map_err(|e| cluster_err("create OSD folder")(e.to_string()))?;
+            std::fs::create_dir_all(d.join(format!("osd.{id}")))
+                .map_err(|e| cluster_err("create OSD folder")(e.to_string()))?;
             let keyring = self.ceph(&[
-                "auth", "get-or-create", &format!("osd.{id}"), "mon", "allow profile osd", "mgr", "allow profile osd", "osd", "allow *",
+                "auth",
+                "get-or-create",
+                &format!("osd.{id}"),
+                "mon",
+                "allow profile osd",
+                "mgr",
+                "allow profile osd",
+                "osd",
+                "allow *",
             ])?;
             write(d.join(format!("osd.{id}/keyring")), &keyring)?;
             osds.push((id, uuid));
@@ -386,7 +414,10 @@ keyring = {dd}/$name/keyring
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(cluster_err("ceph-osd --mkfs")("thread panicked".into())))).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(cluster_err("ceph-osd --mkfs")("thread panicked".into()))))
+                .collect()
         });
         for r in mkfs_results {
             r?;
@@ -449,7 +480,8 @@ keyring = {dd}/$name/keyring
         let mut a = args.to_vec();
         a.extend(["-f", "json"]);
         let out = self.ceph(&a)?;
-        serde_json::from_str(&out).map_err(|e| cluster_err(&format!("ceph {}", args.join(" ")))(format!("bad JSON: {e}")))
+        serde_json::from_str(&out)
+            .map_err(|e| cluster_err(&format!("ceph {}", args.join(" ")))(format!("bad JSON: {e}")))
     }
 
     fn rbd(&self, args: &[&str]) -> Result<Vec<u8>, VmError> {
@@ -550,12 +582,23 @@ keyring = {dd}/$name/keyring
         session.tap_made = true;
         ip(&["-n", &self.netns, "addr", "add", &format!("10.254.{k}.1/24"), "dev", &tap])?;
         ip(&["-n", &self.netns, "link", "set", &tap, "up"])?;
-        self.rbd(&["create", &format!("{POOL}/{}", session.guest_image), "--size", &format!("{}M", GUEST_IMAGE_BYTES >> 20), "--image-feature", "layering"])?;
+        self.rbd(&[
+            "create",
+            &format!("{POOL}/{}", session.guest_image),
+            "--size",
+            &format!("{}M", GUEST_IMAGE_BYTES >> 20),
+            "--image-feature",
+            "layering",
+        ])?;
         let host_file = work_dir.join(format!("{}.bin", session.host_image));
-        std::fs::write(&host_file, &session.host_pattern).map_err(|e| cluster_err("write the host image file")(e.to_string()))?;
+        std::fs::write(&host_file, &session.host_pattern)
+            .map_err(|e| cluster_err("write the host image file")(e.to_string()))?;
         let host_file_s = host_file.display().to_string();
         self.rbd(&["import", "--image-feature", "layering", &host_file_s, &format!("{POOL}/{}", session.host_image)])?;
-        listener.info(&format!("images {POOL}/{} and {POOL}/{} ready; guest network 10.254.{k}.0/24 on {tap}", session.guest_image, session.host_image));
+        listener.info(&format!(
+            "images {POOL}/{} and {POOL}/{} ready; guest network 10.254.{k}.0/24 on {tap}",
+            session.guest_image, session.host_image
+        ));
         Ok(session)
     }
 }
@@ -626,7 +669,9 @@ impl GuestSession<'_> {
         let mut problems: Vec<String> =
             steps.iter().filter(|s| !s.ok).map(|s| format!("guest step {} failed: {}", s.name, s.detail)).collect();
         // After a failed step the guest stops; list missing steps only when none failed.
-        for wanted in ["net", "map", "size", "pattern", "mkfs", "mount", "files", "umount", "unmap", "map_host", "unmap_host"] {
+        for wanted in
+            ["net", "map", "size", "pattern", "mkfs", "mount", "files", "umount", "unmap", "map_host", "unmap_host"]
+        {
             if problems.is_empty() && !steps.iter().any(|s| s.name == wanted) {
                 problems.push(format!("guest step {wanted} never ran"));
             }

@@ -45,7 +45,8 @@ pub struct PlannedModule {
 /// The descriptor of the first GNU build-id note (type 3) in an ELF note blob, as hex.
 pub fn gnu_build_id(notes: &[u8]) -> Option<String> {
     let mut p = 0usize;
-    let word = |at: usize| -> Option<usize> { Some(u32::from_le_bytes(notes.get(at..at + 4)?.try_into().ok()?) as usize) };
+    let word =
+        |at: usize| -> Option<usize> { Some(u32::from_le_bytes(notes.get(at..at + 4)?.try_into().ok()?) as usize) };
     while p + 12 <= notes.len() {
         let (namesz, descsz, kind) = (word(p)?, word(p + 4)?, word(p + 8)?);
         let name_at = p + 12;
@@ -233,10 +234,7 @@ mod tests {
     #[test]
     fn softdep_lists() {
         assert_eq!(parse_softdep("pre: crc32c"), (vec!["crc32c".to_string()], vec![]));
-        assert_eq!(
-            parse_softdep("pre: a b post: c"),
-            (vec!["a".to_string(), "b".to_string()], vec!["c".to_string()])
-        );
+        assert_eq!(parse_softdep("pre: a b post: c"), (vec!["a".to_string(), "b".to_string()], vec!["c".to_string()]));
         assert_eq!(parse_softdep("junk"), (vec![], vec![]));
     }
 }

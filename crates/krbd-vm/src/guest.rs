@@ -15,10 +15,10 @@ const MARKER: &str = "KRBD|";
 /// How many fields each kind carries (the last one takes the rest of the line).
 fn arity(kind: &str) -> usize {
     match kind {
-        "insmod" => 4,  // role, name, rc, insmod's output
-        "dmesg" => 2,   // module (or "boot"), kernel line
+        "insmod" => 4, // role, name, rc, insmod's output
+        "dmesg" => 2,  // module (or "boot"), kernel line
         "srcversion" | "modtaint" | "buildid" | "value" => 2,
-        "step" => 3,    // name, ok|fail, detail
+        "step" => 3, // name, ok|fail, detail
         "begin" | "taint" | "taint_end" => 1,
         // The agreement run (crate::agreement).
         "case" => 2,   // case, tainted before it
@@ -71,12 +71,7 @@ const TAINT_LETTERS: [char; 20] =
 
 /// The taint letters of a tainted value, e.g. 12288 -> "OE".
 pub fn taint_flags(value: u64) -> String {
-    TAINT_LETTERS
-        .iter()
-        .enumerate()
-        .filter(|(bit, _)| value & (1 << bit) != 0)
-        .map(|(_, c)| *c)
-        .collect()
+    TAINT_LETTERS.iter().enumerate().filter(|(bit, _)| value & (1 << bit) != 0).map(|(_, c)| *c).collect()
 }
 
 #[cfg(test)]

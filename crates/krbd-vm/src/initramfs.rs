@@ -16,11 +16,10 @@ pub fn read_static_busybox(path: &Path) -> Result<Vec<u8>, VmError> {
         reason: format!("cannot read it ({e}); install busybox-static (scripts/install-deps.sh) or pass --busybox"),
     })?;
     use object::read::elf::{FileHeader, ProgramHeader};
-    let header = object::elf::FileHeader64::<object::Endianness>::parse(&data[..]).map_err(|_| VmError::Busybox {
-        path: path.to_path_buf(),
-        reason: "not a 64-bit ELF executable".into(),
-    })?;
-    let endian = header.endian().map_err(|_| VmError::Busybox { path: path.to_path_buf(), reason: "bad ELF".into() })?;
+    let header = object::elf::FileHeader64::<object::Endianness>::parse(&data[..])
+        .map_err(|_| VmError::Busybox { path: path.to_path_buf(), reason: "not a 64-bit ELF executable".into() })?;
+    let endian =
+        header.endian().map_err(|_| VmError::Busybox { path: path.to_path_buf(), reason: "bad ELF".into() })?;
     let segments = header
         .program_headers(endian, &data[..])
         .map_err(|_| VmError::Busybox { path: path.to_path_buf(), reason: "bad ELF program headers".into() })?;

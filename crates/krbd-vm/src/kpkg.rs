@@ -3,7 +3,7 @@
 //! and the list of what is built in.
 //!
 //! The .deb is read here directly (ar + data.tar.{xz,zst,gz}) so that no external tool is
-//! needed; krbd-packages will offer the same and can replace this reader.
+//! needed; krbd-fetch will offer the same and can replace this reader.
 
 use crate::VmError;
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,10 +65,8 @@ impl KernelPackage {
     /// Reads a linux-image .deb. `release` picks `boot/vmlinuz-<release>`; `None` takes the
     /// only one there is.
     pub fn read(deb: &Path, release: Option<&str>) -> Result<Self, VmError> {
-        let file = std::fs::File::open(deb).map_err(|e| VmError::KernelPackage {
-            deb: deb.to_path_buf(),
-            reason: format!("cannot open it: {e}"),
-        })?;
+        let file = std::fs::File::open(deb)
+            .map_err(|e| VmError::KernelPackage { deb: deb.to_path_buf(), reason: format!("cannot open it: {e}") })?;
         let bad = |reason: String| VmError::KernelPackage { deb: deb.to_path_buf(), reason };
         let mut archive = ar::Archive::new(std::io::BufReader::new(file));
         while let Some(entry) = archive.next_entry() {
@@ -79,9 +77,9 @@ impl KernelPackage {
             }
             let reader: Box<dyn Read + '_> = match name.as_str() {
                 "data.tar.xz" => Box::new(liblzma::read::XzDecoder::new(entry)),
-                "data.tar.zst" => Box::new(
-                    zstd::stream::read::Decoder::new(entry).map_err(|e| bad(format!("{name}: {e}")))?,
-                ),
+                "data.tar.zst" => {
+                    Box::new(zstd::stream::read::Decoder::new(entry).map_err(|e| bad(format!("{name}: {e}")))?)
+                }
                 "data.tar.gz" => Box::new(flate2::read::GzDecoder::new(entry)),
                 "data.tar" => Box::new(entry),
                 other => return Err(bad(format!("unsupported member {other}"))),
@@ -145,12 +143,7 @@ impl KernelPackage {
         }
         let builtin = builtin_lists
             .get("modules.builtin")
-            .map(|d| {
-                String::from_utf8_lossy(d)
-                    .lines()
-                    .filter_map(module_name_of)
-                    .collect()
-            })
+            .map(|d| String::from_utf8_lossy(d).lines().filter_map(module_name_of).collect())
             .unwrap_or_default();
         let builtin_aliases = builtin_lists
             .get("modules.builtin.modinfo")

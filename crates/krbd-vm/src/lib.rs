@@ -19,7 +19,9 @@ pub mod interrupt;
 pub mod kpkg;
 pub mod qemu;
 
-pub use boot::{load_our_modules, run_boot_test, run_boot_test_with_task, BootReport, BootTestSpec, GuestTask, ModuleVerdict};
+pub use boot::{
+    load_our_modules, run_boot_test, run_boot_test_with_task, BootReport, BootTestSpec, GuestTask, ModuleVerdict,
+};
 pub use cluster::{Cluster, ClusterSpec};
 pub use kpkg::KernelPackage;
 

@@ -95,10 +95,8 @@ pub fn run_with(spec: &QemuSpec, accel: Accel) -> Result<QemuOutcome, VmError> {
     })?;
     let _ = std::fs::remove_file(&spec.serial_log);
     let stderr_path = spec.serial_log.with_extension("qemu-stderr");
-    let stderr_file = std::fs::File::create(&stderr_path).map_err(|e| VmError::Io {
-        what: format!("create {}", stderr_path.display()),
-        reason: e.to_string(),
-    })?;
+    let stderr_file = std::fs::File::create(&stderr_path)
+        .map_err(|e| VmError::Io { what: format!("create {}", stderr_path.display()), reason: e.to_string() })?;
     let mut cmd = match &spec.network {
         Some(n) => {
             let mut c = Command::new("ip");
@@ -131,10 +129,9 @@ pub fn run_with(spec: &QemuSpec, accel: Accel) -> Result<QemuOutcome, VmError> {
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr_file);
     die_with_parent(&mut cmd);
     let start = Instant::now();
-    let child = cmd.spawn().map_err(|e| VmError::QemuMissing {
-        program: qemu.clone(),
-        path_env: format!("spawn failed: {e}"),
-    })?;
+    let child = cmd
+        .spawn()
+        .map_err(|e| VmError::QemuMissing { program: qemu.clone(), path_env: format!("spawn failed: {e}") })?;
     let mut guard = ChildGuard(Some(child));
     let mut status = None;
     let mut timed_out = false;
@@ -161,7 +158,10 @@ pub fn run_with(spec: &QemuSpec, accel: Accel) -> Result<QemuOutcome, VmError> {
         // A guest that reported its end but does not power off is not worth waiting for.
         if end_seen_at.is_none() {
             let log = std::fs::read(&spec.serial_log).unwrap_or_default();
-            if String::from_utf8_lossy(&log).lines().any(|l| crate::guest::parse_line(l).is_some_and(|e| e.kind == "end")) {
+            if String::from_utf8_lossy(&log)
+                .lines()
+                .any(|l| crate::guest::parse_line(l).is_some_and(|e| e.kind == "end"))
+            {
                 end_seen_at = Some(Instant::now());
             }
         } else if end_seen_at.is_some_and(|t| t.elapsed() > Duration::from_secs(30)) {
@@ -244,7 +244,14 @@ pub fn probe_accel_once(qemu: &Path, kernel: &Path, busybox: &[u8], work_dir: &P
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// [`probe_accel`] with the KVM device's path given (for tests).
-pub fn probe_accel_with(device: &Path, qemu: &Path, kernel: &Path, busybox: &[u8], work_dir: &Path, timeout: Duration) -> AccelChoice {
+pub fn probe_accel_with(
+    device: &Path,
+    qemu: &Path,
+    kernel: &Path,
+    busybox: &[u8],
+    work_dir: &Path,
+    timeout: Duration,
+) -> AccelChoice {
     if let Err(why) = kvm_device(device) {
         return AccelChoice::tcg(why);
     }
@@ -269,14 +276,21 @@ pub fn probe_accel_with(device: &Path, qemu: &Path, kernel: &Path, busybox: &[u8
         timeout,
     };
     match run_with(&spec, Accel::Kvm) {
-        Ok(o) if crate::guest::parse_log(&o.serial).iter().any(|e| e.kind == "end") => {
-            AccelChoice { accel: Accel::Kvm, reason: format!("probe boot under KVM finished in {:.1} s", o.elapsed.as_secs_f64()) }
-        }
-        Ok(o) if o.timed_out => AccelChoice::tcg(format!("/dev/kvm opens, but a probe boot under KVM did not finish within {} s", timeout.as_secs())),
+        Ok(o) if crate::guest::parse_log(&o.serial).iter().any(|e| e.kind == "end") => AccelChoice {
+            accel: Accel::Kvm,
+            reason: format!("probe boot under KVM finished in {:.1} s", o.elapsed.as_secs_f64()),
+        },
+        Ok(o) if o.timed_out => AccelChoice::tcg(format!(
+            "/dev/kvm opens, but a probe boot under KVM did not finish within {} s",
+            timeout.as_secs()
+        )),
         Ok(o) => {
             let said = o.stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
             let status = o.status.map(|s| s.to_string()).unwrap_or_default();
-            AccelChoice::tcg(format!("/dev/kvm opens, but the probe boot under KVM failed ({status}){}", if said.is_empty() { String::new() } else { format!(": {said}") }))
+            AccelChoice::tcg(format!(
+                "/dev/kvm opens, but the probe boot under KVM failed ({status}){}",
+                if said.is_empty() { String::new() } else { format!(": {said}") }
+            ))
         }
         Err(e) => AccelChoice::tcg(format!("KVM probe boot could not run: {e}")),
     }
@@ -289,7 +303,14 @@ mod accel_tests {
     #[test]
     fn a_missing_kvm_device_means_tcg() {
         let tmp = std::env::temp_dir().join("krbd-no-such-kvm-device");
-        let c = probe_accel_with(&tmp, Path::new("qemu-system-x86_64"), Path::new("/nonexistent"), b"", Path::new("/tmp"), Duration::from_secs(1));
+        let c = probe_accel_with(
+            &tmp,
+            Path::new("qemu-system-x86_64"),
+            Path::new("/nonexistent"),
+            b"",
+            Path::new("/tmp"),
+            Duration::from_secs(1),
+        );
         assert_eq!(c.accel, Accel::Tcg);
         assert_eq!(c.to_string(), format!("tcg: {} absent", tmp.display()));
     }

@@ -28,35 +28,66 @@ fn kernel_and_check_agree_on_every_corpus_module() {
         .disagreements()
         .map(|m| format!("{}/{}: {}\n  kernel: {:?}", m.case, m.module, m.differences.join("; "), m.kernel.all_lines))
         .collect();
-    assert!(disagreements.is_empty(), "{} of {} modules disagree:\n{}", disagreements.len(), report.modules_total, disagreements.join("\n"));
+    assert!(
+        disagreements.is_empty(),
+        "{} of {} modules disagree:\n{}",
+        disagreements.len(),
+        report.modules_total,
+        disagreements.join("\n")
+    );
     assert_eq!(report.guest_release.as_deref(), Some(RELEASE));
 
     // The count is every module of every case of the corpus, each one compared.
     let pkg = package();
-    let images = krbd_kmod::corpus::SOURCE_MODULES
-        .iter()
-        .map(|n| (n.to_string(), pkg.modules[*n].raw.clone()));
-    let cases = krbd_kmod::corpus::bootable_cases(&krbd_kmod::corpus::CorpusSource::from_images(images).unwrap()).unwrap();
+    let images = krbd_kmod::corpus::SOURCE_MODULES.iter().map(|n| (n.to_string(), pkg.modules[*n].raw.clone()));
+    let cases =
+        krbd_kmod::corpus::bootable_cases(&krbd_kmod::corpus::CorpusSource::from_images(images).unwrap()).unwrap();
     let expected: usize = cases.iter().map(|c| c.modules.len()).sum();
     assert_eq!(report.modules_total, expected);
     assert_eq!(report.modules.len(), expected);
     assert_eq!(report.modules_agreeing, expected);
     assert!(report.all_agree);
-    assert!(report.cases.iter().all(|c| c.tainted_before.is_some() && c.unload_failed.is_empty()), "{:#?}", report.cases);
+    assert!(
+        report.cases.iter().all(|c| c.tainted_before.is_some() && c.unload_failed.is_empty()),
+        "{:#?}",
+        report.cases
+    );
 
     // The corpus is not trivially agreeable: the kernel refused modules for several
     // reasons, and printed its once-per-boot lines once.
     let refused = report.modules.iter().filter(|m| m.kernel.loaded == Some(false)).count();
     assert!(refused >= 10, "only {refused} refusals");
-    for marker in ["version magic", "disagrees about version of symbol module_layout", "Unknown symbol crc32c", "struct module size", "out-of-tree"] {
+    for marker in [
+        "version magic",
+        "disagrees about version of symbol module_layout",
+        "Unknown symbol crc32c",
+        "struct module size",
+        "out-of-tree",
+    ] {
         assert!(
             report.modules.iter().any(|m| m.kernel.lines.iter().any(|l| l.text.contains(marker))),
             "no kernel line with {marker:?}"
         );
     }
-    let notices = report.modules.iter().flat_map(|m| &m.kernel.lines).filter(|l| l.text.contains("module verification failed")).count();
+    let notices = report
+        .modules
+        .iter()
+        .flat_map(|m| &m.kernel.lines)
+        .filter(|l| l.text.contains("module verification failed"))
+        .count();
     assert_eq!(notices, 1, "the unsigned-module notice is printed once per boot");
-    assert!(report.accelerator.starts_with("tcg: ") || report.accelerator.starts_with("kvm: "), "{}", report.accelerator);
+    assert!(
+        report.accelerator.starts_with("tcg: ") || report.accelerator.starts_with("kvm: "),
+        "{}",
+        report.accelerator
+    );
     assert!(processes_mentioning(&work.display().to_string()).is_empty(), "QEMU left running");
-    eprintln!("{}/{} modules agree ({} cases, guest {:.1} s, {})", report.modules_agreeing, report.modules_total, report.cases.len(), report.elapsed_secs, report.accelerator);
+    eprintln!(
+        "{}/{} modules agree ({} cases, guest {:.1} s, {})",
+        report.modules_agreeing,
+        report.modules_total,
+        report.cases.len(),
+        report.elapsed_secs,
+        report.accelerator
+    );
 }

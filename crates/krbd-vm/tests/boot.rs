@@ -92,7 +92,11 @@ fn refused_module_reports_the_kernel_message() {
     let v = report.modules.iter().find(|m| m.name == "rbd").unwrap();
     assert_eq!(v.loaded, Some(false), "{v:#?}");
     assert!(v.kernel_messages.iter().any(|l| l.contains("version magic")), "{v:#?}");
-    assert!(report.problems.iter().any(|p| p.contains("rbd was refused") && p.contains("version magic")), "{:?}", report.problems);
+    assert!(
+        report.problems.iter().any(|p| p.contains("rbd was refused") && p.contains("version magic")),
+        "{:?}",
+        report.problems
+    );
     // Unsigned modules load on Debian (signatures not enforced) and taint with E.
     for name in ["libceph", "ceph"] {
         let m = report.modules.iter().find(|m| m.name == name).unwrap();
@@ -134,7 +138,8 @@ fn guest_that_never_reports_times_out_with_the_serial_tail() {
     std::fs::create_dir(&mods).unwrap();
     let work = tmp.path().join("work");
     let mut s = spec(&work, &mods);
-    s.init_override = Some("#!/bin/busybox sh\necho init started, now hanging\nexec /bin/busybox sleep 100000\n".into());
+    s.init_override =
+        Some("#!/bin/busybox sh\necho init started, now hanging\nexec /bin/busybox sleep 100000\n".into());
     s.timeout = Duration::from_secs(60);
     let started = std::time::Instant::now();
     let err = run_boot_test(&s, &Silent).unwrap_err();

@@ -64,7 +64,8 @@ fn stock_set_maps_and_moves_data_through_a_real_cluster() {
     };
     let c = report.cluster.as_ref().expect("cluster report");
     assert!(report.passed, "{:#?}", report);
-    for step in ["net", "map", "size", "pattern", "mkfs", "mount", "files", "umount", "unmap", "map_host", "unmap_host"] {
+    for step in ["net", "map", "size", "pattern", "mkfs", "mount", "files", "umount", "unmap", "map_host", "unmap_host"]
+    {
         assert!(c.steps.iter().any(|s| s.name == step && s.ok), "step {step}: {:#?}", c.steps);
     }
     assert!(c.guest_device_sha256.is_some());

@@ -22,7 +22,8 @@ fn load_plan_follows_modinfo_of_the_real_package() {
     for (i, m) in plan.iter().enumerate() {
         let parsed = krbd_kmod::KernelModule::parse(&m.bytes).unwrap();
         for dep in parsed.info("depends").unwrap_or("").split(',').filter(|d| !d.is_empty()) {
-            let at = plan.iter().position(|p| p.name == dep).unwrap_or_else(|| panic!("{dep} of {} not planned", m.name));
+            let at =
+                plan.iter().position(|p| p.name == dep).unwrap_or_else(|| panic!("{dep} of {} not planned", m.name));
             assert!(at < i, "{dep} after {}", m.name);
         }
     }

@@ -79,11 +79,8 @@ fn outward(center: i64, lo: i64, hi: i64) -> impl Iterator<Item = i64> {
 pub fn apply_file(fp: &FilePatch, original: Option<&str>, max_fuzz: usize) -> FileOutcome {
     let text = original.unwrap_or("");
     let final_newline = text.is_empty() || text.ends_with('\n');
-    let old: Vec<&str> = if text.is_empty() {
-        Vec::new()
-    } else {
-        text.strip_suffix('\n').unwrap_or(text).split('\n').collect()
-    };
+    let old: Vec<&str> =
+        if text.is_empty() { Vec::new() } else { text.strip_suffix('\n').unwrap_or(text).split('\n').collect() };
     let mut out: Vec<String> = Vec::with_capacity(old.len() + 64);
     let mut cursor = 0usize; // old lines before this are already placed in `out`
     let mut shift = 0i64; // how far earlier hunks matched from where they said
@@ -105,8 +102,7 @@ pub fn apply_file(fp: &FilePatch, original: Option<&str>, max_fuzz: usize) -> Fi
             tried = Some((pre, post));
             let pat = &pattern[pre..pattern.len() - post];
             let hi = old.len() as i64 - pat.len() as i64;
-            let hit = outward(expected + pre as i64, cursor as i64, hi)
-                .find(|&at| matches_at(&old, at as usize, pat));
+            let hit = outward(expected + pre as i64, cursor as i64, hi).find(|&at| matches_at(&old, at as usize, pat));
             if let Some(at) = hit {
                 found = Some((at as usize, pre, post, fuzz));
                 break;
@@ -123,10 +119,7 @@ pub fn apply_file(fp: &FilePatch, original: Option<&str>, max_fuzz: usize) -> Fi
             detail: None,
         };
         let Some((at, pre, post, fuzz)) = found else {
-            reports.push(HunkReport {
-                detail: Some(mismatch(&old, expected.max(0) as usize, &pattern)),
-                ..base
-            });
+            reports.push(HunkReport { detail: Some(mismatch(&old, expected.max(0) as usize, &pattern)), ..base });
             continue;
         };
         let start = at - pre; // where the full hunk would begin in the old file
@@ -177,10 +170,7 @@ pub fn apply_file(fp: &FilePatch, original: Option<&str>, max_fuzz: usize) -> Fi
         }
         Some(s)
     };
-    FileOutcome {
-        content,
-        hunks: reports,
-    }
+    FileOutcome { content, hunks: reports }
 }
 
 /// What the file holds where a hunk was looked for, for the error message.

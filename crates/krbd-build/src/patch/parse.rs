@@ -97,10 +97,7 @@ fn strip_p1(path: &str) -> Option<String> {
 }
 
 fn parse_range(s: &str, line: usize) -> Result<(usize, usize), ParseError> {
-    let bad = || ParseError {
-        line,
-        reason: format!("bad hunk range {s:?}"),
-    };
+    let bad = || ParseError { line, reason: format!("bad hunk range {s:?}") };
     let (start, len) = match s.split_once(',') {
         Some((a, b)) => (a, b),
         None => (s, "1"),
@@ -128,32 +125,18 @@ impl PatchFile {
             }
             if l.starts_with("@@ ") {
                 let Some(file) = files.last_mut() else {
-                    return Err(ParseError {
-                        line: i + 1,
-                        reason: "hunk before any ---/+++ file header".into(),
-                    });
+                    return Err(ParseError { line: i + 1, reason: "hunk before any ---/+++ file header".into() });
                 };
                 let inner = l[3..].split(" @@").next().unwrap_or("");
                 let mut parts = inner.split_whitespace();
                 let (old, new) = match (parts.next(), parts.next()) {
                     (Some(o), Some(n)) if o.starts_with('-') && n.starts_with('+') => (o, n),
-                    _ => {
-                        return Err(ParseError {
-                            line: i + 1,
-                            reason: format!("bad hunk header {l:?}"),
-                        })
-                    }
+                    _ => return Err(ParseError { line: i + 1, reason: format!("bad hunk header {l:?}") }),
                 };
                 let (old_start, old_len) = parse_range(&old[1..], i + 1)?;
                 let (new_start, new_len) = parse_range(&new[1..], i + 1)?;
-                let mut hunk = Hunk {
-                    old_start,
-                    old_len,
-                    new_start,
-                    new_len,
-                    header: l.to_string(),
-                    lines: Vec::new(),
-                };
+                let mut hunk =
+                    Hunk { old_start, old_len, new_start, new_len, header: l.to_string(), lines: Vec::new() };
                 let (mut old_left, mut new_left) = (old_len, new_len);
                 i += 1;
                 while old_left > 0 || new_left > 0 {
@@ -207,22 +190,12 @@ impl PatchFile {
             i += 1;
         }
         if files.is_empty() {
-            return Err(ParseError {
-                line: lines.len(),
-                reason: "no file changes (no ---/+++ headers) found".into(),
-            });
+            return Err(ParseError { line: lines.len(), reason: "no file changes (no ---/+++ headers) found".into() });
         }
         if let Some(f) = files.iter().find(|f| f.hunks.is_empty()) {
-            return Err(ParseError {
-                line: lines.len(),
-                reason: format!("file {} has no hunks", f.target()),
-            });
+            return Err(ParseError { line: lines.len(), reason: format!("file {} has no hunks", f.target()) });
         }
-        Ok(PatchFile {
-            subject,
-            description: description.join("\n"),
-            files,
-        })
+        Ok(PatchFile { subject, description: description.join("\n"), files })
     }
 }
 

@@ -33,11 +33,7 @@ pub enum SeriesError {
     #[error("{file}: {reason}")]
     BadVariants { file: PathBuf, reason: String },
     #[error("{series} has no variant for {release}; its variants fit: {}. Pass another --series or add a variant", known.join("; "))]
-    NoVariant {
-        series: String,
-        release: String,
-        known: Vec<String>,
-    },
+    NoVariant { series: String, release: String, known: Vec<String> },
     #[error("{dir}: the series lists no patches")]
     Empty { dir: PathBuf },
     #[error("{patch}: not a unified diff: {source}")]
@@ -92,10 +88,7 @@ impl SeriesReport {
 
 impl Series {
     pub fn load(dir: &Path) -> Result<Series, SeriesError> {
-        let unreadable = |source| SeriesError::Unreadable {
-            dir: dir.to_path_buf(),
-            source,
-        };
+        let unreadable = |source| SeriesError::Unreadable { dir: dir.to_path_buf(), source };
         let list = std::fs::read_to_string(dir.join("series")).map_err(unreadable)?;
         let mut patches = Vec::new();
         for line in list.lines() {
@@ -106,45 +99,30 @@ impl Series {
             let path = dir.join(name);
             let bytes = std::fs::read(&path).map_err(unreadable)?;
             let text = String::from_utf8_lossy(&bytes);
-            let patch = PatchFile::parse(&text).map_err(|source| SeriesError::Malformed {
-                patch: path.clone(),
-                source,
-            })?;
+            let patch =
+                PatchFile::parse(&text).map_err(|source| SeriesError::Malformed { patch: path.clone(), source })?;
             for f in &patch.files {
-                let ok = matches!(
-                    krbd_packages::archive_path::entry_relative_path(Path::new(f.target())),
-                    Ok(Some(_))
-                );
+                let ok = matches!(krbd_fetch::archive_path::entry_relative_path(Path::new(f.target())), Ok(Some(_)));
                 if !ok {
-                    return Err(SeriesError::UnsafePath {
-                        patch: name.to_string(),
-                        file: f.target().to_string(),
-                    });
+                    return Err(SeriesError::UnsafePath { patch: name.to_string(), file: f.target().to_string() });
                 }
             }
             patches.push(SeriesPatch {
                 file_name: name.to_string(),
-                sha256: krbd_packages::hash::sha256_bytes(&bytes),
+                sha256: krbd_fetch::hash::sha256_bytes(&bytes),
                 patch,
             });
         }
         if patches.is_empty() {
             return Err(SeriesError::Empty { dir: dir.to_path_buf() });
         }
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "series".into());
-        Ok(Series {
-            name,
-            dir: dir.to_path_buf(),
-            patches,
-        })
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "series".into());
+        Ok(Series { name, dir: dir.to_path_buf(), patches })
     }
 
     /// One hash over the patches' names and contents, in order.
     pub fn sha256(&self) -> String {
-        let mut k = krbd_packages::hash::KeyHasher::new("series");
+        let mut k = krbd_fetch::hash::KeyHasher::new("series");
         for p in &self.patches {
             k.str(&p.file_name).str(&p.sha256);
         }
@@ -155,11 +133,7 @@ impl Series {
 /// Applies `series` to the files below `tree`, in place. Stops at the first patch with a
 /// failed hunk (after trying all of that patch's hunks, so the report shows each).
 pub fn apply_series(series: &Series, tree: &Path) -> Result<SeriesReport, SeriesError> {
-    let mut report = SeriesReport {
-        series: series.name.clone(),
-        sha256: series.sha256(),
-        patches: Vec::new(),
-    };
+    let mut report = SeriesReport { series: series.name.clone(), sha256: series.sha256(), patches: Vec::new() };
     for sp in &series.patches {
         let mut hunks = Vec::new();
         let mut results = Vec::new();

@@ -36,14 +36,10 @@ impl SeriesSource {
         if !toml_path.is_file() {
             return Ok(SeriesSource::Plain(dir.to_path_buf()));
         }
-        let text = std::fs::read_to_string(&toml_path).map_err(|source| SeriesError::Unreadable {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
-        let parsed: VariantsFile = toml::from_str(&text).map_err(|e| SeriesError::BadVariants {
-            file: toml_path.clone(),
-            reason: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(&toml_path)
+            .map_err(|source| SeriesError::Unreadable { dir: dir.to_path_buf(), source })?;
+        let parsed: VariantsFile = toml::from_str(&text)
+            .map_err(|e| SeriesError::BadVariants { file: toml_path.clone(), reason: e.to_string() })?;
         for v in &parsed.variant {
             let ok = !v.name.is_empty() && !v.name.contains('/') && v.name != ".." && dir.join(&v.name).is_dir();
             if !ok {
@@ -53,10 +49,7 @@ impl SeriesSource {
                 });
             }
         }
-        Ok(SeriesSource::Variants {
-            dir: dir.to_path_buf(),
-            variants: parsed.variant,
-        })
+        Ok(SeriesSource::Variants { dir: dir.to_path_buf(), variants: parsed.variant })
     }
 
     /// The series to apply for `release`.
@@ -64,16 +57,13 @@ impl SeriesSource {
         match self {
             SeriesSource::Plain(dir) => Ok((Series::load(dir)?, None)),
             SeriesSource::Variants { dir, variants } => {
-                let v = variants
-                    .iter()
-                    .find(|v| v.releases.iter().any(|g| glob_match(g, release)))
-                    .ok_or_else(|| SeriesError::NoVariant {
-                        series: dir.display().to_string(),
-                        release: release.to_string(),
-                        known: variants
-                            .iter()
-                            .map(|v| format!("{} ({})", v.name, v.releases.join(", ")))
-                            .collect(),
+                let v =
+                    variants.iter().find(|v| v.releases.iter().any(|g| glob_match(g, release))).ok_or_else(|| {
+                        SeriesError::NoVariant {
+                            series: dir.display().to_string(),
+                            release: release.to_string(),
+                            known: variants.iter().map(|v| format!("{} ({})", v.name, v.releases.join(", "))).collect(),
+                        }
                     })?;
                 let mut series = Series::load(&dir.join(&v.name))?;
                 let base = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

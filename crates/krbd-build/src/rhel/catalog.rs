@@ -138,23 +138,17 @@ pub fn is_rhel_release(release: &str) -> bool {
 
 impl RhelRelease {
     pub fn parse(release: &str) -> Result<RhelRelease, BuildError> {
-        let bad = |reason: &str| BuildError::BadRelease {
-            release: release.to_string(),
-            reason: reason.to_string(),
-        };
+        let bad = |reason: &str| BuildError::BadRelease { release: release.to_string(), reason: reason.to_string() };
         let (rest, arch) = release
             .rsplit_once('.')
             .filter(|(_, a)| ARCHES.contains(a))
             .ok_or_else(|| bad("an RHEL kernel release ends in its architecture, like 3.10.0-957.el7.x86_64"))?;
-        let (version, rpm_release) = rest
-            .split_once('-')
-            .ok_or_else(|| bad("expected VERSION-RELEASE.ARCH, like 3.10.0-957.el7.x86_64"))?;
+        let (version, rpm_release) =
+            rest.split_once('-').ok_or_else(|| bad("expected VERSION-RELEASE.ARCH, like 3.10.0-957.el7.x86_64"))?;
         if version.split('.').count() != 3 || !version.split('.').all(|p| p.parse::<u32>().is_ok()) {
             return Err(bad("the version part must be three numbers, like 3.10.0"));
         }
-        let dist_at = rpm_release
-            .find(".el")
-            .ok_or_else(|| bad("no .elN dist tag (el7, el8, el9)"))?;
+        let dist_at = rpm_release.find(".el").ok_or_else(|| bad("no .elN dist tag (el7, el8, el9)"))?;
         let numbers = &rpm_release[..dist_at];
         let dist = &rpm_release[dist_at + 3..];
         let (el_str, minor_str) = match dist.split_once('_') {
@@ -231,32 +225,15 @@ const EL7_MINORS: [(u32, u32, &str); 10] = [
 ];
 
 /// RHEL 8 GA kernel build numbers by minor release.
-const EL8_MINORS: [(u32, u32); 11] = [
-    (80, 0),
-    (147, 1),
-    (193, 2),
-    (240, 3),
-    (305, 4),
-    (348, 5),
-    (372, 6),
-    (425, 7),
-    (477, 8),
-    (513, 9),
-    (553, 10),
-];
+const EL8_MINORS: [(u32, u32); 11] =
+    [(80, 0), (147, 1), (193, 2), (240, 3), (305, 4), (348, 5), (372, 6), (425, 7), (477, 8), (513, 9), (553, 10)];
 
 /// RHEL 9 GA kernel build numbers by minor release.
 const EL9_MINORS: [(u32, u32); 7] = [(70, 0), (162, 1), (284, 2), (362, 3), (427, 4), (503, 5), (570, 6)];
 
 /// CentOS 8's vault folders.
-const CENTOS8: [(u32, &str); 6] = [
-    (0, "8.0.1905"),
-    (1, "8.1.1911"),
-    (2, "8.2.2004"),
-    (3, "8.3.2011"),
-    (4, "8.4.2105"),
-    (5, "8.5.2111"),
-];
+const CENTOS8: [(u32, &str); 6] =
+    [(0, "8.0.1905"), (1, "8.1.1911"), (2, "8.2.2004"), (3, "8.3.2011"), (4, "8.4.2105"), (5, "8.5.2111")];
 
 /// One place a package may be, most likely first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -315,8 +292,7 @@ pub fn resolve(release: &str, mirrors: &Mirrors, only: Option<Distro>) -> Result
         let repos = if r.errata { ["updates", "os"] } else { ["os", "updates"] };
         let base = &mirrors.centos;
         for repo in repos {
-            out.srpm
-                .push(loc(Distro::Centos, folder, repo, format!("{base}/{folder}/{repo}/Source/SPackages/{srpm}")));
+            out.srpm.push(loc(Distro::Centos, folder, repo, format!("{base}/{folder}/{repo}/Source/SPackages/{srpm}")));
             out.devel_rpm.push(loc(
                 Distro::Centos,
                 folder,
@@ -326,8 +302,7 @@ pub fn resolve(release: &str, mirrors: &Mirrors, only: Option<Distro>) -> Result
         }
         let yymm = folder.rsplit('.').next().unwrap_or("");
         let tree = if r.errata { "u" } else { "00" };
-        out.browse
-            .push(format!("{}/c7.{yymm}.{tree}.{}/kernel/", mirrors.centos_buildlogs, r.arch));
+        out.browse.push(format!("{}/c7.{yymm}.{tree}.{}/kernel/", mirrors.centos_buildlogs, r.arch));
         return Ok(out);
     }
     let os = format!("{}.{minor}", r.el);
@@ -335,12 +310,7 @@ pub fn resolve(release: &str, mirrors: &Mirrors, only: Option<Distro>) -> Result
     let devel_repo = if r.el == 8 { "BaseOS" } else { "AppStream" };
     if wanted(Distro::Rocky) && !(r.el == 8 && minor < 3) {
         let base = &mirrors.rocky;
-        out.srpm.push(loc(
-            Distro::Rocky,
-            &os,
-            "BaseOS",
-            format!("{base}/{os}/BaseOS/source/tree/Packages/k/{srpm}"),
-        ));
+        out.srpm.push(loc(Distro::Rocky, &os, "BaseOS", format!("{base}/{os}/BaseOS/source/tree/Packages/k/{srpm}")));
         out.devel_rpm.push(loc(
             Distro::Rocky,
             &os,
@@ -350,8 +320,7 @@ pub fn resolve(release: &str, mirrors: &Mirrors, only: Option<Distro>) -> Result
     }
     if wanted(Distro::Alma) && !(r.el == 8 && minor < 3) {
         let base = &mirrors.alma;
-        out.srpm
-            .push(loc(Distro::Alma, &os, "BaseOS", format!("{base}/{os}/BaseOS/Source/Packages/{srpm}")));
+        out.srpm.push(loc(Distro::Alma, &os, "BaseOS", format!("{base}/{os}/BaseOS/Source/Packages/{srpm}")));
         out.devel_rpm.push(loc(
             Distro::Alma,
             &os,
@@ -391,4 +360,3 @@ fn no_distro(release: &str, only: Option<Distro>) -> BuildError {
         ),
     }
 }
-

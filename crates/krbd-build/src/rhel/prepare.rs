@@ -10,12 +10,12 @@ use crate::pipeline::Stages;
 use crate::report::InputRecord;
 use crate::source;
 use crate::sysroot::Headers;
-use krbd_packages::cache::Cache;
-use krbd_packages::compress::Compression;
-use krbd_packages::hash::KeyHasher;
-use krbd_packages::http::{self, FetchOutcome};
-use krbd_packages::rpm::{RpmKeyring, RpmPackage, SignatureStatus};
-use krbd_packages::PackageError;
+use krbd_fetch::cache::Cache;
+use krbd_fetch::compress::Compression;
+use krbd_fetch::hash::KeyHasher;
+use krbd_fetch::http::{self, FetchOutcome};
+use krbd_fetch::rpm::{RpmKeyring, RpmPackage, SignatureStatus};
+use krbd_fetch::FetchError;
 use krbd_progress::Listener;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -95,8 +95,10 @@ pub fn prepare_rhel(
     }
     let (srpm_path, devel_path) = stages.run("fetch", || {
         let mut all_cached = true;
-        let mut get = |local: &Option<PathBuf>, what: &'static str, pick: fn(&catalog::Resolved) -> &Vec<Location>| {
-            match (local, &resolved) {
+        let mut get =
+            |local: &Option<PathBuf>, what: &'static str, pick: fn(&catalog::Resolved) -> &Vec<Location>| match (
+                local, &resolved,
+            ) {
                 (Some(p), _) => {
                     let rpm = RpmPackage::open(p)?;
                     rpm.verify()?;
@@ -108,8 +110,7 @@ pub fn prepare_rhel(
                     Ok(p)
                 }
                 (None, None) => unreachable_inputs(&req.release),
-            }
-        };
+            };
         let srpm = get(&req.srpm, "the source RPM", |r| &r.srpm)?;
         let devel = get(&req.devel_rpm, "the kernel-devel RPM", |r| &r.devel_rpm)?;
         Ok(((srpm, devel), all_cached))
@@ -145,9 +146,7 @@ pub fn prepare_rhel(
 
     let sysroot_key = KeyHasher::new(LAYOUT).str(&devel_sha).finish();
     let root = stages.run("headers", || {
-        cache.get_or_create("sysroots", &sysroot_key, |staging| {
-            devel_sysroot(&devel, &req.release, staging, listener)
-        })
+        cache.get_or_create("sysroots", &sysroot_key, |staging| devel_sysroot(&devel, &req.release, staging, listener))
     })?;
     let headers = Headers::open(&root.join("usr/src/kernels").join(&req.release))?;
 
@@ -156,31 +155,29 @@ pub fn prepare_rhel(
         cache.get_or_create("srpm-sources", &source_key, |staging| {
             let report = srpm_ceph_sources(&srpm, &staging.join("tree"), listener)?;
             let path = staging.join("prep.json");
-            let json = serde_json::to_vec_pretty(&report).map_err(|e| BuildError::io("encode", &path)(std::io::Error::other(e)))?;
+            let json = serde_json::to_vec_pretty(&report)
+                .map_err(|e| BuildError::io("encode", &path)(std::io::Error::other(e)))?;
             std::fs::write(&path, json).map_err(BuildError::io("write", &path))
         })
     })?;
     let prep_path = entry.join("prep.json");
-    let prep: PrepReport = std::fs::read(&prep_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| BuildError::io("read", &prep_path)(std::io::Error::other("unreadable; delete the cache entry")))?;
+    let prep: PrepReport =
+        std::fs::read(&prep_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(|| {
+            BuildError::io("read", &prep_path)(std::io::Error::other("unreadable; delete the cache entry"))
+        })?;
     for p in &prep.patches {
         listener.info(&format!("%prep {}: {}", p.name, p.outcome));
     }
-    Ok(PreparedRhel {
-        headers,
-        sysroot_key,
-        source_tree: entry.join("tree"),
-        source_key,
-        inputs,
-        prep,
-    })
+    Ok(PreparedRhel { headers, sysroot_key, source_tree: entry.join("tree"), source_key, inputs, prep })
 }
 
 /// With a key: the package's signature must be good (else the error). Without: its
 /// signatures are listed for the report, unverified.
-fn signature_status(rpm: &RpmPackage, key: Option<&RpmKeyring>, listener: &dyn Listener) -> Result<SignatureStatus, BuildError> {
+fn signature_status(
+    rpm: &RpmPackage,
+    key: Option<&RpmKeyring>,
+    listener: &dyn Listener,
+) -> Result<SignatureStatus, BuildError> {
     let name = file_name(rpm.path(), rpm);
     let Some(key) = key else {
         let status = rpm.unverified_signature_status();
@@ -196,14 +193,11 @@ fn signature_status(rpm: &RpmPackage, key: Option<&RpmKeyring>, listener: &dyn L
 }
 
 fn unreachable_inputs(release: &str) -> Result<PathBuf, BuildError> {
-    Err(BuildError::NotCatalogued {
-        release: release.to_string(),
-        reason: "nothing to fetch it from".into(),
-    })
+    Err(BuildError::NotCatalogued { release: release.to_string(), reason: "nothing to fetch it from".into() })
 }
 
 fn sha(path: &Path) -> Result<String, BuildError> {
-    krbd_packages::hash::sha256_file(path, |_| {}).map_err(BuildError::io("read", path))
+    krbd_fetch::hash::sha256_file(path, |_| {}).map_err(BuildError::io("read", path))
 }
 
 /// The name the package is known by: its download name, or its NVRA for cache files.
@@ -230,7 +224,7 @@ fn fetch_first(
     listener: &dyn Listener,
 ) -> Result<(PathBuf, bool), BuildError> {
     let mut tried = Vec::new();
-    let mut first_failure: Option<PackageError> = None;
+    let mut first_failure: Option<FetchError> = None;
     for loc in locations {
         match http::fetch(cache, &loc.url, None, listener) {
             Ok(FetchOutcome::Fetched { path, cached, .. }) => {
@@ -254,17 +248,20 @@ fn fetch_first(
         listener.warning(&format!("tried: {}", tried.join("; ")));
         return Err(e.into());
     }
-    Err(BuildError::PackageNotFound {
-        release: release.to_string(),
-        what,
-        tried,
-    })
+    Err(BuildError::PackageNotFound { release: release.to_string(), what, tried })
 }
 
 /// Lays `usr/src/kernels/<release>/` of a kernel-devel RPM out below `staging`.
-pub fn devel_sysroot(devel: &RpmPackage, release: &str, staging: &Path, listener: &dyn Listener) -> Result<(), BuildError> {
+pub fn devel_sysroot(
+    devel: &RpmPackage,
+    release: &str,
+    staging: &Path,
+    listener: &dyn Listener,
+) -> Result<(), BuildError> {
     let prefix = format!("/usr/src/kernels/{release}");
-    if !devel.info.files.iter().any(|f| f.path == prefix) && !devel.info.files.iter().any(|f| f.path.starts_with(&format!("{prefix}/"))) {
+    if !devel.info.files.iter().any(|f| f.path == prefix)
+        && !devel.info.files.iter().any(|f| f.path.starts_with(&format!("{prefix}/")))
+    {
         let held: Vec<String> = devel
             .info
             .files
@@ -295,10 +292,7 @@ pub fn devel_sysroot(devel: &RpmPackage, release: &str, staging: &Path, listener
 /// Streams the source RPM once: the kernel tarball's Ceph files go to `tree`, the spec and
 /// the patch files are kept; then what `%prep` applies is applied to the Ceph files.
 pub fn srpm_ceph_sources(srpm: &RpmPackage, tree: &Path, listener: &dyn Listener) -> Result<PrepReport, BuildError> {
-    let bad = |reason: String| BuildError::BadSourceRpm {
-        package: srpm.path().to_path_buf(),
-        reason,
-    };
+    let bad = |reason: String| BuildError::BadSourceRpm { package: srpm.path().to_path_buf(), reason };
     let mut spec: Option<(String, String)> = None;
     let mut tarball: Option<String> = None;
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -308,13 +302,14 @@ pub fn srpm_ceph_sources(srpm: &RpmPackage, tree: &Path, listener: &dyn Listener
         let size = entry.header.size;
         if name.ends_with(".spec") && size <= 16 << 20 {
             let mut text = String::new();
-            entry
-                .read_to_string(&mut text)
-                .map_err(|e| rpm_corrupt(srpm, &name, e))?;
+            entry.read_to_string(&mut text).map_err(|e| rpm_corrupt(srpm, &name, e))?;
             spec = Some((name, text));
         } else if is_kernel_tarball(&name) {
             if tarball.is_some() {
-                extract_error = Some(bad(format!("it holds two kernel tarballs ({} and {name})", tarball.clone().unwrap_or_default())));
+                extract_error = Some(bad(format!(
+                    "it holds two kernel tarballs ({} and {name})",
+                    tarball.clone().unwrap_or_default()
+                )));
                 return Ok(false);
             }
             let compression = Compression::from_name(&name).unwrap_or(Compression::None);
@@ -334,9 +329,11 @@ pub fn srpm_ceph_sources(srpm: &RpmPackage, tree: &Path, listener: &dyn Listener
     if let Some(e) = extract_error {
         return Err(e);
     }
-    let tarball = tarball.ok_or_else(|| bad("no kernel tarball (linux-*.tar.*) in it; is it a kernel source RPM?".into()))?;
+    let tarball =
+        tarball.ok_or_else(|| bad("no kernel tarball (linux-*.tar.*) in it; is it a kernel source RPM?".into()))?;
     let (spec_name, spec_text) = spec.ok_or_else(|| bad("no .spec file in it".into()))?;
-    let steps = spec::prep_patches(&spec_text).map_err(|e| bad(format!("{spec_name}: {e}; krbd-forge refuses rather than guess what %prep does")))?;
+    let steps = spec::prep_patches(&spec_text)
+        .map_err(|e| bad(format!("{spec_name}: {e}; krbd-forge refuses rather than guess what %prep does")))?;
     let (series, outcomes) = prep_series(srpm, &steps, &files)?;
     let series_report = match &series {
         Some(s) => Some(apply_series(s, tree)?),
@@ -351,12 +348,8 @@ pub fn srpm_ceph_sources(srpm: &RpmPackage, tree: &Path, listener: &dyn Listener
     })
 }
 
-fn rpm_corrupt(srpm: &RpmPackage, name: &str, e: std::io::Error) -> PackageError {
-    PackageError::CorruptRpm {
-        path: srpm.path().to_path_buf(),
-        part: "payload",
-        reason: format!("{name}: {e}"),
-    }
+fn rpm_corrupt(srpm: &RpmPackage, name: &str, e: std::io::Error) -> FetchError {
+    FetchError::CorruptRpm { path: srpm.path().to_path_buf(), part: "payload", reason: format!("{name}: {e}") }
 }
 
 /// `linux-3.10.0-957.el7.tar.xz` and the like.
@@ -395,10 +388,7 @@ fn prep_series(
             continue;
         }
         let mut parsed = PatchFile::parse(&text).map_err(|e| {
-            BuildError::Series(crate::patch::SeriesError::Malformed {
-                patch: srpm.path().join(&step.name),
-                source: e,
-            })
+            BuildError::Series(crate::patch::SeriesError::Malformed { patch: srpm.path().join(&step.name), source: e })
         })?;
         parsed.files.retain(|f| source::is_ceph_source(Path::new(f.target())));
         if parsed.files.is_empty() {
@@ -409,7 +399,7 @@ fn prep_series(
         outcomes.push(outcome("applied", touched));
         patches.push(SeriesPatch {
             file_name: step.name.clone(),
-            sha256: krbd_packages::hash::sha256_bytes(bytes),
+            sha256: krbd_fetch::hash::sha256_bytes(bytes),
             patch: parsed,
         });
     }
@@ -417,11 +407,7 @@ fn prep_series(
         return Ok((None, outcomes));
     }
     Ok((
-        Some(Series {
-            name: format!("%prep of {}", srpm.info.nvra()),
-            dir: srpm.path().to_path_buf(),
-            patches,
-        }),
+        Some(Series { name: format!("%prep of {}", srpm.info.nvra()), dir: srpm.path().to_path_buf(), patches }),
         outcomes,
     ))
 }

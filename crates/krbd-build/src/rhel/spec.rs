@@ -34,8 +34,20 @@ impl std::fmt::Display for PrepError {
 }
 
 const SECTIONS_AFTER_PREP: [&str; 14] = [
-    "%build", "%install", "%check", "%files", "%clean", "%changelog", "%package", "%description", "%pre", "%post",
-    "%preun", "%postun", "%posttrans", "%generate_buildrequires",
+    "%build",
+    "%install",
+    "%check",
+    "%files",
+    "%clean",
+    "%changelog",
+    "%package",
+    "%description",
+    "%pre",
+    "%post",
+    "%preun",
+    "%postun",
+    "%posttrans",
+    "%generate_buildrequires",
 ];
 
 /// A spec's macros: `%define`/`%global` and the Name/Version/Release tags.
@@ -166,11 +178,7 @@ pub fn prep_patches(spec: &str) -> Result<Vec<PrepPatch>, PrepError> {
         if SECTIONS_AFTER_PREP.iter().any(|s| t == *s || t.starts_with(&format!("{s} "))) {
             break;
         }
-        let refuse = |reason: &str| PrepError {
-            line: number,
-            text: t.to_string(),
-            reason: reason.to_string(),
-        };
+        let refuse = |reason: &str| PrepError { line: number, text: t.to_string(), reason: reason.to_string() };
         // Shell functions (RHEL's ApplyPatch/ApplyOptionalPatch) are definitions, not steps.
         if in_function {
             if raw.starts_with('}') {
@@ -284,7 +292,9 @@ pub fn prep_patches(spec: &str) -> Result<Vec<PrepPatch>, PrepError> {
             }
             check_args(&words[2..])?;
             found.extend(files.into_iter().map(|f| (f, false)));
-        } else if t.contains("patch") && (t.contains('<') || t.contains('|') || t.contains("xargs") || t.contains("for ")) {
+        } else if t.contains("patch")
+            && (t.contains('<') || t.contains('|') || t.contains("xargs") || t.contains("for "))
+        {
             return Err(refuse("this line applies patches in a way that is not followed"));
         }
         if found.is_empty() {
@@ -292,8 +302,12 @@ pub fn prep_patches(spec: &str) -> Result<Vec<PrepPatch>, PrepError> {
         }
         match active {
             Cond::False => {}
-            Cond::Unknown => return Err(refuse("the patch is applied under a condition that cannot be evaluated here")),
-            Cond::True => out.extend(found.into_iter().map(|(name, optional)| PrepPatch { name, optional, line: number })),
+            Cond::Unknown => {
+                return Err(refuse("the patch is applied under a condition that cannot be evaluated here"))
+            }
+            Cond::True => {
+                out.extend(found.into_iter().map(|(name, optional)| PrepPatch { name, optional, line: number }))
+            }
         }
     }
     Ok(out)
@@ -343,14 +357,7 @@ ApplyOptionalPatch linux-kernel-test.patch
 ApplyPatch not-in-prep.patch
 "#;
         let got = prep_patches(spec).unwrap();
-        assert_eq!(
-            got,
-            vec![PrepPatch {
-                name: "linux-kernel-test.patch".into(),
-                optional: true,
-                line: 27
-            }]
-        );
+        assert_eq!(got, vec![PrepPatch { name: "linux-kernel-test.patch".into(), optional: true, line: 27 }]);
     }
 
     #[test]

@@ -127,10 +127,7 @@ fn mirrors_are_configurable() {
     m.set("centos=http://127.0.0.1:8080/vault/").unwrap();
     m.set("rocky=http://127.0.0.1:8080/rocky").unwrap();
     let r = resolve("3.10.0-327.el7.x86_64", &m, None).unwrap();
-    assert_eq!(
-        r.srpm[0].url,
-        "http://127.0.0.1:8080/vault/7.2.1511/os/Source/SPackages/kernel-3.10.0-327.el7.src.rpm"
-    );
+    assert_eq!(r.srpm[0].url, "http://127.0.0.1:8080/vault/7.2.1511/os/Source/SPackages/kernel-3.10.0-327.el7.src.rpm");
     assert!(m.set("fedora=http://x").is_err());
     assert!(m.set("rocky=ftp://x").is_err());
     assert!(m.set("rocky").is_err());
@@ -139,7 +136,9 @@ fn mirrors_are_configurable() {
 #[test]
 fn what_cannot_be_resolved_says_why() {
     let m = Mirrors::default();
-    for bad in ["6.1.0-56-amd64", "3.10.0-957.el6.x86_64", "3.10.0-957.el7", "3.10-957.el7.x86_64", "3.10.0-x.el7.x86_64"] {
+    for bad in
+        ["6.1.0-56-amd64", "3.10.0-957.el6.x86_64", "3.10.0-957.el7", "3.10-957.el7.x86_64", "3.10.0-x.el7.x86_64"]
+    {
         assert!(matches!(resolve(bad, &m, None), Err(BuildError::BadRelease { .. })), "{bad}");
     }
     // 958 is no GA build number, and it has no dist tag minor.

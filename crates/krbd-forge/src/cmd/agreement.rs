@@ -13,7 +13,8 @@ fn target_files(args: &BootTestArgs, listener: &Terminal) -> Result<(PathBuf, Pa
     if let (Some(headers), Some(image)) = (&args.headers, &args.image_deb) {
         return Ok((headers.clone(), image.clone()));
     }
-    let release = krbd_build::KernelRelease::parse(&args.kernel).map_err(|e| super::build::report_error(&e, args.json))?;
+    let release =
+        krbd_build::KernelRelease::parse(&args.kernel).map_err(|e| super::build::report_error(&e, args.json))?;
     let cache = args.cache.open().map_err(|e| super::build::report_error(&e.into(), args.json))?;
     let mut stages = krbd_build::pipeline::Stages(Vec::new());
     let prepared = krbd_build::pipeline::prepare_debian(&cache, Some(&release), false, &mut stages, listener)
@@ -35,7 +36,8 @@ pub fn run(args: BootTestArgs) -> i32 {
     let json = args.json;
     krbd_vm::interrupt::install_handler();
     if krbd_vm::qemu::find_program(&args.qemu).is_none() {
-        let e = VmError::QemuMissing { program: args.qemu.clone(), path_env: std::env::var("PATH").unwrap_or_default() };
+        let e =
+            VmError::QemuMissing { program: args.qemu.clone(), path_env: std::env::var("PATH").unwrap_or_default() };
         return fail(json, EXIT_ENVIRONMENT, "qemu_missing", &e.to_string());
     }
     let (headers_dir, image_deb) = match target_files(&args, &listener) {
@@ -72,7 +74,13 @@ pub fn run(args: BootTestArgs) -> i32 {
 }
 
 fn print_human(r: &AgreementReport) {
-    println!("kernel {} ({}), {} corpus cases, guest {:.1} s", r.kernel_release, r.accelerator, r.cases.len(), r.elapsed_secs);
+    println!(
+        "kernel {} ({}), {} corpus cases, guest {:.1} s",
+        r.kernel_release,
+        r.accelerator,
+        r.cases.len(),
+        r.elapsed_secs
+    );
     for c in &r.cases {
         let rows: Vec<_> = r.modules.iter().filter(|m| m.case == c.name).collect();
         let verdicts: Vec<String> = rows

@@ -122,7 +122,10 @@ pub(super) fn exit_code_of(e: &VmError) -> i32 {
 
 pub(super) fn fail(json: bool, code: i32, kind: &str, message: &str) -> i32 {
     if json {
-        println!("{}", serde_json::json!({ "passed": false, "error": { "kind": kind, "message": message, "exit_code": code } }));
+        println!(
+            "{}",
+            serde_json::json!({ "passed": false, "error": { "kind": kind, "message": message, "exit_code": code } })
+        );
     }
     eprintln!("error: {message}");
     code
@@ -138,7 +141,8 @@ pub fn run(args: BootTestArgs) -> i32 {
     krbd_vm::interrupt::install_handler();
     // Cheap checks first, so that nothing is downloaded or started for nothing.
     if krbd_vm::qemu::find_program(&args.qemu).is_none() {
-        let e = VmError::QemuMissing { program: args.qemu.clone(), path_env: std::env::var("PATH").unwrap_or_default() };
+        let e =
+            VmError::QemuMissing { program: args.qemu.clone(), path_env: std::env::var("PATH").unwrap_or_default() };
         return fail(json, EXIT_ENVIRONMENT, "qemu_missing", &e.to_string());
     }
     let modules_dir = args.modules.clone().unwrap_or_else(|| PathBuf::from("out").join(&args.kernel));
@@ -212,8 +216,8 @@ pub(crate) fn publish_report<R: serde::Serialize>(report: &R, path: &std::path::
 }
 
 fn download_image(release: &str, cache: &super::CacheArgs, listener: &dyn Listener) -> Result<PathBuf, (i32, String)> {
-    use krbd_packages::apt;
-    let code = super::exit::package_code;
+    use krbd_fetch::apt;
+    let code = super::exit::fetch_code;
     let name = format!("linux-image-{release}");
     let pkg = apt::show(&name, None).map_err(|e| (code(&e), format!("{e} (is {release} a Debian kernel release?)")))?;
     let cache = cache.open().map_err(|e| (code(&e), e.to_string()))?;

@@ -131,10 +131,7 @@ pub(super) fn mirrors_and_distro(
     use krbd_build::rhel::catalog::{Distro, Mirrors};
     let mut mirrors = Mirrors::from_env();
     for m in mirror {
-        mirrors.set(m).map_err(|reason| BuildError::BadFlag {
-            flag: format!("--mirror {m}"),
-            reason,
-        })?;
+        mirrors.set(m).map_err(|reason| BuildError::BadFlag { flag: format!("--mirror {m}"), reason })?;
     }
     let distro = match distro {
         Some(d) => Some(Distro::parse(d).ok_or_else(|| BuildError::BadFlag {
@@ -164,7 +161,7 @@ fn rhel_request(args: &BuildArgs, release: Option<&str>) -> Result<krbd_build::r
                 release: String::new(),
                 reason: "--srpm needs --kernel RELEASE or --devel-rpm FILE to know the release".into(),
             })?;
-            let rpm = krbd_packages::rpm::RpmPackage::open(devel)?;
+            let rpm = krbd_fetch::rpm::RpmPackage::open(devel)?;
             let releases: std::collections::BTreeSet<String> = rpm
                 .info
                 .files
@@ -197,7 +194,7 @@ fn rhel_request(args: &BuildArgs, release: Option<&str>) -> Result<krbd_build::r
         rpm_key: args
             .rpm_key
             .as_deref()
-            .map(|p| krbd_packages::rpm::RpmKeyring::load(p).map(std::sync::Arc::new))
+            .map(|p| krbd_fetch::rpm::RpmKeyring::load(p).map(std::sync::Arc::new))
             .transpose()?,
     })
 }
@@ -241,10 +238,8 @@ fn options(args: &BuildArgs, kernel: Option<&str>) -> Result<BuildOptions, Build
     }
     let series = find_series(&args.series)?;
     let cache = args.cache.open()?;
-    let jobs = args
-        .jobs
-        .filter(|j| *j > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs =
+        args.jobs.filter(|j| *j > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     Ok(BuildOptions {
         inputs,
         source_tarball: args.source_tarball.clone(),
@@ -260,7 +255,8 @@ pub fn run(args: BuildArgs) -> i32 {
         return run_matrix(&args);
     }
     let terminal = Terminal::new(args.json || args.quiet);
-    let result = options(&args, args.kernel.first().map(|s| s.as_str())).and_then(|opts| krbd_build::build(&opts, &terminal));
+    let result =
+        options(&args, args.kernel.first().map(|s| s.as_str())).and_then(|opts| krbd_build::build(&opts, &terminal));
     match result {
         Ok(outcome) => {
             if !args.quiet {

@@ -2,7 +2,7 @@
 
 use krbd_build::patch::SeriesError;
 use krbd_build::BuildError;
-use krbd_packages::PackageError;
+use krbd_fetch::FetchError;
 use std::io::ErrorKind;
 
 pub const OK: i32 = 0;
@@ -32,25 +32,25 @@ Exit codes:
   9  environment: no space left, no permission, read-only file system, gpgv missing
  10  the built modules would not load on the target (the loader's verdicts are shown)";
 
-pub fn package_code(e: &PackageError) -> i32 {
+pub fn fetch_code(e: &FetchError) -> i32 {
     match e {
-        PackageError::NotADeb { .. }
-        | PackageError::CorruptMember { .. }
-        | PackageError::UnsafeEntry { .. }
-        | PackageError::NotAnRpm { .. }
-        | PackageError::CorruptRpm { .. }
-        | PackageError::UnsupportedRpm { .. }
-        | PackageError::DigestMismatch { .. }
-        | PackageError::NotSigned { .. }
-        | PackageError::SignedByAnotherKey { .. }
-        | PackageError::BadSignature { .. }
-        | PackageError::BadKeyFile { .. } => BAD_INPUT,
-        PackageError::GpgMissing { .. } => ENVIRONMENT,
-        PackageError::ChecksumMismatch { .. } | PackageError::AptFailed { .. } | PackageError::DownloadFailed { .. } => {
-            FETCH
-        }
-        PackageError::UnknownPackage { .. } | PackageError::NoAptLists => TARGET,
-        PackageError::Io { source, .. } => io_code(source.kind()),
+        FetchError::NotADeb { .. }
+        | FetchError::CorruptMember { .. }
+        | FetchError::UnsafeEntry { .. }
+        | FetchError::NotAnRpm { .. }
+        | FetchError::CorruptRpm { .. }
+        | FetchError::UnsupportedRpm { .. }
+        | FetchError::DigestMismatch { .. }
+        | FetchError::NotSigned { .. }
+        | FetchError::SignedByAnotherKey { .. }
+        | FetchError::BadSignature { .. }
+        | FetchError::BadKeyFile { .. } => BAD_INPUT,
+        FetchError::GpgMissing { .. } => ENVIRONMENT,
+        FetchError::ChecksumMismatch { .. }
+        | FetchError::AptFailed { .. }
+        | FetchError::DownloadFailed { .. } => FETCH,
+        FetchError::UnknownPackage { .. } | FetchError::NoAptLists => TARGET,
+        FetchError::Io { source, .. } => io_code(source.kind()),
     }
 }
 
@@ -77,7 +77,7 @@ pub fn build_code(e: &BuildError) -> i32 {
         BuildError::PackageNotFound { .. } => FETCH,
         BuildError::BadFlag { .. } => USAGE,
         BuildError::BadSourceRpm { .. } => BAD_INPUT,
-        BuildError::Package(p) => package_code(p),
+        BuildError::Fetch(p) => fetch_code(p),
         BuildError::NoCephSources { .. } => BAD_INPUT,
         BuildError::Series(SeriesError::Io { source, .. }) => io_code(source.kind()),
         BuildError::Series(_) => PATCH,

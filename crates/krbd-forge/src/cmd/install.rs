@@ -121,9 +121,11 @@ fn code_of(e: &InstallError) -> i32 {
     use InstallError::*;
     match e {
         SetFolder { .. } | SetModule { .. } | SetTampered { .. } => EXIT_BAD_INPUT,
-        ReleaseMismatch { .. } | NoSuchKernel { .. } | UnknownRelease { .. } | NoLoadCheckTarget { .. } | NotRunningKernel { .. } => {
-            EXIT_TARGET
-        }
+        ReleaseMismatch { .. }
+        | NoSuchKernel { .. }
+        | UnknownRelease { .. }
+        | NoLoadCheckTarget { .. }
+        | NotRunningKernel { .. } => EXIT_TARGET,
         LoadCheck { .. } => EXIT_BAD_INPUT,
         WouldNotLoad { .. } => EXIT_WOULD_NOT_LOAD,
         PackageOwned { .. } | Busy { .. } | Locked { .. } => EXIT_REFUSED,
@@ -158,7 +160,10 @@ fn kind_of(code: i32) -> &'static str {
 
 fn fail(json: bool, code: i32, message: &str) -> i32 {
     if json {
-        println!("{}", serde_json::json!({ "error": { "kind": kind_of(code), "exit_code": code, "message": message } }));
+        println!(
+            "{}",
+            serde_json::json!({ "error": { "kind": kind_of(code), "exit_code": code, "message": message } })
+        );
     } else {
         eprintln!("error: {message}");
     }
@@ -257,15 +262,14 @@ pub fn run_status(args: StatusArgs) -> i32 {
         Ok(s) => s,
         Err(e) => return fail_with(json, &e),
     };
-    let host_args = HostArgs {
-        kernel: args
-            .host
-            .kernel
-            .clone()
-            .or_else(|| (args.host.root != Path::new("/")).then(|| set.as_ref().map(|s| s.release.clone())).flatten()),
-        root: args.host.root.clone(),
-        json,
-    };
+    let host_args =
+        HostArgs {
+            kernel: args.host.kernel.clone().or_else(|| {
+                (args.host.root != Path::new("/")).then(|| set.as_ref().map(|s| s.release.clone())).flatten()
+            }),
+            root: args.host.root.clone(),
+            json,
+        };
     let host = match open_host(&host_args) {
         Ok(h) => h,
         Err(e) => return fail_with(json, &e),
@@ -301,7 +305,10 @@ fn print_outcome(o: &krbd_install::Outcome) {
         eprintln!(
             "  {:<8} installed {:<24} loaded {}",
             m.name,
-            m.installed.as_ref().map(|i| format!("{} ({})", i.identity.as_deref().unwrap_or("-"), i.origin)).unwrap_or_else(|| "-".into()),
+            m.installed
+                .as_ref()
+                .map(|i| format!("{} ({})", i.identity.as_deref().unwrap_or("-"), i.origin))
+                .unwrap_or_else(|| "-".into()),
             if m.loaded.loaded { m.loaded.identity.as_deref().unwrap_or("(unidentified)") } else { "-" }
         );
     }
@@ -320,7 +327,11 @@ pub fn status_table(s: &krbd_install::Status) -> String {
             .as_ref()
             .map(|i| format!("{} {}", i.identity.as_deref().unwrap_or("-"), i.origin))
             .unwrap_or_else(|| "not installed".into());
-        let loaded = if m.loaded.loaded { m.loaded.identity.clone().unwrap_or_else(|| "(unidentified)".into()) } else { "not loaded".into() };
+        let loaded = if m.loaded.loaded {
+            m.loaded.identity.clone().unwrap_or_else(|| "(unidentified)".into())
+        } else {
+            "not loaded".into()
+        };
         out += &format!("{}\n  installed {installed}\n  loaded    {loaded}\n", m.name);
         if let Some(shipped) = &m.shipped {
             out += &format!("  shipped   {shipped}\n");

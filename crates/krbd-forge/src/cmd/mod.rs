@@ -10,8 +10,8 @@ mod install;
 mod package;
 mod patch;
 mod placement;
-mod terminal;
 mod targets;
+mod terminal;
 
 use clap::{Parser, Subcommand};
 
@@ -77,8 +77,8 @@ pub struct CacheArgs {
 }
 
 impl CacheArgs {
-    pub fn open(&self) -> Result<krbd_packages::cache::Cache, krbd_packages::PackageError> {
-        let root = self.cache_dir.clone().unwrap_or_else(krbd_packages::cache::Cache::default_root);
-        krbd_packages::cache::Cache::open(root)
+    pub fn open(&self) -> Result<krbd_fetch::cache::Cache, krbd_fetch::FetchError> {
+        let root = self.cache_dir.clone().unwrap_or_else(krbd_fetch::cache::Cache::default_root);
+        krbd_fetch::cache::Cache::open(root)
     }
 }

@@ -1,7 +1,7 @@
 use super::exit;
 use super::terminal::Terminal;
-use krbd_package::sign::{SigningKey, HASHES};
-use krbd_package::{Compression, Format, PackageError, PackageOptions};
+use krbd_ship::sign::{SigningKey, HASHES};
+use krbd_ship::{Compression, Format, ShipError, PackageOptions};
 use std::path::{Path, PathBuf};
 
 /// Package a built module set for the target host, from a build's out folder
@@ -111,7 +111,7 @@ fn default_set() -> Result<PathBuf, Usage> {
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.join(krbd_package::input::REPORT_FILE).is_file())
+        .filter(|p| p.join(krbd_ship::input::REPORT_FILE).is_file())
         .collect();
     found.sort();
     match found.len() {
@@ -139,11 +139,7 @@ fn options(args: &PackageArgs) -> Result<(PathBuf, PackageOptions), Usage> {
                     return Err(Usage(format!("{}: no such file", p.display())));
                 }
             }
-            Some(SigningKey {
-                key: key.clone(),
-                cert: args.sign_cert.clone(),
-                hash: args.sign_hash.clone(),
-            })
+            Some(SigningKey { key: key.clone(), cert: args.sign_cert.clone(), hash: args.sign_hash.clone() })
         }
         None => None,
     };
@@ -156,11 +152,7 @@ fn options(args: &PackageArgs) -> Result<(PathBuf, PackageOptions), Usage> {
         FormatArg::Tar => Format::Tar,
         FormatArg::Dkms => Format::Dkms,
     };
-    let cache_root = args
-        .cache
-        .cache_dir
-        .clone()
-        .unwrap_or_else(krbd_packages::cache::Cache::default_root);
+    let cache_root = args.cache.cache_dir.clone().unwrap_or_else(krbd_fetch::cache::Cache::default_root);
     Ok((
         set,
         PackageOptions {
@@ -180,10 +172,10 @@ fn options(args: &PackageArgs) -> Result<(PathBuf, PackageOptions), Usage> {
     ))
 }
 
-pub fn code(e: &PackageError) -> i32 {
+pub fn code(e: &ShipError) -> i32 {
     match e {
-        PackageError::ToolMissing { .. } => exit::TOOLCHAIN,
-        PackageError::Io { source, .. } => exit::io_code(source.kind()),
+        ShipError::ToolMissing { .. } => exit::TOOLCHAIN,
+        ShipError::Io { source, .. } => exit::io_code(source.kind()),
         _ => exit::BAD_INPUT,
     }
 }
@@ -201,7 +193,7 @@ pub fn run(args: PackageArgs) -> i32 {
             return 2;
         }
     };
-    match krbd_package::package(&set, &opts, &terminal) {
+    match krbd_ship::package(&set, &opts, &terminal) {
         Ok(outcome) => {
             for w in &outcome.warnings {
                 eprintln!("warning: {w}");

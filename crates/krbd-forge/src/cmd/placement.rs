@@ -87,7 +87,12 @@ pub struct DiffArgs {
 }
 
 fn parse_osd(s: &str) -> Result<i32, String> {
-    s.strip_prefix("osd.").unwrap_or(s).parse::<i32>().ok().filter(|n| *n >= 0).ok_or_else(|| format!("'{s}' is not an OSD like 3 or osd.3"))
+    s.strip_prefix("osd.")
+        .unwrap_or(s)
+        .parse::<i32>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| format!("'{s}' is not an OSD like 3 or osd.3"))
 }
 
 fn parse_weight(s: &str) -> Result<u32, String> {

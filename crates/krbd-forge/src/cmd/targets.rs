@@ -74,9 +74,14 @@ fn resolve_one(args: &TargetsArgs, release: &str) -> i32 {
             }
             println!("{} (Debian {})", t.release, t.headers.version);
             let source = t.source.iter().map(|s| ("source", s));
-            let all = [("headers", &t.headers), ("headers-common", &t.headers_common), ("kbuild", &t.kbuild), ("image", &t.image)]
-                .into_iter()
-                .chain(source);
+            let all = [
+                ("headers", &t.headers),
+                ("headers-common", &t.headers_common),
+                ("kbuild", &t.kbuild),
+                ("image", &t.image),
+            ]
+            .into_iter()
+            .chain(source);
             for (role, p) in all {
                 println!("  {role:<15} {}={}  sha256 {}", p.name, p.version, p.sha256);
             }
@@ -94,11 +99,7 @@ pub fn run(args: TargetsArgs) -> i32 {
         Ok(a) => a,
         Err(e) => return super::build::report_error(&e, args.json),
     };
-    let cached = args
-        .cache
-        .open()
-        .map(|c| krbd_build::pipeline::cached_sysroots(&c))
-        .unwrap_or_default();
+    let cached = args.cache.open().map(|c| krbd_build::pipeline::cached_sysroots(&c)).unwrap_or_default();
     let default = available.iter().find(|a| a.source_available).map(|a| a.release.clone());
     if args.json {
         let rows: Vec<serde_json::Value> = available

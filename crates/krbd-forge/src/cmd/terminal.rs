@@ -12,10 +12,7 @@ pub struct Terminal {
 impl Terminal {
     /// `quiet`: only warnings (for `--json` and `--quiet`).
     pub fn new(quiet: bool) -> Terminal {
-        Terminal {
-            bar: Mutex::new(None),
-            quiet,
-        }
+        Terminal { bar: Mutex::new(None), quiet }
     }
 }
 

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use assert_cmd::Command;
-use krbd_packages::compress::{self, Compression, XzThreads};
-use krbd_packages::deb::DebArchive;
+use krbd_fetch::compress::{self, Compression, XzThreads};
+use krbd_fetch::deb::DebArchive;
 use serde_json::Value;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -32,12 +32,8 @@ pub struct Built {
 /// `krbd-forge build --json` into a fresh out folder; panics with the output on failure.
 pub fn build(extra: &[&str]) -> Built {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = forge()
-        .args(["build", "--json", "--out"])
-        .arg(dir.path())
-        .args(extra)
-        .output()
-        .expect("run krbd-forge build");
+    let out =
+        forge().args(["build", "--json", "--out"]).arg(dir.path()).args(extra).output().expect("run krbd-forge build");
     assert!(
         out.status.success(),
         "build {extra:?} failed ({:?}):\n{}",
@@ -46,11 +42,7 @@ pub fn build(extra: &[&str]) -> Built {
     );
     let report: Value = serde_json::from_slice(&out.stdout).expect("build --json prints JSON");
     let path = PathBuf::from(report["out"].as_str().expect("report names its out folder"));
-    Built {
-        report,
-        out: path,
-        _keep: dir,
-    }
+    Built { report, out: path, _keep: dir }
 }
 
 /// The default target, built unpatched (`--series none`), once per test binary.

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use krbd_install::{ShippedSet, TargetHost};
-use krbd_packages::deb::DebArchive;
+use krbd_fetch::deb::DebArchive;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -50,7 +50,10 @@ pub fn extract_headers(headers_deb: &Path, release: &str, root: &Path) {
     deb.walk_data(|rel, entry| {
         let path = rel.to_string_lossy().trim_start_matches("./").to_string();
         if let Some(inside) = path.strip_prefix(&dir) {
-            if matches!(inside, "Module.symvers" | ".config" | "include/generated/utsrelease.h" | "include/config/kernel.release") {
+            if matches!(
+                inside,
+                "Module.symvers" | ".config" | "include/generated/utsrelease.h" | "include/config/kernel.release"
+            ) {
                 copy_member(entry, &root.join(&path));
             }
         }

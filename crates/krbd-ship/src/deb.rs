@@ -1,0 +1,136 @@
+//! A binary .deb: an ar archive of `debian-binary`, `control.tar.*` and `data.tar.*`.
+
+use crate::error::ShipError;
+use crate::input::BuildSet;
+use crate::layout::{self, Naming};
+use crate::{compress, tar_dir, tar_file, tar_parents, Compression};
+use md5::{Digest as _, Md5};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DebMetadata {
+    pub package: String,
+    pub version: String,
+    pub depends: String,
+    pub installed_size_kib: u64,
+    pub control: String,
+    pub files: Vec<String>,
+}
+
+fn maintainer_script(body: &str) -> String {
+    format!("#!/bin/sh\nset -e\n{body}exit 0\n")
+}
+
+/// `postinst` and `postrm`: refresh the module index. They honour `$DPKG_ROOT` so that an
+/// install into another root (`dpkg --root`, `--force-script-chrootless`) indexes that root.
+pub fn scripts(release: &str) -> (String, String) {
+    let depmod = layout::depmod_lines(release, "${DPKG_ROOT:-}");
+    let postinst = maintainer_script(&format!("case \"$1\" in\n    configure)\n{}    ;;\nesac\n", indent(&depmod)));
+    let postrm = maintainer_script(&format!("case \"$1\" in\n    remove|purge)\n{}    ;;\nesac\n", indent(&depmod)));
+    (postinst, postrm)
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("        {l}\n")).collect()
+}
+
+pub fn build_deb(
+    set: &BuildSet,
+    compression: Compression,
+    mtime: u32,
+    maintainer: &str,
+) -> Result<(Vec<u8>, DebMetadata), ShipError> {
+    let naming = Naming::of(set);
+    let release = set.release();
+    let package = naming.deb_name.clone();
+    let version = format!("{}-{}", naming.version, naming.revision);
+    let io = |what: &'static str| ShipError::io(what, Path::new("the .deb"));
+
+    let mut files: Vec<(String, Vec<u8>)> =
+        set.modules.iter().map(|m| (layout::module_path(release, &m.file_name()), m.bytes.clone())).collect();
+    files.push((format!("{}/build-report.json", layout::doc_dir(&package)), set.report_bytes.clone()));
+
+    // data.tar
+    let mut data = tar::Builder::new(Vec::new());
+    let mut seen = BTreeSet::new();
+    tar_dir(&mut data, "./", mtime).map_err(io("write data.tar of"))?;
+    seen.insert("./".to_string());
+    for (path, bytes) in &files {
+        let rel = format!(".{path}");
+        tar_parents(&mut data, &rel, &mut seen, mtime).map_err(io("write data.tar of"))?;
+        tar_file(&mut data, &rel, 0o644, bytes, mtime).map_err(io("write data.tar of"))?;
+    }
+    let data_tar = data.into_inner().map_err(io("finish data.tar of"))?;
+
+    // control.tar
+    let installed_kib: u64 = files.iter().map(|(_, b)| (b.len() as u64).div_ceil(1024)).sum();
+    let depends = format!("linux-image-{release} | linux-image-{release}-unsigned");
+    let series = set
+        .report
+        .series
+        .as_ref()
+        .map(|s| format!("the patch series {}", s.series))
+        .unwrap_or_else(|| "no patch series (stock sources)".into());
+    let control = format!(
+        "Package: {package}\n\
+         Source: krbd-forge\n\
+         Version: {version}\n\
+         Architecture: amd64\n\
+         Maintainer: {maintainer}\n\
+         Installed-Size: {installed_kib}\n\
+         Depends: {depends}\n\
+         Section: kernel\n\
+         Priority: optional\n\
+         Description: Ceph kernel client modules (libceph, ceph, rbd) for Linux {release}\n \
+         libceph.ko, ceph.ko and rbd.ko rebuilt by krbd-forge for exactly {release},\n \
+         with {series}.\n \
+         They are installed under {},\n \
+         which depmod searches before the kernel's own modules.\n \
+         .\n \
+         Build key {}.\n",
+        layout::module_dir(release),
+        set.report.build_key
+    );
+    let md5sums: String = files
+        .iter()
+        .map(|(path, bytes)| format!("{}  {}\n", hex::encode(Md5::digest(bytes)), path.trim_start_matches('/')))
+        .collect();
+    let (postinst, postrm) = scripts(release);
+    let mut ctl = tar::Builder::new(Vec::new());
+    tar_dir(&mut ctl, "./", mtime).map_err(io("write control.tar of"))?;
+    for (name, mode, text) in [
+        ("./control", 0o644, &control),
+        ("./md5sums", 0o644, &md5sums),
+        ("./postinst", 0o755, &postinst),
+        ("./postrm", 0o755, &postrm),
+    ] {
+        tar_file(&mut ctl, name, mode, text.as_bytes(), mtime).map_err(io("write control.tar of"))?;
+    }
+    let control_tar = ctl.into_inner().map_err(io("finish control.tar of"))?;
+
+    let ext = compression.extension();
+    let mut ar = ar::Builder::new(Vec::new());
+    for (name, bytes) in [
+        ("debian-binary".to_string(), b"2.0\n".to_vec()),
+        (format!("control.tar.{ext}"), compress(&control_tar, compression)?),
+        (format!("data.tar.{ext}"), compress(&data_tar, compression)?),
+    ] {
+        let mut h = ar::Header::new(name.into_bytes(), bytes.len() as u64);
+        h.set_mtime(mtime as u64);
+        h.set_mode(0o100644);
+        ar.append(&h, &bytes[..]).map_err(io("write the ar archive of"))?;
+    }
+    let out = ar.into_inner().map_err(io("finish the ar archive of"))?;
+    Ok((
+        out,
+        DebMetadata {
+            package,
+            version,
+            depends,
+            installed_size_kib: installed_kib,
+            control,
+            files: files.into_iter().map(|(p, _)| p).collect(),
+        },
+    ))
+}

@@ -1,0 +1,50 @@
+//! What can go wrong while packaging, with what to do about it.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShipError {
+    #[error("{dir} is not a build's out folder: it has no build-report.json; run `krbd-forge build` and pass its out/<release>/ folder")]
+    NoReport { dir: PathBuf },
+    #[error("{path} is not a readable build report ({reason}); rebuild with `krbd-forge build`")]
+    BadReport { path: PathBuf, reason: String },
+    #[error("the out folder {dir} lacks {module} (the report lists it); rebuild with `krbd-forge build`")]
+    MissingModule { dir: PathBuf, module: String },
+    #[error("{path} does not match the build report (sha256 {found}, report says {expected}); it was changed after the build: rebuild")]
+    ModuleChanged { path: PathBuf, expected: String, found: String },
+    #[error("{path} is not a kernel module: {reason}")]
+    BadModule { path: PathBuf, reason: String },
+    #[error("the build report lists {found:?}, not the set libceph, ceph, rbd")]
+    IncompleteSet { found: Vec<String> },
+    #[error("the patched sources of build {build_key} are not in the cache ({looked}); rebuild with `krbd-forge build --kernel {release}` using the same cache (--cache-dir)")]
+    SourcesMissing { build_key: String, release: String, looked: PathBuf },
+    #[error("the installer {path} is not usable: {reason}")]
+    BadInstaller { path: PathBuf, reason: String },
+    #[error("signing {module} failed: {reason}")]
+    SignFailed { module: String, reason: String },
+    #[error("{tool} is needed to {why} but was not found; install the `{package}` package")]
+    ToolMissing { tool: String, package: String, why: String },
+    #[error("{path}: {problem}")]
+    Verify { path: PathBuf, problem: String },
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ShipError {
+    pub fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ShipError {
+        let path = path.to_path_buf();
+        move |source| ShipError::Io { action, path, source }
+    }
+
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            ShipError::Io { source, .. } => Some(source.kind()),
+            _ => None,
+        }
+    }
+}

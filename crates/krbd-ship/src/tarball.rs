@@ -1,0 +1,149 @@
+//! The installer tarball. Unpacked, its top folder is laid out like a build's out folder
+//! (`libceph.ko`, `ceph.ko`, `rbd.ko`, `build-report.json`), so whatever reads an out
+//! folder reads it too, plus:
+//! - `bin/krbd-forge`: the target-side binary (built for glibc 2.17), when given;
+//! - `MANIFEST.sha256`: `sha256sum -c` format, one line per other file;
+//! - `README`: the one command to run.
+
+use crate::error::ShipError;
+use crate::input::{sha256_hex, BuildSet};
+use crate::layout::{self, Naming};
+use crate::{compress, tar_dir, tar_file, Compression};
+use std::path::Path;
+
+pub const MANIFEST: &str = "MANIFEST.sha256";
+pub const INSTALLER: &str = "bin/krbd-forge";
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TarballMetadata {
+    pub top: String,
+    pub files: Vec<String>,
+    pub installer: bool,
+}
+
+fn readme(set: &BuildSet, has_installer: bool) -> String {
+    let release = set.release();
+    let install = if has_installer {
+        "    sudo ./bin/krbd-forge install .\n".to_string()
+    } else {
+        "    sudo krbd-forge install .\n\n(this tarball carries no installer binary: copy a krbd-forge built with\nscripts/build-target-binary.sh, or repackage with `krbd-forge package --format tar --installer PATH`)\n".to_string()
+    };
+    format!(
+        "Ceph kernel client modules (libceph, ceph, rbd) for Linux {release}\n\
+         built by {} (build key {}).\n\n\
+         Check the files, then install the set on the target host from this folder:\n\n\
+         \x20   sha256sum -c {MANIFEST}\n{install}\n\
+         The modules go to {}/, which depmod searches before the kernel's own\n\
+         modules. build-report.json says how they were built.\n",
+        set.report.tool,
+        set.report.build_key,
+        layout::module_dir(release),
+    )
+}
+
+/// Checks an installer binary before shipping it.
+fn read_installer(path: &Path) -> Result<Vec<u8>, ShipError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| ShipError::BadInstaller { path: path.to_path_buf(), reason: e.to_string() })?;
+    if !bytes.starts_with(b"\x7fELF") {
+        return Err(ShipError::BadInstaller {
+            path: path.to_path_buf(),
+            reason: "not an ELF executable; build it with scripts/build-target-binary.sh".into(),
+        });
+    }
+    Ok(bytes)
+}
+
+pub fn build_tarball(
+    set: &BuildSet,
+    compression: Compression,
+    mtime: u32,
+    installer: Option<&Path>,
+) -> Result<(Vec<u8>, TarballMetadata), ShipError> {
+    let naming = Naming::of(set);
+    let top = naming.tarball_stem.clone();
+    let mut files: Vec<(String, u32, Vec<u8>)> =
+        set.modules.iter().map(|m| (m.file_name(), 0o644, m.bytes.clone())).collect();
+    files.push((crate::input::REPORT_FILE.to_string(), 0o644, set.report_bytes.clone()));
+    if let Some(p) = installer {
+        files.push((INSTALLER.to_string(), 0o755, read_installer(p)?));
+    }
+    files.push(("README".to_string(), 0o644, readme(set, installer.is_some()).into_bytes()));
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let manifest: String = files.iter().map(|(p, _, b)| format!("{}  {p}\n", sha256_hex(b))).collect();
+    files.push((MANIFEST.to_string(), 0o644, manifest.into_bytes()));
+
+    let io = ShipError::io("write the tarball", Path::new(&top));
+    let mut b = tar::Builder::new(Vec::new());
+    let result = (|| -> std::io::Result<()> {
+        tar_dir(&mut b, &format!("{top}/"), mtime)?;
+        if installer.is_some() {
+            tar_dir(&mut b, &format!("{top}/bin/"), mtime)?;
+        }
+        for (p, mode, data) in &files {
+            tar_file(&mut b, &format!("{top}/{p}"), *mode, data, mtime)?;
+        }
+        Ok(())
+    })();
+    result.map_err(ShipError::io("write the tarball", Path::new(&top)))?;
+    let raw = b.into_inner().map_err(io)?;
+    Ok((
+        compress(&raw, compression)?,
+        TarballMetadata { top, files: files.into_iter().map(|(p, _, _)| p).collect(), installer: installer.is_some() },
+    ))
+}
+
+/// Verifies an unpacked tarball's folder against its manifest: every listed file has its
+/// digest, and no other file is there. Returns the files checked.
+pub fn verify_manifest(dir: &Path) -> Result<Vec<String>, ShipError> {
+    let manifest_path = dir.join(MANIFEST);
+    let text = std::fs::read_to_string(&manifest_path).map_err(ShipError::io("read", &manifest_path))?;
+    let mut listed = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let bad = |problem: String| ShipError::Verify {
+            path: manifest_path.clone(),
+            problem: format!("line {}: {problem}", n + 1),
+        };
+        let (digest, rel) = line.split_once("  ").ok_or_else(|| bad("not `<sha256>  <path>`".into()))?;
+        if rel.starts_with('/') || rel.split('/').any(|c| c == ".." || c.is_empty()) {
+            return Err(bad(format!("{rel:?} is not a path inside the folder")));
+        }
+        let path = dir.join(rel);
+        let bytes = std::fs::read(&path).map_err(|e| ShipError::Verify {
+            path: path.clone(),
+            problem: format!("listed in {MANIFEST} but unreadable: {e}"),
+        })?;
+        let found = sha256_hex(&bytes);
+        if found != digest {
+            return Err(ShipError::Verify {
+                path,
+                problem: format!("sha256 {found}, the manifest says {digest}: the file was changed or damaged"),
+            });
+        }
+        listed.push(rel.to_string());
+    }
+    let mut present = Vec::new();
+    collect_files(dir, dir, &mut present).map_err(ShipError::io("list", dir))?;
+    for rel in present {
+        if rel != MANIFEST && !listed.contains(&rel) {
+            return Err(ShipError::Verify {
+                path: dir.join(&rel),
+                problem: format!("not listed in {MANIFEST}: it does not belong to the set"),
+            });
+        }
+    }
+    Ok(listed)
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            collect_files(root, &p, out)?;
+        } else if let Ok(rel) = p.strip_prefix(root) {
+            out.push(rel.to_string_lossy().into_owned());
+        }
+    }
+    Ok(())
+}
