@@ -217,11 +217,7 @@ pub fn verify_sha256(file: &std::path::Path, expected: &str, listener: &dyn List
     listener.task_finish();
     let actual = actual.map_err(FetchError::io("read", file))?;
     if !actual.eq_ignore_ascii_case(expected) {
-        return Err(FetchError::ChecksumMismatch {
-            path: file.to_path_buf(),
-            expected: expected.to_string(),
-            actual,
-        });
+        return Err(FetchError::ChecksumMismatch { path: file.to_path_buf(), expected: expected.to_string(), actual });
     }
     Ok(())
 }
@@ -241,6 +237,20 @@ fn folder_bytes(dir: &std::path::Path) -> u64 {
             .unwrap_or(0)
     }
     walk(dir)
+}
+
+/// The candidate versions of several packages in one `apt-cache` call; unknown names are
+/// left out.
+pub fn show_many(names: &[String]) -> Result<Vec<AptPackage>, FetchError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (_, stdout, _) = run(Command::new("apt-cache").arg("show").arg("--no-all-versions").args(names))?;
+    Ok(stdout
+        .split("\n\n")
+        .filter(|s| !s.trim().is_empty())
+        .filter_map(|s| AptPackage::from_fields(&ControlFields::parse(s)))
+        .collect())
 }
 
 #[cfg(test)]
@@ -266,18 +276,4 @@ mod tests {
         assert_eq!(d[3], ("linux-image-6.1.0-56-amd64-unsigned".into(), Some("6.1.192-2".into())));
         assert_eq!(d[4], ("gcc-12".into(), None));
     }
-}
-
-/// The candidate versions of several packages in one `apt-cache` call; unknown names are
-/// left out.
-pub fn show_many(names: &[String]) -> Result<Vec<AptPackage>, FetchError> {
-    if names.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (_, stdout, _) = run(Command::new("apt-cache").arg("show").arg("--no-all-versions").args(names))?;
-    Ok(stdout
-        .split("\n\n")
-        .filter(|s| !s.trim().is_empty())
-        .filter_map(|s| AptPackage::from_fields(&ControlFields::parse(s)))
-        .collect())
 }

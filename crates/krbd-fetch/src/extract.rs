@@ -92,7 +92,6 @@ pub(crate) fn write_member(
         written += n as u64;
     }
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(target, std::fs::Permissions::from_mode(mode))
-        .map_err(FetchError::io("chmod", target))?;
+    std::fs::set_permissions(target, std::fs::Permissions::from_mode(mode)).map_err(FetchError::io("chmod", target))?;
     Ok(written)
 }

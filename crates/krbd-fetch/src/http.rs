@@ -12,7 +12,7 @@ use crate::error::FetchError;
 use crate::hash::{sha256_file, KeyHasher};
 use krbd_progress::{Listener, Unit};
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What the server said about one URL.
@@ -65,16 +65,9 @@ pub fn fetch(
     listener: &dyn Listener,
 ) -> Result<FetchOutcome, FetchError> {
     let key = url_key(url);
-    let ext = extension(url);
     let index = cache.root().join("urls").join(&key);
-    let failed = |detail: String| FetchError::DownloadFailed { url: url.to_string(), detail };
-    // Known URL whose content is still there (and is what the caller expects): no traffic.
-    if let Ok(sha) = std::fs::read_to_string(&index) {
-        let sha = sha.trim().to_string();
-        let path = file_path(cache, &sha, ext);
-        if path.is_file() && expected_sha256.is_none_or(|e| e.eq_ignore_ascii_case(&sha)) {
-            return Ok(FetchOutcome::Fetched { path, sha256: sha, cached: true });
-        }
+    if let Some(hit) = cached(cache, url, &index, expected_sha256) {
+        return Ok(hit);
     }
     let _lock = cache.lock("urls", &key)?;
     let tmp = cache.root().join("tmp");
@@ -85,7 +78,7 @@ pub fn fetch(
     if have > 0 {
         request = request.header("Range", format!("bytes={have}-"));
     }
-    let mut response = request.call().map_err(|e| failed(e.to_string()))?;
+    let mut response = request.call().map_err(|e| download_failed(url, e.to_string()))?;
     let status = response.status().as_u16();
     let append = match status {
         200 => false,
@@ -93,45 +86,81 @@ pub fn fetch(
         // The partial file is already whole.
         416 if have > 0 => true,
         404 | 410 => return Ok(FetchOutcome::NotFound),
-        other => return Err(failed(format!("the server answered HTTP {other}"))),
+        other => return Err(download_failed(url, format!("the server answered HTTP {other}"))),
     };
     if status != 416 {
-        let total = response.body().content_length().map(|n| n + if append { have } else { 0 });
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(append)
-            .write(true)
-            .truncate(!append)
-            .open(&partial)
-            .map_err(FetchError::io("create", &partial))?;
-        let name = url.rsplit('/').next().unwrap_or(url);
-        listener.task_start(&format!("download {name}"), total, Unit::Bytes);
-        let mut done = if append { have } else { 0 };
-        let mut reader = response.body_mut().as_reader();
-        let mut buf = vec![0u8; 256 * 1024];
-        let result = loop {
-            match reader.read(&mut buf) {
-                Ok(0) => break Ok(()),
-                Ok(n) => {
-                    if let Err(e) = file.write_all(&buf[..n]) {
-                        break Err(FetchError::io("write", &partial)(e));
-                    }
-                    done += n as u64;
-                    listener.task_progress(done);
-                }
-                // What arrived stays in the partial file: the next run resumes there.
-                Err(e) => break Err(failed(format!("{e} after {done} bytes; run again to resume"))),
-            }
-        };
-        listener.task_finish();
-        result?;
-        file.sync_all().map_err(FetchError::io("sync", &partial))?;
+        let start = if append { have } else { 0 };
+        receive(&mut response, url, &partial, start, listener)?;
     }
-    let sha = sha256_file(&partial, |_| {}).map_err(FetchError::io("read", &partial))?;
+    publish(cache, url, &partial, &index, expected_sha256)
+}
+
+fn download_failed(url: &str, detail: String) -> FetchError {
+    FetchError::DownloadFailed { url: url.to_string(), detail }
+}
+
+/// A known URL whose content is still in the cache (and is what the caller expects): no traffic.
+fn cached(cache: &Cache, url: &str, index: &Path, expected_sha256: Option<&str>) -> Option<FetchOutcome> {
+    let sha = std::fs::read_to_string(index).ok()?.trim().to_string();
+    let path = file_path(cache, &sha, extension(url));
+    let wanted = expected_sha256.is_none_or(|e| e.eq_ignore_ascii_case(&sha));
+    (path.is_file() && wanted).then_some(FetchOutcome::Fetched { path, sha256: sha, cached: true })
+}
+
+/// Streams the response body into `partial`, appending when `start` > 0, with progress.
+fn receive(
+    response: &mut ureq::http::Response<ureq::Body>,
+    url: &str,
+    partial: &Path,
+    start: u64,
+    listener: &dyn Listener,
+) -> Result<(), FetchError> {
+    let total = response.body().content_length().map(|n| n + start);
+    let append = start > 0;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(append)
+        .write(true)
+        .truncate(!append)
+        .open(partial)
+        .map_err(FetchError::io("create", partial))?;
+    let name = url.rsplit('/').next().unwrap_or(url);
+    listener.task_start(&format!("download {name}"), total, Unit::Bytes);
+    let mut done = start;
+    let mut reader = response.body_mut().as_reader();
+    let mut buf = vec![0u8; 256 * 1024];
+    let result = loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                if let Err(e) = file.write_all(&buf[..n]) {
+                    break Err(FetchError::io("write", partial)(e));
+                }
+                done += n as u64;
+                listener.task_progress(done);
+            }
+            // What arrived stays in the partial file: the next run resumes there.
+            Err(e) => break Err(download_failed(url, format!("{e} after {done} bytes; run again to resume"))),
+        }
+    };
+    listener.task_finish();
+    result?;
+    file.sync_all().map_err(FetchError::io("sync", partial))
+}
+
+/// Verifies the finished download and moves it to its content address, then records the URL.
+fn publish(
+    cache: &Cache,
+    url: &str,
+    partial: &Path,
+    index: &Path,
+    expected_sha256: Option<&str>,
+) -> Result<FetchOutcome, FetchError> {
+    let sha = sha256_file(partial, |_| {}).map_err(FetchError::io("read", partial))?;
     if let Some(expected) = expected_sha256 {
         if !expected.eq_ignore_ascii_case(&sha) {
             // A corrupt partial file must not be resumed from.
-            let _ = std::fs::remove_file(&partial);
+            let _ = std::fs::remove_file(partial);
             return Err(FetchError::ChecksumMismatch {
                 path: PathBuf::from(url),
                 expected: expected.to_string(),
@@ -139,17 +168,17 @@ pub fn fetch(
             });
         }
     }
-    let path = file_path(cache, &sha, ext);
+    let path = file_path(cache, &sha, extension(url));
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(FetchError::io("create cache folder", parent))?;
     }
-    std::fs::rename(&partial, &path).map_err(FetchError::io("publish download", &path))?;
+    std::fs::rename(partial, &path).map_err(FetchError::io("publish download", &path))?;
     if let Some(parent) = index.parent() {
         std::fs::create_dir_all(parent).map_err(FetchError::io("create cache folder", parent))?;
     }
     let tmp_index = index.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp_index, &sha).map_err(FetchError::io("write", &tmp_index))?;
-    std::fs::rename(&tmp_index, &index).map_err(FetchError::io("write", &index))?;
+    std::fs::rename(&tmp_index, index).map_err(FetchError::io("write", index))?;
     Ok(FetchOutcome::Fetched { path, sha256: sha, cached: false })
 }
 

@@ -99,8 +99,7 @@ impl RpmPackage {
         let file_len = file.metadata().map_err(FetchError::io("stat", &path))?.len();
         let mut r = BufReader::new(file);
         let not_rpm = |reason: String| FetchError::NotAnRpm { path: path.clone(), reason };
-        let corrupt =
-            |part: &'static str, reason: String| FetchError::CorruptRpm { path: path.clone(), part, reason };
+        let corrupt = |part: &'static str, reason: String| FetchError::CorruptRpm { path: path.clone(), part, reason };
         let mut lead_bytes = [0u8; lead::LEAD_SIZE];
         r.read_exact(&mut lead_bytes)
             .map_err(|_| not_rpm(format!("shorter than the {}-byte lead", lead::LEAD_SIZE)))?;

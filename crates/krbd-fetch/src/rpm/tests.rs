@@ -168,9 +168,7 @@ fn every_truncation_is_a_clear_error_never_a_panic() {
         let (_d, p) = write(&b.bytes[..cut]);
         let result = RpmPackage::open(&p).and_then(|r| r.verify());
         match result {
-            Err(
-                FetchError::NotAnRpm { .. } | FetchError::CorruptRpm { .. } | FetchError::DigestMismatch { .. },
-            ) => {}
+            Err(FetchError::NotAnRpm { .. } | FetchError::CorruptRpm { .. } | FetchError::DigestMismatch { .. }) => {}
             other => panic!("cut at {cut}: {other:?}"),
         }
     }
