@@ -121,10 +121,8 @@ pub(super) fn fail(json: bool, code: i32, kind: &str, message: &str) -> i32 {
     code
 }
 
+/// The boot test of a set (`cmd::run` sends `--agreement` to the agreement run instead).
 pub fn run(args: BootTestArgs) -> i32 {
-    if args.agreement {
-        return super::agreement::run(args);
-    }
     let listener = Terminal::new(args.json);
     let json = args.json;
     // A signal only sets a flag; the waiting loops then stop and everything is torn down.
