@@ -3,10 +3,10 @@
 //!
 //! Why a namespace: the cluster's maps carry the addresses its daemons bind, and a guest
 //! cannot reach the host's 127.0.0.1. So the daemons bind 10.254.0.1 on the namespace's
-//! loopback, and each guest gets a tap device of its own in the namespace ([`netns`]).
+//! loopback, and each guest gets a tap device of its own in the namespace (`netns.rs`).
 //! Nothing leaves the namespace. Every daemon runs in the foreground as our child, dies
 //! with us (PR_SET_PDEATHSIG), and is killed and reaped by [`Cluster::shutdown`] or on drop
-//! ([`crate::process`]). The configuration files come from [`config`]; one guest's share
+//! ([`crate::process`]). The configuration files come from `config.rs`; one guest's share
 //! of the cluster is a [`GuestSession`].
 
 mod config;
