@@ -244,3 +244,60 @@ impl VmError {
         VmError::Cluster { step, failure }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn kinds_come_from_variants_and_messages_stay() {
+        let e = VmError::KernelNotInPackage {
+            deb: "/p.deb".into(),
+            release: "6.1.0-9-amd64".into(),
+            found: vec!["6.1.0-10-amd64".into(), "6.1.0-11-amd64".into()],
+        };
+        assert_eq!(e.kind(), VmErrorKind::UnknownTarget);
+        assert_eq!(
+            e.to_string(),
+            "kernel package /p.deb: no boot/vmlinuz-6.1.0-9-amd64 in it (it has: 6.1.0-10-amd64, 6.1.0-11-amd64); \
+             check --kernel against the package"
+        );
+        let e = VmError::CephToolMissing { tool: "ceph-mon" };
+        assert_eq!(e.kind(), VmErrorKind::Environment);
+        assert!(e.to_string().starts_with("Ceph cluster: looking for the Ceph tools failed: ceph-mon is not in PATH"));
+        let e = VmError::cluster(
+            ClusterStep::WaitFor("the monitor to answer"),
+            ClusterFailure::NotReachedInTime { log_dir: "/c/log".into() },
+        );
+        assert_eq!(e.kind(), VmErrorKind::Cluster);
+        assert_eq!(
+            e.to_string(),
+            "Ceph cluster: waiting for the monitor to answer failed: not reached in time; logs under /c/log"
+        );
+        let e = VmError::Netns {
+            command: "ip netns add x".into(),
+            source: CommandError::TimedOut {
+                command: "\"ip\" \"netns\" \"add\" \"x\"".into(),
+                after: Duration::from_secs(30),
+            },
+        };
+        assert_eq!(e.kind(), VmErrorKind::Environment);
+        assert!(e
+            .to_string()
+            .contains("ip netns add x failed: \"ip\" \"netns\" \"add\" \"x\": no answer within 30 s (killed)"));
+    }
+
+    #[test]
+    fn io_errors_keep_their_source() {
+        let e = VmError::Io {
+            action: IoAction::Write,
+            path: "/w/initramfs.cpio.gz".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(e.kind(), VmErrorKind::Environment);
+        assert!(e.to_string().starts_with("write /w/initramfs.cpio.gz: "), "{e}");
+        let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(source.map(std::io::Error::kind), Some(std::io::ErrorKind::PermissionDenied));
+    }
+}
