@@ -158,8 +158,10 @@ struct Guest {
 fn values(events: &[GuestEvent]) -> std::collections::BTreeMap<String, String> {
     events
         .iter()
-        .filter(|e| e.kind == "value")
-        .filter_map(|e| Some((e.fields.first()?.clone(), e.fields.get(1)?.trim().to_string())))
+        .filter_map(|e| match e {
+            GuestEvent::Value { key, value } => Some((key.clone(), value.trim().to_string())),
+            _ => None,
+        })
         .collect()
 }
 
@@ -186,7 +188,7 @@ fn boot(
     let events = parse_log(&out.serial);
     let tail: Vec<&str> = out.serial.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
     assert!(
-        events.iter().any(|e| e.kind == "end"),
+        events.contains(&GuestEvent::End),
         "guest {phase} did not finish (timed out: {}, {:?}); serial log {}:\n{}",
         out.timed_out,
         out.elapsed,

@@ -383,10 +383,11 @@ fn kernel_selftest_maps_every_pg_like_the_model_and_refuses_what_it_refuses() {
     let mut results: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut diffs: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in &events {
-        let Some(rest) = e.fields.first() else { continue };
+        let krbd_vm::guest::GuestEvent::Other { kind, fields } = e else { continue };
+        let Some(rest) = fields.first() else { continue };
         let mut parts = rest.splitn(2, '|');
         let (Some(n), Some(tail)) = (parts.next(), parts.next()) else { continue };
-        match e.kind.as_str() {
+        match kind.as_str() {
             "selftest" => {
                 results.insert(n.to_string(), tail.split('|').map(str::to_string).collect());
             }

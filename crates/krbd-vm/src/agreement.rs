@@ -21,17 +21,17 @@
 //! clocksource warning that happens to land during an attempt): the check models neither.
 //! They are kept in the report (`all_lines`).
 
-use crate::boot::{kernel_for_boot, relevant_lines, BootMethod};
+use crate::boot::{guest_release, io_err, kernel_for_boot, prepare_host, read_kernel_package, BootMethod, GuestBoot};
 use crate::deps::{plan_load_order, OurModule, Role};
-use crate::guest::{parse_log, strip_timestamp, GuestEvent};
+use crate::guest::{strip_timestamp, GuestEvent};
 use crate::initramfs::{self, ExtraFiles};
 use crate::kpkg::KernelPackage;
-use crate::qemu::{self, QemuSpec};
-use crate::VmError;
-use krbd_kmod::corpus::{bootable_cases, CorpusCase, CorpusSource, SOURCE_MODULES};
+use crate::qemu;
+use crate::{IoAction, VmError};
+use krbd_kmod::corpus::{bootable_cases, CorpusCase, CorpusError, CorpusSource, SOURCE_MODULES};
 use krbd_kmod::loader::{check_set, LogLevel, Outcome, SetOptions, Target};
 use krbd_kmod::{load_target, KernelModule, TargetSpec};
-use krbd_progress::{Listener, Silent, Unit};
+use krbd_progress::{Listener, Silent};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -171,8 +171,13 @@ struct PlannedCase {
     base: Vec<String>,
 }
 
-fn io_err(what: String) -> impl FnOnce(std::io::Error) -> VmError {
-    move |e| VmError::Io { what, reason: e.to_string() }
+/// What the guest needs for the whole corpus.
+struct CorpusPlan {
+    cases: Vec<PlannedCase>,
+    /// The initramfs's files (every case module and stock dependency, once).
+    files: BTreeMap<String, Vec<u8>>,
+    /// Every stock dependency of any case, in first-needed order.
+    stock_order: Vec<String>,
 }
 
 /// The target as `krbd-forge check --headers DIR --modules-dir <image modules>` sees it:
@@ -180,46 +185,81 @@ fn io_err(what: String) -> impl FnOnce(std::io::Error) -> VmError {
 /// module` from one of the package's modules.
 pub fn target_of(headers_dir: &Path, pkg: &KernelPackage) -> Result<Target, VmError> {
     let mut target = load_target(&TargetSpec::Headers { dir: headers_dir.to_path_buf() }, None)
-        .map_err(|e| VmError::KernelPackage { deb: headers_dir.to_path_buf(), reason: e.to_string() })?;
+        .map_err(|source| VmError::TargetHeaders { dir: headers_dir.to_path_buf(), source: Box::new(source) })?;
     target.extra_modules.extend(pkg.modules.keys().cloned());
     // The first module in name order, as `check --modules-dir` takes it.
     if let Some((name, _)) = pkg.modules.iter().next() {
         if let Some(bytes) = pkg.module_bytes(name)? {
-            let m = KernelModule::parse(&bytes)
-                .map_err(|e| VmError::BadModule { origin: name.clone(), reason: e.to_string() })?;
+            let m =
+                KernelModule::parse(&bytes).map_err(|source| VmError::BadModule { origin: name.clone(), source })?;
             target.struct_module_size = m.section(".gnu.linkonce.this_module").map(|d| d.len() as u64);
         }
     }
     Ok(target)
 }
 
+fn corpus_err(origin: &str) -> impl FnOnce(CorpusError) -> VmError + '_ {
+    move |source| VmError::Corpus { origin: origin.to_string(), source: Box::new(source) }
+}
+
 /// Runs the corpus in one guest and compares. A guest that never finishes is an error; a
 /// disagreement is not (it is in the report).
 pub fn run_agreement(spec: &AgreementSpec, listener: &dyn Listener) -> Result<AgreementReport, VmError> {
-    std::fs::create_dir_all(&spec.work_dir).map_err(io_err(format!("create {}", spec.work_dir.display())))?;
-    let busybox = initramfs::read_static_busybox(&spec.busybox)?;
-    if qemu::find_program(&spec.qemu).is_none() {
-        return Err(VmError::QemuMissing {
-            program: spec.qemu.clone(),
-            path_env: std::env::var("PATH").unwrap_or_default(),
-        });
-    }
-    listener.task_start("reading the kernel package", None, Unit::Steps);
-    let pkg = KernelPackage::read(&spec.image_deb, spec.release.as_deref());
-    listener.task_finish();
-    let pkg = pkg?;
+    let busybox = prepare_host(&spec.work_dir, &spec.busybox, &spec.qemu)?;
+    let pkg = read_kernel_package(&spec.image_deb, spec.release.as_deref(), listener)?;
     let target = target_of(&spec.headers_dir, &pkg)?;
+    let (cases, skipped) = corpus_cases(&pkg, &target)?;
+    let plan = plan_cases(cases, &pkg, &target)?;
+    let modules_total: usize = plan.cases.iter().map(|p| p.load.len()).sum();
+    listener.info(&format!("agreement corpus: {} cases, {modules_total} modules", plan.cases.len()));
 
-    let mut images = Vec::new();
-    for name in SOURCE_MODULES {
-        if let Some(m) = pkg.modules.get(*name) {
-            images.push((name.to_string(), m.raw.clone()));
-        }
-    }
-    let source = CorpusSource::from_images(images)
-        .map_err(|e| VmError::BadModule { origin: "corpus".into(), reason: e.to_string() })?;
-    let mut cases =
-        bootable_cases(&source).map_err(|e| VmError::BadModule { origin: "corpus".into(), reason: e.to_string() })?;
+    let (kernel, boot_method) = kernel_for_boot(&pkg, &spec.work_dir, listener)?;
+    let accel = qemu::probe_accel_once(&spec.qemu, &kernel, &busybox, &spec.work_dir);
+    listener.info(&format!("accelerator {accel}"));
+    let init = init_script(&plan.cases, &plan.stock_order);
+    let extra = ExtraFiles { files: plan.files.into_iter().map(|(p, b)| (p, 0o644, b)).collect() };
+    let initrd = initramfs::build(&busybox, &[], &init, &extra)?;
+    let initrd_path = spec.work_dir.join("initramfs-agreement.cpio.gz");
+    std::fs::write(&initrd_path, &initrd).map_err(io_err(IoAction::Write, &initrd_path))?;
+    let guest = GuestBoot {
+        qemu: &spec.qemu,
+        kernel,
+        accel: accel.accel,
+        memory_mb: spec.memory_mb,
+        timeout: spec.timeout,
+        network: None,
+    };
+    let serial_log = spec.work_dir.join("serial-agreement.log");
+    let task_name = format!("loading the corpus into the guest ({})", accel.accel.name());
+    let (outcome, events) = guest.run(initrd_path, &serial_log, &task_name, listener)?;
+
+    let (modules, cases) = compare_cases(&plan.cases, &events, &target)?;
+    let modules_agreeing = modules.iter().filter(|m| m.agree).count();
+    Ok(AgreementReport {
+        kernel_release: pkg.release.clone(),
+        guest_release: guest_release(&events),
+        boot_method,
+        accelerator: accel.to_string(),
+        cases,
+        skipped_cases: skipped,
+        modules_total,
+        all_agree: modules_total > 0 && modules_agreeing == modules_total && modules.len() == modules_total,
+        modules_agreeing,
+        modules,
+        serial_log,
+        elapsed_secs: outcome.elapsed.as_secs_f64(),
+    })
+}
+
+/// The corpus cases to run on this kernel, made from the package's own modules, and the
+/// ones skipped with the reason.
+fn corpus_cases(pkg: &KernelPackage, target: &Target) -> Result<(Vec<CorpusCase>, Vec<String>), VmError> {
+    let images = SOURCE_MODULES
+        .iter()
+        .filter_map(|name| pkg.modules.get(*name).map(|m| (name.to_string(), m.raw.clone())))
+        .collect::<Vec<_>>();
+    let source = CorpusSource::from_images(images).map_err(corpus_err("corpus"))?;
+    let mut cases = bootable_cases(&source).map_err(corpus_err("corpus"))?;
     // A kernel that does not check the size of struct module takes such a module and runs
     // it with a corrupted struct module (6.1: an oops in its init, and a libceph that can no
     // longer be unloaded): a crash, not a loader verdict to compare.
@@ -233,121 +273,75 @@ pub fn run_agreement(spec: &AgreementSpec, listener: &dyn Listener) -> Result<Ag
             keep
         });
     }
+    Ok((cases, skipped))
+}
 
-    // Plan: each case's load order (the check's), its stock dependencies, and the files.
-    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut stock_order: Vec<String> = Vec::new();
-    let mut planned = Vec::new();
+/// Each case's load order (the check's), its stock dependencies, and the files.
+fn plan_cases(cases: Vec<CorpusCase>, pkg: &KernelPackage, target: &Target) -> Result<CorpusPlan, VmError> {
+    let mut plan = CorpusPlan { cases: Vec::new(), files: BTreeMap::new(), stock_order: Vec::new() };
     for case in cases {
-        let candidates =
-            case.candidates().map_err(|e| VmError::BadModule { origin: case.name.into(), reason: e.to_string() })?;
-        let order = check_set(&candidates, &case.target(&target), &SetOptions::default());
-        let mut load = Vec::new();
-        for v in &order.modules {
-            let m = case.modules.iter().find(|m| m.name == v.module).ok_or_else(|| VmError::BadModule {
-                origin: case.name.into(),
-                reason: format!("the check names module {} that the case does not hold", v.module),
-            })?;
-            let path = format!("lib/modules/c-{}.ko", &hex::encode(Sha256::digest(&m.bytes))[..16]);
-            files.entry(path.clone()).or_insert_with(|| m.bytes.clone());
-            load.push((m.name.clone(), path));
-        }
+        let load = plan_case_load(&case, target, &mut plan.files)?;
         let ours: Vec<OurModule> = case
             .modules
             .iter()
             .map(|m| OurModule { name: m.name.clone(), bytes: m.bytes.clone(), origin: m.name.clone() })
             .collect();
-        let plan = plan_load_order(&pkg, &ours, &[], &Silent)?;
+        let order = plan_load_order(pkg, &ours, &[], &Silent)?;
         let mut base = Vec::new();
-        for p in plan.iter().filter(|p| p.role != Role::Ours && !case.absent.contains(&p.name)) {
-            files.entry(format!("lib/modules/s-{}.ko", p.name)).or_insert_with(|| p.bytes.clone());
-            if !stock_order.contains(&p.name) {
-                stock_order.push(p.name.clone());
+        for p in order.iter().filter(|p| p.role != Role::Ours && !case.absent.contains(&p.name)) {
+            plan.files.entry(format!("lib/modules/s-{}.ko", p.name)).or_insert_with(|| p.bytes.clone());
+            if !plan.stock_order.contains(&p.name) {
+                plan.stock_order.push(p.name.clone());
             }
             base.push(p.name.clone());
         }
-        planned.push(PlannedCase { case, load, base });
+        plan.cases.push(PlannedCase { case, load, base });
     }
-    let modules_total: usize = planned.iter().map(|p| p.load.len()).sum();
-    listener.info(&format!("agreement corpus: {} cases, {modules_total} modules", planned.len()));
+    Ok(plan)
+}
 
-    let (kernel_path, boot_method) = kernel_for_boot(&pkg, &spec.work_dir, listener)?;
-    let accel = qemu::probe_accel_once(&spec.qemu, &kernel_path, &busybox, &spec.work_dir);
-    listener.info(&format!("accelerator {accel}"));
-    let init = init_script(&planned, &stock_order);
-    let extra = ExtraFiles { files: files.into_iter().map(|(p, b)| (p, 0o644, b)).collect() };
-    let initrd = initramfs::build(&busybox, &[], &init, &extra)?;
-    let initrd_path = spec.work_dir.join("initramfs-agreement.cpio.gz");
-    std::fs::write(&initrd_path, &initrd).map_err(io_err(format!("write {}", initrd_path.display())))?;
-    let serial_log = spec.work_dir.join("serial-agreement.log");
-    let qspec = QemuSpec {
-        qemu: spec.qemu.clone(),
-        kernel: kernel_path,
-        initrd: initrd_path,
-        append: crate::qemu::GUEST_APPEND.into(),
-        memory_mb: spec.memory_mb,
-        serial_log: serial_log.clone(),
-        network: None,
-        drive: None,
-        timeout: spec.timeout,
-    };
-    listener.task_start(&format!("loading the corpus into the guest ({})", accel.accel.name()), None, Unit::Steps);
-    let outcome = qemu::run_with(&qspec, accel.accel);
-    listener.task_finish();
-    let outcome = outcome?;
-    let events = parse_log(&outcome.serial);
-    if !events.iter().any(|e| e.kind == "end") {
-        let lines = relevant_lines(&outcome.serial);
-        if outcome.timed_out {
-            let last = events
-                .last()
-                .map(|e| format!("{}|{}", e.kind, e.fields.join("|")))
-                .unwrap_or_else(|| "none (the guest never reported)".into());
-            return Err(VmError::GuestTimeout {
-                seconds: spec.timeout.as_secs(),
-                last_report: last,
-                serial_log,
-                lines,
-            });
-        }
-        return Err(VmError::GuestDied {
-            status: outcome.status.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()),
-            qemu_stderr: outcome.stderr.trim().to_string(),
-            serial_log,
-            lines,
-        });
+/// The case's modules in the check's load order, each with its file in the guest (named
+/// by content, so that equal modules of different cases share one file).
+fn plan_case_load(
+    case: &CorpusCase,
+    target: &Target,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<Vec<(String, String)>, VmError> {
+    let candidates = case.candidates().map_err(corpus_err(case.name))?;
+    let order = check_set(&candidates, &case.target(target), &SetOptions::default());
+    let mut load = Vec::new();
+    for v in &order.modules {
+        let m = case
+            .modules
+            .iter()
+            .find(|m| m.name == v.module)
+            .ok_or_else(|| VmError::CorpusModuleUnknown { case: case.name.to_string(), module: v.module.clone() })?;
+        let path = format!("lib/modules/c-{}.ko", &hex::encode(Sha256::digest(&m.bytes))[..16]);
+        files.entry(path.clone()).or_insert_with(|| m.bytes.clone());
+        load.push((m.name.clone(), path));
     }
+    Ok(load)
+}
 
+/// Both sides of every module of every case, and a summary per case.
+fn compare_cases(
+    cases: &[PlannedCase],
+    events: &[GuestEvent],
+    target: &Target,
+) -> Result<(Vec<ModuleAgreement>, Vec<CaseSummary>), VmError> {
     let mut modules = Vec::new();
     let mut summaries = Vec::new();
-    for p in &planned {
-        let tainted_before = events
-            .iter()
-            .find(|e| e.kind == "case" && e.fields.first().map(String::as_str) == Some(p.case.name))
-            .and_then(|e| e.fields.get(1))
-            .and_then(|t| t.trim().parse::<u64>().ok());
-        let candidates = p
-            .case
-            .candidates()
-            .map_err(|e| VmError::BadModule { origin: p.case.name.into(), reason: e.to_string() })?;
+    for p in cases {
+        let tainted_before = events.iter().find_map(|e| match e {
+            GuestEvent::Case { case, tainted } if case == p.case.name => Some(*tainted),
+            _ => None,
+        });
+        let tainted_before = tainted_before.flatten();
+        let candidates = p.case.candidates().map_err(corpus_err(p.case.name))?;
         let options = SetOptions { prior_taint: tainted_before.unwrap_or(0), ..SetOptions::default() };
-        let check = check_set(&candidates, &p.case.target(&target), &options);
+        let check = check_set(&candidates, &p.case.target(target), &options);
         for v in &check.modules {
-            let kernel = kernel_side(&events, p.case.name, &v.module);
-            let check = CheckSide {
-                verdict: v.verdict,
-                errno: v.errno,
-                lines: v.log.iter().map(|l| KernelLine { level: l.level, text: l.text.clone() }).collect(),
-            };
-            let differences = compare(&kernel, &check);
-            modules.push(ModuleAgreement {
-                case: p.case.name.to_string(),
-                module: v.module.clone(),
-                agree: differences.is_empty(),
-                kernel,
-                check,
-                differences,
-            });
+            modules.push(module_agreement(events, p.case.name, v));
         }
         summaries.push(CaseSummary {
             name: p.case.name.to_string(),
@@ -355,29 +349,40 @@ pub fn run_agreement(spec: &AgreementSpec, listener: &dyn Listener) -> Result<Ag
             tainted_before,
             stock_dependencies: p.base.clone(),
             absent: p.case.absent.clone(),
-            unload_failed: events
-                .iter()
-                .filter(|e| e.kind == "unload" && e.fields.first().map(String::as_str) == Some(p.case.name))
-                .filter(|e| e.fields.get(2).map(|rc| rc.trim()) != Some("0"))
-                .filter_map(|e| e.fields.get(1).cloned())
-                .collect(),
+            unload_failed: unload_failures(events, p.case.name),
         });
     }
-    let modules_agreeing = modules.iter().filter(|m| m.agree).count();
-    Ok(AgreementReport {
-        kernel_release: pkg.release.clone(),
-        guest_release: events.iter().find(|e| e.kind == "begin").and_then(|e| e.fields.first().cloned()),
-        boot_method,
-        accelerator: accel.to_string(),
-        cases: summaries,
-        skipped_cases: skipped,
-        modules_total,
-        all_agree: modules_total > 0 && modules_agreeing == modules_total && modules.len() == modules_total,
-        modules_agreeing,
-        modules,
-        serial_log,
-        elapsed_secs: outcome.elapsed.as_secs_f64(),
-    })
+    Ok((modules, summaries))
+}
+
+/// The kernel's and the check's side of one module, compared.
+fn module_agreement(events: &[GuestEvent], case: &str, v: &krbd_kmod::loader::ModuleVerdict) -> ModuleAgreement {
+    let kernel = kernel_side(events, case, &v.module);
+    let check = CheckSide {
+        verdict: v.verdict,
+        errno: v.errno,
+        lines: v.log.iter().map(|l| KernelLine { level: l.level, text: l.text.clone() }).collect(),
+    };
+    let differences = compare(&kernel, &check);
+    ModuleAgreement {
+        case: case.to_string(),
+        module: v.module.clone(),
+        agree: differences.is_empty(),
+        kernel,
+        check,
+        differences,
+    }
+}
+
+/// Modules of the case that loaded but could not be unloaded afterwards.
+fn unload_failures(events: &[GuestEvent], case: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            GuestEvent::Unload { case: c, module, unloaded: false } if c == case => Some(module.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A raw `dmesg -r` line: `<N>[ time] text`, N = facility * 8 + level.
@@ -398,12 +403,17 @@ fn level_of(n: u8) -> Option<LogLevel> {
 }
 
 fn kernel_side(events: &[GuestEvent], case: &str, module: &str) -> KernelSide {
-    let ours = |e: &&GuestEvent| {
-        e.fields.first().map(String::as_str) == Some(case) && e.fields.get(1).map(String::as_str) == Some(module)
-    };
-    let attempt = events.iter().filter(|e| e.kind == "try").find(ours);
-    let raw: Vec<&String> =
-        events.iter().filter(|e| e.kind == "kmsg").filter(ours).filter_map(|e| e.fields.get(2)).collect();
+    let attempt = events.iter().find_map(|e| match e {
+        GuestEvent::Try { case: c, module: m, exit, output } if c == case && m == module => Some((*exit, output)),
+        _ => None,
+    });
+    let raw: Vec<&String> = events
+        .iter()
+        .filter_map(|e| match e {
+            GuestEvent::Kmsg { case: c, module: m, raw } if c == case && m == module => Some(raw),
+            _ => None,
+        })
+        .collect();
     let lines = raw
         .iter()
         .filter_map(|r| parse_raw_line(r))
@@ -411,8 +421,8 @@ fn kernel_side(events: &[GuestEvent], case: &str, module: &str) -> KernelSide {
         .filter_map(|(n, text)| level_of(n).map(|level| KernelLine { level, text }))
         .collect();
     KernelSide {
-        loaded: attempt.and_then(|e| e.fields.get(2)).and_then(|rc| rc.trim().parse::<i32>().ok()).map(|rc| rc == 0),
-        insmod_output: attempt.and_then(|e| e.fields.get(3)).cloned().unwrap_or_default(),
+        loaded: attempt.and_then(|(exit, _)| exit).map(|rc| rc == 0),
+        insmod_output: attempt.map(|(_, output)| output.clone()).unwrap_or_default(),
         lines,
         all_lines: raw.iter().map(|r| r.to_string()).collect(),
     }
@@ -453,43 +463,7 @@ fn compare(kernel: &KernelSide, check: &CheckSide) -> Vec<String> {
 
 /// The guest's init for the corpus: see the module documentation.
 fn init_script(cases: &[PlannedCase], stock_order: &[String]) -> String {
-    let mut s = String::from(
-        r#"#!/bin/busybox sh
-# Generated by krbd-vm (agreement run). Reports in lines KRBD|kind|fields... on the console.
-/bin/busybox mount -t proc proc /proc
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-# Only the most severe kernel lines reach the console; the rest is read from dmesg.
-echo 3 > /proc/sys/kernel/printk
-say() { echo "KRBD|$*"; }
-oneline() { tr '\n' ' ' | sed 's/ *$//'; }
-live() { [ -e /sys/module/$1/initstate ]; }
-kmsg() { dmesg -c -r | while IFS= read -r l; do say "kmsg|$1|$2|$l"; done; }
-stock() { live $1 || insmod /lib/modules/s-$1.ko >/dev/null 2>&1; }
-drop() { live $1 && rmmod $1 >/dev/null 2>&1; }
-# busybox insmod calls finit_module and, when that fails, init_module: a refused module
-# would go through the loader twice. Holding the file open for writing makes finit_module
-# fail at once (ETXTBSY, before the loader reads the module), so that every module is
-# loaded by exactly one init_module call, as the check models it.
-try() {
-    exec 3>>"/$3"
-    out=$(insmod "/$3" 2>&1); rc=$?
-    exec 3>&-
-    say "try|$1|$2|$rc|$(echo "$out" | oneline)"
-    kmsg "$1" "$2"
-    [ $rc = 0 ] && loaded="$2 $loaded"
-}
-unload() {
-    for m in $loaded; do rmmod $m >/dev/null 2>&1; say "unload|$1|$m|$?"; done
-    loaded=""
-    dmesg -c >/dev/null
-}
-say "begin|$(uname -r)"
-dmesg -c >/dev/null
-"#,
-    );
+    let mut s = String::from(include_str!("guest/agreement-init-head.sh"));
     for c in cases {
         s.push_str(&format!("# {}: {}\n", c.case.name, c.case.what));
         for m in stock_order.iter().rev().filter(|m| !c.base.contains(m)) {

@@ -1,12 +1,12 @@
 //! The boot test from package and modules to verdict.
 
-use crate::cluster::{Cluster, ClusterReport};
+use crate::cluster::{Cluster, ClusterReport, GuestSession};
 use crate::deps::{plan_load_order, OurModule, PlannedModule, Role};
-use crate::guest::{parse_log, strip_timestamp, taint_flags, GuestEvent};
+use crate::guest::{last_report, parse_log, strip_timestamp, taint_flags, GuestEvent};
 use crate::initramfs::{self, ExtraFiles};
 use crate::kpkg::{decompress_module, module_name_of, KernelPackage};
-use crate::qemu::{self, QemuSpec};
-use crate::VmError;
+use crate::qemu::{self, GuestNetwork, QemuSpec};
+use crate::{IoAction, VmError};
 use krbd_kmod::KernelModule;
 use krbd_progress::{Listener, Unit};
 use serde::Serialize;
@@ -97,34 +97,43 @@ pub struct BootReport {
 
 /// Reads `*.ko`, `*.ko.xz`, `*.ko.zst`, `*.ko.gz` from `dir` as our module set.
 pub fn load_our_modules(dir: &Path) -> Result<Vec<OurModule>, VmError> {
-    let bad = |reason: String| VmError::OurModules { dir: dir.to_path_buf(), reason };
-    let entries = std::fs::read_dir(dir).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|source| VmError::OurModulesUnreadable { dir: dir.to_path_buf(), source })?;
     let mut out = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| bad(e.to_string()))?;
-        let path = entry.path();
+        let entry = entry.map_err(|source| VmError::OurModulesUnreadable { dir: dir.to_path_buf(), source })?;
         let file_name = entry.file_name().to_string_lossy().into_owned();
         let Some(name) = module_name_of(&file_name) else { continue };
-        let raw = std::fs::read(&path).map_err(|e| bad(format!("{file_name}: {e}")))?;
-        let bytes = decompress_module(&path.display().to_string(), &raw)?;
-        let parsed = KernelModule::parse(&bytes)
-            .map_err(|e| VmError::BadModule { origin: path.display().to_string(), reason: e.to_string() })?;
-        // The kernel knows a module by its modinfo name; the file name is only a hint.
-        let name = parsed.info("name").map(str::to_string).unwrap_or(name);
-        if out.iter().any(|m: &OurModule| m.name == name) {
-            return Err(bad(format!("two files hold module {name}")));
+        let module = read_our_module(dir, &entry.path(), &file_name, name)?;
+        if out.iter().any(|m: &OurModule| m.name == module.name) {
+            return Err(VmError::OurModuleTwice { dir: dir.to_path_buf(), module: module.name });
         }
-        out.push(OurModule { name, bytes, origin: path.display().to_string() });
+        out.push(module);
     }
     if out.is_empty() {
-        return Err(bad("no .ko files in it; pass the folder that holds libceph.ko, ceph.ko and rbd.ko".into()));
+        return Err(VmError::NoOurModules { dir: dir.to_path_buf() });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 
-fn io_err(what: String) -> impl FnOnce(std::io::Error) -> VmError {
-    move |e| VmError::Io { what, reason: e.to_string() }
+/// One module file of ours, named as the kernel will know it.
+fn read_our_module(dir: &Path, path: &Path, file_name: &str, name: String) -> Result<OurModule, VmError> {
+    let raw = std::fs::read(path).map_err(|source| VmError::OurModuleUnreadable {
+        dir: dir.to_path_buf(),
+        file: file_name.to_string(),
+        source,
+    })?;
+    let origin = path.display().to_string();
+    let bytes = decompress_module(&origin, &raw)?;
+    let parsed = KernelModule::parse(&bytes).map_err(|source| VmError::BadModule { origin: origin.clone(), source })?;
+    // The kernel knows a module by its modinfo name; the file name is only a hint.
+    let name = parsed.info("name").map(str::to_string).unwrap_or(name);
+    Ok(OurModule { name, bytes, origin })
+}
+
+pub(crate) fn io_err(action: IoAction, path: &Path) -> impl FnOnce(std::io::Error) -> VmError + '_ {
+    move |source| VmError::Io { action, path: path.to_path_buf(), source }
 }
 
 /// Lines of the serial log that explain a failure: kernel panics, oopses, errors, and the tail.
@@ -170,35 +179,102 @@ pub fn run_boot_test_with_task(
     task: &GuestTask,
     listener: &dyn Listener,
 ) -> Result<BootReport, VmError> {
-    std::fs::create_dir_all(&spec.work_dir).map_err(io_err(format!("create {}", spec.work_dir.display())))?;
-    let busybox = initramfs::read_static_busybox(&spec.busybox)?;
-    if qemu::find_program(&spec.qemu).is_none() {
-        return Err(VmError::QemuMissing {
-            program: spec.qemu.clone(),
-            path_env: std::env::var("PATH").unwrap_or_default(),
-        });
-    }
-    listener.task_start("reading the kernel package", None, Unit::Steps);
-    let pkg = KernelPackage::read(&spec.image_deb, spec.release.as_deref());
-    listener.task_finish();
-    let pkg = pkg?;
-
-    let support: &[&str] = if spec.cluster.is_some() { &crate::cluster::GUEST_SUPPORT_MODULES } else { &[] };
-    if spec.cluster.is_some() && !spec.modules.iter().any(|m| m.name == "rbd") {
-        listener.warning("rbd is not in the set under test; the cluster test maps with the package's rbd.ko");
-    }
-    let plan = plan_load_order(&pkg, &spec.modules, support, listener)?;
-    listener.info(&format!("load order: {}", plan.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(" ")));
-
-    let (kernel_path, boot_method) = kernel_for_boot(&pkg, &spec.work_dir, listener)?;
-    let accel = qemu::probe_accel_once(&spec.qemu, &kernel_path, &busybox, &spec.work_dir);
+    let busybox = prepare_host(&spec.work_dir, &spec.busybox, &spec.qemu)?;
+    let pkg = read_kernel_package(&spec.image_deb, spec.release.as_deref(), listener)?;
+    let plan = plan_for(spec, &pkg, listener)?;
+    let (kernel, boot_method) = kernel_for_boot(&pkg, &spec.work_dir, listener)?;
+    let accel = qemu::probe_accel_once(&spec.qemu, &kernel, &busybox, &spec.work_dir);
     listener.info(&format!("accelerator {accel}"));
 
     let session = match spec.cluster {
         Some(c) => Some(c.guest_session(&spec.work_dir, listener)?),
         None => None,
     };
-    let (mut extra, mut after_load) = match &session {
+    let initrd = write_initramfs(spec, &busybox, &plan, session.as_ref(), task)?;
+    let guest = GuestBoot {
+        qemu: &spec.qemu,
+        kernel,
+        accel: accel.accel,
+        memory_mb: spec.memory_mb,
+        timeout: spec.timeout,
+        network: session.as_ref().map(|s| s.network.clone()),
+    };
+    let serial_log = spec.work_dir.join("serial.log");
+    let task_name = format!("booting the guest under QEMU ({})", accel.accel.name());
+    let (outcome, events) = guest.run(initrd, &serial_log, &task_name, listener)?;
+
+    let modules = verdicts(&plan, &events);
+    let cluster = session.as_ref().map(|s| s.verify(&events, listener));
+    let problems = problems_of(&modules, cluster.as_ref());
+    Ok(BootReport {
+        kernel_release: pkg.release.clone(),
+        guest_release: guest_release(&events),
+        boot_method,
+        accelerator: accel.to_string(),
+        modules,
+        taint: taint_of(&events, |e| match e {
+            GuestEvent::Taint { value } => Some(*value),
+            _ => None,
+        }),
+        taint_at_end: taint_of(&events, |e| match e {
+            GuestEvent::TaintEnd { value } => Some(*value),
+            _ => None,
+        }),
+        cluster,
+        serial_log,
+        elapsed_secs: outcome.elapsed.as_secs_f64(),
+        passed: problems.is_empty(),
+        problems,
+    })
+}
+
+/// The cheap checks before anything is read or started: the work folder can be made,
+/// busybox is static, QEMU is there. Returns busybox.
+pub(crate) fn prepare_host(work_dir: &Path, busybox: &Path, qemu: &Path) -> Result<Vec<u8>, VmError> {
+    std::fs::create_dir_all(work_dir).map_err(io_err(IoAction::Create, work_dir))?;
+    let busybox = initramfs::read_static_busybox(busybox)?;
+    if qemu::find_program(qemu).is_none() {
+        return Err(VmError::QemuMissing {
+            program: qemu.to_path_buf(),
+            path_env: std::env::var("PATH").unwrap_or_default(),
+        });
+    }
+    Ok(busybox)
+}
+
+/// Reads the target's linux-image package, as a progress task.
+pub(crate) fn read_kernel_package(
+    deb: &Path,
+    release: Option<&str>,
+    listener: &dyn Listener,
+) -> Result<KernelPackage, VmError> {
+    listener.task_start("reading the kernel package", None, Unit::Steps);
+    let pkg = KernelPackage::read(deb, release);
+    listener.task_finish();
+    pkg
+}
+
+/// The set's load order, with the package's modules the cluster test needs.
+fn plan_for(spec: &BootTestSpec, pkg: &KernelPackage, listener: &dyn Listener) -> Result<Vec<PlannedModule>, VmError> {
+    let support: &[&str] = if spec.cluster.is_some() { &crate::cluster::GUEST_SUPPORT_MODULES } else { &[] };
+    if spec.cluster.is_some() && !spec.modules.iter().any(|m| m.name == "rbd") {
+        listener.warning("rbd is not in the set under test; the cluster test maps with the package's rbd.ko");
+    }
+    let plan = plan_load_order(pkg, &spec.modules, support, listener)?;
+    listener.info(&format!("load order: {}", plan.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(" ")));
+    Ok(plan)
+}
+
+/// Writes the initramfs: the planned set, the init script (or its override), the cluster
+/// session's and the task's files and steps. Returns its path.
+fn write_initramfs(
+    spec: &BootTestSpec,
+    busybox: &[u8],
+    plan: &[PlannedModule],
+    session: Option<&GuestSession>,
+    task: &GuestTask,
+) -> Result<PathBuf, VmError> {
+    let (mut extra, mut after_load) = match session {
         Some(s) => (s.extra_files(), s.guest_script()),
         None => (ExtraFiles::default(), String::new()),
     };
@@ -206,67 +282,96 @@ pub fn run_boot_test_with_task(
     after_load.push_str(&task.script);
     let init = match &spec.init_override {
         Some(s) => s.clone(),
-        None => initramfs::init_script(&plan, &after_load),
+        None => initramfs::init_script(plan, &after_load),
     };
-    let initrd = initramfs::build(&busybox, &plan, &init, &extra)?;
+    let initrd = initramfs::build(busybox, plan, &init, &extra)?;
     let initrd_path = spec.work_dir.join("initramfs.cpio.gz");
-    std::fs::write(&initrd_path, &initrd).map_err(io_err(format!("write {}", initrd_path.display())))?;
+    std::fs::write(&initrd_path, &initrd).map_err(io_err(IoAction::Write, &initrd_path))?;
+    Ok(initrd_path)
+}
 
-    let serial_log = spec.work_dir.join("serial.log");
-    let qspec = QemuSpec {
-        qemu: spec.qemu.clone(),
-        kernel: kernel_path,
-        initrd: initrd_path,
-        append: qemu::GUEST_APPEND.into(),
-        memory_mb: spec.memory_mb,
-        serial_log: serial_log.clone(),
-        network: session.as_ref().map(|s| s.network.clone()),
-        timeout: spec.timeout,
-        drive: None,
-    };
-    listener.task_start(&format!("booting the guest under QEMU ({})", accel.accel.name()), None, Unit::Steps);
-    let outcome = qemu::run_with(&qspec, accel.accel);
-    listener.task_finish();
-    let outcome = outcome?;
-    let events = parse_log(&outcome.serial);
-    let finished = events.iter().any(|e| e.kind == "end");
-    if !finished {
-        let lines = relevant_lines(&outcome.serial);
-        if outcome.timed_out {
-            let last = events
-                .last()
-                .map(|e| format!("{}|{}", e.kind, e.fields.join("|")))
-                .unwrap_or_else(|| "none (the guest never reported)".into());
-            return Err(VmError::GuestTimeout {
-                seconds: spec.timeout.as_secs(),
-                last_report: last,
-                serial_log,
-                lines,
-            });
+/// One guest run: QEMU with a kernel and an initramfs, until the guest reports its end.
+pub(crate) struct GuestBoot<'a> {
+    pub qemu: &'a Path,
+    pub kernel: PathBuf,
+    pub accel: qemu::Accel,
+    pub memory_mb: u32,
+    pub timeout: Duration,
+    pub network: Option<GuestNetwork>,
+}
+
+impl GuestBoot<'_> {
+    /// Boots `initrd` with the console going to `serial_log` (a progress task named
+    /// `task_name`) and returns the outcome and the guest's reports. A guest that never
+    /// reported its end is an error carrying the serial log's relevant lines.
+    pub(crate) fn run(
+        self,
+        initrd: PathBuf,
+        serial_log: &Path,
+        task_name: &str,
+        listener: &dyn Listener,
+    ) -> Result<(qemu::QemuOutcome, Vec<GuestEvent>), VmError> {
+        let timeout = self.timeout;
+        let qspec = QemuSpec {
+            qemu: self.qemu.to_path_buf(),
+            kernel: self.kernel,
+            initrd,
+            append: qemu::GUEST_APPEND.into(),
+            memory_mb: self.memory_mb,
+            serial_log: serial_log.to_path_buf(),
+            network: self.network,
+            timeout,
+            drive: None,
+        };
+        listener.task_start(task_name, None, Unit::Steps);
+        let outcome = qemu::run_with(&qspec, self.accel);
+        listener.task_finish();
+        let outcome = outcome?;
+        let events = parse_log(&outcome.serial);
+        if !events.contains(&GuestEvent::End) {
+            return Err(unfinished_guest(&outcome, serial_log, timeout));
         }
-        return Err(VmError::GuestDied {
-            status: outcome.status.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()),
-            qemu_stderr: outcome.stderr.trim().to_string(),
+        Ok((outcome, events))
+    }
+}
+
+/// The error for a guest that never reported its end: timed out, or QEMU exited.
+fn unfinished_guest(outcome: &qemu::QemuOutcome, serial_log: &Path, timeout: Duration) -> VmError {
+    let lines = relevant_lines(&outcome.serial);
+    let serial_log = serial_log.to_path_buf();
+    if outcome.timed_out {
+        return VmError::GuestTimeout {
+            seconds: timeout.as_secs(),
+            last_report: last_report(&outcome.serial).unwrap_or_else(|| "none (the guest never reported)".into()),
             serial_log,
             lines,
-        });
+        };
     }
+    VmError::GuestDied {
+        status: outcome.status.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()),
+        qemu_stderr: outcome.stderr.trim().to_string(),
+        serial_log,
+        lines,
+    }
+}
 
-    let modules = verdicts(&plan, &events);
-    let taint_of = |kind: &str| {
-        events
-            .iter()
-            .find(|e| e.kind == kind)
-            .and_then(|e| e.fields.first())
-            .and_then(|v| v.trim().parse().ok())
-            .map(|value: u64| Taint { value, flags: taint_flags(value) })
-    };
-    let cluster = session.as_ref().map(|s| s.verify(&events, listener));
+/// The kernel release the guest reported.
+pub(crate) fn guest_release(events: &[GuestEvent]) -> Option<String> {
+    events.iter().find_map(|e| match e {
+        GuestEvent::Begin { release } => Some(release.clone()),
+        _ => None,
+    })
+}
+
+/// The first taint report that `pick` takes.
+fn taint_of(events: &[GuestEvent], pick: impl Fn(&GuestEvent) -> Option<Option<u64>>) -> Option<Taint> {
+    events.iter().find_map(pick).flatten().map(|value| Taint { value, flags: taint_flags(value) })
+}
+
+/// Every reason the run does not pass.
+fn problems_of(modules: &[ModuleVerdict], cluster: Option<&ClusterReport>) -> Vec<String> {
     let mut problems = Vec::new();
-    for m in &modules {
-        if m.role == Role::Optional {
-            continue;
-        }
+    for m in modules.iter().filter(|m| m.role != Role::Optional) {
         match m.loaded {
             Some(true) => {}
             Some(false) => problems.push(format!(
@@ -289,24 +394,10 @@ pub fn run_boot_test_with_task(
             ));
         }
     }
-    if let Some(c) = &cluster {
+    if let Some(c) = cluster {
         problems.extend(c.problems.iter().cloned());
     }
-    let report = BootReport {
-        kernel_release: pkg.release.clone(),
-        guest_release: events.iter().find(|e| e.kind == "begin").and_then(|e| e.fields.first().cloned()),
-        boot_method,
-        accelerator: accel.to_string(),
-        modules,
-        taint: taint_of("taint"),
-        taint_at_end: taint_of("taint_end"),
-        cluster,
-        serial_log,
-        elapsed_secs: outcome.elapsed.as_secs_f64(),
-        passed: problems.is_empty(),
-        problems,
-    };
-    Ok(report)
+    problems
 }
 
 /// Writes the kernel to boot into `work_dir`: the PVH entry of the vmlinux inside the
@@ -319,7 +410,7 @@ pub fn kernel_for_boot(
     Ok(match crate::bzimage::extract_vmlinux(&pkg.vmlinuz) {
         Ok(vmlinux) if crate::bzimage::has_pvh_entry(&vmlinux) => {
             let p = work_dir.join("vmlinux");
-            std::fs::write(&p, vmlinux).map_err(io_err(format!("write {}", p.display())))?;
+            std::fs::write(&p, vmlinux).map_err(io_err(IoAction::Write, &p))?;
             (p, BootMethod::Pvh)
         }
         other => {
@@ -329,56 +420,70 @@ pub fn kernel_for_boot(
             };
             listener.warning(&format!("booting the bzImage (slower): {why}"));
             let p = work_dir.join("vmlinuz");
-            std::fs::write(&p, &pkg.vmlinuz).map_err(io_err(format!("write {}", p.display())))?;
+            std::fs::write(&p, &pkg.vmlinuz).map_err(io_err(IoAction::Write, &p))?;
             (p, BootMethod::BzImage)
         }
     })
 }
 
 fn verdicts(plan: &[PlannedModule], events: &[GuestEvent]) -> Vec<ModuleVerdict> {
-    plan.iter()
-        .map(|m| {
-            let insmod = events.iter().find(|e| e.kind == "insmod" && e.fields.get(1) == Some(&m.name));
-            let insmod_exit = insmod.and_then(|e| e.fields.get(2)).and_then(|rc| rc.parse::<i32>().ok());
-            let field = |kind: &str| {
-                events
-                    .iter()
-                    .find(|e| e.kind == kind && e.fields.first() == Some(&m.name))
-                    .and_then(|e| e.fields.get(1))
-                    .map(|v| v.trim().to_string())
-            };
-            let loaded_srcversion = field("srcversion");
-            let srcversion_matches = match (&m.srcversion, &loaded_srcversion) {
-                (Some(a), Some(b)) => Some(a == b),
-                _ => None,
-            };
-            let loaded_build_id =
-                field("buildid").and_then(|h| hex::decode(h).ok()).and_then(|note| crate::deps::gnu_build_id(&note));
-            let build_id_matches = match (&m.build_id, &loaded_build_id) {
-                (Some(a), Some(b)) => Some(a == b),
-                _ => None,
-            };
-            ModuleVerdict {
-                name: m.name.clone(),
-                role: m.role,
-                origin: m.origin.clone(),
-                loaded: insmod_exit.map(|rc| rc == 0),
-                insmod_exit,
-                insmod_output: insmod.and_then(|e| e.fields.get(3)).cloned().unwrap_or_default(),
-                kernel_messages: events
-                    .iter()
-                    .filter(|e| e.kind == "dmesg" && e.fields.first() == Some(&m.name))
-                    .filter_map(|e| e.fields.get(1))
-                    .map(|l| strip_timestamp(l).to_string())
-                    .collect(),
-                expected_srcversion: m.srcversion.clone(),
-                loaded_srcversion,
-                srcversion_matches,
-                expected_build_id: m.build_id.clone(),
-                loaded_build_id,
-                build_id_matches,
-                module_taint: field("modtaint").filter(|t| !t.is_empty()),
-            }
+    plan.iter().map(|m| verdict(m, events)).collect()
+}
+
+/// What the guest reported about one planned module.
+fn verdict(m: &PlannedModule, events: &[GuestEvent]) -> ModuleVerdict {
+    let insmod = events.iter().find_map(|e| match e {
+        GuestEvent::Insmod { module, exit, output, .. } if *module == m.name => Some((*exit, output)),
+        _ => None,
+    });
+    let insmod_exit = insmod.and_then(|(exit, _)| exit);
+    let sysfs = |pick: fn(&GuestEvent) -> Option<(&String, &String)>| {
+        events.iter().filter_map(pick).find(|(module, _)| **module == m.name).map(|(_, value)| value.clone())
+    };
+    let loaded_srcversion = sysfs(|e| match e {
+        GuestEvent::Srcversion { module, srcversion } => Some((module, srcversion)),
+        _ => None,
+    });
+    let loaded_build_id = sysfs(|e| match e {
+        GuestEvent::BuildIdNote { module, note_hex } => Some((module, note_hex)),
+        _ => None,
+    })
+    .and_then(|h| hex::decode(h).ok())
+    .and_then(|note| crate::deps::gnu_build_id(&note));
+    let module_taint = sysfs(|e| match e {
+        GuestEvent::ModuleTaint { module, flags } => Some((module, flags)),
+        _ => None,
+    });
+    ModuleVerdict {
+        name: m.name.clone(),
+        role: m.role,
+        origin: m.origin.clone(),
+        loaded: insmod_exit.map(|rc| rc == 0),
+        insmod_exit,
+        insmod_output: insmod.map(|(_, output)| output.clone()).unwrap_or_default(),
+        kernel_messages: kernel_messages(events, &m.name),
+        srcversion_matches: both(&m.srcversion, &loaded_srcversion).map(|(a, b)| a == b),
+        expected_srcversion: m.srcversion.clone(),
+        loaded_srcversion,
+        build_id_matches: both(&m.build_id, &loaded_build_id).map(|(a, b)| a == b),
+        expected_build_id: m.build_id.clone(),
+        loaded_build_id,
+        module_taint: module_taint.filter(|t| !t.is_empty()),
+    }
+}
+
+fn both<'a, T>(a: &'a Option<T>, b: &'a Option<T>) -> Option<(&'a T, &'a T)> {
+    a.as_ref().zip(b.as_ref())
+}
+
+/// The kernel lines the guest logged under `source` (a module, `boot` or `cluster`),
+/// without their timestamps.
+pub(crate) fn kernel_messages(events: &[GuestEvent], source: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            GuestEvent::Dmesg { source: s, line } if s == source => Some(strip_timestamp(line).to_string()),
+            _ => None,
         })
         .collect()
 }

@@ -23,27 +23,28 @@ fn le32(d: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(d.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// Why no vmlinux could be taken from a bzImage.
+#[derive(Debug, thiserror::Error)]
+pub enum BzImageError {
+    #[error("no \"HdrS\" setup header at 0x202: not an x86 bzImage")]
+    NoSetupHeader,
+    #[error("boot protocol {version:#x} predates payload_offset (2.08)")]
+    OldBootProtocol { version: u16 },
+    #[error("truncated setup header")]
+    TruncatedSetupHeader,
+    #[error("payload {start}+{length} lies outside the {file_len}-byte file")]
+    PayloadOutsideFile { start: usize, length: u32, file_len: usize },
+    #[error("payload compression not supported (magic {magic:02x?}); boot the bzImage instead")]
+    UnsupportedCompression { magic: Vec<u8> },
+    #[error("payload decompression failed: {source}")]
+    Decompression { source: std::io::Error },
+    #[error("the decompressed payload is not an ELF file")]
+    NotElf,
+}
+
 /// Decompresses the kernel payload of a bzImage into the ELF vmlinux.
 pub fn extract_vmlinux(bzimage: &[u8]) -> Result<Vec<u8>, VmError> {
-    let bad = |reason: String| VmError::BzImage { reason };
-    if bzimage.get(0x202..0x206) != Some(b"HdrS") {
-        return Err(bad("no \"HdrS\" setup header at 0x202: not an x86 bzImage".into()));
-    }
-    let version = le16(bzimage, 0x206).unwrap_or(0);
-    if version < 0x208 {
-        return Err(bad(format!("boot protocol {version:#x} predates payload_offset (2.08)")));
-    }
-    let setup_sects = match bzimage[0x1f1] {
-        0 => 4, // a zero means 4, for historical reasons
-        n => n as usize,
-    };
-    let (Some(offset), Some(length)) = (le32(bzimage, 0x248), le32(bzimage, 0x24c)) else {
-        return Err(bad("truncated setup header".into()));
-    };
-    let start = (setup_sects + 1) * 512 + offset as usize;
-    let payload = bzimage
-        .get(start..start + length as usize)
-        .ok_or_else(|| bad(format!("payload {start}+{length} lies outside the {}-byte file", bzimage.len())))?;
+    let payload = payload_of(bzimage)?;
     let mut out = Vec::new();
     let result = if payload.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         // The build appends the uncompressed size (4 bytes) after the frame: read one frame only.
@@ -53,16 +54,37 @@ pub fn extract_vmlinux(bzimage: &[u8]) -> Result<Vec<u8>, VmError> {
     } else if payload.starts_with(&[0x1f, 0x8b]) {
         flate2::read::GzDecoder::new(payload).read_to_end(&mut out)
     } else {
-        return Err(bad(format!(
-            "payload compression not supported (magic {:02x?}); boot the bzImage instead",
-            &payload[..payload.len().min(6)]
-        )));
+        return Err(BzImageError::UnsupportedCompression { magic: payload[..payload.len().min(6)].to_vec() }.into());
     };
-    result.map_err(|e| bad(format!("payload decompression failed: {e}")))?;
+    result.map_err(|source| BzImageError::Decompression { source })?;
     if !out.starts_with(b"\x7fELF") {
-        return Err(bad("the decompressed payload is not an ELF file".into()));
+        return Err(BzImageError::NotElf.into());
     }
     Ok(out)
+}
+
+/// The compressed kernel inside a bzImage, located through its setup header.
+fn payload_of(bzimage: &[u8]) -> Result<&[u8], BzImageError> {
+    if bzimage.get(0x202..0x206) != Some(b"HdrS") {
+        return Err(BzImageError::NoSetupHeader);
+    }
+    let version = le16(bzimage, 0x206).unwrap_or(0);
+    if version < 0x208 {
+        return Err(BzImageError::OldBootProtocol { version });
+    }
+    let setup_sects = match bzimage[0x1f1] {
+        0 => 4, // a zero means 4, for historical reasons
+        n => n as usize,
+    };
+    let (Some(offset), Some(length)) = (le32(bzimage, 0x248), le32(bzimage, 0x24c)) else {
+        return Err(BzImageError::TruncatedSetupHeader);
+    };
+    let start = (setup_sects + 1) * 512 + offset as usize;
+    bzimage.get(start..start + length as usize).ok_or(BzImageError::PayloadOutsideFile {
+        start,
+        length,
+        file_len: bzimage.len(),
+    })
 }
 
 /// Whether an ELF kernel carries the PVH entry note that QEMU's `-kernel` needs.

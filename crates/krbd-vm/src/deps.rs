@@ -138,8 +138,8 @@ impl Resolver<'_> {
                 release: self.pkg.release.clone(),
             });
         };
-        let parsed = KernelModule::parse(&bytes)
-            .map_err(|e| VmError::BadModule { origin: origin.clone(), reason: e.to_string() })?;
+        let parsed =
+            KernelModule::parse(&bytes).map_err(|source| VmError::BadModule { origin: origin.clone(), source })?;
         self.state.insert(name.to_string(), false);
         let mut post_all = Vec::new();
         for (key, value) in &parsed.modinfo {

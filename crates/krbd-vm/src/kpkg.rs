@@ -125,10 +125,11 @@ impl KernelPackage {
             Some(r) => match vmlinuz.remove(r) {
                 Some(v) => (r.to_string(), v),
                 None => {
-                    return Err(bad(format!(
-                        "no boot/vmlinuz-{r} in it (it has: {}); check --kernel against the package",
-                        vmlinuz.keys().cloned().collect::<Vec<_>>().join(", ")
-                    )))
+                    return Err(VmError::KernelNotInPackage {
+                        deb: deb.to_path_buf(),
+                        release: r.to_string(),
+                        found: vmlinuz.keys().cloned().collect(),
+                    })
                 }
             },
             None => {

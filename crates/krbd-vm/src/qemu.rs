@@ -2,10 +2,10 @@
 //! kept; the caller parses it. The process is killed on timeout and whenever the runner
 //! is left early (guard), and also when our process dies (PR_SET_PDEATHSIG).
 
-use crate::VmError;
-use std::os::unix::process::CommandExt;
+use crate::process::{die_with_parent, ChildGuard};
+use crate::{IoAction, VmError};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// What to boot and how.
@@ -55,32 +55,6 @@ pub fn find_program(program: &Path) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
 }
 
-/// Kills and reaps a child when dropped.
-pub(crate) struct ChildGuard(pub Option<Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Makes the child die with the thread that spawned it, so a crash of ours leaves no QEMU
-/// or Ceph daemon behind.
-pub(crate) fn die_with_parent(cmd: &mut Command) {
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec here.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
 /// Boots under TCG and waits until QEMU exits (the guest powers off), or kills it after
 /// the timeout.
 pub fn run(spec: &QemuSpec) -> Result<QemuOutcome, VmError> {
@@ -95,15 +69,31 @@ pub fn run_with(spec: &QemuSpec, accel: Accel) -> Result<QemuOutcome, VmError> {
     })?;
     let _ = std::fs::remove_file(&spec.serial_log);
     let stderr_path = spec.serial_log.with_extension("qemu-stderr");
-    let stderr_file = std::fs::File::create(&stderr_path)
-        .map_err(|e| VmError::Io { what: format!("create {}", stderr_path.display()), reason: e.to_string() })?;
+    let stderr_file = std::fs::File::create(&stderr_path).map_err(|source| VmError::Io {
+        action: IoAction::Create,
+        path: stderr_path.clone(),
+        source,
+    })?;
+    let mut cmd = qemu_command(spec, &qemu, accel);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr_file);
+    die_with_parent(&mut cmd);
+    let start = Instant::now();
+    let child = cmd.spawn().map_err(|source| VmError::QemuSpawn { program: qemu.clone(), source })?;
+    let (status, timed_out) = wait_for_guest(ChildGuard(Some(child)), spec, start)?;
+    let serial = String::from_utf8_lossy(&std::fs::read(&spec.serial_log).unwrap_or_default()).into_owned();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    Ok(QemuOutcome { status, timed_out, serial, stderr, elapsed: start.elapsed() })
+}
+
+/// QEMU's command line for `spec` (inside the namespace with a network).
+fn qemu_command(spec: &QemuSpec, qemu: &Path, accel: Accel) -> Command {
     let mut cmd = match &spec.network {
         Some(n) => {
             let mut c = Command::new("ip");
-            c.args(["netns", "exec", &n.netns]).arg(&qemu);
+            c.args(["netns", "exec", &n.netns]).arg(qemu);
             c
         }
-        None => Command::new(&qemu),
+        None => Command::new(qemu),
     };
     let (machine, cpu) = match accel {
         Accel::Tcg => ("pc,accel=tcg", "qemu64"),
@@ -126,53 +116,46 @@ pub fn run_with(spec: &QemuSpec, accel: Accel) -> Result<QemuOutcome, VmError> {
         cmd.args(["-netdev", &format!("tap,id=n0,ifname={},script=no,downscript=no", n.tap)])
             .args(["-device", "e1000,netdev=n0"]);
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr_file);
-    die_with_parent(&mut cmd);
-    let start = Instant::now();
-    let child = cmd
-        .spawn()
-        .map_err(|e| VmError::QemuMissing { program: qemu.clone(), path_env: format!("spawn failed: {e}") })?;
-    let mut guard = ChildGuard(Some(child));
-    let mut status = None;
-    let mut timed_out = false;
+    cmd
+}
+
+/// Waits until QEMU exits, the timeout passes, or the guest reported its end but does not
+/// power off; QEMU is killed (the guard dropped) in every case but its own exit. Returns
+/// QEMU's status (if it exited) and whether the timeout struck.
+fn wait_for_guest(
+    mut guard: ChildGuard,
+    spec: &QemuSpec,
+    start: Instant,
+) -> Result<(Option<ExitStatus>, bool), VmError> {
     let mut end_seen_at: Option<Instant> = None;
     loop {
         if let Some(c) = guard.0.as_mut() {
             match c.try_wait() {
                 Ok(Some(s)) => {
-                    status = Some(s);
                     guard.0 = None;
-                    break;
+                    return Ok((Some(s), false));
                 }
                 Ok(None) => {}
-                Err(e) => return Err(VmError::Io { what: "wait for qemu".into(), reason: e.to_string() }),
+                Err(source) => return Err(VmError::QemuWait { source }),
             }
         }
         if crate::interrupt::interrupted() {
             return Err(VmError::Interrupted); // the guard kills QEMU
         }
         if start.elapsed() > spec.timeout {
-            timed_out = true;
-            break;
+            return Ok((None, true));
         }
         // A guest that reported its end but does not power off is not worth waiting for.
         if end_seen_at.is_none() {
             let log = std::fs::read(&spec.serial_log).unwrap_or_default();
-            if String::from_utf8_lossy(&log)
-                .lines()
-                .any(|l| crate::guest::parse_line(l).is_some_and(|e| e.kind == "end"))
-            {
+            if crate::guest::reports_end(&String::from_utf8_lossy(&log)) {
                 end_seen_at = Some(Instant::now());
             }
         } else if end_seen_at.is_some_and(|t| t.elapsed() > Duration::from_secs(30)) {
-            break;
+            return Ok((None, false));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    drop(guard); // kills it if still running
-    let serial = String::from_utf8_lossy(&std::fs::read(&spec.serial_log).unwrap_or_default()).into_owned();
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    Ok(QemuOutcome { status, timed_out, serial, stderr, elapsed: start.elapsed() })
 }
 
 /// The kernel command line of the boot tests' guests.
@@ -255,7 +238,7 @@ pub fn probe_accel_with(
     if let Err(why) = kvm_device(device) {
         return AccelChoice::tcg(why);
     }
-    let init = "#!/bin/busybox sh\n/bin/busybox echo KRBD|end\n/bin/busybox poweroff -f\n";
+    let init = include_str!("guest/kvm-probe-init.sh");
     let initrd = match crate::initramfs::build(busybox, &[], init, &crate::initramfs::ExtraFiles::default()) {
         Ok(b) => b,
         Err(e) => return AccelChoice::tcg(format!("KVM probe not run: {e}")),
@@ -276,7 +259,7 @@ pub fn probe_accel_with(
         timeout,
     };
     match run_with(&spec, Accel::Kvm) {
-        Ok(o) if crate::guest::parse_log(&o.serial).iter().any(|e| e.kind == "end") => AccelChoice {
+        Ok(o) if crate::guest::reports_end(&o.serial) => AccelChoice {
             accel: Accel::Kvm,
             reason: format!("probe boot under KVM finished in {:.1} s", o.elapsed.as_secs_f64()),
         },

@@ -4,7 +4,7 @@
 use super::terminal::Terminal;
 use clap::Args;
 use krbd_progress::Listener;
-use krbd_vm::{BootReport, Cluster, ClusterSpec, VmError};
+use krbd_vm::{BootReport, Cluster, ClusterSpec, VmError, VmErrorKind};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -100,23 +100,13 @@ pub struct BootTestArgs {
 }
 
 pub(super) fn exit_code_of(e: &VmError) -> i32 {
-    match e {
-        VmError::KernelPackage { reason, .. } if reason.contains("no boot/vmlinuz-") => EXIT_TARGET,
-        VmError::KernelPackage { .. }
-        | VmError::BadModule { .. }
-        | VmError::OurModules { .. }
-        | VmError::MissingDependency { .. }
-        | VmError::DependencyCycle { .. }
-        | VmError::Decompress { .. }
-        | VmError::BzImage { .. } => EXIT_BAD_INPUT,
-        VmError::QemuMissing { .. } | VmError::Busybox { .. } | VmError::Netns { .. } | VmError::Io { .. } => {
-            EXIT_ENVIRONMENT
-        }
-        VmError::Initramfs { .. } => EXIT_ENVIRONMENT,
-        VmError::GuestTimeout { .. } | VmError::GuestDied { .. } => EXIT_GUEST,
-        VmError::Cluster { reason, .. } if reason.contains("is not in PATH") => EXIT_ENVIRONMENT,
-        VmError::Cluster { .. } => EXIT_CLUSTER,
-        VmError::Interrupted => EXIT_INTERRUPTED,
+    match e.kind() {
+        VmErrorKind::UnknownTarget => EXIT_TARGET,
+        VmErrorKind::BadInput => EXIT_BAD_INPUT,
+        VmErrorKind::Environment => EXIT_ENVIRONMENT,
+        VmErrorKind::Guest => EXIT_GUEST,
+        VmErrorKind::Cluster => EXIT_CLUSTER,
+        VmErrorKind::Interrupted => EXIT_INTERRUPTED,
     }
 }
 
@@ -131,10 +121,8 @@ pub(super) fn fail(json: bool, code: i32, kind: &str, message: &str) -> i32 {
     code
 }
 
+/// The boot test of a set (`cmd::run` sends `--agreement` to the agreement run instead).
 pub fn run(args: BootTestArgs) -> i32 {
-    if args.agreement {
-        return super::agreement::run(args);
-    }
     let listener = Terminal::new(args.json);
     let json = args.json;
     // A signal only sets a flag; the waiting loops then stop and everything is torn down.

@@ -58,6 +58,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Targets(args) => targets::run(args),
         Command::Patch(args) => patch::run(args),
         Command::Check(args) => check::run(args),
+        Command::BootTest(args) if args.agreement => agreement::run(args),
         Command::BootTest(args) => boot_test::run(args),
         Command::Placement(args) => placement::run(args),
         Command::Install(args) => install::run_install(args),

@@ -1,0 +1,5 @@
+
+say "taint_end|$(cat /proc/sys/kernel/tainted)"
+say "end"
+sync
+poweroff -f

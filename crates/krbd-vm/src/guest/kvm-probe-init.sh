@@ -1,0 +1,3 @@
+#!/bin/busybox sh
+/bin/busybox echo KRBD|end
+/bin/busybox poweroff -f
