@@ -166,7 +166,7 @@ fn values(events: &[GuestEvent]) -> std::collections::BTreeMap<String, String> {
 fn boot(
     g: &Guest,
     phase: &str,
-    network: Option<krbd_vm::qemu::GuestNetwork>,
+    network: Option<qemu::GuestNetwork>,
 ) -> (String, std::collections::BTreeMap<String, String>) {
     let serial_log = g.work.join(format!("serial-{phase}.log"));
     let spec = QemuSpec {
