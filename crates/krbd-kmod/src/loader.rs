@@ -708,6 +708,59 @@ mod tests {
     }
 
     #[test]
+    fn reason_errno_and_hint_come_from_the_refusal_not_from_earlier_lines() {
+        // Force-loaded past module_layout (two taint lines), then refused for its vermagic.
+        let mut m = synthetic("m", &[], &[], &[]);
+        m.module.has_versions_section = false;
+        m.module.modinfo.retain(|(k, _)| k != "vermagic");
+        m.module.modinfo.push(("vermagic".into(), MAGIC.replace("6.12.117", "6.12.118")));
+        let r = check_set(&[m], &kernel("6.12.117+deb12-amd64"), &SetOptions::default());
+        let v = &r.modules[0];
+        assert_eq!(
+            texts(v)[..2],
+            ["m: module_layout: kernel tainted.", "Disabling lock debugging due to kernel taint"]
+        );
+        assert!(matches!(v.refusal, Some(Refusal::VersionMagic { .. })), "{v:?}");
+        assert_eq!(v.reason.as_deref(), texts(v).last().copied());
+        assert!(v.reason.as_deref().is_some_and(|r| r.starts_with("m: version magic '6.12.118")), "{v:?}");
+        assert_eq!(v.errno, Some("ENOEXEC"));
+        assert!(v.hint.as_deref().is_some_and(|h| h.starts_with("the module was built for another kernel")), "{v:?}");
+
+        // A silent refusal after a taint line: no reason line, a hint all the same.
+        let mut p = synthetic("p", &[("module_layout", 0x1111)], &[], &[]);
+        p.module.modinfo[0].1 = "Proprietary".into();
+        p.module.exports.push(ExportedSymbol { name: "p_fn".into(), crc: None, gpl_only: false, namespace: None });
+        let mut t = kernel("6.12.117+deb12-amd64");
+        t.policy.force_load = false;
+        let r = check_set(&[p], &t, &SetOptions::default());
+        let v = &r.modules[0];
+        assert_eq!(texts(v)[0], "p: module license 'Proprietary' taints kernel.");
+        assert_eq!((v.verdict, v.errno, v.reason.as_deref()), (Outcome::Refused, Some("ENOEXEC"), None));
+        assert!(v.hint.as_deref().is_some_and(|h| h.contains("exports symbols without CRCs")), "{v:?}");
+    }
+
+    #[test]
+    fn the_last_unresolved_symbol_gives_the_errno_and_the_first_the_reason() {
+        let versions = [("module_layout", 0x1111), ("printk", 0x9999)];
+        let m = synthetic("m", &versions, &[("printk", false), ("nowhere", false)], &[]);
+        let r = check_set(&[m], &kernel("6.12.117+deb12-amd64"), &SetOptions::default());
+        let v = &r.modules[0];
+        assert_eq!(
+            texts(v),
+            [
+                "m: disagrees about version of symbol printk",
+                "m: Unknown symbol printk (err -22)",
+                "m: Unknown symbol nowhere (err -2)"
+            ]
+        );
+        assert_eq!(
+            (v.errno, v.reason.as_deref()),
+            (Some("ENOENT"), Some("m: disagrees about version of symbol printk"))
+        );
+        assert!(v.hint.as_deref().is_some_and(|h| h.starts_with("printk comes from the target's kernel")), "{v:?}");
+    }
+
+    #[test]
     fn policy_follows_config() {
         let c = KernelConfig::parse("CONFIG_MODVERSIONS=y\nCONFIG_MODULE_SIG=y\nCONFIG_MODULE_SIG_FORCE=y\n");
         let p = LoaderPolicy::for_release("6.1.0-26-amd64", Some(&c));
