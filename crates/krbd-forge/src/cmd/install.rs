@@ -230,7 +230,7 @@ pub fn run_rollback(args: RollbackArgs) -> i32 {
 
 /// Prints an install's or rollback's outcome (JSON with `--json`) or its error, and returns
 /// the exit code.
-fn finish(json: bool, result: Result<krbd_install::Outcome, krbd_install::InstallError>) -> i32 {
+fn finish(json: bool, result: Result<krbd_install::Outcome, InstallError>) -> i32 {
     match result {
         Ok(outcome) => {
             if json {
