@@ -63,8 +63,11 @@ pub enum InstallError {
     UnknownRelease { reason: String },
     #[error("no description of kernel {release} to check the set against (looked for {looked}); install its headers (linux-headers-{release} / kernel-devel-{release}), or pass --headers DIR, or --skip-load-check")]
     NoLoadCheckTarget { release: String, looked: String },
-    #[error("the load check failed: {reason}")]
-    LoadCheck { reason: String },
+    #[error("the load check failed: {source}")]
+    LoadCheck {
+        #[source]
+        source: krbd_kmod::CheckError,
+    },
     #[error("the kernel would refuse this set, nothing was changed:\n{}", .verdicts.join("\n"))]
     WouldNotLoad { verdicts: Vec<String> },
     #[error("{path} is owned by the package {package}; nothing was changed. Upgrade or remove that package with the package manager instead")]

@@ -66,7 +66,7 @@ pub fn load_check(set: &ShippedSet, host: &TargetHost, check: &LoadCheck) -> Res
         Some(&host.modules_dir()),
         &SetOptions::default(),
     )
-    .map_err(|e| InstallError::LoadCheck { reason: e.to_string() })?;
+    .map_err(|source| InstallError::LoadCheck { source })?;
     if !report.all_load() {
         return Err(InstallError::WouldNotLoad { verdicts: refusals(&report) });
     }

@@ -21,12 +21,11 @@ use std::path::Path;
 pub enum CorpusError {
     #[error("the corpus needs {module}.ko from the target's modules, which was not given")]
     MissingModule { module: String },
-    #[error("{module}: {reason}")]
+    #[error("{module}: {source}")]
     Module {
         module: String,
         #[source]
         source: ModuleError,
-        reason: String,
     },
     #[error("case {case}: cannot edit {module}: {reason} (the module differs from the 6.x layout the corpus expects)")]
     Edit { case: &'static str, module: String, reason: String },
@@ -52,11 +51,8 @@ impl CorpusSource {
     pub fn from_images(images: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<Self, CorpusError> {
         let mut modules = BTreeMap::new();
         for (name, raw) in images {
-            let data = decompress(&raw, Path::new(&name)).map_err(|source| CorpusError::Module {
-                module: name.clone(),
-                reason: source.to_string(),
-                source,
-            })?;
+            let data = decompress(&raw, Path::new(&name))
+                .map_err(|source| CorpusError::Module { module: name.clone(), source })?;
             modules.insert(normalize_module_name(&name), data);
         }
         Ok(CorpusSource { modules })
@@ -73,7 +69,6 @@ impl CorpusSource {
             let Some(path) = found else { continue };
             let raw = std::fs::read(&path).map_err(|e| CorpusError::Module {
                 module: name.to_string(),
-                reason: format!("cannot read {}: {e}", path.display()),
                 source: ModuleError::Read { path: path.display().to_string(), source: e },
             })?;
             images.push((name.to_string(), raw));
@@ -90,11 +85,8 @@ impl CorpusSource {
     /// same source is.
     pub fn unsigned(&self, name: &str) -> Result<Vec<u8>, CorpusError> {
         let data = self.modules.get(name).ok_or_else(|| CorpusError::MissingModule { module: name.to_string() })?;
-        let (elf, _) = split_signature(data).map_err(|source| CorpusError::Module {
-            module: name.to_string(),
-            reason: source.to_string(),
-            source,
-        })?;
+        let (elf, _) =
+            split_signature(data).map_err(|source| CorpusError::Module { module: name.to_string(), source })?;
         Ok(elf.to_vec())
     }
 }
@@ -127,11 +119,8 @@ impl CorpusCase {
         self.modules
             .iter()
             .map(|m| {
-                let module = KernelModule::parse(&m.bytes).map_err(|source| CorpusError::Module {
-                    module: m.name.clone(),
-                    reason: source.to_string(),
-                    source,
-                })?;
+                let module = KernelModule::parse(&m.bytes)
+                    .map_err(|source| CorpusError::Module { module: m.name.clone(), source })?;
                 Ok(Candidate { file: format!("{}/{}.ko", self.name, m.name), module })
             })
             .collect()
@@ -191,11 +180,7 @@ fn edited(
 }
 
 fn parse_unsigned(src: &CorpusSource, name: &str) -> Result<KernelModule, CorpusError> {
-    KernelModule::parse(&src.unsigned(name)?).map_err(|source| CorpusError::Module {
-        module: name.into(),
-        reason: source.to_string(),
-        source,
-    })
+    KernelModule::parse(&src.unsigned(name)?).map_err(|source| CorpusError::Module { module: name.into(), source })
 }
 
 /// The stock CRCs that the CRC cases change.
