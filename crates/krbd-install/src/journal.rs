@@ -220,7 +220,8 @@ impl Journal {
         write_atomic(&Journal::path(state_dir), &bytes)
     }
 
-    /// Records a completed step; a crash point follows (see [`crate::crash_point`]).
+    /// Records a completed step; a crash point follows (acted on only in test builds, see
+    /// the `fault` module of the `test-hooks` feature).
     pub fn record(&mut self, step: Step, state_dir: &Path) -> Result<(), InstallError> {
         self.steps.push(step);
         self.save(state_dir)?;

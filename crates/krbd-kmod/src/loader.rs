@@ -7,6 +7,11 @@
 //! modules is loaded into one fresh kernel in dependency order, so a refused module takes
 //! its exports with it and "once per boot" messages are printed once.
 //!
+//! This file holds the set: the target, the policy, the load order, the symbol table and
+//! the set rules. One module's way through `load_module()` is in `load_module.rs`, step by
+//! step; why it is refused is a [`Refusal`], which gives the kernel's line, the errno and
+//! the hint.
+//!
 //! Limits (what is not replayed): the signature's cryptographic validity and the trust in
 //! its key (a signed module is assumed valid, with a note; note that a signed module whose
 //! bytes were changed is refused by every kernel, enforcing or not); `module_blacklist=`;
