@@ -10,4 +10,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # Real kernel packages are large: keep the tests' package cache across checkouts.
 export KRBD_TEST_CACHE=${KRBD_TEST_CACHE:-/var/tmp/krbd-forge-test-cache}
 # --no-fail-fast: one run reports every failing test binary, not just the first.
-cargo test --workspace --release --no-fail-fast -- --test-threads="$(nproc)"
+# krbd-forge/test-hooks: the install tests' fault injection (crash points, a simulated
+# kernel); the tests that need it are skipped without it.
+cargo test --workspace --release --no-fail-fast --features krbd-forge/test-hooks -- --test-threads="$(nproc)"

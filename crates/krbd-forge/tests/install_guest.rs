@@ -168,7 +168,7 @@ fn values(events: &[GuestEvent]) -> std::collections::BTreeMap<String, String> {
 fn boot(
     g: &Guest,
     phase: &str,
-    network: Option<krbd_vm::qemu::GuestNetwork>,
+    network: Option<qemu::GuestNetwork>,
 ) -> (String, std::collections::BTreeMap<String, String>) {
     let serial_log = g.work.join(format!("serial-{phase}.log"));
     let spec = QemuSpec {
@@ -234,32 +234,20 @@ fn expect(ids: &SetIds, origin: &str, loaded: bool) -> Vec<(String, String, Stri
         .collect()
 }
 
-#[test]
-fn install_crash_reboot_busy_and_rollback_on_a_real_root_in_qemu() {
-    let built = build(&[]);
-    let release = built.report["release"].as_str().unwrap().to_string();
-    let set = ShippedSet::from_dir(&built.out).expect("the patched set");
-    let new = ids_of_set(&set);
-    let image_deb = input_deb(&built.report, "image");
-    let headers_deb = input_deb(&built.report, "headers");
-    let rootfs = debian_rootfs();
-
-    let tmp = tempfile::tempdir().unwrap();
-    let work = tmp.path().to_path_buf();
-    // The root file system: Debian + the target's modules and headers files + this binary.
-    let root = work.join("root");
-    copy_tree(&rootfs, &root);
-    extract_image_modules(&image_deb, &release, &GUEST_ROOT_MODULES, &root);
-    extract_headers(&headers_deb, &release, &root);
-    depmod(&root, &release);
+/// The guest's root: Debian, the target's modules and headers files, depmod run, this very
+/// binary, busybox and the set under /opt/krbd/set. Returns the stock set's identities.
+fn prepare_root(root: &Path, built: &Built, release: &str) -> SetIds {
+    copy_tree(&debian_rootfs(), root);
+    extract_image_modules(&input_deb(&built.report, "image"), release, &GUEST_ROOT_MODULES, root);
+    extract_headers(&input_deb(&built.report, "headers"), release, root);
+    depmod(root, release);
     let stock: SetIds = krbd_install::MODULE_NAMES
         .iter()
         .map(|n| {
-            let host = krbd_install::TargetHost::new(&root, Some(release.clone())).unwrap();
+            let host = krbd_install::TargetHost::new(root, Some(release.to_string())).unwrap();
             (n.to_string(), host.installed(n).and_then(|i| i.identity).expect("stock module identity"))
         })
         .collect();
-    assert_ne!(stock, new);
     std::fs::create_dir_all(root.join("usr/local/bin")).unwrap();
     let st = Command::new("strip")
         .arg("--strip-debug")
@@ -275,6 +263,77 @@ fn install_crash_reboot_busy_and_rollback_on_a_real_root_in_qemu() {
     for f in ["libceph.ko", "ceph.ko", "rbd.ko", "build-report.json"] {
         std::fs::copy(built.out.join(f), set_dir.join(f)).unwrap();
     }
+    stock
+}
+
+/// An ext4 image of `root` (which is removed).
+fn make_disk(root: &Path, work: &Path) -> PathBuf {
+    let disk = work.join("disk.ext4");
+    let out = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "root", "-E", "root_owner=0:0", "-d"])
+        .arg(root)
+        .arg(&disk)
+        .arg("1200M")
+        .output()
+        .expect("run mkfs.ext4");
+    assert!(out.status.success(), "mkfs.ext4 -d: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(root).unwrap();
+    disk
+}
+
+/// The kernel (PVH entry of the vmlinux) and an initramfs that mounts the disk.
+fn kernel_and_initramfs(built: &Built, release: &str, work: &Path) -> (PathBuf, PathBuf) {
+    let pkg = KernelPackage::read(&input_deb(&built.report, "image"), Some(release)).expect("kernel package");
+    let vmlinux = krbd_vm::bzimage::extract_vmlinux(&pkg.vmlinuz).expect("vmlinux");
+    let vmlinux_path = work.join("vmlinux");
+    std::fs::write(&vmlinux_path, vmlinux).unwrap();
+    let plan =
+        krbd_vm::deps::plan_load_order(&pkg, &[], &["virtio_blk", "ext4", "crc32c_generic"], &Silent).expect("plan");
+    let busybox = krbd_vm::initramfs::read_static_busybox(Path::new("/bin/busybox")).expect("busybox-static");
+    let initrd = krbd_vm::initramfs::build(&busybox, &plan, INITRAMFS_INIT, &Default::default()).expect("initramfs");
+    let initrd_path = work.join("initramfs.cpio.gz");
+    std::fs::write(&initrd_path, initrd).unwrap();
+    (vmlinux_path, initrd_path)
+}
+
+/// Boot 1: crash and resume an install and a rollback, then a live rollback refused while
+/// an RBD image is mapped and mounted.
+fn assert_phase1(v: &std::collections::BTreeMap<String, String>, stock: &SetIds, new: &SetIds) {
+    assert_eq!(sides(&status_of(v, "stock")), expect(stock, "in-tree", true), "the stock set is loaded first");
+    assert_eq!(v["rc_crash_install"], "137", "the installer was killed after swapped: {v:#?}");
+    assert_eq!(status_of(v, "after_crash_install")["transaction"]["last_step"], "swapped");
+    assert_eq!(v["rc_resume_install"], "0", "{}", v["out_resume_install"]);
+    assert!(v["out_resume_install"].contains("resumed the interrupted install"), "{}", v["out_resume_install"]);
+    assert_eq!(sides(&status_of(v, "resumed")), expect(new, "krbd-forge", true), "rerun finished the install");
+    assert_eq!(v["rc_crash_rollback"], "137", "{v:#?}");
+    assert_eq!(v["rc_resume_rollback"], "0", "{}", v["out_resume_rollback"]);
+    assert_eq!(sides(&status_of(v, "rolled_back")), expect(stock, "in-tree", true), "rollback restored the stock set");
+    assert_eq!(v["rc_install"], "0", "{}", v["out_install"]);
+    assert_eq!(sides(&status_of(v, "installed")), expect(new, "krbd-forge", true));
+    for k in ["map_rc", "mkfs_rc", "mount_rc"] {
+        assert_eq!(v[k], "0", "{k}: {v:#?}");
+    }
+    assert_eq!(v["rc_busy_rollback"], "11", "live swap refused while mapped: {}", v["out_busy_rollback"]);
+    assert!(v["out_busy_rollback"].contains("rbd device 0 is mapped"), "{}", v["out_busy_rollback"]);
+    assert_eq!(sides(&status_of(v, "busy")), expect(new, "krbd-forge", true), "nothing changed");
+    assert_eq!(v["sha_before"].len(), 64);
+    assert_eq!(v["sha_before"], v["sha_after"], "the data on the mapped image is unchanged");
+    assert_eq!(v["umount_rc"], "0");
+    assert_eq!(v["unmap_rc"], "0");
+}
+
+#[test]
+fn install_crash_reboot_busy_and_rollback_on_a_real_root_in_qemu() {
+    let built = build(&[]);
+    let release = built.report["release"].as_str().unwrap().to_string();
+    let set = ShippedSet::from_dir(&built.out).expect("the patched set");
+    let new = ids_of_set(&set);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().to_path_buf();
+    let root = work.join("root");
+    let stock = prepare_root(&root, &built, &release);
+    assert_ne!(stock, new);
 
     let cluster_dir = work.join("ceph");
     let cluster =
@@ -290,59 +349,15 @@ fn install_crash_reboot_busy_and_rollback_on_a_real_root_in_qemu() {
     write_script("phase1", format!("{GUEST_PRELUDE}{}\n{PHASE1}", session.variables()));
     write_script("phase2", format!("{GUEST_PRELUDE}{PHASE2}"));
 
-    let disk = work.join("disk.ext4");
-    let out = Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-L", "root", "-E", "root_owner=0:0", "-d"])
-        .arg(&root)
-        .arg(&disk)
-        .arg("1200M")
-        .output()
-        .expect("run mkfs.ext4");
-    assert!(out.status.success(), "mkfs.ext4 -d: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::remove_dir_all(&root).unwrap();
-
-    // Kernel (PVH entry of the vmlinux) and an initramfs that mounts the disk.
-    let pkg = KernelPackage::read(&image_deb, Some(&release)).expect("kernel package");
-    let vmlinux = krbd_vm::bzimage::extract_vmlinux(&pkg.vmlinuz).expect("vmlinux");
-    let vmlinux_path = work.join("vmlinux");
-    std::fs::write(&vmlinux_path, vmlinux).unwrap();
-    let plan =
-        krbd_vm::deps::plan_load_order(&pkg, &[], &["virtio_blk", "ext4", "crc32c_generic"], &Silent).expect("plan");
-    let busybox = krbd_vm::initramfs::read_static_busybox(Path::new("/bin/busybox")).expect("busybox-static");
-    let initrd = krbd_vm::initramfs::build(&busybox, &plan, INITRAMFS_INIT, &Default::default()).expect("initramfs");
-    let initrd_path = work.join("initramfs.cpio.gz");
-    std::fs::write(&initrd_path, initrd).unwrap();
-    let g = Guest { vmlinux: vmlinux_path, initrd: initrd_path, disk, work: work.clone() };
+    let disk = make_disk(&root, &work);
+    let (vmlinux, initrd) = kernel_and_initramfs(&built, &release, &work);
+    let g = Guest { vmlinux, initrd, disk, work: work.clone() };
 
     // Boot 1.
     let (_serial, v) = boot(&g, "phase1", Some(session.network.clone()));
     drop(session);
     drop(cluster);
-    assert_eq!(sides(&status_of(&v, "stock")), expect(&stock, "in-tree", true), "the stock set is loaded first");
-    assert_eq!(v["rc_crash_install"], "137", "the installer was killed after swapped: {v:#?}");
-    assert_eq!(status_of(&v, "after_crash_install")["transaction"]["last_step"], "swapped");
-    assert_eq!(v["rc_resume_install"], "0", "{}", v["out_resume_install"]);
-    assert!(v["out_resume_install"].contains("resumed the interrupted install"), "{}", v["out_resume_install"]);
-    assert_eq!(sides(&status_of(&v, "resumed")), expect(&new, "krbd-forge", true), "rerun finished the install");
-    assert_eq!(v["rc_crash_rollback"], "137", "{v:#?}");
-    assert_eq!(v["rc_resume_rollback"], "0", "{}", v["out_resume_rollback"]);
-    assert_eq!(
-        sides(&status_of(&v, "rolled_back")),
-        expect(&stock, "in-tree", true),
-        "rollback restored the stock set"
-    );
-    assert_eq!(v["rc_install"], "0", "{}", v["out_install"]);
-    assert_eq!(sides(&status_of(&v, "installed")), expect(&new, "krbd-forge", true));
-    for k in ["map_rc", "mkfs_rc", "mount_rc"] {
-        assert_eq!(v[k], "0", "{k}: {v:#?}");
-    }
-    assert_eq!(v["rc_busy_rollback"], "11", "live swap refused while mapped: {}", v["out_busy_rollback"]);
-    assert!(v["out_busy_rollback"].contains("rbd device 0 is mapped"), "{}", v["out_busy_rollback"]);
-    assert_eq!(sides(&status_of(&v, "busy")), expect(&new, "krbd-forge", true), "nothing changed");
-    assert_eq!(v["sha_before"].len(), 64);
-    assert_eq!(v["sha_before"], v["sha_after"], "the data on the mapped image is unchanged");
-    assert_eq!(v["umount_rc"], "0");
-    assert_eq!(v["unmap_rc"], "0");
+    assert_phase1(&v, &stock, &new);
 
     // Boot 2: the same disk.
     let (_serial, v) = boot(&g, "phase2", None);

@@ -12,10 +12,6 @@ use std::path::{Path, PathBuf};
 pub const JOURNAL_FORMAT: u32 = 1;
 pub const JOURNAL_FILE: &str = "journal.json";
 
-/// Tests set this to a step name: the process kills itself (SIGKILL) right after the
-/// journal records that step, as a crash or `kill -9` at that point would.
-pub const CRASH_ENV: &str = "KRBD_INSTALL_CRASH_AFTER";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TxState {
@@ -27,6 +23,118 @@ pub enum TxState {
     RollingBack,
     /// The previous set is back; nothing left to roll back.
     RolledBack,
+}
+
+/// A step of an install or a rollback, recorded in the journal once done. Written as
+/// the same kebab-case names journals have always held (`backed-up`, `rollback-depmod`,
+/// …), so journals on disk still read; a name this version does not know is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// The plan is written: files to place, files to replace, what is loaded.
+    Begin,
+    /// The new files are copied next to their destination under names depmod ignores.
+    Staged,
+    /// The files to replace are copied to the state folder.
+    BackedUp,
+    /// The new files are renamed into place, the replaced ones removed.
+    Swapped,
+    Depmod,
+    /// The old set is unloaded (with reload).
+    Unloaded,
+    /// The new set is loaded (with reload).
+    Loaded,
+    /// `/sys/module` shows the set's srcversion or build-id (with reload).
+    Verified,
+    /// The initramfs is rebuilt (with `--update-initramfs`).
+    Initramfs,
+    /// The install is complete.
+    Committed,
+    RollbackBegin,
+    /// The replaced files are back and ours are gone.
+    RollbackRestored,
+    RollbackDepmod,
+    RollbackUnloaded,
+    RollbackLoaded,
+    /// What is loaded is what was loaded before the install.
+    RollbackVerified,
+    RollbackInitramfs,
+    RolledBack,
+}
+
+impl Step {
+    /// Every install step, in order; a transaction runs those its options call for.
+    pub const INSTALL: [Step; 10] = [
+        Step::Begin,
+        Step::Staged,
+        Step::BackedUp,
+        Step::Swapped,
+        Step::Depmod,
+        Step::Unloaded,
+        Step::Loaded,
+        Step::Verified,
+        Step::Initramfs,
+        Step::Committed,
+    ];
+    /// Every rollback step, in order.
+    pub const ROLLBACK: [Step; 8] = [
+        Step::RollbackBegin,
+        Step::RollbackRestored,
+        Step::RollbackDepmod,
+        Step::RollbackUnloaded,
+        Step::RollbackLoaded,
+        Step::RollbackVerified,
+        Step::RollbackInitramfs,
+        Step::RolledBack,
+    ];
+
+    /// The name the journal records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Begin => "begin",
+            Step::Staged => "staged",
+            Step::BackedUp => "backed-up",
+            Step::Swapped => "swapped",
+            Step::Depmod => "depmod",
+            Step::Unloaded => "unloaded",
+            Step::Loaded => "loaded",
+            Step::Verified => "verified",
+            Step::Initramfs => "initramfs",
+            Step::Committed => "committed",
+            Step::RollbackBegin => "rollback-begin",
+            Step::RollbackRestored => "rollback-restored",
+            Step::RollbackDepmod => "rollback-depmod",
+            Step::RollbackUnloaded => "rollback-unloaded",
+            Step::RollbackLoaded => "rollback-loaded",
+            Step::RollbackVerified => "rollback-verified",
+            Step::RollbackInitramfs => "rollback-initramfs",
+            Step::RolledBack => "rolled-back",
+        }
+    }
+
+    /// Steps that swap the loaded modules, run only with reload.
+    pub fn needs_reload(self) -> bool {
+        matches!(
+            self,
+            Step::Unloaded
+                | Step::Loaded
+                | Step::Verified
+                | Step::RollbackUnloaded
+                | Step::RollbackLoaded
+                | Step::RollbackVerified
+        )
+    }
+
+    /// Steps that rebuild the initramfs, run only when asked for.
+    pub fn needs_initramfs(self) -> bool {
+        matches!(self, Step::Initramfs | Step::RollbackInitramfs)
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A module file the transaction puts in place.
@@ -67,8 +175,8 @@ pub struct Journal {
     #[serde(default)]
     pub rollback_reload: bool,
     pub update_initramfs: bool,
-    /// Completed steps, in order (install steps, then `rollback-*` steps).
-    pub steps: Vec<String>,
+    /// Completed steps, in order (install steps, then rollback steps).
+    pub steps: Vec<Step>,
     /// Why the install failed, when it rolled back by itself.
     pub failure: Option<String>,
 }
@@ -97,12 +205,12 @@ impl Journal {
         }
     }
 
-    pub fn done(&self, step: &str) -> bool {
-        self.steps.iter().any(|s| s == step)
+    pub fn done(&self, step: Step) -> bool {
+        self.steps.contains(&step)
     }
 
-    pub fn last_step(&self) -> Option<&str> {
-        self.steps.last().map(String::as_str)
+    pub fn last_step(&self) -> Option<Step> {
+        self.steps.last().copied()
     }
 
     /// Writes the journal atomically.
@@ -112,22 +220,13 @@ impl Journal {
         write_atomic(&Journal::path(state_dir), &bytes)
     }
 
-    /// Records a completed step, then honours the crash hook.
-    pub fn record(&mut self, step: &str, state_dir: &Path) -> Result<(), InstallError> {
-        self.steps.push(step.to_string());
+    /// Records a completed step; a crash point follows (acted on only in test builds, see
+    /// the `fault` module of the `test-hooks` feature).
+    pub fn record(&mut self, step: Step, state_dir: &Path) -> Result<(), InstallError> {
+        self.steps.push(step);
         self.save(state_dir)?;
-        crash_point(step);
+        crate::crash_point(format_args!("{step}"));
         Ok(())
-    }
-}
-
-/// The fault-injection hook (see [`CRASH_ENV`]).
-pub fn crash_point(step: &str) {
-    if std::env::var(CRASH_ENV).is_ok_and(|s| s == step) {
-        // SAFETY: plain syscalls; the process ends here, as it would under `kill -9`.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
     }
 }
 
@@ -181,13 +280,89 @@ mod tests {
             steps: vec![],
             failure: None,
         };
-        j.record("begin", dir.path()).unwrap();
+        j.record(Step::Begin, dir.path()).unwrap();
+        j.record(Step::BackedUp, dir.path()).unwrap();
         let back = Journal::read(dir.path()).unwrap().unwrap();
         assert_eq!(back, j);
-        assert_eq!(back.last_step(), Some("begin"));
+        assert_eq!(back.last_step(), Some(Step::BackedUp));
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
         assert_eq!(names, [std::ffi::OsString::from(JOURNAL_FILE)]);
         std::fs::write(Journal::path(dir.path()), b"{not json").unwrap();
         assert!(matches!(Journal::read(dir.path()), Err(InstallError::Journal { .. })));
+    }
+
+    #[test]
+    fn steps_keep_the_names_journals_hold() {
+        for step in Step::INSTALL.into_iter().chain(Step::ROLLBACK) {
+            assert_eq!(serde_json::to_value(step).unwrap(), step.as_str());
+            assert_eq!(serde_json::from_value::<Step>(step.as_str().into()).unwrap(), step);
+        }
+        let names: Vec<&str> = Step::INSTALL.iter().chain(&Step::ROLLBACK).map(|s| s.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "begin",
+                "staged",
+                "backed-up",
+                "swapped",
+                "depmod",
+                "unloaded",
+                "loaded",
+                "verified",
+                "initramfs",
+                "committed",
+                "rollback-begin",
+                "rollback-restored",
+                "rollback-depmod",
+                "rollback-unloaded",
+                "rollback-loaded",
+                "rollback-verified",
+                "rollback-initramfs",
+                "rolled-back"
+            ]
+        );
+    }
+
+    /// Without the `test-hooks` feature the crash point is inert: a build for a customer
+    /// host survives the variable that would kill a test build.
+    #[cfg(not(feature = "test-hooks"))]
+    #[test]
+    fn without_test_hooks_the_crash_variable_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal {
+            format: JOURNAL_FORMAT,
+            release: "r".into(),
+            state: TxState::Installing,
+            source: "out/r".into(),
+            placed: vec![],
+            replaced: vec![],
+            loaded_before: BTreeMap::new(),
+            reload: false,
+            rollback_reload: false,
+            update_initramfs: false,
+            steps: vec![],
+            failure: None,
+        };
+        // The variable the `fault` module reads in test builds.
+        std::env::set_var("KRBD_INSTALL_CRASH_AFTER", "staged");
+        j.record(Step::Staged, dir.path()).unwrap();
+        std::env::remove_var("KRBD_INSTALL_CRASH_AFTER");
+        assert_eq!(Journal::read(dir.path()).unwrap().unwrap().last_step(), Some(Step::Staged));
+    }
+
+    #[test]
+    fn a_journal_with_an_unknown_step_is_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = r#"{"format":1,"release":"r","state":"installing","source":"s","placed":[],"replaced":[],
+            "loaded_before":{},"reload":false,"update_initramfs":false,"steps":["begin","teleported"],"failure":null}"#;
+        std::fs::write(Journal::path(dir.path()), journal).unwrap();
+        let read = Journal::read(dir.path());
+        assert!(
+            matches!(&read, Err(InstallError::Journal { reason, .. }) if reason.contains("teleported")),
+            "{read:?}"
+        );
+        // The same journal with known steps reads.
+        std::fs::write(Journal::path(dir.path()), journal.replace("teleported", "staged")).unwrap();
+        assert_eq!(Journal::read(dir.path()).unwrap().unwrap().steps, [Step::Begin, Step::Staged]);
     }
 }

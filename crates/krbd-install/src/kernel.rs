@@ -1,30 +1,75 @@
 //! What the installer asks of the running kernel and the host's tools, behind a trait:
-//! [`RealKernel`] runs modprobe, rmmod and the initramfs tools; [`SimulatedKernel`]
-//! replays the same effects inside a scratch root, for tests that must not touch the
-//! machine's kernel.
+//! [`RealKernel`] runs modprobe, rmmod and the initramfs tools; the tests' simulated kernel
+//! (`SimulatedKernel`, only in test builds) replays the same effects inside a scratch root.
 
 use crate::host::{module_file_name, TargetHost};
-use krbd_kmod::KernelModule;
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+/// Why loading, unloading, depmod or an initramfs rebuild failed. The texts are the
+/// tools' own where the tools print them.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelOpError {
+    #[error("{command} failed ({status}): {stderr}")]
+    Failed { command: String, status: ExitStatus, stderr: String },
+    #[error("{command}: cannot run it: {source}")]
+    CannotRun {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("modprobe: FATAL: modules.dep: {source}")]
+    NoModulesDep {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("modprobe: FATAL: Module {name} not found in directory {}", dir.display())]
+    NotInModulesDep { name: String, dir: PathBuf },
+    #[error("insmod {}: {source}", path.display())]
+    BadModule {
+        path: PathBuf,
+        #[source]
+        source: krbd_kmod::ModuleError,
+    },
+    #[error("modprobe: ERROR: could not insert '{name}': Invalid argument (simulated)")]
+    SimulatedLoadFailure { name: String },
+    #[error("rmmod: ERROR: Module {name} is not currently loaded")]
+    NotLoaded { name: String },
+    #[error("rmmod: ERROR: Module {name} is in use by: {}", holders.join(" "))]
+    InUse { name: String, holders: Vec<String> },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// Loading and unloading modules, and rebuilding the initramfs.
 pub trait Kernel {
     /// Loads `name` and what it depends on, as `modprobe` resolves it (modules.dep).
-    fn load(&self, host: &TargetHost, name: &str) -> Result<(), String>;
+    fn load(&self, host: &TargetHost, name: &str) -> Result<(), KernelOpError>;
     /// Unloads `name` alone; fails while something uses it.
-    fn unload(&self, host: &TargetHost, name: &str) -> Result<(), String>;
+    fn unload(&self, host: &TargetHost, name: &str) -> Result<(), KernelOpError>;
     /// Rebuilds the release's initramfs if it holds any of `names`; returns what was done.
-    fn update_initramfs(&self, host: &TargetHost, names: &[&str]) -> Result<String, String>;
+    fn update_initramfs(&self, host: &TargetHost, names: &[&str]) -> Result<String, KernelOpError>;
 }
 
-fn run(cmd: &mut Command) -> Result<String, String> {
-    let shown = format!("{cmd:?}");
-    let out = cmd.output().map_err(|e| format!("{shown}: cannot run it: {e}"))?;
+/// Runs a tool; its stdout when it succeeds.
+fn run(cmd: &mut Command) -> Result<String, KernelOpError> {
+    let command = format!("{cmd:?}");
+    let out = match cmd.output() {
+        Ok(out) => out,
+        Err(source) => return Err(KernelOpError::CannotRun { command, source }),
+    };
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(format!("{shown} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
+        Err(KernelOpError::Failed {
+            command,
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
@@ -33,15 +78,15 @@ fn run(cmd: &mut Command) -> Result<String, String> {
 pub struct RealKernel;
 
 impl Kernel for RealKernel {
-    fn load(&self, host: &TargetHost, name: &str) -> Result<(), String> {
+    fn load(&self, host: &TargetHost, name: &str) -> Result<(), KernelOpError> {
         run(Command::new("modprobe").args(["-S", &host.release, name])).map(|_| ())
     }
 
-    fn unload(&self, _host: &TargetHost, name: &str) -> Result<(), String> {
+    fn unload(&self, _host: &TargetHost, name: &str) -> Result<(), KernelOpError> {
         run(Command::new("rmmod").arg(name)).map(|_| ())
     }
 
-    fn update_initramfs(&self, host: &TargetHost, names: &[&str]) -> Result<String, String> {
+    fn update_initramfs(&self, host: &TargetHost, names: &[&str]) -> Result<String, KernelOpError> {
         let debian = host.abs(&format!("boot/initrd.img-{}", host.release));
         let redhat = host.abs(&format!("boot/initramfs-{}.img", host.release));
         let (image, lister, updater): (_, &str, Vec<String>) = if debian.is_file() {
@@ -61,114 +106,8 @@ impl Kernel for RealKernel {
     }
 }
 
-/// A kernel simulated inside the root: `load` resolves the module through the root's
-/// modules.dep (written by the real depmod) and creates `/sys/module/<name>` with the
-/// file's srcversion and build-id note and the `holders` links that make an in-use module refuse to unload.
-/// `fail_load` names a module file, by its identity (`build-id:…`/`srcversion:…`), whose
-/// load fails: a fault of one set only, to test the automatic rollback.
-#[derive(Debug, Default, Clone)]
-pub struct SimulatedKernel {
-    pub fail_load: Option<String>,
-}
-
-impl SimulatedKernel {
-    fn sys_module(host: &TargetHost, name: &str) -> std::path::PathBuf {
-        host.root.join("sys/module").join(name)
-    }
-}
-
-fn io(e: std::io::Error) -> String {
-    e.to_string()
-}
-
-impl Kernel for SimulatedKernel {
-    fn load(&self, host: &TargetHost, name: &str) -> Result<(), String> {
-        if host.loaded(name).loaded {
-            return Ok(());
-        }
-        let dep = std::fs::read_to_string(host.modules_dir().join("modules.dep"))
-            .map_err(|e| format!("modprobe: FATAL: modules.dep: {e}"))?;
-        let line = dep
-            .lines()
-            .find(|l| l.split_once(':').is_some_and(|(p, _)| module_file_name(p.trim()) == Some(name)))
-            .ok_or_else(|| {
-                format!("modprobe: FATAL: Module {name} not found in directory {}", host.modules_dir().display())
-            })?;
-        let (path, deps) = line.split_once(':').unwrap_or((line, ""));
-        // modules.dep lists dependencies deepest last; load them in reverse.
-        let deps: Vec<&str> = deps.split_whitespace().collect();
-        for d in deps.iter().rev() {
-            if let Some(dn) = module_file_name(d) {
-                self.load(host, dn)?;
-            }
-        }
-        let file = host.modules_dir().join(path.trim());
-        let module = KernelModule::read(&file).map_err(|e| format!("insmod {}: {e}", file.display()))?;
-        if self.fail_load.is_some() && self.fail_load == crate::set::module_identity(&module) {
-            return Err(format!("modprobe: ERROR: could not insert '{name}': Invalid argument (simulated)"));
-        }
-        let dir = Self::sys_module(host, name);
-        std::fs::create_dir_all(dir.join("holders")).map_err(io)?;
-        if let Some(sv) = module.srcversion() {
-            std::fs::write(dir.join("srcversion"), format!("{sv}\n")).map_err(io)?;
-        }
-        if let Some(note) = module.section(".note.gnu.build-id") {
-            std::fs::create_dir_all(dir.join("notes")).map_err(io)?;
-            std::fs::write(dir.join("notes/.note.gnu.build-id"), note).map_err(io)?;
-        }
-        std::fs::write(dir.join("initstate"), "live\n").map_err(io)?;
-        for d in &deps {
-            if let Some(dn) = module_file_name(d) {
-                let holders = Self::sys_module(host, dn).join("holders");
-                std::fs::create_dir_all(&holders).map_err(io)?;
-                std::fs::write(holders.join(name), "").map_err(io)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn unload(&self, host: &TargetHost, name: &str) -> Result<(), String> {
-        let dir = Self::sys_module(host, name);
-        if !dir.join("initstate").exists() {
-            return Err(format!("rmmod: ERROR: Module {name} is not currently loaded"));
-        }
-        let holders: Vec<String> = std::fs::read_dir(dir.join("holders"))
-            .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-            .unwrap_or_default();
-        if !holders.is_empty() {
-            return Err(format!("rmmod: ERROR: Module {name} is in use by: {}", holders.join(" ")));
-        }
-        std::fs::remove_dir_all(&dir).map_err(io)?;
-        if let Ok(entries) = std::fs::read_dir(host.root.join("sys/module")) {
-            for e in entries.flatten() {
-                let _ = std::fs::remove_file(e.path().join("holders").join(name));
-            }
-        }
-        Ok(())
-    }
-
-    fn update_initramfs(&self, host: &TargetHost, names: &[&str]) -> Result<String, String> {
-        // The simulated initramfs is a list of the module files it holds, one per line.
-        let image = host.abs(&format!("boot/initrd.img-{}", host.release));
-        let Ok(listing) = std::fs::read_to_string(&image) else {
-            return Ok(format!("no initramfs for {} in /boot: nothing to update", host.release));
-        };
-        if !listing.lines().any(|l| module_file_name(l.trim()).is_some_and(|n| names.contains(&n))) {
-            return Ok(format!("{} does not hold the Ceph modules: left alone", image.display()));
-        }
-        let mut rebuilt = String::new();
-        for n in names {
-            if let Some(m) = host.installed(n) {
-                rebuilt.push_str(&format!("{} {}\n", m.path, m.identity.unwrap_or_default()));
-            }
-        }
-        std::fs::write(&image, rebuilt).map_err(io)?;
-        Ok(format!("{} rebuilt (simulated)", image.display()))
-    }
-}
-
 /// Runs depmod for the release inside the root.
-pub fn depmod(host: &TargetHost) -> Result<(), String> {
+pub fn depmod(host: &TargetHost) -> Result<(), KernelOpError> {
     let mut cmd = Command::new(depmod_program());
     cmd.arg("-a");
     if !host.is_live_root() {

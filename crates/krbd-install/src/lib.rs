@@ -9,20 +9,40 @@
 //! Everything on the host is addressed relative to a root folder ([`host::TargetHost`]), so
 //! tests run on a scratch root; loading and unloading goes through the [`kernel::Kernel`]
 //! trait, so host tests never touch the running kernel.
+//!
+//! Where things are: [`txn`] is the state machine (install, rollback, recovery); [`plan`]
+//! decides which files an install places and moves aside; [`steps`] is what each journaled
+//! step does on the host; [`load_check`] finds the release's headers and checks the set
+//! against them before anything changes; [`journal`] records the steps.
+//!
+//! The tests' fault injection (a crash point, a simulated kernel) exists only with the
+//! `test-hooks` feature, in the `fault` module; without it the crash points do nothing.
 
 pub mod host;
 pub mod journal;
 pub mod kernel;
+pub mod load_check;
+pub mod plan;
 pub mod set;
 pub mod status;
+pub mod steps;
 pub mod txn;
 
+#[cfg(feature = "test-hooks")]
+pub mod fault;
+#[cfg(any(test, feature = "test-hooks"))]
+pub mod simulated;
+
 pub use host::{InstalledModule, LoadedModule, TargetHost};
-pub use journal::{Journal, TxState};
-pub use kernel::{Kernel, RealKernel, SimulatedKernel};
+pub use journal::{Journal, Step, TxState};
+pub use kernel::{Kernel, KernelOpError, RealKernel};
+pub use load_check::LoadCheck;
 pub use set::{ShippedModule, ShippedSet, MODULE_NAMES};
+#[cfg(any(test, feature = "test-hooks"))]
+pub use simulated::SimulatedKernel;
 pub use status::{status, ModuleStatus, Status};
-pub use txn::{install, rollback, InstallOptions, LoadCheck, Outcome, RollbackOptions};
+pub use steps::StepError;
+pub use txn::{install, rollback, InstallOptions, Outcome, RollbackOptions};
 
 use std::path::PathBuf;
 
@@ -43,8 +63,11 @@ pub enum InstallError {
     UnknownRelease { reason: String },
     #[error("no description of kernel {release} to check the set against (looked for {looked}); install its headers (linux-headers-{release} / kernel-devel-{release}), or pass --headers DIR, or --skip-load-check")]
     NoLoadCheckTarget { release: String, looked: String },
-    #[error("the load check failed: {reason}")]
-    LoadCheck { reason: String },
+    #[error("the load check failed: {source}")]
+    LoadCheck {
+        #[source]
+        source: krbd_kmod::CheckError,
+    },
     #[error("the kernel would refuse this set, nothing was changed:\n{}", .verdicts.join("\n"))]
     WouldNotLoad { verdicts: Vec<String> },
     #[error("{path} is owned by the package {package}; nothing was changed. Upgrade or remove that package with the package manager instead")]
@@ -55,14 +78,22 @@ pub enum InstallError {
     Locked { release: String, lock: PathBuf },
     #[error("nothing to roll back for {release}: {reason}")]
     NothingToRollBack { release: String, reason: String },
-    #[error("{operation} failed at step {step}: {reason}; the previous set was restored (rollback complete)")]
-    RolledBack { operation: &'static str, step: String, reason: String },
+    #[error("{operation} failed at step {step}: {cause}; the previous set was restored (rollback complete)")]
+    RolledBack {
+        operation: &'static str,
+        step: Step,
+        #[source]
+        cause: StepError,
+    },
     #[error("{operation} failed at step {step}: {reason}; then the rollback failed too: {rollback_reason}. The journal {journal} records where it stopped: fix the cause and rerun `krbd-forge rollback`")]
     RollbackFailed { operation: &'static str, step: String, reason: String, rollback_reason: String, journal: PathBuf },
     #[error("kernel {release} is not the running kernel ({running}): its modules cannot be loaded now; add --no-reload (the set takes effect when {release} boots)")]
     NotRunningKernel { release: String, running: String },
-    #[error("the set is installed and takes effect at the next boot, but swapping the loaded modules failed: {reason}; `krbd-forge rollback` restores the previous set")]
-    ReloadFailed { reason: String },
+    #[error("the set is installed and takes effect at the next boot, but swapping the loaded modules failed: {cause}; `krbd-forge rollback` restores the previous set")]
+    ReloadFailed {
+        #[source]
+        cause: StepError,
+    },
     #[error("journal {path} is unreadable: {reason}; inspect it and the files it names before removing it")]
     Journal { path: PathBuf, reason: String },
     #[error("{what}: {source}")]
@@ -71,6 +102,17 @@ pub enum InstallError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A point where the tests' fault injection may kill the process: after a journaled step,
+/// or inside a step after one module (`swapped:rbd`). Only builds with the `test-hooks`
+/// feature act on it (see `fault`); in every other build this does nothing.
+#[inline]
+pub(crate) fn crash_point(point: std::fmt::Arguments<'_>) {
+    #[cfg(feature = "test-hooks")]
+    fault::crash_point(&point.to_string());
+    #[cfg(not(feature = "test-hooks"))]
+    let _ = point;
 }
 
 impl InstallError {

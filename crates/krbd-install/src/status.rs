@@ -1,7 +1,7 @@
 //! `status`: installed, loaded and shipped, side by side, and the journal's state.
 
 use crate::host::{InstalledModule, LoadedModule, TargetHost};
-use crate::journal::{Journal, TxState};
+use crate::journal::{Journal, Step, TxState};
 use crate::set::{ShippedSet, MODULE_NAMES};
 use crate::InstallError;
 use serde::Serialize;
@@ -21,7 +21,7 @@ pub struct ModuleStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct TransactionStatus {
     pub state: TxState,
-    pub last_step: Option<String>,
+    pub last_step: Option<Step>,
     pub source: String,
     pub failure: Option<String>,
     /// `rollback` would put this many files back.
@@ -75,7 +75,7 @@ pub fn status(host: &TargetHost, shipped: Option<&ShippedSet>) -> Result<Status,
             TxState::RolledBack => "rolled back; nothing left to undo".into(),
         },
         state: j.state,
-        last_step: j.last_step().map(str::to_string),
+        last_step: j.last_step(),
         source: j.source.clone(),
         failure: j.failure.clone(),
         backed_up_files: if j.state == TxState::Installed { j.replaced.len() } else { 0 },

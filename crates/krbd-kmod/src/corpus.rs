@@ -21,12 +21,11 @@ use std::path::Path;
 pub enum CorpusError {
     #[error("the corpus needs {module}.ko from the target's modules, which was not given")]
     MissingModule { module: String },
-    #[error("{module}: {reason}")]
+    #[error("{module}: {source}")]
     Module {
         module: String,
         #[source]
         source: ModuleError,
-        reason: String,
     },
     #[error("case {case}: cannot edit {module}: {reason} (the module differs from the 6.x layout the corpus expects)")]
     Edit { case: &'static str, module: String, reason: String },
@@ -52,11 +51,8 @@ impl CorpusSource {
     pub fn from_images(images: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<Self, CorpusError> {
         let mut modules = BTreeMap::new();
         for (name, raw) in images {
-            let data = decompress(&raw, Path::new(&name)).map_err(|source| CorpusError::Module {
-                module: name.clone(),
-                reason: source.to_string(),
-                source,
-            })?;
+            let data = decompress(&raw, Path::new(&name))
+                .map_err(|source| CorpusError::Module { module: name.clone(), source })?;
             modules.insert(normalize_module_name(&name), data);
         }
         Ok(CorpusSource { modules })
@@ -73,7 +69,6 @@ impl CorpusSource {
             let Some(path) = found else { continue };
             let raw = std::fs::read(&path).map_err(|e| CorpusError::Module {
                 module: name.to_string(),
-                reason: format!("cannot read {}: {e}", path.display()),
                 source: ModuleError::Read { path: path.display().to_string(), source: e },
             })?;
             images.push((name.to_string(), raw));
@@ -90,11 +85,8 @@ impl CorpusSource {
     /// same source is.
     pub fn unsigned(&self, name: &str) -> Result<Vec<u8>, CorpusError> {
         let data = self.modules.get(name).ok_or_else(|| CorpusError::MissingModule { module: name.to_string() })?;
-        let (elf, _) = split_signature(data).map_err(|source| CorpusError::Module {
-            module: name.to_string(),
-            reason: source.to_string(),
-            source,
-        })?;
+        let (elf, _) =
+            split_signature(data).map_err(|source| CorpusError::Module { module: name.to_string(), source })?;
         Ok(elf.to_vec())
     }
 }
@@ -127,11 +119,8 @@ impl CorpusCase {
         self.modules
             .iter()
             .map(|m| {
-                let module = KernelModule::parse(&m.bytes).map_err(|source| CorpusError::Module {
-                    module: m.name.clone(),
-                    reason: source.to_string(),
-                    source,
-                })?;
+                let module = KernelModule::parse(&m.bytes)
+                    .map_err(|source| CorpusError::Module { module: m.name.clone(), source })?;
                 Ok(Candidate { file: format!("{}/{}.ko", self.name, m.name), module })
             })
             .collect()
@@ -160,70 +149,101 @@ impl CorpusCase {
 /// The cases that one booted kernel can replay. Missing source modules or edits that do
 /// not apply to this kernel's modules are errors: the corpus is meant for the 6.x layout.
 pub fn bootable_cases(src: &CorpusSource) -> Result<Vec<CorpusCase>, CorpusError> {
-    let set = ["libceph", "ceph", "rbd"];
-    let unsigned_set = || -> Result<Vec<CorpusModule>, CorpusError> {
-        set.iter().map(|n| Ok(CorpusModule { name: n.to_string(), bytes: src.unsigned(n)? })).collect()
-    };
-    // The unsigned set with one module replaced by an edited copy.
-    let edited =
-        |case: &'static str, what: &'static str, name: &str, edit: &dyn Fn(&mut Vec<u8>) -> Result<(), EditError>| {
-            let mut modules = unsigned_set()?;
-            let m = modules
-                .iter_mut()
-                .find(|m| m.name == name)
-                .ok_or_else(|| CorpusError::MissingModule { module: name.to_string() })?;
-            edit(&mut m.bytes).map_err(|e| CorpusError::Edit { case, module: name.to_string(), reason: e.0 })?;
-            Ok::<_, CorpusError>(CorpusCase { name: case, what, modules, absent: vec![] })
-        };
-    let rbd = KernelModule::parse(&src.unsigned("rbd")?).map_err(|source| CorpusError::Module {
-        module: "rbd".into(),
-        reason: source.to_string(),
-        source,
-    })?;
-    let version = |symbol: &str| {
-        rbd.version_of(symbol).ok_or_else(|| CorpusError::Edit {
-            case: "import_crc_changed",
-            module: "rbd".into(),
-            reason: format!("rbd records no version of {symbol}"),
-        })
-    };
-    let osdc_crc = version("ceph_osdc_start_request")?;
-    let tag_set_crc = version("blk_mq_alloc_tag_set")?;
-    let layout_crc = version("module_layout")?;
-    let libceph = KernelModule::parse(&src.unsigned("libceph")?).map_err(|source| CorpusError::Module {
-        module: "libceph".into(),
-        reason: source.to_string(),
-        source,
-    })?;
-    let export_crc =
-        libceph.exports.iter().find(|e| e.name == "ceph_osdc_start_request").and_then(|e| e.crc).ok_or_else(|| {
-            CorpusError::Edit {
-                case: "export_crc_changed",
-                module: "libceph".into(),
-                reason: "libceph exports no ceph_osdc_start_request with a CRC".into(),
-            }
-        })?;
+    let crcs = StockCrcs::read(src)?;
+    let mut cases = whole_set_cases(src)?;
+    cases.extend(edited_cases(src, &crcs)?);
+    Ok(cases)
+}
 
-    let cases = vec![
-        // First, while libcrc32c has never been loaded.
+/// The unshipped set: libceph, ceph, rbd.
+const SET: [&str; 3] = ["libceph", "ceph", "rbd"];
+
+fn unsigned_set(src: &CorpusSource) -> Result<Vec<CorpusModule>, CorpusError> {
+    SET.iter().map(|n| Ok(CorpusModule { name: n.to_string(), bytes: src.unsigned(n)? })).collect()
+}
+
+/// The unsigned set with one module replaced by an edited copy.
+fn edited(
+    src: &CorpusSource,
+    case: &'static str,
+    what: &'static str,
+    name: &str,
+    edit: &dyn Fn(&mut Vec<u8>) -> Result<(), EditError>,
+) -> Result<CorpusCase, CorpusError> {
+    let mut modules = unsigned_set(src)?;
+    let m = modules
+        .iter_mut()
+        .find(|m| m.name == name)
+        .ok_or_else(|| CorpusError::MissingModule { module: name.to_string() })?;
+    edit(&mut m.bytes).map_err(|e| CorpusError::Edit { case, module: name.to_string(), reason: e.0 })?;
+    Ok(CorpusCase { name: case, what, modules, absent: vec![] })
+}
+
+fn parse_unsigned(src: &CorpusSource, name: &str) -> Result<KernelModule, CorpusError> {
+    KernelModule::parse(&src.unsigned(name)?).map_err(|source| CorpusError::Module { module: name.into(), source })
+}
+
+/// The stock CRCs that the CRC cases change.
+struct StockCrcs {
+    /// rbd's recorded CRC of libceph's `ceph_osdc_start_request`.
+    osdc: u32,
+    /// rbd's recorded CRC of the kernel's `blk_mq_alloc_tag_set`.
+    tag_set: u32,
+    /// rbd's recorded CRC of `module_layout`.
+    layout: u32,
+    /// libceph's exported CRC of `ceph_osdc_start_request`.
+    export: u32,
+}
+
+impl StockCrcs {
+    fn read(src: &CorpusSource) -> Result<StockCrcs, CorpusError> {
+        let rbd = parse_unsigned(src, "rbd")?;
+        let version = |symbol: &str| {
+            rbd.version_of(symbol).ok_or_else(|| CorpusError::Edit {
+                case: "import_crc_changed",
+                module: "rbd".into(),
+                reason: format!("rbd records no version of {symbol}"),
+            })
+        };
+        let libceph = parse_unsigned(src, "libceph")?;
+        let export =
+            libceph.exports.iter().find(|e| e.name == "ceph_osdc_start_request").and_then(|e| e.crc).ok_or_else(
+                || CorpusError::Edit {
+                    case: "export_crc_changed",
+                    module: "libceph".into(),
+                    reason: "libceph exports no ceph_osdc_start_request with a CRC".into(),
+                },
+            )?;
+        Ok(StockCrcs {
+            osdc: version("ceph_osdc_start_request")?,
+            tag_set: version("blk_mq_alloc_tag_set")?,
+            layout: version("module_layout")?,
+            export,
+        })
+    }
+}
+
+/// The cases made of whole stock modules, first while libcrc32c has never been loaded.
+fn whole_set_cases(src: &CorpusSource) -> Result<Vec<CorpusCase>, CorpusError> {
+    Ok(vec![
         CorpusCase {
             name: "missing_dependency",
             what: "libcrc32c (libceph's depends=) is not loaded and not in the set",
-            modules: unsigned_set()?,
+            modules: unsigned_set(src)?,
             absent: vec!["libcrc32c".into()],
         },
         CorpusCase {
             name: "dependency_in_the_set",
             what: "the missing libcrc32c shipped in the set",
             modules: std::iter::once(Ok(CorpusModule { name: "libcrc32c".into(), bytes: src.unsigned("libcrc32c")? }))
-                .chain(set.iter().map(|n| Ok(CorpusModule { name: n.to_string(), bytes: src.unsigned(n)? })))
+                .chain(SET.iter().map(|n| Ok(CorpusModule { name: n.to_string(), bytes: src.unsigned(n)? })))
                 .collect::<Result<_, CorpusError>>()?,
             absent: vec!["libcrc32c".into()],
         },
         CorpusCase {
             name: "stock_signed",
             what: "the target's own signed modules",
-            modules: set
+            modules: SET
                 .iter()
                 .map(|n| Ok(CorpusModule { name: n.to_string(), bytes: src.shipped(n)? }))
                 .collect::<Result<_, CorpusError>>()?,
@@ -232,54 +252,71 @@ pub fn bootable_cases(src: &CorpusSource) -> Result<Vec<CorpusCase>, CorpusError
         CorpusCase {
             name: "stock_unsigned",
             what: "the target's modules without signature",
-            modules: unsigned_set()?,
+            modules: unsigned_set(src)?,
             absent: vec![],
         },
-        edited("vermagic_flipped", "rbd: one byte of vermagic after the release changed", "rbd", &|b| {
+    ])
+}
+
+/// The cases with one edited module, in the order they are loaded after the whole sets.
+fn edited_cases(src: &CorpusSource, crcs: &StockCrcs) -> Result<Vec<CorpusCase>, CorpusError> {
+    let mut cases = edited_vermagic_and_crc_cases(src, crcs)?;
+    cases.extend(edited_symbol_and_layout_cases(src, crcs)?);
+    Ok(cases)
+}
+
+fn edited_vermagic_and_crc_cases(src: &CorpusSource, crcs: &StockCrcs) -> Result<Vec<CorpusCase>, CorpusError> {
+    Ok(vec![
+        edited(src, "vermagic_flipped", "rbd: one byte of vermagic after the release changed", "rbd", &|b| {
             patch_in_section(b, ".modinfo", b"SMP preempt mod_unload", b"SMP preemPt mod_unload")
         })?,
-        edited("release_changed", "rbd: another release in vermagic, CRCs unchanged", "rbd", &|b| {
-            let m = KernelModule::parse(b).map_err(|e| EditError(e.to_string()))?;
-            let magic = m.vermagic().ok_or_else(|| EditError("no vermagic".into()))?.to_string();
-            let release = magic.split(' ').next().unwrap_or("");
-            let other = bump_release(release)
-                .ok_or_else(|| EditError(format!("release {release:?} has no digit to change")))?;
-            patch_in_section(
-                b,
-                ".modinfo",
-                format!("vermagic={release}").as_bytes(),
-                format!("vermagic={other}").as_bytes(),
-            )
+        edited(src, "release_changed", "rbd: another release in vermagic, CRCs unchanged", "rbd", &|b| {
+            bump_vermagic_release(b)
         })?,
         edited(
+            src,
             "import_crc_changed_set_symbol",
             "rbd: the CRC it recorded for libceph's ceph_osdc_start_request",
             "rbd",
-            &|b| set_import_crc(b, "ceph_osdc_start_request", osdc_crc ^ 0x0000_0100),
+            &|b| set_import_crc(b, "ceph_osdc_start_request", crcs.osdc ^ 0x0000_0100),
         )?,
         edited(
+            src,
             "import_crc_changed_kernel_symbol",
             "rbd: the CRC it recorded for the kernel's blk_mq_alloc_tag_set",
             "rbd",
-            &|b| set_import_crc(b, "blk_mq_alloc_tag_set", tag_set_crc ^ 0x0000_0100),
+            &|b| set_import_crc(b, "blk_mq_alloc_tag_set", crcs.tag_set ^ 0x0000_0100),
         )?,
-        edited("module_layout_changed", "rbd: the CRC of module_layout", "rbd", &|b| {
-            set_import_crc(b, "module_layout", layout_crc.wrapping_add(1))
+        edited(src, "module_layout_changed", "rbd: the CRC of module_layout", "rbd", &|b| {
+            set_import_crc(b, "module_layout", crcs.layout.wrapping_add(1))
         })?,
+    ])
+}
+
+fn edited_symbol_and_layout_cases(src: &CorpusSource, crcs: &StockCrcs) -> Result<Vec<CorpusCase>, CorpusError> {
+    Ok(vec![
         edited(
+            src,
             "symbol_unknown_to_the_kernel",
             "rbd imports blk_mq_alloc_tag_seX, which the kernel lacks",
             "rbd",
             &|b| patch_in_section(b, ".strtab", b"\0blk_mq_alloc_tag_set\0", b"\0blk_mq_alloc_tag_seX\0"),
         )?,
-        edited("export_removed_from_libceph", "libceph exports ceph_osdc_start_requesX instead", "libceph", &|b| {
-            patch_in_section(b, "__ksymtab_strings", b"\0ceph_osdc_start_request\0", b"\0ceph_osdc_start_requesX\0")
-        })?,
         edited(
+            src,
+            "export_removed_from_libceph",
+            "libceph exports ceph_osdc_start_requesX instead",
+            "libceph",
+            &|b| {
+                patch_in_section(b, "__ksymtab_strings", b"\0ceph_osdc_start_request\0", b"\0ceph_osdc_start_requesX\0")
+            },
+        )?,
+        edited(
+            src,
             "export_crc_changed_in_libceph",
             "libceph exports ceph_osdc_start_request with another CRC (a patched struct)",
             "libceph",
-            &|b| set_export_crc(b, "ceph_osdc_start_request", export_crc ^ 0x5a5a_5a5a),
+            &|b| set_export_crc(b, "ceph_osdc_start_request", crcs.export ^ 0x5a5a_5a5a),
         )?,
         CorpusCase {
             name: "rbd_alone",
@@ -287,10 +324,11 @@ pub fn bootable_cases(src: &CorpusSource) -> Result<Vec<CorpusCase>, CorpusError
             modules: vec![CorpusModule { name: "rbd".into(), bytes: src.unsigned("rbd")? }],
             absent: vec![],
         },
-        edited("out_of_tree", "rbd without intree=Y", "rbd", &|b| {
+        edited(src, "out_of_tree", "rbd without intree=Y", "rbd", &|b| {
             patch_in_section(b, ".modinfo", b"\0intree=Y\0", b"\0intreX=Y\0")
         })?,
         edited(
+            src,
             "struct_module_size_changed",
             "rbd's .gnu.linkonce.this_module 64 bytes shorter (another .config)",
             "rbd",
@@ -301,25 +339,26 @@ pub fn bootable_cases(src: &CorpusSource) -> Result<Vec<CorpusCase>, CorpusError
         )?,
         // Last: it leaves the kernel with the F taint.
         edited(
+            src,
             "no_versions_and_release_changed",
             "rbd without __versions and with another release: force-loaded, then refused",
             "rbd",
             &|b| {
-                let m = KernelModule::parse(b).map_err(|e| EditError(e.to_string()))?;
-                let release = m.vermagic().and_then(|v| v.split(' ').next()).unwrap_or("").to_string();
-                let other = bump_release(&release)
-                    .ok_or_else(|| EditError(format!("release {release:?} has no digit to change")))?;
-                patch_in_section(
-                    b,
-                    ".modinfo",
-                    format!("vermagic={release}").as_bytes(),
-                    format!("vermagic={other}").as_bytes(),
-                )?;
+                bump_vermagic_release(b)?;
                 patch_in_section(b, ".shstrtab", b"__versions", b"__versionz")
             },
         )?,
-    ];
-    Ok(cases)
+    ])
+}
+
+/// Changes the release in a module's `vermagic=` (same length, see [`bump_release`]).
+fn bump_vermagic_release(elf: &mut [u8]) -> Result<(), EditError> {
+    let m = KernelModule::parse(elf).map_err(|e| EditError(e.to_string()))?;
+    let magic = m.vermagic().ok_or_else(|| EditError("no vermagic".into()))?;
+    let release = magic.split(' ').next().unwrap_or("").to_string();
+    let other =
+        bump_release(&release).ok_or_else(|| EditError(format!("release {release:?} has no digit to change")))?;
+    patch_in_section(elf, ".modinfo", format!("vermagic={release}").as_bytes(), format!("vermagic={other}").as_bytes())
 }
 
 /// `6.12.117+deb12-amd64` -> `6.12.118+deb12-amd64`: the last digit of the version part

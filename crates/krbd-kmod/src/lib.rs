@@ -12,9 +12,11 @@
 pub mod check;
 pub mod config;
 pub mod corpus;
+mod load_module;
 pub mod loader;
 pub mod module;
 pub mod pkcs7;
+pub mod refusal;
 pub mod symvers;
 
 pub use check::{check_files, load_target, CheckError, TargetSpec};
@@ -23,6 +25,7 @@ pub use loader::{
     check_set, Candidate, LoaderPolicy, Outcome, SetFinding, SetOptions, SetReport, SignaturePolicy, Target,
 };
 pub use module::{ExportedSymbol, ImportedVersion, KernelModule, ModuleError, ModuleSignature, UndefinedSymbol};
+pub use refusal::{CrcProblem, Refusal, SymbolFailure, UnresolvedSymbol};
 pub use symvers::{Symvers, SymversEntry, SymversError};
 
 /// A fast, non-cryptographic hash for symbol tables (FxHash's multiply-rotate scheme):

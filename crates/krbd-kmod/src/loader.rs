@@ -7,6 +7,11 @@
 //! modules is loaded into one fresh kernel in dependency order, so a refused module takes
 //! its exports with it and "once per boot" messages are printed once.
 //!
+//! This file holds the set: the target, the policy, the load order, the symbol table and
+//! the set rules. One module's way through `load_module()` is in `load_module.rs`, step by
+//! step; why it is refused is a [`Refusal`], which gives the kernel's line, the errno and
+//! the hint.
+//!
 //! Limits (what is not replayed): the signature's cryptographic validity and the trust in
 //! its key (a signed module is assumed valid, with a note; note that a signed module whose
 //! bytes were changed is refused by every kernel, enforcing or not); `module_blacklist=`;
@@ -16,7 +21,9 @@
 //! the version-dependent differences in [`LoaderPolicy`].
 
 use crate::config::KernelConfig;
+use crate::load_module::{check_module, SymbolTable};
 use crate::module::{normalize_module_name, KernelModule};
+use crate::refusal::{Exporter, Refusal};
 use crate::symvers::Symvers;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -197,7 +204,7 @@ pub struct ModuleVerdict {
     pub verdict: Outcome,
     /// The error `init_module`/`finit_module` would return (`ENOEXEC`, `ENOENT`, …).
     pub errno: Option<&'static str>,
-    /// The line that states why it was refused (the first error line), if the kernel logs one.
+    /// The line that states why it was refused, if the kernel logs one.
     pub reason: Option<String>,
     /// Everything the kernel would log for this module, in order.
     pub log: Vec<LogLine>,
@@ -205,6 +212,9 @@ pub struct ModuleVerdict {
     pub notes: Vec<String>,
     /// For a refused module: what to do about it.
     pub hint: Option<String>,
+    /// For a refused module: why, as a value (the reason, errno and hint are made from it).
+    #[serde(skip)]
+    pub refusal: Option<Refusal>,
 }
 
 /// A problem of the set as a whole.
@@ -251,13 +261,13 @@ impl SetReport {
 
 /// Who exports a symbol at the moment a module is loaded.
 #[derive(Debug, Clone)]
-struct Provider<'a> {
+pub(crate) struct Provider<'a> {
     /// `None` for the kernel itself (`module_name(NULL)` is "kernel").
-    owner: Option<&'a str>,
-    crc: Option<u32>,
-    gpl_only: bool,
-    namespace: Option<&'a str>,
-    from_set: bool,
+    pub(crate) owner: Option<&'a str>,
+    pub(crate) crc: Option<u32>,
+    pub(crate) gpl_only: bool,
+    pub(crate) namespace: Option<&'a str>,
+    pub(crate) from_set: bool,
 }
 
 /// Bits of `/proc/sys/kernel/tainted` (include/linux/panic.h) that loader messages depend on.
@@ -270,26 +280,65 @@ pub const LOCKDEP_UNRELIABLE_TAINTS: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 <
 
 /// Kernel-wide state that "once" messages and taints depend on.
 #[derive(Default)]
-struct KernelState {
-    forced_taint: bool,
-    oot_taint: bool,
-    proprietary_taint: bool,
-    unsigned_notice: bool,
+pub(crate) struct KernelState {
+    pub(crate) forced_taint: bool,
+    pub(crate) oot_taint: bool,
+    pub(crate) proprietary_taint: bool,
+    pub(crate) unsigned_notice: bool,
     /// `debug_locks` was turned off by an earlier taint that makes lockdep unreliable.
-    lock_debugging_off: bool,
-    warned_once: HashSet<&'static str>,
+    pub(crate) lock_debugging_off: bool,
+    pub(crate) warned_once: HashSet<&'static str>,
 }
 
 /// Checks a set of modules against a target kernel.
 pub fn check_set(candidates: &[Candidate], target: &Target, options: &SetOptions) -> SetReport {
     let names: Vec<String> = candidates.iter().map(Candidate::name).collect();
     let set_names: HashSet<&str, crate::FastHash> = names.iter().map(String::as_str).collect();
+    let (mut table, replaced_stock) = symbols_before_the_set(target, &set_names);
+    let mut state = KernelState::after_taints(options.prior_taint);
+    let mut verdicts = Vec::with_capacity(candidates.len());
+    let mut findings = Vec::new();
+    let mut refused: HashSet<String> = HashSet::new();
+    for i in load_order(candidates, &names) {
+        let cand = &candidates[i];
+        let name = &names[i];
+        let (mut verdict, used) = check_module(cand, name, target, &table, &mut state, options);
+        verdict.hint =
+            verdict.refusal.as_ref().map(|r| r.hint(name, target.release(), |symbol| exporter(&used, symbol)));
+        findings.extend(set_findings(cand, name, &replaced_stock, &used, options));
+        findings.extend(dependency_findings(cand, name, &set_names, &refused, target));
+        if verdict.verdict == Outcome::Loads {
+            for e in &cand.module.exports {
+                table.entry(e.name.as_str()).or_insert(Provider {
+                    owner: Some(name.as_str()),
+                    crc: e.crc,
+                    gpl_only: e.gpl_only,
+                    namespace: e.namespace.as_deref(),
+                    from_set: true,
+                });
+            }
+        } else {
+            refused.insert(name.clone());
+        }
+        verdicts.push(verdict);
+    }
+    SetReport { target_vermagic: target.vermagic.clone(), policy: target.policy.clone(), modules: verdicts, findings }
+}
 
-    // The symbols available before any set module loads: the kernel and every target
-    // module that the set does not replace. `find_symbol` looks at vmlinux first.
-    let mut table: HashMap<&str, Provider, crate::FastHash> =
-        HashMap::with_capacity_and_hasher(target.symvers.len() + 1024, crate::FastHash);
-    // The stock CRCs of the modules the set replaces, for the set rules.
+/// Who exported `symbol` to a module, from how its imports resolved.
+fn exporter<'a>(used: &[Resolution<'a>], symbol: &str) -> Option<Exporter<'a>> {
+    let provider = used.iter().find(|r| r.symbol == symbol)?.provider.as_ref()?;
+    Some(Exporter { owner: provider.owner, from_set: provider.from_set })
+}
+
+/// The symbols available before any set module loads: the kernel and every target module
+/// that the set does not replace (`find_symbol` looks at vmlinux first); and the stock CRCs
+/// of the modules the set replaces, for the set rules.
+fn symbols_before_the_set<'a>(
+    target: &'a Target,
+    set_names: &HashSet<&str, crate::FastHash>,
+) -> (SymbolTable<'a>, HashMap<&'a str, (&'a str, u32)>) {
+    let mut table: SymbolTable = HashMap::with_capacity_and_hasher(target.symvers.len() + 1024, crate::FastHash);
     let mut replaced_stock: HashMap<&str, (&str, u32)> = HashMap::new();
     for pass_vmlinux in [true, false] {
         for e in &target.symvers.entries {
@@ -315,68 +364,58 @@ pub fn check_set(candidates: &[Candidate], target: &Target, options: &SetOptions
             });
         }
     }
+    (table, replaced_stock)
+}
 
-    let order = load_order(candidates, &names);
-    let taint = options.prior_taint;
-    let mut state = KernelState {
-        forced_taint: taint & TAINT_FORCED_MODULE != 0,
-        oot_taint: taint & TAINT_OOT_MODULE != 0,
-        proprietary_taint: taint & TAINT_PROPRIETARY_MODULE != 0,
-        // The notice is the only way to the E taint: a kernel that has it printed it.
-        unsigned_notice: taint & TAINT_UNSIGNED_MODULE != 0,
-        // Taints added with LOCKDEP_NOW_UNRELIABLE: proprietary and forced module, forced
-        // rmmod, machine check, bad page, oops (die), ACPI table override.
-        lock_debugging_off: taint & LOCKDEP_UNRELIABLE_TAINTS != 0,
-        ..KernelState::default()
-    };
-    let mut verdicts = Vec::with_capacity(candidates.len());
-    let mut findings = Vec::new();
-    let mut refused: HashSet<String> = HashSet::new();
-    for &i in &order {
-        let cand = &candidates[i];
-        let name = &names[i];
-        let (mut verdict, used) = check_module(cand, name, target, &table, &mut state, options);
-        if verdict.verdict == Outcome::Refused {
-            verdict.hint = Some(hint_for(&verdict, &used, target.release()));
+impl KernelState {
+    /// The state of a kernel whose `/proc/sys/kernel/tainted` is `taint`.
+    fn after_taints(taint: u64) -> KernelState {
+        KernelState {
+            forced_taint: taint & TAINT_FORCED_MODULE != 0,
+            oot_taint: taint & TAINT_OOT_MODULE != 0,
+            proprietary_taint: taint & TAINT_PROPRIETARY_MODULE != 0,
+            // The notice is the only way to the E taint: a kernel that has it printed it.
+            unsigned_notice: taint & TAINT_UNSIGNED_MODULE != 0,
+            // Taints added with LOCKDEP_NOW_UNRELIABLE: proprietary and forced module, forced
+            // rmmod, machine check, bad page, oops (die), ACPI table override.
+            lock_debugging_off: taint & LOCKDEP_UNRELIABLE_TAINTS != 0,
+            ..KernelState::default()
         }
-        findings.extend(set_findings(cand, name, &replaced_stock, &used, options));
-        for dep in cand.module.depends() {
-            if set_names.contains(dep.as_str()) {
-                if refused.contains(&dep) {
-                    findings.push(SetFinding::DependencyRefused {
-                        message: format!(
-                            "{name} depends on {dep}, which the kernel refuses: {name} cannot load without it"
-                        ),
-                        module: name.clone(),
-                        dependency: dep,
-                    });
-                }
-            } else if !target.has_module(&dep) {
-                findings.push(SetFinding::MissingDependency {
+    }
+}
+
+/// The `depends=` rules for one module: a dependency the set ships but the kernel
+/// refused, or one that neither the set nor the target has.
+fn dependency_findings(
+    cand: &Candidate,
+    name: &str,
+    set_names: &HashSet<&str, crate::FastHash>,
+    refused: &HashSet<String>,
+    target: &Target,
+) -> Vec<SetFinding> {
+    let mut out = Vec::new();
+    for dep in cand.module.depends() {
+        if set_names.contains(dep.as_str()) {
+            if refused.contains(&dep) {
+                out.push(SetFinding::DependencyRefused {
                     message: format!(
-                        "{name} depends on {dep}, which neither the set nor the target kernel provides: add {dep}.ko to the set"
+                        "{name} depends on {dep}, which the kernel refuses: {name} cannot load without it"
                     ),
-                    module: name.clone(),
+                    module: name.to_string(),
                     dependency: dep,
                 });
             }
+        } else if !target.has_module(&dep) {
+            out.push(SetFinding::MissingDependency {
+                message: format!(
+                    "{name} depends on {dep}, which neither the set nor the target kernel provides: add {dep}.ko to the set"
+                ),
+                module: name.to_string(),
+                dependency: dep,
+            });
         }
-        if verdict.verdict == Outcome::Loads {
-            for e in &cand.module.exports {
-                table.entry(e.name.as_str()).or_insert(Provider {
-                    owner: Some(name.as_str()),
-                    crc: e.crc,
-                    gpl_only: e.gpl_only,
-                    namespace: e.namespace.as_deref(),
-                    from_set: true,
-                });
-            }
-        } else {
-            refused.insert(name.clone());
-        }
-        verdicts.push(verdict);
     }
-    SetReport { target_vermagic: target.vermagic.clone(), policy: target.policy.clone(), modules: verdicts, findings }
+    out
 }
 
 /// Set modules in `depends=` order (a module after the set modules it depends on); ties and
@@ -414,424 +453,9 @@ fn load_order(candidates: &[Candidate], names: &[String]) -> Vec<usize> {
 }
 
 /// How each import was resolved, for the set rules.
-struct Resolution<'a> {
-    symbol: &'a str,
-    provider: Option<Provider<'a>>,
-}
-
-/// `license_is_gpl_compatible()`.
-fn license_is_gpl_compatible(license: &str) -> bool {
-    matches!(license, "GPL" | "GPL v2" | "GPL and additional rights" | "Dual BSD/GPL" | "Dual MIT/GPL" | "Dual MPL/GPL")
-}
-
-struct Log {
-    lines: Vec<LogLine>,
-}
-
-impl Log {
-    fn push(&mut self, level: LogLevel, text: String) {
-        self.lines.push(LogLine { level, text });
-    }
-}
-
-enum VersionResult {
-    Ok,
-    Refused,
-}
-
-/// `check_version()`: does the module's recorded CRC for `symbol` match the provider's?
-#[allow(clippy::too_many_arguments)] // mirrors the kernel's function and its state
-fn check_version(
-    module: &KernelModule,
-    recorded: &HashMap<&str, u32>,
-    name: &str,
-    symbol: &str,
-    crc: Option<u32>,
-    policy: &LoaderPolicy,
-    state: &mut KernelState,
-    log: &mut Log,
-) -> VersionResult {
-    if !policy.modversions {
-        return VersionResult::Ok;
-    }
-    // Exporting module didn't supply CRCs: accepted.
-    let Some(crc) = crc else { return VersionResult::Ok };
-    if policy.extended_modversions {
-        if let Some(ext) = &module.ext_versions {
-            return match ext.iter().find(|v| v.name == symbol) {
-                Some(v) if v.crc == crc => VersionResult::Ok,
-                Some(_) => {
-                    log.push(LogLevel::Warning, format!("{name}: disagrees about version of symbol {symbol}"));
-                    VersionResult::Refused
-                }
-                None => {
-                    if state.warned_once.insert("no extended symbol version") {
-                        log.push(LogLevel::Warning, format!("{name}: no extended symbol version for {symbol}"));
-                    }
-                    VersionResult::Ok
-                }
-            };
-        }
-    }
-    if !module.has_versions_section {
-        return try_to_force_load(name, symbol, policy, state, log);
-    }
-    match recorded.get(symbol) {
-        Some(&v) if v == crc => VersionResult::Ok,
-        Some(_) => {
-            log.push(LogLevel::Warning, format!("{name}: disagrees about version of symbol {symbol}"));
-            VersionResult::Refused
-        }
-        None if policy.missing_version_fatal => {
-            log.push(LogLevel::Warning, format!("{name}: no symbol version for {symbol}"));
-            VersionResult::Refused
-        }
-        None => {
-            if state.warned_once.insert("no symbol version") {
-                log.push(LogLevel::Warning, format!("{name}: no symbol version for {symbol}"));
-            }
-            VersionResult::Ok
-        }
-    }
-}
-
-/// `try_to_force_load()`: with `CONFIG_MODULE_FORCE_LOAD` the module loads with the F taint
-/// (announced once per boot); without it the load fails with ENOEXEC and no message.
-fn try_to_force_load(
-    name: &str,
-    reason: &str,
-    policy: &LoaderPolicy,
-    state: &mut KernelState,
-    log: &mut Log,
-) -> VersionResult {
-    if !policy.force_load {
-        return VersionResult::Refused;
-    }
-    if !state.forced_taint {
-        log.push(LogLevel::Warning, format!("{name}: {reason}: kernel tainted."));
-        state.forced_taint = true;
-    }
-    taint_lockdep_unreliable(state, log);
-    VersionResult::Ok
-}
-
-/// `add_taint(..., LOCKDEP_NOW_UNRELIABLE)`: the first such taint of a boot turns lock
-/// debugging off and says so (`__debug_locks_off()` succeeds only once).
-fn taint_lockdep_unreliable(state: &mut KernelState, log: &mut Log) {
-    if !state.lock_debugging_off {
-        log.push(LogLevel::Warning, "Disabling lock debugging due to kernel taint".into());
-        state.lock_debugging_off = true;
-    }
-}
-
-fn refused(cand: &Candidate, name: &str, errno: &'static str, log: Log, notes: Vec<String>) -> ModuleVerdict {
-    let reason = log
-        .lines
-        .iter()
-        .find(|l| l.level == LogLevel::Err || l.level == LogLevel::Warning || l.level == LogLevel::Notice)
-        .map(|l| l.text.clone());
-    ModuleVerdict {
-        module: name.to_string(),
-        file: cand.file.clone(),
-        verdict: Outcome::Refused,
-        errno: Some(errno),
-        reason,
-        log: log.lines,
-        notes,
-        hint: None,
-    }
-}
-
-fn check_module<'a>(
-    cand: &'a Candidate,
-    name: &str,
-    target: &Target,
-    table: &HashMap<&'a str, Provider<'a>, crate::FastHash>,
-    state: &mut KernelState,
-    options: &SetOptions,
-) -> (ModuleVerdict, Vec<Resolution<'a>>) {
-    let m = &cand.module;
-    let policy = &target.policy;
-    let mut log = Log { lines: Vec::new() };
-    let mut notes = Vec::new();
-    // The loader takes the first record of a name.
-    let mut recorded: HashMap<&str, u32> = HashMap::with_capacity(m.versions.len());
-    for v in &m.versions {
-        recorded.entry(v.name.as_str()).or_insert(v.crc);
-    }
-
-    // module_sig_check(): runs before anything reads the ELF.
-    match (&m.signature, policy.signatures) {
-        (None, SignaturePolicy::Enforced) => {
-            log.push(LogLevel::Notice, "Loading of unsigned module is rejected".into());
-            return (refused(cand, name, "EKEYREJECTED", log, notes), Vec::new());
-        }
-        (None, SignaturePolicy::Lockdown) => {
-            log.push(
-                LogLevel::Notice,
-                format!(
-                    "Lockdown: {}: unsigned module loading is restricted; see man kernel_lockdown.7",
-                    options.loader_program
-                ),
-            );
-            return (refused(cand, name, "EPERM", log, notes), Vec::new());
-        }
-        (Some(sig), _) => notes.push(format!(
-            "the module is signed{}; whether the target trusts the key (and whether the signature still matches the \
-             content) cannot be decided offline",
-            match &sig.signer {
-                Some(info) => format!(
-                    " by {:?}, key {}, hash {}",
-                    info.signer.as_deref().unwrap_or("(key identifier only)"),
-                    info.key_id,
-                    info.hash
-                ),
-                None => String::new(),
-            }
-        )),
-        (None, SignaturePolicy::Optional) => {}
-    }
-
-    // elf_validity_cache_index_mod(): the module's `struct module` must be the kernel's.
-    let this_module = m.section(".gnu.linkonce.this_module").map(|d| d.len() as u64);
-    match (this_module, target.struct_module_size) {
-        (None, _) => {
-            if policy.checks_struct_module_size {
-                log.push(
-                    LogLevel::Err,
-                    format!("module {name}: Exactly one .gnu.linkonce.this_module section must exist."),
-                );
-            } else {
-                log.push(LogLevel::Warning, format!("{name}: No module found in object"));
-            }
-            return (refused(cand, name, "ENOEXEC", log, notes), Vec::new());
-        }
-        (Some(size), Some(expected)) if size != expected && policy.checks_struct_module_size => {
-            log.push(
-                LogLevel::Err,
-                format!(
-                    "module {name}: .gnu.linkonce.this_module section size must match the kernel's built struct module \
-                     size at run time"
-                ),
-            );
-            notes.push(format!("struct module is {size} bytes in the module, {expected} in the target kernel"));
-            return (refused(cand, name, "ENOEXEC", log, notes), Vec::new());
-        }
-        (Some(size), Some(expected)) if size != expected => notes.push(format!(
-            "struct module is {size} bytes in the module, {expected} in the target kernel, which does not check it: \
-             the loader takes the module, which then runs with a wrong struct module (seen on 6.1: an oops in its \
-             init); build it with the target's headers"
-        )),
-        _ => {}
-    }
-
-    // check_modstruct_version(): module_layout against the kernel's own CRC.
-    if policy.modversions {
-        // The kernel's own export, whoever else is loaded.
-        match table.get("module_layout").filter(|p| p.owner.is_none()) {
-            Some(ml) => {
-                if let VersionResult::Refused =
-                    check_version(m, &recorded, name, "module_layout", ml.crc, policy, state, &mut log)
-                {
-                    return (refused(cand, name, "ENOEXEC", log, notes), Vec::new());
-                }
-            }
-            None => notes.push("the target's symbol list has no module_layout; that check was skipped".into()),
-        }
-    }
-
-    // check_modinfo(): vermagic, ignoring the release when the module has CRCs.
-    let has_crcs = m.has_versions_section || (policy.extended_modversions && m.ext_versions.is_some());
-    match m.vermagic() {
-        None => {
-            if let VersionResult::Refused = try_to_force_load(name, "bad vermagic", policy, state, &mut log) {
-                return (refused(cand, name, "ENOEXEC", log, notes), Vec::new());
-            }
-        }
-        Some(modmagic) if !same_magic(modmagic, &target.vermagic, has_crcs) => {
-            log.push(LogLevel::Err, format!("{name}: version magic '{modmagic}' should be '{}'", target.vermagic));
-            return (refused(cand, name, "ENOEXEC", log, notes), Vec::new());
-        }
-        Some(_) => {}
-    }
-
-    // module_augment_kernel_taints(): printed once the module is past the early checks.
-    if m.info("intree").is_none() {
-        if !state.oot_taint {
-            log.push(LogLevel::Warning, format!("{name}: loading out-of-tree module taints kernel."));
-        }
-        state.oot_taint = true;
-    }
-    if policy.retpoline && m.info("retpoline") != Some("Y") {
-        log.push(LogLevel::Warning, format!("{name}: loading module not compiled with retpoline compiler."));
-    }
-    let license = m.info("license").unwrap_or("unspecified");
-    let gpl_compatible = license_is_gpl_compatible(license);
-    if !gpl_compatible {
-        if !state.proprietary_taint {
-            log.push(LogLevel::Warning, format!("{name}: module license '{license}' taints kernel."));
-        }
-        state.proprietary_taint = true;
-        taint_lockdep_unreliable(state, &mut log);
-    }
-    if policy.module_sig && m.signature.is_none() && !state.unsigned_notice {
-        log.push(
-            LogLevel::Notice,
-            format!("{name}: module verification failed: signature and/or required key missing - tainting kernel"),
-        );
-        state.unsigned_notice = true;
-    }
-
-    // check_export_symbol_versions().
-    if policy.modversions && m.exports.iter().any(|e| e.crc.is_none()) {
-        if let VersionResult::Refused =
-            try_to_force_load(name, "no versions for exported symbols", policy, state, &mut log)
-        {
-            return (refused(cand, name, "ENOEXEC", log, notes), Vec::new());
-        }
-    }
-
-    // simplify_symbols(): every undefined symbol; failures are logged and the loop goes on.
-    let import_ns: Vec<&str> = m.info_all("import_ns").collect();
-    let mut last_err: Option<(&'static str, i32)> = None;
-    let mut used = Vec::with_capacity(m.undefined.len());
-    for u in &m.undefined {
-        let found = table.get(u.name.as_str()).filter(|p| gpl_compatible || !p.gpl_only);
-        let err: Option<(&'static str, i32)> = match found {
-            None => {
-                used.push(Resolution { symbol: &u.name, provider: None });
-                if u.weak || (m.machine == object::elf::EM_X86_64.0 && u.name == "_GLOBAL_OFFSET_TABLE_") {
-                    None
-                } else {
-                    Some(("ENOENT", -2))
-                }
-            }
-            Some(p) => {
-                used.push(Resolution { symbol: &u.name, provider: Some(p.clone()) });
-                if let VersionResult::Refused =
-                    check_version(m, &recorded, name, &u.name, p.crc, policy, state, &mut log)
-                {
-                    Some(("EINVAL", -22))
-                } else {
-                    match p.namespace.filter(|ns| !ns.is_empty()) {
-                        Some(ns) if !import_ns.contains(&ns) => {
-                            let text = format!(
-                                "{name}: module uses symbol ({}) from namespace {ns}, but does not import it.",
-                                u.name
-                            );
-                            if policy.allow_missing_namespace_imports {
-                                log.push(LogLevel::Warning, text);
-                                None
-                            } else {
-                                log.push(LogLevel::Err, text);
-                                Some(("EINVAL", -22))
-                            }
-                        }
-                        _ => None,
-                    }
-                }
-            }
-        };
-        if let Some((errno, code)) = err {
-            log.push(LogLevel::Warning, format!("{name}: Unknown symbol {} (err {code})", u.name));
-            last_err = Some((errno, code));
-        }
-    }
-    if let Some((errno, _)) = last_err {
-        let mut v = refused(cand, name, errno, log, notes);
-        // The first line that names a cause, not a taint notice.
-        v.reason = v
-            .log
-            .iter()
-            .find(|l| {
-                l.text.contains(": disagrees about")
-                    || l.text.contains("Unknown symbol")
-                    || l.text.contains("namespace")
-                    || l.text.contains("no symbol version")
-            })
-            .map(|l| l.text.clone());
-        return (v, used);
-    }
-
-    // complete_formation() -> verify_exported_symbols(): no export may exist already.
-    for e in &m.exports {
-        if let Some(p) = table.get(e.name.as_str()) {
-            log.push(
-                LogLevel::Err,
-                format!("{name}: exports duplicate symbol {} (owned by {})", e.name, p.owner.unwrap_or("kernel")),
-            );
-            let mut v = refused(cand, name, "ENOEXEC", log, notes);
-            v.reason = v.log.last().map(|l| l.text.clone());
-            return (v, used);
-        }
-    }
-
-    (
-        ModuleVerdict {
-            module: name.to_string(),
-            file: cand.file.clone(),
-            verdict: Outcome::Loads,
-            errno: None,
-            reason: None,
-            log: log.lines,
-            notes,
-            hint: None,
-        },
-        used,
-    )
-}
-
-/// What to do about a refusal, from the line that states it.
-fn hint_for(v: &ModuleVerdict, used: &[Resolution], release: &str) -> String {
-    let reason = v.reason.as_deref().unwrap_or("");
-    let after = |marker: &str| reason.split(marker).nth(1).map(|s| s.split(' ').next().unwrap_or(s).to_string());
-    if reason.contains("version magic") {
-        return format!(
-            "the module was built for another kernel or configuration: build it with the headers of {release}"
-        );
-    }
-    if reason.contains("this_module") {
-        return format!(
-            "struct module differs: the module was built with another .config; build it with the headers of {release}"
-        );
-    }
-    if reason.contains("Loading of unsigned module") || reason.contains("Lockdown:") {
-        return "the target only loads signed modules: sign the module with a key the target trusts (e.g. an enrolled MOK)".into();
-    }
-    if reason.contains("from namespace") {
-        return "the module uses a namespaced symbol without MODULE_IMPORT_NS(); the target's headers differ from the ones it was built with".into();
-    }
-    if let Some(sym) = after("disagrees about version of symbol ").or_else(|| after("no symbol version for ")) {
-        if sym == "module_layout" {
-            return format!("the module was built against another kernel's Module.symvers: rebuild it with the headers of {release}");
-        }
-        let provider = used.iter().find(|r| r.symbol == sym).and_then(|r| r.provider.as_ref());
-        return match provider {
-            Some(p) if p.from_set => format!(
-                "{sym} comes from the set's {}: rebuild {} with KBUILD_EXTRA_SYMBOLS pointing at that module's Module.symvers",
-                p.owner.unwrap_or("module"),
-                v.module
-            ),
-            Some(p) => format!(
-                "{sym} comes from the target's {}: rebuild {} against the Module.symvers of {release}",
-                p.owner.unwrap_or("kernel"),
-                v.module
-            ),
-            None => format!("rebuild {} against the Module.symvers of {release}", v.module),
-        };
-    }
-    if let Some(sym) = after("Unknown symbol ") {
-        return format!(
-            "nothing loaded exports {sym}: add the module that provides it to the set, or check that the target kernel has it"
-        );
-    }
-    if reason.contains("exports duplicate symbol") {
-        return "another module or the kernel already exports that symbol: remove the duplicate from the set".into();
-    }
-    if v.log.is_empty() {
-        return "the module has no __versions or vermagic and the kernel cannot force-load: rebuild it with modversions".into();
-    }
-    "see the kernel's lines above".into()
+pub(crate) struct Resolution<'a> {
+    pub(crate) symbol: &'a str,
+    pub(crate) provider: Option<Provider<'a>>,
 }
 
 /// `same_magic()`: with CRCs, everything up to the first space (the release) is ignored.
@@ -1086,6 +710,59 @@ mod tests {
         let r = check_set(&[dup], &t, &SetOptions::default());
         assert_eq!(texts(&r.modules[0]), vec!["d: exports duplicate symbol printk (owned by kernel)"]);
         assert_eq!(r.modules[0].errno, Some("ENOEXEC"));
+    }
+
+    #[test]
+    fn reason_errno_and_hint_come_from_the_refusal_not_from_earlier_lines() {
+        // Force-loaded past module_layout (two taint lines), then refused for its vermagic.
+        let mut m = synthetic("m", &[], &[], &[]);
+        m.module.has_versions_section = false;
+        m.module.modinfo.retain(|(k, _)| k != "vermagic");
+        m.module.modinfo.push(("vermagic".into(), MAGIC.replace("6.12.117", "6.12.118")));
+        let r = check_set(&[m], &kernel("6.12.117+deb12-amd64"), &SetOptions::default());
+        let v = &r.modules[0];
+        assert_eq!(
+            texts(v)[..2],
+            ["m: module_layout: kernel tainted.", "Disabling lock debugging due to kernel taint"]
+        );
+        assert!(matches!(v.refusal, Some(Refusal::VersionMagic { .. })), "{v:?}");
+        assert_eq!(v.reason.as_deref(), texts(v).last().copied());
+        assert!(v.reason.as_deref().is_some_and(|r| r.starts_with("m: version magic '6.12.118")), "{v:?}");
+        assert_eq!(v.errno, Some("ENOEXEC"));
+        assert!(v.hint.as_deref().is_some_and(|h| h.starts_with("the module was built for another kernel")), "{v:?}");
+
+        // A silent refusal after a taint line: no reason line, a hint all the same.
+        let mut p = synthetic("p", &[("module_layout", 0x1111)], &[], &[]);
+        p.module.modinfo[0].1 = "Proprietary".into();
+        p.module.exports.push(ExportedSymbol { name: "p_fn".into(), crc: None, gpl_only: false, namespace: None });
+        let mut t = kernel("6.12.117+deb12-amd64");
+        t.policy.force_load = false;
+        let r = check_set(&[p], &t, &SetOptions::default());
+        let v = &r.modules[0];
+        assert_eq!(texts(v)[0], "p: module license 'Proprietary' taints kernel.");
+        assert_eq!((v.verdict, v.errno, v.reason.as_deref()), (Outcome::Refused, Some("ENOEXEC"), None));
+        assert!(v.hint.as_deref().is_some_and(|h| h.contains("exports symbols without CRCs")), "{v:?}");
+    }
+
+    #[test]
+    fn the_last_unresolved_symbol_gives_the_errno_and_the_first_the_reason() {
+        let versions = [("module_layout", 0x1111), ("printk", 0x9999)];
+        let m = synthetic("m", &versions, &[("printk", false), ("nowhere", false)], &[]);
+        let r = check_set(&[m], &kernel("6.12.117+deb12-amd64"), &SetOptions::default());
+        let v = &r.modules[0];
+        assert_eq!(
+            texts(v),
+            [
+                "m: disagrees about version of symbol printk",
+                "m: Unknown symbol printk (err -22)",
+                "m: Unknown symbol nowhere (err -2)"
+            ]
+        );
+        assert_eq!(
+            (v.errno, v.reason.as_deref()),
+            (Some("ENOENT"), Some("m: disagrees about version of symbol printk"))
+        );
+        assert!(v.hint.as_deref().is_some_and(|h| h.starts_with("printk comes from the target's kernel")), "{v:?}");
     }
 
     #[test]

@@ -112,18 +112,9 @@ impl KernelModule {
         let (elf_bytes, signature) = split_signature(data)?;
         let file = ElfFile64::<object::Endianness>::parse(elf_bytes)
             .map_err(|e| ModuleError::NotElf { reason: e.to_string() })?;
-        let endian = file.endian();
         let little_endian = file.is_little_endian();
-        let machine = file.elf_header().e_machine(endian).0;
-
-        let mut sections = BTreeMap::new();
-        let mut section_names: HashMap<SectionIndex, String> = HashMap::new();
-        for section in file.sections() {
-            let Ok(name) = section.name() else { continue };
-            let bytes = section.data().unwrap_or(&[]).to_vec();
-            section_names.insert(section.index(), name.to_string());
-            sections.insert(name.to_string(), bytes);
-        }
+        let machine = file.elf_header().e_machine(file.endian()).0;
+        let (sections, section_names) = read_sections(&file);
         let modinfo = sections.get(".modinfo").map(|d| parse_modinfo(d)).unwrap_or_default();
         let has_versions_section = sections.contains_key("__versions");
         let versions = match sections.get("__versions") {
@@ -134,86 +125,15 @@ impl KernelModule {
             (Some(crcs), Some(names)) => Some(parse_ext_versions(crcs, names, little_endian)?),
             _ => None,
         };
-
-        let read_u32 = |b: &[u8]| -> u32 {
-            let a = [b[0], b[1], b[2], b[3]];
-            if little_endian {
-                u32::from_le_bytes(a)
-            } else {
-                u32::from_be_bytes(a)
-            }
-        };
-
-        // Exports: `__ksymtab_<sym>` labels an entry of `__ksymtab`/`__ksymtab_gpl`;
-        // `__crc_<sym>` labels its CRC (a u32 in `__kcrctab*` since 5.19, an absolute
-        // symbol whose value is the CRC before); `__kstrtabns_<sym>` its namespace string.
-        let mut ksymtab: Vec<(String, bool)> = Vec::new();
-        let mut crcs: HashMap<String, u32> = HashMap::new();
-        let mut namespaces: HashMap<String, String> = HashMap::new();
-        let mut undefined = Vec::new();
-        for sym in file.symbols() {
-            let Ok(name) = sym.name() else { continue };
-            if name.is_empty() {
-                continue;
-            }
-            match sym.section() {
-                SymbolSection::Undefined => {
-                    undefined.push(UndefinedSymbol { name: name.to_string(), weak: sym.is_weak() });
-                    continue;
-                }
-                SymbolSection::Absolute => {
-                    if let Some(s) = name.strip_prefix("__crc_") {
-                        crcs.insert(s.to_string(), sym.address() as u32);
-                    }
-                    continue;
-                }
-                SymbolSection::Section(idx) => {
-                    let Some(sec_name) = section_names.get(&idx) else { continue };
-                    let offset = sym.address() as usize;
-                    if let Some(s) = name.strip_prefix("__ksymtab_") {
-                        if sec_name == "__ksymtab" || sec_name == "__ksymtab_gpl" {
-                            ksymtab.push((s.to_string(), sec_name == "__ksymtab_gpl"));
-                        }
-                    } else if let Some(s) = name.strip_prefix("__crc_") {
-                        if sec_name.starts_with("__kcrctab") {
-                            let data = &sections[sec_name];
-                            let crc =
-                                data.get(offset..offset + 4).map(read_u32).ok_or_else(|| ModuleError::BadSection {
-                                    section: "__kcrctab",
-                                    reason: format!("__crc_{s} points past the section's end"),
-                                })?;
-                            crcs.insert(s.to_string(), crc);
-                        }
-                    } else if let Some(s) = name.strip_prefix("__kstrtabns_") {
-                        let data = &sections[sec_name];
-                        if let Some(rest) = data.get(offset..) {
-                            let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
-                            if end > 0 {
-                                namespaces.insert(s.to_string(), String::from_utf8_lossy(&rest[..end]).into_owned());
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
+        let mut labels = SymbolLabels::read(&file, &sections, &section_names, little_endian)?;
+        let undefined = std::mem::take(&mut labels.undefined);
         // What the loader itself reads wins over the labels: entry i of `__ksymtab*` names
         // its symbol through a relocation into `__ksymtab_strings`, and its CRC is entry i
         // of the parallel `__kcrctab*` array.
-        let from_tables = exports_from_tables(&file, &sections, little_endian, &ksymtab)?;
-        let exports: Vec<ExportedSymbol> = match from_tables {
+        let exports = match exports_from_tables(&file, &sections, little_endian, &labels.ksymtab)? {
             Some(list) => list,
-            None => ksymtab
-                .into_iter()
-                .map(|(name, gpl_only)| ExportedSymbol {
-                    crc: crcs.get(&name).copied(),
-                    namespace: namespaces.get(&name).cloned(),
-                    gpl_only,
-                    name,
-                })
-                .collect(),
+            None => labels.exports(),
         };
-
         Ok(KernelModule {
             modinfo,
             versions,
@@ -276,6 +196,125 @@ impl KernelModule {
     /// The CRC this module recorded for `symbol` (plain `__versions`).
     pub fn version_of(&self, symbol: &str) -> Option<u32> {
         self.versions.iter().find(|v| v.name == symbol).map(|v| v.crc)
+    }
+}
+
+/// Every section's contents by name, and the names by index.
+fn read_sections(file: &ElfFile64<object::Endianness>) -> (BTreeMap<String, Vec<u8>>, HashMap<SectionIndex, String>) {
+    let mut sections = BTreeMap::new();
+    let mut section_names: HashMap<SectionIndex, String> = HashMap::new();
+    for section in file.sections() {
+        let Ok(name) = section.name() else { continue };
+        let bytes = section.data().unwrap_or(&[]).to_vec();
+        section_names.insert(section.index(), name.to_string());
+        sections.insert(name.to_string(), bytes);
+    }
+    (sections, section_names)
+}
+
+/// What the symbol table says about exports and imports.
+///
+/// Exports: `__ksymtab_<sym>` labels an entry of `__ksymtab`/`__ksymtab_gpl`; `__crc_<sym>`
+/// labels its CRC (a u32 in `__kcrctab*` since 5.19, an absolute symbol whose value is the
+/// CRC before); `__kstrtabns_<sym>` its namespace string.
+#[derive(Default)]
+struct SymbolLabels {
+    /// Exported names and whether they are GPL-only, in symbol-table order.
+    ksymtab: Vec<(String, bool)>,
+    crcs: HashMap<String, u32>,
+    namespaces: HashMap<String, String>,
+    undefined: Vec<UndefinedSymbol>,
+}
+
+impl SymbolLabels {
+    fn read(
+        file: &ElfFile64<object::Endianness>,
+        sections: &BTreeMap<String, Vec<u8>>,
+        section_names: &HashMap<SectionIndex, String>,
+        little_endian: bool,
+    ) -> Result<SymbolLabels, ModuleError> {
+        let mut labels = SymbolLabels::default();
+        for sym in file.symbols() {
+            let Ok(name) = sym.name() else { continue };
+            if name.is_empty() {
+                continue;
+            }
+            match sym.section() {
+                SymbolSection::Undefined => {
+                    labels.undefined.push(UndefinedSymbol { name: name.to_string(), weak: sym.is_weak() });
+                }
+                SymbolSection::Absolute => {
+                    if let Some(s) = name.strip_prefix("__crc_") {
+                        labels.crcs.insert(s.to_string(), sym.address() as u32);
+                    }
+                }
+                SymbolSection::Section(idx) => {
+                    let Some(sec_name) = section_names.get(&idx) else { continue };
+                    let data = &sections[sec_name];
+                    labels.read_label(name, sec_name, data, sym.address() as usize, little_endian)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(labels)
+    }
+
+    /// A symbol defined in section `sec_name` (contents `data`) at `offset`.
+    fn read_label(
+        &mut self,
+        name: &str,
+        sec_name: &str,
+        data: &[u8],
+        offset: usize,
+        little_endian: bool,
+    ) -> Result<(), ModuleError> {
+        if let Some(s) = name.strip_prefix("__ksymtab_") {
+            if sec_name == "__ksymtab" || sec_name == "__ksymtab_gpl" {
+                self.ksymtab.push((s.to_string(), sec_name == "__ksymtab_gpl"));
+            }
+        } else if let Some(s) = name.strip_prefix("__crc_") {
+            if sec_name.starts_with("__kcrctab") {
+                let crc = data.get(offset..offset + 4).map(|b| read_u32(b, little_endian)).ok_or_else(|| {
+                    ModuleError::BadSection {
+                        section: "__kcrctab",
+                        reason: format!("__crc_{s} points past the section's end"),
+                    }
+                })?;
+                self.crcs.insert(s.to_string(), crc);
+            }
+        } else if let Some(s) = name.strip_prefix("__kstrtabns_") {
+            if let Some(rest) = data.get(offset..) {
+                let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+                if end > 0 {
+                    self.namespaces.insert(s.to_string(), String::from_utf8_lossy(&rest[..end]).into_owned());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The exports as the labels describe them.
+    fn exports(self) -> Vec<ExportedSymbol> {
+        let SymbolLabels { ksymtab, crcs, namespaces, .. } = self;
+        ksymtab
+            .into_iter()
+            .map(|(name, gpl_only)| ExportedSymbol {
+                crc: crcs.get(&name).copied(),
+                namespace: namespaces.get(&name).cloned(),
+                gpl_only,
+                name,
+            })
+            .collect()
+    }
+}
+
+/// A u32 from the first four bytes of `b`.
+fn read_u32(b: &[u8], little_endian: bool) -> u32 {
+    let a = [b[0], b[1], b[2], b[3]];
+    if little_endian {
+        u32::from_le_bytes(a)
+    } else {
+        u32::from_be_bytes(a)
     }
 }
 

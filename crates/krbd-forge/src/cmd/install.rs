@@ -3,7 +3,7 @@
 
 use super::terminal::Terminal;
 use clap::Args;
-use krbd_install::{InstallError, Kernel, LoadCheck, RealKernel, ShippedSet, SimulatedKernel, TargetHost};
+use krbd_install::{InstallError, Kernel, LoadCheck, RealKernel, ShippedSet, TargetHost};
 use std::path::{Path, PathBuf};
 
 pub use super::exit::{
@@ -19,11 +19,6 @@ pub const EXIT_ROLLED_BACK: i32 = 12;
 /// The rollback failed or the journal is unreadable: the host needs attention.
 pub const EXIT_ATTENTION: i32 = 13;
 pub const EXIT_NOTHING_TO_ROLL_BACK: i32 = 14;
-
-/// Test hook: run against a kernel simulated inside --root instead of the real one.
-pub const SIMULATE_ENV: &str = "KRBD_INSTALL_SIMULATE_KERNEL";
-/// Test hook: with the simulated kernel, loading the module with this identity fails.
-pub const SIMULATE_FAIL_ENV: &str = "KRBD_INSTALL_SIMULATE_FAIL_LOAD";
 
 const EXIT_HELP: &str = "\
 Exit codes (install, rollback, status):
@@ -42,16 +37,7 @@ Exit codes (install, rollback, status):
   12  a step failed and the previous set was restored by itself (the step and cause are shown)
   13  the rollback failed or the journal is unreadable: rerun `krbd-forge rollback` after
       fixing the cause shown; or the set is installed but loading it failed
-  14  rollback: nothing to roll back
-
-Fault injection for tests: KRBD_INSTALL_CRASH_AFTER=<step> makes the process kill itself
-(SIGKILL) right after the journal records that step. Steps: begin staged backed-up swapped
-depmod unloaded loaded verified initramfs committed, rollback-begin rollback-restored
-rollback-depmod rollback-unloaded rollback-loaded rollback-verified rollback-initramfs
-rolled-back; and inside the steps that change several modules, after each one:
-swapped:<module>, unloaded:<module>, loaded:<module>, rollback-restored:<module>,
-rollback-unloaded:<module>, rollback-loaded:<module>. KRBD_INSTALL_SIMULATE_KERNEL=1 replaces modprobe/rmmod with a kernel simulated
-under --root (sysfs files there), for tests on a scratch root.";
+  14  rollback: nothing to roll back";
 
 /// Where and for which kernel.
 #[derive(Debug, Args)]
@@ -176,8 +162,10 @@ fn fail_with(json: bool, e: &InstallError) -> i32 {
 
 /// The kernel to drive: the real one only for the live root.
 fn kernel_for(host: &HostArgs, reload: bool) -> Result<Box<dyn Kernel>, String> {
-    if std::env::var(SIMULATE_ENV).is_ok_and(|v| v == "1") {
-        return Ok(Box::new(SimulatedKernel { fail_load: std::env::var(SIMULATE_FAIL_ENV).ok() }));
+    // Only test builds (the `test-hooks` feature) can simulate the kernel.
+    #[cfg(feature = "test-hooks")]
+    if let Some(simulated) = krbd_install::fault::simulated_kernel_from_env() {
+        return Ok(Box::new(simulated));
     }
     if reload && host.root != Path::new("/") {
         return Err(format!(
@@ -242,7 +230,7 @@ pub fn run_rollback(args: RollbackArgs) -> i32 {
 
 /// Prints an install's or rollback's outcome (JSON with `--json`) or its error, and returns
 /// the exit code.
-fn finish(json: bool, result: Result<krbd_install::Outcome, krbd_install::InstallError>) -> i32 {
+fn finish(json: bool, result: Result<krbd_install::Outcome, InstallError>) -> i32 {
     match result {
         Ok(outcome) => {
             if json {
@@ -291,7 +279,8 @@ fn print_outcome(o: &krbd_install::Outcome) {
     if let Some(r) = &o.recovered {
         eprintln!("{r}");
     }
-    eprintln!("{} for {}: steps {}", o.operation, o.release, o.steps.join(", "));
+    let steps: Vec<&str> = o.steps.iter().map(|s| s.as_str()).collect();
+    eprintln!("{} for {}: steps {}", o.operation, o.release, steps.join(", "));
     if let Some(c) = &o.load_check {
         eprintln!("  load check: {c}");
     }
@@ -348,7 +337,7 @@ pub fn status_table(s: &krbd_install::Status) -> String {
             out += &format!(
                 "last transaction: {} (last step {}), from {}\n  {}\n",
                 serde_json::to_value(t.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
-                t.last_step.as_deref().unwrap_or("-"),
+                t.last_step.map_or("-", |s| s.as_str()),
                 t.source,
                 t.advice
             );
