@@ -9,7 +9,8 @@
 
 use crate::cache::Cache;
 use crate::error::FetchError;
-use crate::hash::{sha256_file, KeyHasher};
+use crate::hash::KeyHasher;
+use krbd_formats::digest::sha256_file;
 use krbd_progress::{Listener, Unit};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -25,15 +25,15 @@ use crate::boot::{kernel_for_boot, relevant_lines, BootMethod};
 use crate::deps::{plan_load_order, OurModule, Role};
 use crate::guest::{parse_log, strip_timestamp, GuestEvent};
 use crate::initramfs::{self, ExtraFiles};
-use crate::kpkg::KernelPackage;
+use crate::linux_image::KernelPackage;
 use crate::qemu::{self, QemuSpec};
 use crate::VmError;
+use krbd_formats::digest::sha256_hex;
 use krbd_kmod::corpus::{bootable_cases, CorpusCase, CorpusSource, SOURCE_MODULES};
 use krbd_kmod::loader::{check_set, LogLevel, Outcome, SetOptions, Target};
 use krbd_kmod::{load_target, KernelModule, TargetSpec};
 use krbd_progress::{Listener, Silent, Unit};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -248,7 +248,7 @@ pub fn run_agreement(spec: &AgreementSpec, listener: &dyn Listener) -> Result<Ag
                 origin: case.name.into(),
                 reason: format!("the check names module {} that the case does not hold", v.module),
             })?;
-            let path = format!("lib/modules/c-{}.ko", &hex::encode(Sha256::digest(&m.bytes))[..16]);
+            let path = format!("lib/modules/c-{}.ko", &sha256_hex(&m.bytes)[..16]);
             files.entry(path.clone()).or_insert_with(|| m.bytes.clone());
             load.push((m.name.clone(), path));
         }
@@ -284,7 +284,7 @@ pub fn run_agreement(spec: &AgreementSpec, listener: &dyn Listener) -> Result<Ag
         qemu: spec.qemu.clone(),
         kernel: kernel_path,
         initrd: initrd_path,
-        append: crate::qemu::GUEST_APPEND.into(),
+        append: qemu::GUEST_APPEND.into(),
         memory_mb: spec.memory_mb,
         serial_log: serial_log.clone(),
         network: None,

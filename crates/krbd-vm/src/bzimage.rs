@@ -8,10 +8,10 @@
 //! compressed kernel relative to the start of the protected-mode code.
 
 use crate::VmError;
+use krbd_formats::compress::{self, Compression, Streams};
 use object::elf::{FileHeader64, PT_NOTE};
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::Endianness;
-use std::io::Read;
 
 /// Xen's ELF note type for the 32-bit PVH entry point; QEMU boots an ELF kernel through it.
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
@@ -44,21 +44,15 @@ pub fn extract_vmlinux(bzimage: &[u8]) -> Result<Vec<u8>, VmError> {
     let payload = bzimage
         .get(start..start + length as usize)
         .ok_or_else(|| bad(format!("payload {start}+{length} lies outside the {}-byte file", bzimage.len())))?;
-    let mut out = Vec::new();
-    let result = if payload.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        // The build appends the uncompressed size (4 bytes) after the frame: read one frame only.
-        zstd::stream::read::Decoder::new(payload).map(|d| d.single_frame()).and_then(|mut d| d.read_to_end(&mut out))
-    } else if payload.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        liblzma::read::XzDecoder::new(payload).read_to_end(&mut out)
-    } else if payload.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::GzDecoder::new(payload).read_to_end(&mut out)
-    } else {
+    if Compression::sniff(payload) == Compression::None {
         return Err(bad(format!(
             "payload compression not supported (magic {:02x?}); boot the bzImage instead",
             &payload[..payload.len().min(6)]
         )));
-    };
-    result.map_err(|e| bad(format!("payload decompression failed: {e}")))?;
+    }
+    // The build appends the uncompressed size (4 bytes) after the stream: read one only.
+    let out =
+        compress::decompress(payload, Streams::First).map_err(|e| bad(format!("payload decompression failed: {e}")))?;
     if !out.starts_with(b"\x7fELF") {
         return Err(bad("the decompressed payload is not an ELF file".into()));
     }

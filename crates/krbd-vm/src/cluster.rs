@@ -12,9 +12,9 @@ use crate::guest::GuestEvent;
 use crate::initramfs::ExtraFiles;
 use crate::qemu::{die_with_parent, ChildGuard, GuestNetwork};
 use crate::VmError;
+use krbd_formats::digest::sha256_hex;
 use krbd_progress::{Listener, Unit};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -215,10 +215,6 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     }
     out.truncate(len);
     out
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
 }
 
 /// Deletes namespaces left by earlier runs of ours whose process is gone (after a crash).

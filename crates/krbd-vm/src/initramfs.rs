@@ -2,10 +2,10 @@
 //! in order and reports over the serial console in lines `KRBD|<kind>|<field>|...` (see
 //! [`crate::guest`]), then powers the machine off.
 
-use crate::cpio::CpioWriter;
 use crate::deps::{PlannedModule, Role};
 use crate::VmError;
 use flate2::{Compression, GzBuilder};
+use krbd_formats::cpio::CpioWriter;
 use std::io::Write;
 use std::path::Path;
 

@@ -1,8 +1,8 @@
 //! Boot-testing a module set on the target's own kernel.
 //!
-//! [`boot::run_boot_test`] takes the target's linux-image package and our modules, builds a
-//! reproducible initramfs ([`cpio`], [`initramfs`]) whose init loads the set in dependency
-//! order ([`deps`]), boots the package's kernel under QEMU/TCG ([`qemu`], via PVH from the
+//! [`boot::run_boot_test`] takes the target's linux-image package ([`linux_image`]) and our
+//! modules, builds a reproducible initramfs ([`initramfs`], a newc cpio written with
+//! krbd-formats) whose init loads the set in dependency order ([`deps`]), boots the package's kernel under QEMU/TCG ([`qemu`], via PVH from the
 //! vmlinux inside the bzImage, [`bzimage`]), and turns the guest's console report
 //! ([`guest`]) into a verdict per module. With a [`cluster::Cluster`] the guest also maps an
 //! RBD image from a throwaway Ceph cluster and pushes I/O through it.
@@ -11,19 +11,18 @@ pub mod agreement;
 pub mod boot;
 pub mod bzimage;
 pub mod cluster;
-pub mod cpio;
 pub mod deps;
 pub mod guest;
 pub mod initramfs;
 pub mod interrupt;
-pub mod kpkg;
+pub mod linux_image;
 pub mod qemu;
 
 pub use boot::{
     load_our_modules, run_boot_test, run_boot_test_with_task, BootReport, BootTestSpec, GuestTask, ModuleVerdict,
 };
 pub use cluster::{Cluster, ClusterSpec};
-pub use kpkg::KernelPackage;
+pub use linux_image::KernelPackage;
 
 use std::path::PathBuf;
 
