@@ -222,8 +222,7 @@ pub fn encode(region: Option<u32>, mut tags: Vec<(u32, Value)>) -> Vec<u8> {
     let mut store = Vec::new();
     for (tag, value) in &tags {
         let (kind, n) = value.kind_and_count();
-        #[allow(clippy::manual_is_multiple_of)] // is_multiple_of needs Rust 1.87; MSRV is 1.85
-        while store.len() % alignment(kind) != 0 {
+        while !store.len().is_multiple_of(alignment(kind)) {
             store.push(0);
         }
         entries.push(IndexEntry { tag: *tag, kind, offset: store.len() as i32, count: n });
