@@ -127,7 +127,7 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
         }
         Inputs::Local { headers_dir } => {
             let headers = Headers::open(headers_dir)?;
-            let sha = krbd_fetch::hash::sha256_file(&headers.symvers(), |_| {})
+            let sha = krbd_formats::digest::sha256_file(&headers.symvers(), |_| {})
                 .map_err(BuildError::io("read", headers.symvers()))?;
             inputs.push(InputRecord {
                 role: "headers-dir".into(),
@@ -177,7 +177,7 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
                     source_path = path.clone();
                     let size = std::fs::metadata(path).map_err(BuildError::io("read", path))?.len();
                     listener.task_start("hash the source tarball", Some(size), krbd_progress::Unit::Bytes);
-                    let sha = krbd_fetch::hash::sha256_file(path, |n| listener.task_progress(n));
+                    let sha = krbd_formats::digest::sha256_file(path, |n| listener.task_progress(n));
                     listener.task_finish();
                     source_sha = sha.map_err(BuildError::io("read", path))?;
                     inputs.push(InputRecord {
@@ -395,7 +395,7 @@ pub fn source_for(cache: &Cache, spec: &SourceSpec, listener: &dyn Listener) -> 
             Ok((dir.clone(), dir.display().to_string()))
         }
         SourceSpec::Archive(path) => {
-            let sha = krbd_fetch::hash::sha256_file(path, |_| {}).map_err(BuildError::io("read", path))?;
+            let sha = krbd_formats::digest::sha256_file(path, |_| {}).map_err(BuildError::io("read", path))?;
             let (dir, _) = cached_subset(cache, path, &sha, listener)?;
             Ok((dir, path.display().to_string()))
         }
@@ -617,7 +617,7 @@ fn publish(
             depends: parsed.info("depends").unwrap_or("").to_string(),
             size: bytes.len() as u64,
             stripped_size: std::fs::metadata(&stripped).map(|m| m.len()).unwrap_or(0),
-            sha256: krbd_fetch::hash::sha256_bytes(&bytes),
+            sha256: krbd_formats::digest::sha256_hex(&bytes),
         });
     }
     let report = make_report(modules);

@@ -5,10 +5,10 @@
 //! files below are written.
 
 use crate::error::BuildError;
-use krbd_fetch::compress::{self, Compression, XzThreads};
 use krbd_fetch::deb::DebArchive;
 use krbd_fetch::extract::{self, Extracted};
 use krbd_fetch::FetchError;
+use krbd_formats::compress::{self, Compression, XzThreads};
 use krbd_progress::{Listener, Unit};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
@@ -96,7 +96,7 @@ pub fn extract_ceph_sources<R: Read>(
         for entry in tar.entries().map_err(corrupt)? {
             let mut entry = entry.map_err(corrupt)?;
             let raw = entry.path().map_err(corrupt)?.into_owned();
-            let rel = match krbd_fetch::archive_path::entry_relative_path(&raw) {
+            let rel = match krbd_formats::archive_path::entry_relative_path(&raw) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(why) => {

@@ -213,7 +213,7 @@ pub fn verify_sha256(file: &std::path::Path, expected: &str, listener: &dyn List
         size,
         Unit::Bytes,
     );
-    let actual = crate::hash::sha256_file(file, |n| listener.task_progress(n));
+    let actual = krbd_formats::digest::sha256_file(file, |n| listener.task_progress(n));
     listener.task_finish();
     let actual = actual.map_err(FetchError::io("read", file))?;
     if !actual.eq_ignore_ascii_case(expected) {

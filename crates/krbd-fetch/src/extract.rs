@@ -1,7 +1,7 @@
 //! Writing archive entries below a folder, safely.
 
-use crate::archive_path::contained_link_target;
 use crate::error::FetchError;
+use krbd_formats::archive_path::{contained_link_target, entry_relative_path, Refusal};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -41,7 +41,7 @@ pub fn write_entry<R: Read>(
             .map_err(corrupt)?
             .ok_or_else(|| corrupt(std::io::Error::other("link without a target")))?
             .into_owned();
-        let unsafe_entry = |why: crate::archive_path::Refusal| FetchError::UnsafeEntry {
+        let unsafe_entry = |why: Refusal| FetchError::UnsafeEntry {
             path: archive.to_path_buf(),
             entry: format!("{} -> {}", rel.display(), link.display()),
             reason: why.to_string(),
@@ -52,9 +52,7 @@ pub fn write_entry<R: Read>(
             std::os::unix::fs::symlink(&to, &target).map_err(FetchError::io("create symlink", &target))?;
         } else {
             // Hard link names are relative to the archive root.
-            let from = crate::archive_path::entry_relative_path(&link)
-                .map_err(unsafe_entry)?
-                .ok_or_else(|| unsafe_entry(crate::archive_path::Refusal::Empty))?;
+            let from = entry_relative_path(&link).map_err(unsafe_entry)?.ok_or_else(|| unsafe_entry(Refusal::Empty))?;
             let from = dest.join(from);
             std::fs::hard_link(&from, &target).map_err(FetchError::io("create hard link", &target))?;
         }

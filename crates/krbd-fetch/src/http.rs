@@ -9,7 +9,8 @@
 
 use crate::cache::Cache;
 use crate::error::FetchError;
-use crate::hash::{sha256_file, KeyHasher};
+use crate::hash::KeyHasher;
+use krbd_formats::digest::sha256_file;
 use krbd_progress::{Listener, Unit};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -176,9 +177,11 @@ fn publish(
     if let Some(parent) = index.parent() {
         std::fs::create_dir_all(parent).map_err(FetchError::io("create cache folder", parent))?;
     }
-    let tmp_index = index.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp_index, &sha).map_err(FetchError::io("write", &tmp_index))?;
-    std::fs::rename(&tmp_index, index).map_err(FetchError::io("write", index))?;
+    krbd_formats::atomic::write_atomic(index, sha.as_bytes()).map_err(|e| FetchError::Io {
+        op: "write",
+        path: e.path,
+        source: e.source,
+    })?;
     Ok(FetchOutcome::Fetched { path, sha256: sha, cached: false })
 }
 

@@ -6,7 +6,6 @@ use crate::host::LoadedModule;
 use crate::InstallError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const JOURNAL_FORMAT: u32 = 1;
@@ -230,18 +229,11 @@ impl Journal {
     }
 }
 
-/// Writes `path` so that it holds either the old or the new bytes after a crash.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), InstallError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()));
-    let what = || format!("write {}", path.display());
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(InstallError::io(what()))?;
-        f.write_all(bytes).map_err(InstallError::io(what()))?;
-        f.sync_all().map_err(InstallError::io(what()))?;
-    }
-    std::fs::rename(&tmp, path).map_err(InstallError::io(what()))?;
-    sync_dir(dir)
+/// Writes `path` so that it holds either the old or the new bytes after a crash
+/// (krbd-formats' [`krbd_formats::atomic::write_atomic`]).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), InstallError> {
+    krbd_formats::atomic::write_atomic(path, bytes)
+        .map_err(|e| InstallError::Io { what: format!("{} {}", e.step, e.path.display()), source: e.source })
 }
 
 /// Copies `from` to `to` atomically (temporary name in `to`'s folder, fsync, rename).
@@ -255,8 +247,7 @@ pub fn copy_atomic(from: &Path, to: &Path) -> Result<(), InstallError> {
 }
 
 pub fn sync_dir(dir: &Path) -> Result<(), InstallError> {
-    let f = std::fs::File::open(dir).map_err(InstallError::io(format!("open {}", dir.display())))?;
-    f.sync_all().map_err(InstallError::io(format!("fsync {}", dir.display())))
+    krbd_formats::atomic::sync_dir(dir).map_err(InstallError::io(format!("fsync {}", dir.display())))
 }
 
 #[cfg(test)]

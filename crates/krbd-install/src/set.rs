@@ -4,7 +4,6 @@
 use crate::InstallError;
 use krbd_kmod::KernelModule;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// The set's modules in load order (libceph first: ceph and rbd import from it).
@@ -124,9 +123,9 @@ pub fn gnu_build_id(notes: &[u8]) -> Option<String> {
     None
 }
 
+/// The SHA-256 of a file (krbd-formats' [`krbd_formats::digest::sha256_file`]).
 pub fn sha256_file(path: &Path) -> Result<String, InstallError> {
-    let data = std::fs::read(path).map_err(InstallError::io(format!("read {}", path.display())))?;
-    Ok(hex::encode(Sha256::digest(&data)))
+    krbd_formats::digest::sha256_file(path, |_| {}).map_err(InstallError::io(format!("read {}", path.display())))
 }
 
 /// The release part of a vermagic string (its first word).
@@ -176,7 +175,7 @@ impl ShippedSet {
                 )));
             }
             let bytes = std::fs::read(&path).map_err(InstallError::io(format!("read {}", path.display())))?;
-            let sha256 = hex::encode(Sha256::digest(&bytes));
+            let sha256 = krbd_formats::digest::sha256_hex(&bytes);
             let parsed = KernelModule::parse(&bytes).map_err(|e| InstallError::SetModule {
                 path: path.clone(),
                 reason: format!("not a usable kernel module: {e}"),

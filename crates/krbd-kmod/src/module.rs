@@ -1,5 +1,6 @@
 //! One `.ko` file, parsed the way the kernel's loader reads it.
 
+use krbd_formats::compress::{self, Streams};
 use object::read::elf::{ElfFile64, FileHeader};
 use object::{Object, ObjectSection, ObjectSymbol, SectionIndex, SymbolSection};
 use serde::Serialize;
@@ -31,8 +32,13 @@ pub enum ModuleError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot decompress {path} ({format}): {reason}; check that the file is complete")]
-    Decompress { path: String, format: &'static str, reason: String },
+    #[error("cannot decompress {path} ({format}): {source}; check that the file is complete")]
+    Decompress {
+        path: String,
+        format: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// One entry of `__versions` (or of the extended version tables): the CRC of `name` that
@@ -472,25 +478,14 @@ pub fn split_signature(data: &[u8]) -> Result<(&[u8], Option<ModuleSignature>), 
     ))
 }
 
-/// Decompresses a module image by its magic bytes; returns uncompressed input unchanged.
+/// Decompresses a module image by its magic bytes (krbd-formats' one decompressor);
+/// returns uncompressed input unchanged.
 pub fn decompress(raw: &[u8], path: &Path) -> Result<Vec<u8>, ModuleError> {
-    use std::io::Read;
-    let fail = |format: &'static str, e: std::io::Error| ModuleError::Decompress {
+    compress::decompress(raw, Streams::All).map_err(|e| ModuleError::Decompress {
         path: path.display().to_string(),
-        format,
-        reason: e.to_string(),
-    };
-    let mut out = Vec::new();
-    if raw.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        liblzma::read::XzDecoder::new_multi_decoder(raw).read_to_end(&mut out).map_err(|e| fail("xz", e))?;
-    } else if raw.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        zstd::stream::read::Decoder::new(raw).and_then(|mut d| d.read_to_end(&mut out)).map_err(|e| fail("zstd", e))?;
-    } else if raw.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::GzDecoder::new(raw).read_to_end(&mut out).map_err(|e| fail("gzip", e))?;
-    } else {
-        return Ok(raw.to_vec());
-    }
-    Ok(out)
+        format: e.compression.name(),
+        source: e.source,
+    })
 }
 
 fn parse_modinfo(data: &[u8]) -> Vec<(String, String)> {

@@ -1,9 +1,11 @@
-//! A binary .deb: an ar archive of `debian-binary`, `control.tar.*` and `data.tar.*`.
+//! A binary .deb: its control and data tars, put into the ar container by krbd-formats'
+//! [`write_deb`].
 
 use crate::error::ShipError;
 use crate::input::BuildSet;
 use crate::layout::{self, Naming};
 use crate::{compress, tar_dir, tar_file, tar_parents, Compression};
+use krbd_formats::deb::{write_deb, TarMember};
 use md5::{Digest as _, Md5};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -35,6 +37,21 @@ fn indent(s: &str) -> String {
     s.lines().map(|l| format!("        {l}\n")).collect()
 }
 
+/// `data.tar`: every file under `./`, each folder on the way with its own entry.
+fn data_tar(files: &[(String, Vec<u8>)], mtime: u32) -> Result<Vec<u8>, ShipError> {
+    let io = |what: &'static str| ShipError::io(what, Path::new("the .deb"));
+    let mut data = tar::Builder::new(Vec::new());
+    let mut seen = BTreeSet::new();
+    tar_dir(&mut data, "./", mtime).map_err(io("write data.tar of"))?;
+    seen.insert("./".to_string());
+    for (path, bytes) in files {
+        let rel = format!(".{path}");
+        tar_parents(&mut data, &rel, &mut seen, mtime).map_err(io("write data.tar of"))?;
+        tar_file(&mut data, &rel, 0o644, bytes, mtime).map_err(io("write data.tar of"))?;
+    }
+    data.into_inner().map_err(io("finish data.tar of"))
+}
+
 pub fn build_deb(
     set: &BuildSet,
     compression: Compression,
@@ -51,17 +68,7 @@ pub fn build_deb(
         set.modules.iter().map(|m| (layout::module_path(release, &m.file_name()), m.bytes.clone())).collect();
     files.push((format!("{}/build-report.json", layout::doc_dir(&package)), set.report_bytes.clone()));
 
-    // data.tar
-    let mut data = tar::Builder::new(Vec::new());
-    let mut seen = BTreeSet::new();
-    tar_dir(&mut data, "./", mtime).map_err(io("write data.tar of"))?;
-    seen.insert("./".to_string());
-    for (path, bytes) in &files {
-        let rel = format!(".{path}");
-        tar_parents(&mut data, &rel, &mut seen, mtime).map_err(io("write data.tar of"))?;
-        tar_file(&mut data, &rel, 0o644, bytes, mtime).map_err(io("write data.tar of"))?;
-    }
-    let data_tar = data.into_inner().map_err(io("finish data.tar of"))?;
+    let data_tar = data_tar(&files, mtime)?;
 
     // control.tar
     let installed_kib: u64 = files.iter().map(|(_, b)| (b.len() as u64).div_ceil(1024)).sum();
@@ -110,18 +117,13 @@ pub fn build_deb(
     let control_tar = ctl.into_inner().map_err(io("finish control.tar of"))?;
 
     let ext = compression.extension();
-    let mut ar = ar::Builder::new(Vec::new());
-    for (name, bytes) in [
-        ("debian-binary".to_string(), b"2.0\n".to_vec()),
-        (format!("control.tar.{ext}"), compress(&control_tar, compression)?),
-        (format!("data.tar.{ext}"), compress(&data_tar, compression)?),
-    ] {
-        let mut h = ar::Header::new(name.into_bytes(), bytes.len() as u64);
-        h.set_mtime(mtime as u64);
-        h.set_mode(0o100644);
-        ar.append(&h, &bytes[..]).map_err(io("write the ar archive of"))?;
-    }
-    let out = ar.into_inner().map_err(io("finish the ar archive of"))?;
+    let (control_name, data_name) = (format!("control.tar.{ext}"), format!("data.tar.{ext}"));
+    let out = write_deb(
+        TarMember { name: &control_name, bytes: &compress(&control_tar, compression)? },
+        TarMember { name: &data_name, bytes: &compress(&data_tar, compression)? },
+        mtime.into(),
+    )
+    .map_err(io("write the ar archive of"))?;
     Ok((
         out,
         DebMetadata {

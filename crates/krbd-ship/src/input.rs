@@ -3,8 +3,8 @@
 use crate::error::ShipError;
 use krbd_build::kbuild::MODULES;
 use krbd_build::report::BuildReport;
+use krbd_formats::digest::sha256_hex;
 use krbd_kmod::KernelModule;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -207,8 +207,4 @@ impl BuildSet {
 /// The module's GNU build-id note (kept by `strip --strip-debug`).
 pub fn build_id(m: &KernelModule) -> Option<Vec<u8>> {
     m.section(".note.gnu.build-id").filter(|d| !d.is_empty()).map(|d| d.to_vec())
-}
-
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
 }

@@ -164,11 +164,11 @@ pub fn package(
         }
     };
     let path = opts.out_dir.join(&file_name);
-    write_atomic(&path, &bytes)?;
+    write_into_place(&path, &bytes)?;
     Ok(PackageOutcome {
         format: opts.format,
         size: bytes.len() as u64,
-        sha256: input::sha256_hex(&bytes),
+        sha256: krbd_formats::digest::sha256_hex(&bytes),
         path,
         name,
         version,
@@ -179,20 +179,16 @@ pub fn package(
     })
 }
 
-/// Writes `path` through a sibling temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ShipError> {
+/// Writes `path` atomically (krbd-formats' [`krbd_formats::atomic::write_atomic`]: a
+/// sibling temporary file, fsync, rename, fsync of the folder), creating its folder first.
+fn write_into_place(path: &Path, bytes: &[u8]) -> Result<(), ShipError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(ShipError::io("create folder", dir))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(ShipError::io("write", path)(e));
-    }
-    Ok(())
+    krbd_formats::atomic::write_atomic(path, bytes).map_err(|e| ShipError::Io {
+        action: e.step,
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// A tar builder entry with fixed owner and time.

@@ -6,9 +6,10 @@
 //! - `README`: the one command to run.
 
 use crate::error::ShipError;
-use crate::input::{sha256_hex, BuildSet};
+use crate::input::BuildSet;
 use crate::layout::{self, Naming};
 use crate::{compress, tar_dir, tar_file, Compression};
+use krbd_formats::digest::sha256_hex;
 use std::path::Path;
 
 pub const MANIFEST: &str = "MANIFEST.sha256";
@@ -43,8 +44,8 @@ fn readme(set: &BuildSet, has_installer: bool) -> String {
 
 /// Checks an installer binary before shipping it.
 fn read_installer(path: &Path) -> Result<Vec<u8>, ShipError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| ShipError::BadInstaller { path: path.to_path_buf(), reason: e.to_string() })?;
+    let bytes =
+        std::fs::read(path).map_err(|e| ShipError::BadInstaller { path: path.to_path_buf(), reason: e.to_string() })?;
     if !bytes.starts_with(b"\x7fELF") {
         return Err(ShipError::BadInstaller {
             path: path.to_path_buf(),

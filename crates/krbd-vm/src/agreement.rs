@@ -25,7 +25,7 @@ use crate::boot::{guest_release, io_err, kernel_for_boot, prepare_host, read_ker
 use crate::deps::{plan_load_order, OurModule, Role};
 use crate::guest::{strip_timestamp, GuestEvent};
 use crate::initramfs::{self, ExtraFiles};
-use crate::kpkg::KernelPackage;
+use crate::linux_image::KernelPackage;
 use crate::qemu;
 use crate::{IoAction, VmError};
 use krbd_kmod::corpus::{bootable_cases, CorpusCase, CorpusError, CorpusSource, SOURCE_MODULES};
@@ -33,7 +33,7 @@ use krbd_kmod::loader::{check_set, LogLevel, Outcome, SetOptions, Target};
 use krbd_kmod::{load_target, KernelModule, TargetSpec};
 use krbd_progress::{Listener, Silent};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use krbd_formats::digest::sha256_hex;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -316,7 +316,7 @@ fn plan_case_load(
             .iter()
             .find(|m| m.name == v.module)
             .ok_or_else(|| VmError::CorpusModuleUnknown { case: case.name.to_string(), module: v.module.clone() })?;
-        let path = format!("lib/modules/c-{}.ko", &hex::encode(Sha256::digest(&m.bytes))[..16]);
+        let path = format!("lib/modules/c-{}.ko", &sha256_hex(&m.bytes)[..16]);
         files.entry(path.clone()).or_insert_with(|| m.bytes.clone());
         load.push((m.name.clone(), path));
     }

@@ -4,7 +4,7 @@ use crate::cluster::{Cluster, ClusterReport, GuestSession};
 use crate::deps::{plan_load_order, OurModule, PlannedModule, Role};
 use crate::guest::{last_report, parse_log, strip_timestamp, taint_flags, GuestEvent};
 use crate::initramfs::{self, ExtraFiles};
-use crate::kpkg::{decompress_module, module_name_of, KernelPackage};
+use crate::linux_image::{decompress_module, module_name_of, KernelPackage};
 use crate::qemu::{self, GuestNetwork, QemuSpec};
 use crate::{IoAction, VmError};
 use krbd_kmod::KernelModule;

@@ -11,7 +11,7 @@ use crate::VmError;
 use object::elf::{FileHeader64, PT_NOTE};
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::Endianness;
-use std::io::Read;
+use krbd_formats::compress::{self, Compression, Streams};
 
 /// Xen's ELF note type for the 32-bit PVH entry point; QEMU boots an ELF kernel through it.
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
@@ -45,18 +45,11 @@ pub enum BzImageError {
 /// Decompresses the kernel payload of a bzImage into the ELF vmlinux.
 pub fn extract_vmlinux(bzimage: &[u8]) -> Result<Vec<u8>, VmError> {
     let payload = payload_of(bzimage)?;
-    let mut out = Vec::new();
-    let result = if payload.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        // The build appends the uncompressed size (4 bytes) after the frame: read one frame only.
-        zstd::stream::read::Decoder::new(payload).map(|d| d.single_frame()).and_then(|mut d| d.read_to_end(&mut out))
-    } else if payload.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        liblzma::read::XzDecoder::new(payload).read_to_end(&mut out)
-    } else if payload.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::GzDecoder::new(payload).read_to_end(&mut out)
-    } else {
+    if Compression::sniff(payload) == Compression::None {
         return Err(BzImageError::UnsupportedCompression { magic: payload[..payload.len().min(6)].to_vec() }.into());
-    };
-    result.map_err(|source| BzImageError::Decompression { source })?;
+    }
+    // The build appends the uncompressed size (4 bytes) after the stream: read one only.
+    let out = compress::decompress(payload, Streams::First).map_err(|e| BzImageError::Decompression { source: e.source })?;
     if !out.starts_with(b"\x7fELF") {
         return Err(BzImageError::NotElf.into());
     }

@@ -3,7 +3,7 @@
 //! not from a hand-written list. busybox's insmod knows nothing about dependencies, so the
 //! initramfs loads exactly this order.
 
-use crate::kpkg::KernelPackage;
+use crate::linux_image::KernelPackage;
 use crate::VmError;
 use krbd_kmod::KernelModule;
 use krbd_progress::Listener;

@@ -3,10 +3,10 @@
 //! [`crate::guest`]), then powers the machine off. The fixed parts of the init script are
 //! `src/guest/boot-init-*.sh`.
 
-use crate::cpio::CpioWriter;
 use crate::deps::{PlannedModule, Role};
 use crate::{BusyboxProblem, VmError};
 use flate2::{Compression, GzBuilder};
+use krbd_formats::cpio::CpioWriter;
 use std::io::Write;
 use std::path::Path;
 

@@ -1,8 +1,8 @@
 //! Boot-testing a module set on the target's own kernel.
 //!
-//! [`boot::run_boot_test`] takes the target's linux-image package and our modules, builds a
-//! reproducible initramfs ([`cpio`], [`initramfs`]) whose init loads the set in dependency
-//! order ([`deps`]), boots the package's kernel under QEMU/TCG ([`qemu`], via PVH from the
+//! [`boot::run_boot_test`] takes the target's linux-image package ([`linux_image`]) and our
+//! modules, builds a reproducible initramfs ([`initramfs`], a newc cpio written with
+//! krbd-formats) whose init loads the set in dependency order ([`deps`]), boots the package's kernel under QEMU/TCG ([`qemu`], via PVH from the
 //! vmlinux inside the bzImage, [`bzimage`]), and turns the guest's console report
 //! ([`guest`], typed [`guest::GuestEvent`]s) into a verdict per module. With a
 //! [`cluster::Cluster`] the guest also maps an RBD image from a throwaway Ceph cluster and
@@ -18,13 +18,12 @@ pub mod agreement;
 pub mod boot;
 pub mod bzimage;
 pub mod cluster;
-pub mod cpio;
 pub mod deps;
 pub mod error;
 pub mod guest;
 pub mod initramfs;
 pub mod interrupt;
-pub mod kpkg;
+pub mod linux_image;
 pub mod process;
 pub mod qemu;
 
@@ -33,5 +32,5 @@ pub use boot::{
 };
 pub use cluster::{Cluster, ClusterSpec};
 pub use error::{BusyboxProblem, ClusterFailure, ClusterStep, IoAction, VmError, VmErrorKind};
-pub use kpkg::KernelPackage;
+pub use linux_image::KernelPackage;
 pub use process::CommandError;

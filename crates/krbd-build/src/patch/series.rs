@@ -102,14 +102,14 @@ impl Series {
             let patch =
                 PatchFile::parse(&text).map_err(|source| SeriesError::Malformed { patch: path.clone(), source })?;
             for f in &patch.files {
-                let ok = matches!(krbd_fetch::archive_path::entry_relative_path(Path::new(f.target())), Ok(Some(_)));
+                let ok = matches!(krbd_formats::archive_path::entry_relative_path(Path::new(f.target())), Ok(Some(_)));
                 if !ok {
                     return Err(SeriesError::UnsafePath { patch: name.to_string(), file: f.target().to_string() });
                 }
             }
             patches.push(SeriesPatch {
                 file_name: name.to_string(),
-                sha256: krbd_fetch::hash::sha256_bytes(&bytes),
+                sha256: krbd_formats::digest::sha256_hex(&bytes),
                 patch,
             });
         }

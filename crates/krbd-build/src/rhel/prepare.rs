@@ -11,11 +11,11 @@ use crate::report::InputRecord;
 use crate::source;
 use crate::sysroot::Headers;
 use krbd_fetch::cache::Cache;
-use krbd_fetch::compress::Compression;
 use krbd_fetch::hash::KeyHasher;
 use krbd_fetch::http::{self, FetchOutcome};
 use krbd_fetch::rpm::{RpmKeyring, RpmPackage, SignatureStatus};
 use krbd_fetch::FetchError;
+use krbd_formats::compress::Compression;
 use krbd_progress::Listener;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -197,7 +197,7 @@ fn unreachable_inputs(release: &str) -> Result<PathBuf, BuildError> {
 }
 
 fn sha(path: &Path) -> Result<String, BuildError> {
-    krbd_fetch::hash::sha256_file(path, |_| {}).map_err(BuildError::io("read", path))
+    krbd_formats::digest::sha256_file(path, |_| {}).map_err(BuildError::io("read", path))
 }
 
 /// The name the package is known by: its download name, or its NVRA for cache files.
@@ -399,7 +399,7 @@ fn prep_series(
         outcomes.push(outcome("applied", touched));
         patches.push(SeriesPatch {
             file_name: step.name.clone(),
-            sha256: krbd_fetch::hash::sha256_bytes(bytes),
+            sha256: krbd_formats::digest::sha256_hex(bytes),
             patch: parsed,
         });
     }

@@ -14,7 +14,7 @@ fn setup(cut: Option<u64>) -> (tempfile::TempDir, Cache, StaticServer, String) {
     std::fs::write(www.join("kernel.rpm"), payload()).unwrap();
     let cache = Cache::open(dir.path().join("cache")).unwrap();
     let server = StaticServer::start(&dir.path().join("www"), cut);
-    let sha = crate::hash::sha256_bytes(&payload());
+    let sha = krbd_formats::digest::sha256_hex(&payload());
     (dir, cache, server, sha)
 }
 

@@ -1,11 +1,12 @@
 //! RPM packages (binary and source), read without `rpm`.
 //!
-//! The file is laid out as the format is, and so is this module:
-//! - [`lead`]: 96 bytes, mostly historic.
-//! - the signature header ([`header`] structure, padded to 8 bytes): sizes and digests
-//!   ([`tags::SignatureInfo`]), OpenPGP signatures.
+//! The file is laid out as the format is (krbd-formats' [`krbd_formats::rpm`] knows the lead,
+//! the header structure and the tags), and this module reads it in that order:
+//! - the lead: 96 bytes, mostly historic.
+//! - the signature header (padded to 8 bytes): sizes and digests ([`info::SignatureInfo`]),
+//!   OpenPGP signatures.
 //! - the main header: name, version, requires/provides, the file list, how the payload is
-//!   compressed ([`tags::RpmInfo`]).
+//!   compressed ([`info::RpmInfo`]).
 //! - the payload ([`payload`]): a compressed cpio newc stream, read entry by entry.
 //!
 //! Opening reads and checks the headers (and the SHA-256 of the main header when the
@@ -13,25 +14,25 @@
 //! to the end also checks the payload digest (rpm >= 4.14) and the legacy MD5 over header
 //! and payload. OpenPGP signatures are checked against a given key by [`signature`].
 
-pub mod header;
-pub mod lead;
+pub mod info;
 pub mod payload;
 pub mod signature;
-pub mod tags;
 
-use crate::archive_path::{contained_link_target, entry_relative_path};
 use crate::error::FetchError;
 use crate::extract::Extracted;
-use header::Header;
+pub use info::{Dependency, FileInfo, RpmInfo, SignatureInfo};
+use krbd_formats::archive_path::{contained_link_target, entry_relative_path};
+use krbd_formats::cpio::{CpioHeader, CpioReader, EntryKind};
+use krbd_formats::rpm::header::{self, Header};
+use krbd_formats::rpm::{lead, tag};
 use md5::Md5;
-use payload::{CpioHeader, CpioReader, EntryKind, PayloadCompressor};
+use payload::PayloadCompressor;
 use sha2::{Digest, Sha256, Sha512};
 pub use signature::{PackageSignature, RpmKeyring, SignatureStatus};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-pub use tags::{Dependency, FileInfo, RpmInfo, SignatureInfo};
 
 /// An RPM on disk, its headers read and checked.
 #[derive(Debug, Clone)]
@@ -103,13 +104,13 @@ impl RpmPackage {
         let mut lead_bytes = [0u8; lead::LEAD_SIZE];
         r.read_exact(&mut lead_bytes)
             .map_err(|_| not_rpm(format!("shorter than the {}-byte lead", lead::LEAD_SIZE)))?;
-        let lead = lead::parse(&lead_bytes).map_err(not_rpm)?;
-        let sig = Header::read(&mut r).map_err(|e| corrupt("signature header", e))?;
-        let padding = (8 - sig.len() % 8) % 8;
+        let lead = lead::parse(&lead_bytes).map_err(|e| not_rpm(e.to_string()))?;
+        let sig = Header::read(&mut r).map_err(|e| corrupt("signature header", e.to_string()))?;
+        let padding = header::signature_padding(sig.len());
         let mut pad = [0u8; 8];
         r.read_exact(&mut pad[..padding]).map_err(|e| corrupt("signature header", format!("padding: {e}")))?;
         let header_offset = (lead::LEAD_SIZE + sig.len() + padding) as u64;
-        let header = Header::read(&mut r).map_err(|e| corrupt("header", e))?;
+        let header = Header::read(&mut r).map_err(|e| corrupt("header", e.to_string()))?;
         let payload_offset = header_offset + header.len() as u64;
         let signature = SignatureInfo::from_header(&sig);
         let info = RpmInfo::from_header(&header).map_err(|e| corrupt("header", e))?;
@@ -162,7 +163,7 @@ impl RpmPackage {
     /// Checks the signature header's SHA-256 of the main header. `Ok(false)`: there is none.
     fn check_header_digest(&self) -> Result<bool, FetchError> {
         let Some(expected) = &self.signature.sha256 else { return Ok(false) };
-        let actual = crate::hash::sha256_bytes(&self.header.raw);
+        let actual = krbd_formats::digest::sha256_hex(&self.header.raw);
         if &actual != expected {
             return Err(FetchError::DigestMismatch {
                 path: self.path.clone(),
@@ -188,7 +189,7 @@ impl RpmPackage {
         };
         let mut file = File::open(&self.path).map_err(FetchError::io("open", &self.path))?;
         file.seek(SeekFrom::Start(self.payload_offset)).map_err(FetchError::io("seek", &self.path))?;
-        let algo = self.info.payload_digest_algo.unwrap_or(tags::HASH_SHA256);
+        let algo = self.info.payload_digest_algo.unwrap_or(tag::HASH_SHA256.into());
         let payload_digest = self.info.payload_digest.as_ref().map(|_| (algo, Sha256::new(), Sha512::new()));
         let md5 = self.signature.md5.as_ref().map(|_| {
             let mut m = Md5::new();
@@ -230,7 +231,7 @@ impl RpmPackage {
     pub fn verify(&self) -> Result<DigestsChecked, FetchError> {
         let mut file = File::open(&self.path).map_err(FetchError::io("open", &self.path))?;
         file.seek(SeekFrom::Start(self.payload_offset)).map_err(FetchError::io("seek", &self.path))?;
-        let algo = self.info.payload_digest_algo.unwrap_or(tags::HASH_SHA256);
+        let algo = self.info.payload_digest_algo.unwrap_or(tag::HASH_SHA256.into());
         let mut hashing = Digesting {
             inner: BufReader::with_capacity(1 << 20, file),
             payload: self.info.payload_digest.as_ref().map(|_| (algo, Sha256::new(), Sha512::new())),
@@ -247,13 +248,13 @@ impl RpmPackage {
     fn finish_digests<R>(&self, hashing: Digesting<R>) -> Result<DigestsChecked, FetchError> {
         let mut checked = DigestsChecked { header_sha256: self.signature.sha256.is_some(), ..Default::default() };
         if let (Some(expected), Some((algo, sha256, sha512))) = (&self.info.payload_digest, hashing.payload) {
-            let actual = match algo {
-                tags::HASH_SHA256 => hex::encode(sha256.finalize()),
-                tags::HASH_SHA512 => hex::encode(sha512.finalize()),
-                other => {
+            let actual = match u32::try_from(algo) {
+                Ok(tag::HASH_SHA256) => hex::encode(sha256.finalize()),
+                Ok(tag::HASH_SHA512) => hex::encode(sha512.finalize()),
+                _ => {
                     return Err(FetchError::UnsupportedRpm {
                         path: self.path.clone(),
-                        reason: format!("payload digest algorithm {other} (SHA-256 and SHA-512 are read)"),
+                        reason: format!("payload digest algorithm {algo} (SHA-256 and SHA-512 are read)"),
                     })
                 }
             };

@@ -13,9 +13,9 @@
 //! another key is told apart without asking gpgv, and unverified packages can still say
 //! who signed them.
 
-use super::tags::{SIG_DSA, SIG_GPG, SIG_PGP, SIG_RSA};
 use super::RpmPackage;
 use crate::error::FetchError;
+use krbd_formats::rpm::tag::{SIG_DSA, SIG_GPG, SIG_PGP, SIG_RSA};
 use serde::{Deserialize, Serialize};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};

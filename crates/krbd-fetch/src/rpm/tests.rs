@@ -1,13 +1,18 @@
 //! RPMs assembled here byte by byte (lead, signature header, header, cpio payload), so
 //! each part can be damaged on purpose. Real rpmbuild output is read in tests/rpm_real.rs.
 
-use super::header::tests::encode;
-use super::payload::tests::newc;
 use super::*;
+use krbd_formats::cpio::CpioWriter;
+use krbd_formats::digest::sha256_hex;
+use krbd_formats::rpm::header::{encode, Value};
 use std::io::Write;
 
-fn strings(v: &[&str]) -> Vec<u8> {
-    v.iter().flat_map(|s| s.bytes().chain([0])).collect()
+fn strs(v: &[&str]) -> Value {
+    Value::StringArray(v.iter().map(|s| s.to_string()).collect())
+}
+
+fn string(s: &str) -> Value {
+    Value::String(s.to_string())
 }
 
 struct Built {
@@ -22,43 +27,57 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
+/// A newc archive of (name, mode, data) entries, by the entries' file types.
+fn newc(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
+    let mut w = CpioWriter::new(Vec::new());
+    for (name, mode, data) in files {
+        match mode & 0o170000 {
+            0o040000 => w.directory(name, *mode),
+            0o120000 => w.symlink(name, std::str::from_utf8(data).unwrap()),
+            _ => w.file(name, *mode, data),
+        }
+        .unwrap();
+    }
+    w.finish().unwrap()
+}
+
 /// A binary package of `files` (name, mode, data), gzip payload, with SHA-256 header
 /// digest, payload digest and MD5.
 fn build(files: &[(&str, u32, &[u8])]) -> Built {
     let payload = gzip(&newc(files));
     let names: Vec<&str> = files.iter().map(|f| f.0.trim_start_matches('.')).collect();
-    let header = encode(&[
-        (tags::NAME, 6, 1, b"kernel-devel\0".to_vec()),
-        (tags::VERSION, 6, 1, b"3.10.0\0".to_vec()),
-        (tags::RELEASE, 6, 1, b"957.el7\0".to_vec()),
-        (tags::ARCH, 6, 1, b"x86_64\0".to_vec()),
-        (tags::OLDFILENAMES, 8, names.len() as u32, strings(&names)),
-        (tags::SOURCERPM, 6, 1, b"kernel-3.10.0-957.el7.src.rpm\0".to_vec()),
-        (tags::PROVIDENAME, 8, 1, strings(&["kernel-devel-x86_64"])),
-        (tags::PROVIDEFLAGS, 4, 1, 8u32.to_be_bytes().to_vec()),
-        (tags::PROVIDEVERSION, 8, 1, strings(&["3.10.0-957.el7"])),
-        (tags::PAYLOADFORMAT, 6, 1, b"cpio\0".to_vec()),
-        (tags::PAYLOADCOMPRESSOR, 6, 1, b"gzip\0".to_vec()),
-        (tags::PAYLOADDIGEST, 8, 1, strings(&[&crate::hash::sha256_bytes(&payload)])),
-        (tags::PAYLOADDIGESTALGO, 4, 1, 8u32.to_be_bytes().to_vec()),
-    ]);
+    let header = encode(
+        None,
+        vec![
+            (tag::NAME, string("kernel-devel")),
+            (tag::VERSION, string("3.10.0")),
+            (tag::RELEASE, string("957.el7")),
+            (tag::ARCH, string("x86_64")),
+            (tag::OLDFILENAMES, strs(&names)),
+            (tag::SOURCERPM, string("kernel-3.10.0-957.el7.src.rpm")),
+            (tag::PROVIDENAME, strs(&["kernel-devel-x86_64"])),
+            (tag::PROVIDEFLAGS, Value::Int32(vec![tag::SENSE_EQUAL])),
+            (tag::PROVIDEVERSION, strs(&["3.10.0-957.el7"])),
+            (tag::PAYLOADFORMAT, string("cpio")),
+            (tag::PAYLOADCOMPRESSOR, string("gzip")),
+            (tag::PAYLOADDIGEST, strs(&[&sha256_hex(&payload)])),
+            (tag::PAYLOADDIGESTALGO, Value::Int32(vec![tag::HASH_SHA256])),
+        ],
+    );
     let mut md5 = Md5::new();
     md5.update(&header);
     md5.update(&payload);
-    let sig = encode(&[
-        (tags::SIG_SHA256, 6, 1, strings(&[&crate::hash::sha256_bytes(&header)])),
-        (tags::SIG_SIZE, 4, 1, ((header.len() + payload.len()) as u32).to_be_bytes().to_vec()),
-        (tags::SIG_MD5, 7, 16, md5.finalize().to_vec()),
-    ]);
-    let mut lead = [0u8; lead::LEAD_SIZE];
-    lead[..4].copy_from_slice(&[0xed, 0xab, 0xee, 0xdb]);
-    lead[4] = 3;
-    lead[78..80].copy_from_slice(&5u16.to_be_bytes());
-    let mut bytes = lead.to_vec();
+    let sig = encode(
+        None,
+        vec![
+            (tag::SIG_SHA256, string(&sha256_hex(&header))),
+            (tag::SIG_SIZE, Value::Int32(vec![(header.len() + payload.len()) as u32])),
+            (tag::SIG_MD5, Value::Bin(md5.finalize().to_vec())),
+        ],
+    );
+    let mut bytes = lead::Lead::binary("kernel-devel-3.10.0-957.el7").to_bytes().to_vec();
     bytes.extend(&sig);
-    while bytes.len() % 8 != 0 {
-        bytes.push(0);
-    }
+    bytes.resize(bytes.len() + header::signature_padding(sig.len()), 0);
     let header_offset = bytes.len();
     bytes.extend(&header);
     let payload_offset = bytes.len();

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use assert_cmd::Command;
-use krbd_fetch::compress::{self, Compression, XzThreads};
 use krbd_fetch::deb::DebArchive;
+use krbd_formats::compress::{self, Compression, XzThreads};
 use serde_json::Value;
 use std::io::Read;
 use std::path::{Path, PathBuf};

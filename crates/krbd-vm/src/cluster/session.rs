@@ -10,7 +10,7 @@ use crate::qemu::GuestNetwork;
 use crate::{ClusterFailure, ClusterStep, VmError};
 use krbd_progress::Listener;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use krbd_formats::digest::sha256_hex;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
@@ -69,10 +69,6 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     }
     out.truncate(len);
     out
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
 }
 
 impl Cluster {

@@ -1,51 +1,9 @@
-//! The tags krbd-forge reads, and the typed view of a main header.
+//! The typed views of the main header ([`RpmInfo`]) and the signature header
+//! ([`SignatureInfo`]): the tags krbd-forge reads, decoded.
 
-use super::header::Header;
+use krbd_formats::rpm::header::Header;
+use krbd_formats::rpm::tag::*;
 use serde::Serialize;
-
-// Main header tags (rpmtag.h numbering).
-pub const NAME: u32 = 1000;
-pub const VERSION: u32 = 1001;
-pub const RELEASE: u32 = 1002;
-pub const EPOCH: u32 = 1003;
-pub const FILESIZES: u32 = 1028;
-pub const FILEMODES: u32 = 1030;
-pub const FILEDIGESTS: u32 = 1035;
-pub const FILELINKTOS: u32 = 1036;
-pub const ARCH: u32 = 1022;
-pub const OLDFILENAMES: u32 = 1027;
-pub const SOURCERPM: u32 = 1044;
-pub const PROVIDENAME: u32 = 1047;
-pub const REQUIREFLAGS: u32 = 1048;
-pub const REQUIRENAME: u32 = 1049;
-pub const REQUIREVERSION: u32 = 1050;
-pub const PROVIDEFLAGS: u32 = 1112;
-pub const PROVIDEVERSION: u32 = 1113;
-pub const DIRINDEXES: u32 = 1116;
-pub const BASENAMES: u32 = 1117;
-pub const DIRNAMES: u32 = 1118;
-pub const PAYLOADFORMAT: u32 = 1124;
-pub const PAYLOADCOMPRESSOR: u32 = 1125;
-pub const FILEDIGESTALGO: u32 = 5011;
-pub const PAYLOADDIGEST: u32 = 5092;
-pub const PAYLOADDIGESTALGO: u32 = 5093;
-
-// Signature header tags.
-pub const SIG_SIZE: u32 = 1000;
-pub const SIG_PGP: u32 = 1002;
-pub const SIG_MD5: u32 = 1004;
-pub const SIG_GPG: u32 = 1005;
-pub const SIG_PAYLOADSIZE: u32 = 1007;
-pub const SIG_DSA: u32 = 267;
-pub const SIG_RSA: u32 = 268;
-pub const SIG_SHA1: u32 = 269;
-pub const SIG_LONGSIZE: u32 = 270;
-pub const SIG_SHA256: u32 = 273;
-
-/// OpenPGP hash algorithm numbers, as `PAYLOADDIGESTALGO` and `FILEDIGESTALGO` use them.
-pub const HASH_MD5: u64 = 1;
-pub const HASH_SHA256: u64 = 8;
-pub const HASH_SHA512: u64 = 10;
 
 /// A `Requires:` or `Provides:` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -126,15 +84,7 @@ fn dependencies(h: &Header, names: u32, flags: u32, versions: u32) -> Vec<Depend
         .map(|(i, name)| {
             let flag = f.get(i).copied().unwrap_or(0);
             let version = v.get(i).cloned().unwrap_or_default();
-            // RPMSENSE_LESS 2, GREATER 4, EQUAL 8.
-            let op = match flag & 0xe {
-                2 => "<",
-                4 => ">",
-                8 => "=",
-                10 => "<=",
-                12 => ">=",
-                _ => "",
-            };
+            let op = sense_operator(flag as u32);
             let constraint =
                 if op.is_empty() || version.is_empty() { String::new() } else { format!("{op} {version}") };
             Dependency { name, constraint }

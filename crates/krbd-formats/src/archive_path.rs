@@ -7,23 +7,16 @@
 use std::path::{Component, Path, PathBuf};
 
 /// Why an entry name was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    #[error("empty name")]
     Empty,
+    #[error("absolute path")]
     Absolute,
+    #[error("path climbs out with '..'")]
     ParentDir,
+    #[error("link target resolves outside the folder")]
     LinkEscapes,
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Refusal::Empty => "empty name",
-            Refusal::Absolute => "absolute path",
-            Refusal::ParentDir => "path climbs out with '..'",
-            Refusal::LinkEscapes => "link target resolves outside the folder",
-        })
-    }
 }
 
 /// Normalises an entry name (`./usr/src/x`, `usr/src/x/`) to a relative path of normal

@@ -2,10 +2,12 @@
 //! compressed kernel, every loadable module (still compressed, decompressed on demand),
 //! and the list of what is built in.
 //!
-//! The .deb is read here directly (ar + data.tar.{xz,zst,gz}) so that no external tool is
-//! needed; krbd-fetch will offer the same and can replace this reader.
+//! The .deb is read with krbd-formats' reader, so the `debian-binary` check and the rule
+//! for safe entry names are the same as everywhere else, and no external tool is needed.
 
 use crate::VmError;
+use krbd_formats::compress::{self, Streams};
+use krbd_formats::deb::{DebError, DebReader};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -45,82 +47,79 @@ pub fn module_name_of(file_name: &str) -> Option<String> {
     Some(stem.replace('-', "_"))
 }
 
-/// Decompresses a module file if it is xz, zstd or gzip compressed; plain ELF passes through.
+/// Decompresses a module file if it is xz, zstd, gzip or bzip2 compressed; plain ELF
+/// passes through.
 pub fn decompress_module(path: &str, raw: &[u8]) -> Result<Vec<u8>, VmError> {
-    let bad = |e: std::io::Error| VmError::Decompress { what: path.to_string(), reason: e.to_string() };
-    let mut out = Vec::new();
-    if raw.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        liblzma::read::XzDecoder::new(raw).read_to_end(&mut out).map_err(bad)?;
-    } else if raw.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        zstd::stream::read::Decoder::new(raw).map_err(bad)?.read_to_end(&mut out).map_err(bad)?;
-    } else if raw.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::GzDecoder::new(raw).read_to_end(&mut out).map_err(bad)?;
-    } else {
-        out = raw.to_vec();
+    compress::decompress(raw, Streams::All)
+        .map_err(|e| VmError::Decompress { what: path.to_string(), reason: e.to_string() })
+}
+
+/// What the walk over `data.tar` collects, before a release is picked.
+#[derive(Default)]
+struct Contents {
+    /// `boot/vmlinuz-<release>` by release.
+    vmlinuz: BTreeMap<String, Vec<u8>>,
+    modules: BTreeMap<String, PackagedModule>,
+    /// `modules.builtin` and `modules.builtin.modinfo` by file name.
+    builtin_lists: BTreeMap<String, Vec<u8>>,
+}
+
+impl Contents {
+    /// Reads the regular files of the package's `data.tar` that a boot test needs.
+    fn read(deb: &Path) -> Result<Contents, DebError> {
+        let reader = DebReader::open(deb)?;
+        let mut contents = Contents::default();
+        reader.walk_data(|rel, entry| {
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                return Ok(true);
+            }
+            let path = rel.to_string_lossy().into_owned();
+            let mut take = || {
+                let mut buf = Vec::new();
+                entry.read_to_end(&mut buf).map(|_| buf).map_err(|source| DebError::CorruptMember {
+                    path: deb.to_path_buf(),
+                    member: path.clone(),
+                    source,
+                })
+            };
+            if let Some(rel) = path.strip_prefix("boot/vmlinuz-") {
+                let data = take()?;
+                contents.vmlinuz.insert(rel.to_string(), data);
+            } else if path.starts_with("lib/modules/") || path.starts_with("usr/lib/modules/") {
+                let base = path.rsplit('/').next().unwrap_or("");
+                if base == "modules.builtin" || base == "modules.builtin.modinfo" {
+                    let data = take()?;
+                    contents.builtin_lists.insert(base.to_string(), data);
+                } else if let Some(name) = module_name_of(base) {
+                    let raw = take()?;
+                    contents.modules.insert(name, PackagedModule { path: path.clone(), raw });
+                }
+            }
+            Ok(true)
+        })?;
+        Ok(contents)
     }
-    Ok(out)
+}
+
+/// The reason a package could not be read, for [`VmError::KernelPackage`] (which names
+/// the package itself).
+fn unreadable(e: DebError) -> String {
+    match e {
+        DebError::Io { op, source, .. } => format!("cannot {op} it: {source}"),
+        DebError::NotADeb { defect, .. } => format!("not a .deb: {defect}"),
+        DebError::CorruptMember { member, source, .. } => format!("{member}: {source}"),
+        DebError::UnsafeEntry { entry, refusal, .. } => {
+            format!("entry {entry:?} would land outside its folder ({refusal})")
+        }
+    }
 }
 
 impl KernelPackage {
     /// Reads a linux-image .deb. `release` picks `boot/vmlinuz-<release>`; `None` takes the
     /// only one there is.
     pub fn read(deb: &Path, release: Option<&str>) -> Result<Self, VmError> {
-        let file = std::fs::File::open(deb)
-            .map_err(|e| VmError::KernelPackage { deb: deb.to_path_buf(), reason: format!("cannot open it: {e}") })?;
         let bad = |reason: String| VmError::KernelPackage { deb: deb.to_path_buf(), reason };
-        let mut archive = ar::Archive::new(std::io::BufReader::new(file));
-        while let Some(entry) = archive.next_entry() {
-            let entry = entry.map_err(|e| bad(format!("not a .deb (ar archive): {e}")))?;
-            let name = String::from_utf8_lossy(entry.header().identifier()).into_owned();
-            if !name.starts_with("data.tar") {
-                continue;
-            }
-            let reader: Box<dyn Read + '_> = match name.as_str() {
-                "data.tar.xz" => Box::new(liblzma::read::XzDecoder::new(entry)),
-                "data.tar.zst" => {
-                    Box::new(zstd::stream::read::Decoder::new(entry).map_err(|e| bad(format!("{name}: {e}")))?)
-                }
-                "data.tar.gz" => Box::new(flate2::read::GzDecoder::new(entry)),
-                "data.tar" => Box::new(entry),
-                other => return Err(bad(format!("unsupported member {other}"))),
-            };
-            return Self::from_tar(deb, reader, release);
-        }
-        Err(bad("no data.tar member: not a .deb".into()))
-    }
-
-    fn from_tar(deb: &Path, reader: Box<dyn Read + '_>, release: Option<&str>) -> Result<Self, VmError> {
-        let bad = |reason: String| VmError::KernelPackage { deb: deb.to_path_buf(), reason };
-        let mut vmlinuz: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        let mut modules = BTreeMap::new();
-        let mut builtin_lists: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        let mut tar = tar::Archive::new(reader);
-        for entry in tar.entries().map_err(|e| bad(format!("data.tar: {e}")))? {
-            let mut entry = entry.map_err(|e| bad(format!("data.tar: {e}")))?;
-            if entry.header().entry_type() != tar::EntryType::Regular {
-                continue;
-            }
-            let path = entry.path().map_err(|e| bad(format!("data.tar: {e}")))?;
-            let path = path.to_string_lossy().trim_start_matches("./").to_string();
-            let mut take = || -> Result<Vec<u8>, VmError> {
-                let mut buf = Vec::new();
-                entry.read_to_end(&mut buf).map_err(|e| bad(format!("{path}: {e}")))?;
-                Ok(buf)
-            };
-            if let Some(rel) = path.strip_prefix("boot/vmlinuz-") {
-                let data = take()?;
-                vmlinuz.insert(rel.to_string(), data);
-            } else if path.starts_with("lib/modules/") || path.starts_with("usr/lib/modules/") {
-                let base = path.rsplit('/').next().unwrap_or("");
-                if base == "modules.builtin" || base == "modules.builtin.modinfo" {
-                    let data = take()?;
-                    builtin_lists.insert(base.to_string(), data);
-                } else if let Some(name) = module_name_of(base) {
-                    let raw = take()?;
-                    modules.insert(name, PackagedModule { path: path.clone(), raw });
-                }
-            }
-        }
+        let Contents { mut vmlinuz, modules, builtin_lists } = Contents::read(deb).map_err(|e| bad(unreadable(e)))?;
         let (release, vmlinuz) = match release {
             Some(r) => match vmlinuz.remove(r) {
                 Some(v) => (r.to_string(), v),
@@ -146,18 +145,8 @@ impl KernelPackage {
             .get("modules.builtin")
             .map(|d| String::from_utf8_lossy(d).lines().filter_map(module_name_of).collect())
             .unwrap_or_default();
-        let builtin_aliases = builtin_lists
-            .get("modules.builtin.modinfo")
-            .map(|d| {
-                d.split(|b| *b == 0)
-                    .filter_map(|s| {
-                        let s = String::from_utf8_lossy(s);
-                        let (_, kv) = s.split_once('.')?;
-                        kv.strip_prefix("alias=").map(str::to_string)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let builtin_aliases =
+            builtin_lists.get("modules.builtin.modinfo").map(|d| builtin_aliases(d)).unwrap_or_default();
         Ok(KernelPackage { deb: deb.to_path_buf(), release, vmlinuz, modules, builtin, builtin_aliases })
     }
 
@@ -168,6 +157,19 @@ impl KernelPackage {
             None => Ok(None),
         }
     }
+}
+
+/// The aliases of built-in code: the `<module>.alias=<alias>` records of
+/// `modules.builtin.modinfo` (NUL-separated).
+fn builtin_aliases(modinfo: &[u8]) -> BTreeSet<String> {
+    modinfo
+        .split(|b| *b == 0)
+        .filter_map(|s| {
+            let s = String::from_utf8_lossy(s);
+            let (_, kv) = s.split_once('.')?;
+            kv.strip_prefix("alias=").map(str::to_string)
+        })
+        .collect()
 }
 
 #[cfg(test)]
