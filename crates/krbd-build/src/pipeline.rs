@@ -463,7 +463,7 @@ pub fn check_variants(series: &SeriesSource, sources: &Path, cache: &Cache) -> R
         let (report, failure) = match apply_series(&s, scratch.path()) {
             Ok(r) => (r, None),
             Err(e) => match e {
-                crate::patch::SeriesError::DoesNotApply { ref report, .. } => (report.clone(), Some(e.to_string())),
+                crate::patch::SeriesError::DoesNotApply { ref report, .. } => ((**report).clone(), Some(e.to_string())),
                 other => return Err(other.into()),
             },
         };

@@ -52,8 +52,9 @@ pub enum SeriesError {
         line: usize,
         detail: String,
         hunk_text: String,
-        /// Every hunk's result up to and including the failing patch.
-        report: SeriesReport,
+        /// Every hunk's result up to and including the failing patch (boxed: it is large,
+        /// and every `Result` that can carry this error would pay for it).
+        report: Box<SeriesReport>,
     },
     #[error("{op} {path}: {source}")]
     Io {
@@ -185,7 +186,7 @@ pub fn apply_series(series: &Series, tree: &Path) -> Result<SeriesReport, Series
                 line: f.line,
                 detail: f.detail.unwrap_or_default(),
                 hunk_text,
-                report,
+                report: Box::new(report),
             });
         }
         for (new_path, old_path, outcome) in results {
