@@ -40,6 +40,13 @@ impl KernelRelease {
     }
 }
 
+impl std::str::FromStr for KernelRelease {
+    type Err = BuildError;
+    fn from_str(s: &str) -> Result<KernelRelease, BuildError> {
+        KernelRelease::parse(s)
+    }
+}
+
 impl TryFrom<String> for KernelRelease {
     type Error = BuildError;
     fn try_from(s: String) -> Result<Self, BuildError> {
