@@ -218,7 +218,7 @@ pub fn available() -> Result<Vec<Available>, BuildError> {
         };
         out.push(Available { source_available: versions.contains(&p.version), version: p.version, release });
     }
-    out.sort_by(|a, b| newer_first(a, b));
+    out.sort_by(newer_first);
     Ok(out)
 }
 
