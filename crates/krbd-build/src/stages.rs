@@ -1,8 +1,9 @@
 //! What every stage of a build shares: its timing for the report, and the version of the
 //! cache layout its entries are keyed under.
 //!
-//! The Debian path ([`crate::debian`]), the RHEL path ([`crate::rhel::prepare`]) and the
-//! [`crate::pipeline`] all record their stages here; this module depends on none of them.
+//! The Debian path, the RHEL path and the pipeline all record their stages here; this
+//! module depends on none of them, so they depend on each other one way only (the
+//! pipeline on the two paths).
 
 use crate::error::BuildError;
 use crate::report::StageRecord;
@@ -32,10 +33,6 @@ impl Stages {
     /// Appends stages recorded elsewhere (a cached build's own).
     pub fn extend(&mut self, records: impl IntoIterator<Item = StageRecord>) {
         self.0.extend(records);
-    }
-
-    pub fn records(&self) -> &[StageRecord] {
-        &self.0
     }
 
     pub fn into_records(self) -> Vec<StageRecord> {

@@ -256,6 +256,9 @@ fn kernels_held(devel: &RpmPackage) -> BTreeSet<String> {
 
 /// The release of the headers a kernel-devel RPM holds, when it holds one release's.
 pub fn devel_rpm_release(path: &Path) -> Result<KernelRelease, BuildError> {
+    if !path.is_file() {
+        return Err(BuildError::InputNotFound { path: path.to_path_buf() });
+    }
     let held = kernels_held(&RpmPackage::open(path)?);
     match held.first() {
         Some(release) if held.len() == 1 => KernelRelease::parse(release),
