@@ -11,9 +11,6 @@ pub enum BuildError {
     #[error("apt offers no kernel {release}{}", near_list(.near))]
     UnknownRelease { release: String, near: Vec<String> },
 
-    #[error("{flag}: {reason}")]
-    BadFlag { flag: String, reason: String },
-
     #[error(
         "no vault location is known for {release}: {reason}; pass the packages with --srpm FILE and --devel-rpm FILE"
     )]
@@ -21,6 +18,11 @@ pub enum BuildError {
 
     #[error("none of the places {what} of {release} should be could serve it:\n  {}\npoint the mirror at a copy (--mirror DISTRO=URL) or pass the file", tried.join("\n  "))]
     PackageNotFound { release: String, what: &'static str, tried: Vec<String> },
+
+    /// A file the request names (a source tarball, a source RPM, a kernel-devel RPM) is
+    /// not there, or is not a regular file.
+    #[error("{path}: no such file")]
+    InputNotFound { path: PathBuf },
 
     #[error("{package}: {reason}")]
     BadSourceRpm { package: PathBuf, reason: String },

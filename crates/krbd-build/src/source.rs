@@ -5,8 +5,11 @@
 //! files below are written.
 
 use crate::error::BuildError;
+use crate::stages::LAYOUT_VERSION;
+use krbd_fetch::cache::Cache;
 use krbd_fetch::deb::DebArchive;
 use krbd_fetch::extract::{self, Extracted};
+use krbd_fetch::hash::KeyHasher;
 use krbd_fetch::FetchError;
 use krbd_formats::compress::{self, Compression, XzThreads};
 use krbd_progress::{Listener, Unit};
@@ -128,6 +131,18 @@ pub fn require_ceph_sources(tree: &Path, origin: &Path) -> Result<(), BuildError
         return Ok(());
     }
     Err(BuildError::NoCephSources { archive: origin.to_path_buf(), missing })
+}
+
+/// The Ceph sources of a kernel tarball (or linux-source .deb) with this sha256, extracted
+/// once into the cache. `Ok((folder, true))` when they were already there.
+pub fn cached_subset(
+    cache: &Cache,
+    archive: &Path,
+    sha256: &str,
+    listener: &dyn Listener,
+) -> Result<(PathBuf, bool), BuildError> {
+    let key = KeyHasher::new(LAYOUT_VERSION).str(sha256).finish();
+    cache.get_or_create("sources", &key, |staging| extract_from_file(archive, staging, listener).map(|_| ()))
 }
 
 /// A kernel source tarball given directly (`--source-tarball`), or inside a

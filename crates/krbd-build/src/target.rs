@@ -40,6 +40,13 @@ impl KernelRelease {
     }
 }
 
+impl std::str::FromStr for KernelRelease {
+    type Err = BuildError;
+    fn from_str(s: &str) -> Result<KernelRelease, BuildError> {
+        KernelRelease::parse(s)
+    }
+}
+
 impl TryFrom<String> for KernelRelease {
     type Error = BuildError;
     fn try_from(s: String) -> Result<Self, BuildError> {
@@ -211,7 +218,7 @@ pub fn available() -> Result<Vec<Available>, BuildError> {
         };
         out.push(Available { source_available: versions.contains(&p.version), version: p.version, release });
     }
-    out.sort_by(|a, b| newer_first(a, b));
+    out.sort_by(newer_first);
     Ok(out)
 }
 

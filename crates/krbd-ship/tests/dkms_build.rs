@@ -7,8 +7,7 @@
 mod common;
 
 use common::{built, options, run};
-use krbd_build::pipeline::{prepare_debian, Stages};
-use krbd_build::KernelRelease;
+use krbd_build::{prepare_debian, KernelRelease, Stages};
 use krbd_kmod::KernelModule;
 use krbd_ship::Format;
 use krbd_fetch::cache::Cache;
@@ -19,7 +18,7 @@ fn dkms_tree_builds_with_plain_make_and_matches_the_shipped_set() {
     let set = krbd_ship::BuildSet::open(&built().out, false).expect("set");
     let release = KernelRelease::parse(set.release()).expect("release");
     let cache = Cache::open(common::cache_root()).expect("cache");
-    let prepared = prepare_debian(&cache, Some(&release), false, &mut Stages(Vec::new()), &krbd_progress::Silent)
+    let prepared = prepare_debian(&cache, Some(&release), false, &mut Stages::default(), &krbd_progress::Silent)
         .expect("the target's headers");
 
     let dir = tempfile::tempdir().unwrap();

@@ -75,6 +75,15 @@ fn outward(center: i64, lo: i64, hi: i64) -> impl Iterator<Item = i64> {
     })
 }
 
+/// Where a hunk matched: at old line `at` (0-based), with `pre` leading and `post` trailing
+/// context lines dropped, at fuzz level `fuzz`.
+struct Match {
+    at: usize,
+    pre: usize,
+    post: usize,
+    fuzz: usize,
+}
+
 /// Applies `fp` to `original` (`None`: the file does not exist).
 pub fn apply_file(fp: &FilePatch, original: Option<&str>, max_fuzz: usize) -> FileOutcome {
     let text = original.unwrap_or("");
@@ -90,24 +99,6 @@ pub fn apply_file(fp: &FilePatch, original: Option<&str>, max_fuzz: usize) -> Fi
         let pattern: Vec<&str> = h.old_lines().collect();
         let stated = if h.old_len == 0 { h.old_start } else { h.old_start.saturating_sub(1) } as i64;
         let expected = stated + shift;
-        let (lead, trail) = context_ends(h);
-        let mut found = None;
-        let mut tried = None;
-        for fuzz in 0..=max_fuzz {
-            let pre = fuzz.min(lead);
-            let post = fuzz.min(trail);
-            if tried == Some((pre, post)) {
-                continue; // no more context to drop: the same search again would fail again
-            }
-            tried = Some((pre, post));
-            let pat = &pattern[pre..pattern.len() - post];
-            let hi = old.len() as i64 - pat.len() as i64;
-            let hit = outward(expected + pre as i64, cursor as i64, hi).find(|&at| matches_at(&old, at as usize, pat));
-            if let Some(at) = hit {
-                found = Some((at as usize, pre, post, fuzz));
-                break;
-            }
-        }
         let base = HunkReport {
             file: fp.target().to_string(),
             hunk: index + 1,
@@ -118,59 +109,77 @@ pub fn apply_file(fp: &FilePatch, original: Option<&str>, max_fuzz: usize) -> Fi
             fuzz: 0,
             detail: None,
         };
-        let Some((at, pre, post, fuzz)) = found else {
+        let Some(found) = find_hunk(h, &pattern, &old, expected, cursor, max_fuzz) else {
             reports.push(HunkReport { detail: Some(mismatch(&old, expected.max(0) as usize, &pattern)), ..base });
             continue;
         };
-        let start = at - pre; // where the full hunk would begin in the old file
-        out.extend(old[cursor..at].iter().map(|s| s.to_string()));
-        // The hunk's body minus the dropped context; kept context comes from the file.
-        let mut old_i = at;
-        let body_end = h.lines.len() - post;
-        let mut skipped_pre = 0;
-        for line in &h.lines[..body_end] {
-            if skipped_pre < pre {
-                skipped_pre += 1;
-                continue;
-            }
-            match line {
-                HunkLine::Context(_) => {
-                    out.push(old[old_i].to_string());
-                    old_i += 1;
-                }
-                HunkLine::Remove(_) => old_i += 1,
-                HunkLine::Add(s) => out.push(s.clone()),
-            }
-        }
-        cursor = old_i;
+        let start = found.at - found.pre; // where the full hunk would begin in the old file
+        out.extend(old[cursor..found.at].iter().map(|s| s.to_string()));
+        cursor = place_hunk(h, &found, &old, &mut out);
         let offset = start as i64 - stated;
         shift = offset;
-        reports.push(HunkReport {
-            status: if fuzz > 0 {
-                HunkStatus::Fuzz
-            } else if offset != 0 {
-                HunkStatus::Offset
-            } else {
-                HunkStatus::Applied
-            },
-            line: start + 1,
-            offset,
-            fuzz,
-            ..base
-        });
+        let status = if found.fuzz > 0 {
+            HunkStatus::Fuzz
+        } else if offset != 0 {
+            HunkStatus::Offset
+        } else {
+            HunkStatus::Applied
+        };
+        reports.push(HunkReport { status, line: start + 1, offset, fuzz: found.fuzz, ..base });
     }
     out.extend(old[cursor.min(old.len())..].iter().map(|s| s.to_string()));
     let deleted = fp.new_path.is_none();
-    let content = if deleted {
-        None
-    } else {
-        let mut s = out.join("\n");
-        if !out.is_empty() && final_newline {
-            s.push('\n');
-        }
-        Some(s)
-    };
+    let content = (!deleted).then(|| join_lines(&out, final_newline));
     FileOutcome { content, hunks: reports }
+}
+
+/// Looks for the hunk's old lines from `expected` outward, never before `cursor`: first
+/// with all context, then with up to `max_fuzz` context lines dropped from each end.
+fn find_hunk(h: &Hunk, pattern: &[&str], old: &[&str], expected: i64, cursor: usize, max_fuzz: usize) -> Option<Match> {
+    let (lead, trail) = context_ends(h);
+    let mut tried = None;
+    for fuzz in 0..=max_fuzz {
+        let pre = fuzz.min(lead);
+        let post = fuzz.min(trail);
+        if tried == Some((pre, post)) {
+            continue; // no more context to drop: the same search again would fail again
+        }
+        tried = Some((pre, post));
+        let pat = &pattern[pre..pattern.len() - post];
+        let hi = old.len() as i64 - pat.len() as i64;
+        let hit = outward(expected + pre as i64, cursor as i64, hi).find(|&at| matches_at(old, at as usize, pat));
+        if let Some(at) = hit {
+            return Some(Match { at: at as usize, pre, post, fuzz });
+        }
+    }
+    None
+}
+
+/// Appends the hunk's body minus the dropped context to `out`; kept context comes from
+/// the file. Returns the old line after the hunk.
+fn place_hunk(h: &Hunk, found: &Match, old: &[&str], out: &mut Vec<String>) -> usize {
+    let mut old_i = found.at;
+    let body_end = h.lines.len() - found.post;
+    for line in &h.lines[found.pre..body_end] {
+        match line {
+            HunkLine::Context(_) => {
+                out.push(old[old_i].to_string());
+                old_i += 1;
+            }
+            HunkLine::Remove(_) => old_i += 1,
+            HunkLine::Add(s) => out.push(s.clone()),
+        }
+    }
+    old_i
+}
+
+/// The lines as file text: newline-terminated when the original was (or is new).
+fn join_lines(lines: &[String], final_newline: bool) -> String {
+    let mut s = lines.join("\n");
+    if !lines.is_empty() && final_newline {
+        s.push('\n');
+    }
+    s
 }
 
 /// What the file holds where a hunk was looked for, for the error message.

@@ -105,6 +105,70 @@ fn parse_range(s: &str, line: usize) -> Result<(usize, usize), ParseError> {
     Ok((start.parse().map_err(|_| bad())?, len.parse().map_err(|_| bad())?))
 }
 
+/// The old and new `(start, length)` ranges of a `@@ -a,b +c,d @@` header.
+type HunkRanges = ((usize, usize), (usize, usize));
+
+fn parse_hunk_header(header: &str, line: usize) -> Result<HunkRanges, ParseError> {
+    let inner = header.strip_prefix("@@ ").unwrap_or(header).split(" @@").next().unwrap_or("");
+    let mut parts = inner.split_whitespace();
+    let (old, new) =
+        match (parts.next().and_then(|o| o.strip_prefix('-')), parts.next().and_then(|n| n.strip_prefix('+'))) {
+            (Some(o), Some(n)) => (o, n),
+            _ => return Err(ParseError { line, reason: format!("bad hunk header {header:?}") }),
+        };
+    Ok((parse_range(old, line)?, parse_range(new, line)?))
+}
+
+/// Parses the hunk whose `@@` header is `lines[at]`: its body is as many lines as the
+/// header's ranges count. Returns the hunk and the index of the line after it.
+fn parse_hunk(lines: &[&str], at: usize) -> Result<(Hunk, usize), ParseError> {
+    let header = lines[at];
+    let ((old_start, old_len), (new_start, new_len)) = parse_hunk_header(header, at + 1)?;
+    let mut hunk = Hunk { old_start, old_len, new_start, new_len, header: header.to_string(), lines: Vec::new() };
+    let (mut old_left, mut new_left) = (old_len, new_len);
+    let mut i = at + 1;
+    while old_left > 0 || new_left > 0 {
+        let Some(body) = lines.get(i) else {
+            return Err(ParseError {
+                line: i,
+                reason: format!("hunk {:?} ends early (patch truncated?)", hunk.header),
+            });
+        };
+        let (kind, rest) = match body.chars().next() {
+            Some(c) => (c, &body[c.len_utf8()..]),
+            // Some mailers drop the space of an empty context line.
+            None => (' ', ""),
+        };
+        match kind {
+            ' ' if old_left > 0 && new_left > 0 => {
+                hunk.lines.push(HunkLine::Context(rest.to_string()));
+                old_left -= 1;
+                new_left -= 1;
+            }
+            '-' if old_left > 0 => {
+                hunk.lines.push(HunkLine::Remove(rest.to_string()));
+                old_left -= 1;
+            }
+            '+' if new_left > 0 => {
+                hunk.lines.push(HunkLine::Add(rest.to_string()));
+                new_left -= 1;
+            }
+            '\\' => {}
+            _ => {
+                return Err(ParseError {
+                    line: i + 1,
+                    reason: format!(
+                        "line {body:?} does not fit hunk {:?} ({old_left} old and {new_left} new lines still expected)",
+                        hunk.header
+                    ),
+                })
+            }
+        }
+        i += 1;
+    }
+    Ok((hunk, i))
+}
+
 impl PatchFile {
     pub fn parse(text: &str) -> Result<PatchFile, ParseError> {
         let lines: Vec<&str> = text.lines().collect();
@@ -114,12 +178,9 @@ impl PatchFile {
         let mut i = 0;
         while i < lines.len() {
             let l = lines[i];
-            if l.starts_with("--- ") && i + 1 < lines.len() && lines[i + 1].starts_with("+++ ") {
-                files.push(FilePatch {
-                    old_path: strip_p1(&l[4..]),
-                    new_path: strip_p1(&lines[i + 1][4..]),
-                    hunks: Vec::new(),
-                });
+            let file_header = l.strip_prefix("--- ").zip(lines.get(i + 1).and_then(|n| n.strip_prefix("+++ ")));
+            if let Some((old, new)) = file_header {
+                files.push(FilePatch { old_path: strip_p1(old), new_path: strip_p1(new), hunks: Vec::new() });
                 i += 2;
                 continue;
             }
@@ -127,58 +188,9 @@ impl PatchFile {
                 let Some(file) = files.last_mut() else {
                     return Err(ParseError { line: i + 1, reason: "hunk before any ---/+++ file header".into() });
                 };
-                let inner = l[3..].split(" @@").next().unwrap_or("");
-                let mut parts = inner.split_whitespace();
-                let (old, new) = match (parts.next(), parts.next()) {
-                    (Some(o), Some(n)) if o.starts_with('-') && n.starts_with('+') => (o, n),
-                    _ => return Err(ParseError { line: i + 1, reason: format!("bad hunk header {l:?}") }),
-                };
-                let (old_start, old_len) = parse_range(&old[1..], i + 1)?;
-                let (new_start, new_len) = parse_range(&new[1..], i + 1)?;
-                let mut hunk =
-                    Hunk { old_start, old_len, new_start, new_len, header: l.to_string(), lines: Vec::new() };
-                let (mut old_left, mut new_left) = (old_len, new_len);
-                i += 1;
-                while old_left > 0 || new_left > 0 {
-                    let Some(body) = lines.get(i) else {
-                        return Err(ParseError {
-                            line: i,
-                            reason: format!("hunk {:?} ends early (patch truncated?)", hunk.header),
-                        });
-                    };
-                    let (kind, rest) = match body.chars().next() {
-                        Some(c) => (c, &body[c.len_utf8()..]),
-                        // Some mailers drop the space of an empty context line.
-                        None => (' ', ""),
-                    };
-                    match kind {
-                        ' ' if old_left > 0 && new_left > 0 => {
-                            hunk.lines.push(HunkLine::Context(rest.to_string()));
-                            old_left -= 1;
-                            new_left -= 1;
-                        }
-                        '-' if old_left > 0 => {
-                            hunk.lines.push(HunkLine::Remove(rest.to_string()));
-                            old_left -= 1;
-                        }
-                        '+' if new_left > 0 => {
-                            hunk.lines.push(HunkLine::Add(rest.to_string()));
-                            new_left -= 1;
-                        }
-                        '\\' => {}
-                        _ => {
-                            return Err(ParseError {
-                                line: i + 1,
-                                reason: format!(
-                                    "line {body:?} does not fit hunk {:?} ({old_left} old and {new_left} new lines still expected)",
-                                    hunk.header
-                                ),
-                            })
-                        }
-                    }
-                    i += 1;
-                }
+                let (hunk, next) = parse_hunk(&lines, i)?;
                 file.hunks.push(hunk);
+                i = next;
                 continue;
             }
             if files.is_empty() {

@@ -1,6 +1,6 @@
 //! A patch series: a folder with a quilt-style `series` file naming the patches in order.
 
-use super::apply::{apply_file, HunkReport, HunkStatus};
+use super::apply::{apply_file, FileOutcome, HunkReport, HunkStatus};
 use super::parse::{ParseError, PatchFile};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -52,8 +52,9 @@ pub enum SeriesError {
         line: usize,
         detail: String,
         hunk_text: String,
-        /// Every hunk's result up to and including the failing patch.
-        report: SeriesReport,
+        /// Every hunk's result up to and including the failing patch (boxed: it is large,
+        /// and every `Result` that can carry this error would pay for it).
+        report: Box<SeriesReport>,
     },
     #[error("{op} {path}: {source}")]
     Io {
@@ -130,38 +131,15 @@ impl Series {
     }
 }
 
+/// One file's outcome, waiting to be written: the new path, the old path, the outcome.
+type PendingFile = (PathBuf, PathBuf, FileOutcome);
+
 /// Applies `series` to the files below `tree`, in place. Stops at the first patch with a
 /// failed hunk (after trying all of that patch's hunks, so the report shows each).
 pub fn apply_series(series: &Series, tree: &Path) -> Result<SeriesReport, SeriesError> {
     let mut report = SeriesReport { series: series.name.clone(), sha256: series.sha256(), patches: Vec::new() };
     for sp in &series.patches {
-        let mut hunks = Vec::new();
-        let mut results = Vec::new();
-        for fp in &sp.patch.files {
-            let path = tree.join(fp.old_path.as_deref().unwrap_or(fp.target()));
-            let original = match std::fs::read(&path) {
-                Ok(b) => Some(String::from_utf8_lossy(&b).into_owned()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(source) => return Err(SeriesError::Io { op: "read", path, source }),
-            };
-            if original.is_none() && fp.old_path.is_some() {
-                let h = &fp.hunks[0];
-                hunks.push(HunkReport {
-                    file: fp.target().to_string(),
-                    hunk: 1,
-                    header: h.header.clone(),
-                    status: HunkStatus::Failed,
-                    line: h.old_start,
-                    offset: 0,
-                    fuzz: 0,
-                    detail: Some("the file is not in the source tree".into()),
-                });
-                continue;
-            }
-            let outcome = apply_file(fp, original.as_deref(), MAX_FUZZ);
-            hunks.extend(outcome.hunks.iter().cloned());
-            results.push((tree.join(fp.target()), path, outcome));
-        }
+        let (hunks, pending) = try_patch(sp, tree)?;
         let failed = hunks.iter().find(|h| h.status == HunkStatus::Failed).cloned();
         report.patches.push(PatchReport {
             patch: sp.file_name.clone(),
@@ -170,48 +148,91 @@ pub fn apply_series(series: &Series, tree: &Path) -> Result<SeriesReport, Series
             hunks,
         });
         if let Some(f) = failed {
-            let hunk_text = sp
-                .patch
-                .files
-                .iter()
-                .find(|fp| fp.target() == f.file)
-                .and_then(|fp| fp.hunks.get(f.hunk - 1))
-                .map(|h| h.text())
-                .unwrap_or_default();
-            return Err(SeriesError::DoesNotApply {
-                patch: sp.file_name.clone(),
-                file: f.file,
-                hunk: f.hunk,
-                line: f.line,
-                detail: f.detail.unwrap_or_default(),
-                hunk_text,
-                report,
-            });
+            return Err(does_not_apply(sp, f, report));
         }
-        for (new_path, old_path, outcome) in results {
-            match outcome.content {
-                Some(text) => {
-                    if let Some(parent) = new_path.parent() {
-                        std::fs::create_dir_all(parent).map_err(|source| SeriesError::Io {
-                            op: "create folder",
-                            path: parent.to_path_buf(),
-                            source,
-                        })?;
-                    }
-                    std::fs::write(&new_path, text).map_err(|source| SeriesError::Io {
-                        op: "write",
-                        path: new_path.clone(),
+        write_outcomes(pending)?;
+    }
+    Ok(report)
+}
+
+/// Every hunk of one patch tried against the tree, nothing written yet.
+fn try_patch(sp: &SeriesPatch, tree: &Path) -> Result<(Vec<HunkReport>, Vec<PendingFile>), SeriesError> {
+    let mut hunks = Vec::new();
+    let mut pending = Vec::new();
+    for fp in &sp.patch.files {
+        let path = tree.join(fp.old_path.as_deref().unwrap_or(fp.target()));
+        let original = match std::fs::read(&path) {
+            Ok(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(SeriesError::Io { op: "read", path, source }),
+        };
+        if original.is_none() && fp.old_path.is_some() {
+            let h = &fp.hunks[0];
+            hunks.push(HunkReport {
+                file: fp.target().to_string(),
+                hunk: 1,
+                header: h.header.clone(),
+                status: HunkStatus::Failed,
+                line: h.old_start,
+                offset: 0,
+                fuzz: 0,
+                detail: Some("the file is not in the source tree".into()),
+            });
+            continue;
+        }
+        let outcome = apply_file(fp, original.as_deref(), MAX_FUZZ);
+        hunks.extend(outcome.hunks.iter().cloned());
+        pending.push((tree.join(fp.target()), path, outcome));
+    }
+    Ok((hunks, pending))
+}
+
+/// The error for `failed`, the first failed hunk of `sp`, showing the hunk itself.
+fn does_not_apply(sp: &SeriesPatch, failed: HunkReport, report: SeriesReport) -> SeriesError {
+    let hunk_text = sp
+        .patch
+        .files
+        .iter()
+        .find(|fp| fp.target() == failed.file)
+        .and_then(|fp| fp.hunks.get(failed.hunk - 1))
+        .map(|h| h.text())
+        .unwrap_or_default();
+    SeriesError::DoesNotApply {
+        patch: sp.file_name.clone(),
+        file: failed.file,
+        hunk: failed.hunk,
+        line: failed.line,
+        detail: failed.detail.unwrap_or_default(),
+        hunk_text,
+        report: Box::new(report),
+    }
+}
+
+/// Writes a patch's new files (and removes renamed or deleted ones).
+fn write_outcomes(pending: Vec<PendingFile>) -> Result<(), SeriesError> {
+    for (new_path, old_path, outcome) in pending {
+        match outcome.content {
+            Some(text) => {
+                if let Some(parent) = new_path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|source| SeriesError::Io {
+                        op: "create folder",
+                        path: parent.to_path_buf(),
                         source,
                     })?;
-                    if old_path != new_path {
-                        let _ = std::fs::remove_file(&old_path);
-                    }
                 }
-                None => {
+                std::fs::write(&new_path, text).map_err(|source| SeriesError::Io {
+                    op: "write",
+                    path: new_path.clone(),
+                    source,
+                })?;
+                if old_path != new_path {
                     let _ = std::fs::remove_file(&old_path);
                 }
             }
+            None => {
+                let _ = std::fs::remove_file(&old_path);
+            }
         }
     }
-    Ok(report)
+    Ok(())
 }

@@ -41,71 +41,131 @@ impl Distro {
             Distro::Alma => "alma",
         }
     }
+}
 
-    pub fn parse(s: &str) -> Option<Distro> {
+/// A name or URL that does not fit the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogValueError {
+    #[error("{name:?}: the distros are centos, rocky, alma")]
+    UnknownDistro { name: String },
+    #[error("{name:?}: mirrors are centos, buildlogs, rocky, alma")]
+    UnknownMirrorSite { name: String },
+    #[error("{url:?}: the mirror must be an http:// or https:// URL")]
+    NotHttp { url: String },
+}
+
+/// `centos`, `rocky`, `alma` (or `almalinux`), in any case.
+impl std::str::FromStr for Distro {
+    type Err = CatalogValueError;
+    fn from_str(s: &str) -> Result<Distro, CatalogValueError> {
         match s.to_ascii_lowercase().as_str() {
-            "centos" => Some(Distro::Centos),
-            "rocky" => Some(Distro::Rocky),
-            "alma" | "almalinux" => Some(Distro::Alma),
-            _ => None,
+            "centos" => Ok(Distro::Centos),
+            "rocky" => Ok(Distro::Rocky),
+            "alma" | "almalinux" => Ok(Distro::Alma),
+            _ => Err(CatalogValueError::UnknownDistro { name: s.to_string() }),
         }
     }
 }
 
-/// Base URLs of the vaults (no trailing slash). Each can be pointed at a local mirror.
+/// A site whose vaults can be pointed at a mirror: a distro's, or CentOS's build logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorSite {
+    Centos,
+    CentosBuildlogs,
+    Rocky,
+    Alma,
+}
+
+impl MirrorSite {
+    /// Every site, with the name it goes by.
+    pub const ALL: [(MirrorSite, &'static str); 4] = [
+        (MirrorSite::Centos, "centos"),
+        (MirrorSite::CentosBuildlogs, "buildlogs"),
+        (MirrorSite::Rocky, "rocky"),
+        (MirrorSite::Alma, "alma"),
+    ];
+}
+
+/// `centos`, `buildlogs`, `rocky`, `alma` (or `almalinux`).
+impl std::str::FromStr for MirrorSite {
+    type Err = CatalogValueError;
+    fn from_str(s: &str) -> Result<MirrorSite, CatalogValueError> {
+        match s {
+            "almalinux" => Ok(MirrorSite::Alma),
+            _ => MirrorSite::ALL
+                .iter()
+                .find(|(_, name)| *name == s)
+                .map(|(site, _)| *site)
+                .ok_or_else(|| CatalogValueError::UnknownMirrorSite { name: s.to_string() }),
+        }
+    }
+}
+
+/// The base URL of a vault: http:// or https://, without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct MirrorUrl(String);
+
+impl MirrorUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for MirrorUrl {
+    type Err = CatalogValueError;
+    fn from_str(url: &str) -> Result<MirrorUrl, CatalogValueError> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(CatalogValueError::NotHttp { url: url.to_string() });
+        }
+        Ok(MirrorUrl(url.trim_end_matches('/').to_string()))
+    }
+}
+
+impl std::fmt::Display for MirrorUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One site's vaults served from another place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    pub site: MirrorSite,
+    pub url: MirrorUrl,
+}
+
+/// Base URLs of the vaults. Each can be pointed at a local mirror.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mirrors {
-    pub centos: String,
-    pub centos_buildlogs: String,
-    pub rocky: String,
-    pub alma: String,
+    pub centos: MirrorUrl,
+    pub centos_buildlogs: MirrorUrl,
+    pub rocky: MirrorUrl,
+    pub alma: MirrorUrl,
 }
 
 impl Default for Mirrors {
     fn default() -> Self {
+        let url = |u: &str| MirrorUrl(u.to_string());
         Mirrors {
-            centos: "https://vault.centos.org".into(),
-            centos_buildlogs: "https://buildlogs.centos.org".into(),
-            rocky: "https://dl.rockylinux.org/vault/rocky".into(),
-            alma: "https://vault.almalinux.org".into(),
+            centos: url("https://vault.centos.org"),
+            centos_buildlogs: url("https://buildlogs.centos.org"),
+            rocky: url("https://dl.rockylinux.org/vault/rocky"),
+            alma: url("https://vault.almalinux.org"),
         }
     }
 }
 
 impl Mirrors {
-    /// The defaults, overridden by `KRBD_FORGE_MIRROR_{CENTOS,BUILDLOGS,ROCKY,ALMA}`.
-    pub fn from_env() -> Mirrors {
-        let mut m = Mirrors::default();
-        for (var, slot) in [
-            ("KRBD_FORGE_MIRROR_CENTOS", &mut m.centos),
-            ("KRBD_FORGE_MIRROR_BUILDLOGS", &mut m.centos_buildlogs),
-            ("KRBD_FORGE_MIRROR_ROCKY", &mut m.rocky),
-            ("KRBD_FORGE_MIRROR_ALMA", &mut m.alma),
-        ] {
-            if let Some(v) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
-                *slot = v.trim_end_matches('/').to_string();
-            }
-        }
-        m
-    }
-
-    /// Sets one mirror from `distro=URL` (distro: centos, buildlogs, rocky, alma).
-    pub fn set(&mut self, spec: &str) -> Result<(), String> {
-        let (name, url) = spec
-            .split_once('=')
-            .ok_or_else(|| format!("{spec:?}: expected DISTRO=URL, such as rocky=http://127.0.0.1:8080/rocky"))?;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!("{url:?}: the mirror must be an http:// or https:// URL"));
-        }
-        let url = url.trim_end_matches('/').to_string();
-        match name {
-            "centos" => self.centos = url,
-            "buildlogs" => self.centos_buildlogs = url,
-            "rocky" => self.rocky = url,
-            "alma" | "almalinux" => self.alma = url,
-            other => return Err(format!("{other:?}: mirrors are centos, buildlogs, rocky, alma")),
-        }
-        Ok(())
+    /// Points one site at `mirror.url`.
+    pub fn set(&mut self, mirror: Mirror) {
+        let slot = match mirror.site {
+            MirrorSite::Centos => &mut self.centos,
+            MirrorSite::CentosBuildlogs => &mut self.centos_buildlogs,
+            MirrorSite::Rocky => &mut self.rocky,
+            MirrorSite::Alma => &mut self.alma,
+        };
+        *slot = mirror.url;
     }
 }
 
@@ -268,87 +328,107 @@ pub fn resolve(release: &str, mirrors: &Mirrors, only: Option<Distro>) -> Result
             r.build, r.el, r.el
         ),
     })?;
-    let (srpm, devel) = (r.srpm_name(), r.devel_name());
     let mut out = Resolved {
         os_minor: format!("{}.{minor}", r.el),
         srpm: Vec::new(),
         devel_rpm: Vec::new(),
         browse: Vec::new(),
-        release: r.clone(),
+        release: r,
     };
     let wanted = |d: Distro| only.is_none_or(|o| o == d);
-    let loc = |distro: Distro, os_release: &str, repo: &str, url: String| Location {
-        distro,
-        os_release: os_release.to_string(),
-        repo: repo.to_string(),
-        url,
-    };
-    if r.el == 7 {
+    if out.release.el == 7 {
         if !wanted(Distro::Centos) {
             return Err(no_distro(release, only));
         }
-        let (_, _, folder) = EL7_MINORS.iter().find(|(_, m, _)| *m == minor).copied().unwrap_or((0, 0, ""));
-        // Errata are in updates/, the GA kernel in os/; try the likely one first.
-        let repos = if r.errata { ["updates", "os"] } else { ["os", "updates"] };
-        let base = &mirrors.centos;
-        for repo in repos {
-            out.srpm.push(loc(Distro::Centos, folder, repo, format!("{base}/{folder}/{repo}/Source/SPackages/{srpm}")));
-            out.devel_rpm.push(loc(
-                Distro::Centos,
-                folder,
-                repo,
-                format!("{base}/{folder}/{repo}/{}/Packages/{devel}", r.arch),
-            ));
-        }
-        let yymm = folder.rsplit('.').next().unwrap_or("");
-        let tree = if r.errata { "u" } else { "00" };
-        out.browse.push(format!("{}/c7.{yymm}.{tree}.{}/kernel/", mirrors.centos_buildlogs, r.arch));
+        add_centos7(&mut out, minor, mirrors);
         return Ok(out);
     }
-    let os = format!("{}.{minor}", r.el);
-    // kernel-devel is in BaseOS on 8 and in AppStream on 9.
-    let devel_repo = if r.el == 8 { "BaseOS" } else { "AppStream" };
-    if wanted(Distro::Rocky) && !(r.el == 8 && minor < 3) {
-        let base = &mirrors.rocky;
-        out.srpm.push(loc(Distro::Rocky, &os, "BaseOS", format!("{base}/{os}/BaseOS/source/tree/Packages/k/{srpm}")));
-        out.devel_rpm.push(loc(
-            Distro::Rocky,
-            &os,
-            devel_repo,
-            format!("{base}/{os}/{devel_repo}/{}/os/Packages/k/{devel}", r.arch),
-        ));
+    let early_el8 = out.release.el == 8 && minor < 3;
+    if wanted(Distro::Rocky) && !early_el8 {
+        add_rebuild(&mut out, Distro::Rocky, &mirrors.rocky);
     }
-    if wanted(Distro::Alma) && !(r.el == 8 && minor < 3) {
-        let base = &mirrors.alma;
-        out.srpm.push(loc(Distro::Alma, &os, "BaseOS", format!("{base}/{os}/BaseOS/Source/Packages/{srpm}")));
-        out.devel_rpm.push(loc(
-            Distro::Alma,
-            &os,
-            devel_repo,
-            format!("{base}/{os}/{devel_repo}/{}/os/Packages/{devel}", r.arch),
-        ));
+    if wanted(Distro::Alma) && !early_el8 {
+        add_rebuild(&mut out, Distro::Alma, &mirrors.alma);
     }
-    if wanted(Distro::Centos) && r.el == 8 {
-        if let Some((_, folder)) = CENTOS8.iter().find(|(m, _)| *m == minor) {
-            let base = &mirrors.centos;
-            out.srpm.push(loc(
-                Distro::Centos,
-                folder,
-                "BaseOS",
-                format!("{base}/{folder}/BaseOS/Source/SPackages/{srpm}"),
-            ));
-            out.devel_rpm.push(loc(
-                Distro::Centos,
-                folder,
-                "BaseOS",
-                format!("{base}/{folder}/BaseOS/{}/os/Packages/{devel}", r.arch),
-            ));
-        }
+    if wanted(Distro::Centos) && out.release.el == 8 {
+        add_centos8(&mut out, minor, mirrors);
     }
     if out.srpm.is_empty() {
         return Err(no_distro(release, only));
     }
     Ok(out)
+}
+
+/// Appends one place for the source RPM and one for the kernel-devel RPM.
+fn add_pair(
+    out: &mut Resolved,
+    distro: Distro,
+    os_release: &str,
+    (srpm_repo, srpm_url): (&str, String),
+    (devel_repo, devel_url): (&str, String),
+) {
+    let loc =
+        |repo: &str, url: String| Location { distro, os_release: os_release.to_string(), repo: repo.to_string(), url };
+    out.srpm.push(loc(srpm_repo, srpm_url));
+    out.devel_rpm.push(loc(devel_repo, devel_url));
+}
+
+/// CentOS 7: the minor release's vault folder, `os/` and `updates/`; and the build logs.
+fn add_centos7(out: &mut Resolved, minor: u32, mirrors: &Mirrors) {
+    let r = out.release.clone();
+    let (srpm, devel) = (r.srpm_name(), r.devel_name());
+    let (_, _, folder) = EL7_MINORS.iter().find(|(_, m, _)| *m == minor).copied().unwrap_or((0, 0, ""));
+    // Errata are in updates/, the GA kernel in os/; try the likely one first.
+    let repos = if r.errata { ["updates", "os"] } else { ["os", "updates"] };
+    let base = &mirrors.centos;
+    for repo in repos {
+        add_pair(
+            out,
+            Distro::Centos,
+            folder,
+            (repo, format!("{base}/{folder}/{repo}/Source/SPackages/{srpm}")),
+            (repo, format!("{base}/{folder}/{repo}/{}/Packages/{devel}", r.arch)),
+        );
+    }
+    let yymm = folder.rsplit('.').next().unwrap_or("");
+    let tree = if r.errata { "u" } else { "00" };
+    out.browse.push(format!("{}/c7.{yymm}.{tree}.{}/kernel/", mirrors.centos_buildlogs, r.arch));
+}
+
+/// Rocky and Alma 8 and 9: the source RPM in BaseOS; kernel-devel in BaseOS on 8 and in
+/// AppStream on 9.
+fn add_rebuild(out: &mut Resolved, distro: Distro, base: &MirrorUrl) {
+    let r = out.release.clone();
+    let (srpm, devel) = (r.srpm_name(), r.devel_name());
+    let os = out.os_minor.clone();
+    let devel_repo = if r.el == 8 { "BaseOS" } else { "AppStream" };
+    // Rocky keeps its packages below k/, by their first letter.
+    let (source_dir, letter) = match distro {
+        Distro::Rocky => ("source/tree/Packages/k", "k/"),
+        _ => ("Source/Packages", ""),
+    };
+    add_pair(
+        out,
+        distro,
+        &os,
+        ("BaseOS", format!("{base}/{os}/BaseOS/{source_dir}/{srpm}")),
+        (devel_repo, format!("{base}/{os}/{devel_repo}/{}/os/Packages/{letter}{devel}", r.arch)),
+    );
+}
+
+/// CentOS 8.0-8.5: BaseOS of the minor release's vault folder.
+fn add_centos8(out: &mut Resolved, minor: u32, mirrors: &Mirrors) {
+    let Some((_, folder)) = CENTOS8.iter().find(|(m, _)| *m == minor) else { return };
+    let r = out.release.clone();
+    let (srpm, devel) = (r.srpm_name(), r.devel_name());
+    let base = &mirrors.centos;
+    add_pair(
+        out,
+        Distro::Centos,
+        folder,
+        ("BaseOS", format!("{base}/{folder}/BaseOS/Source/SPackages/{srpm}")),
+        ("BaseOS", format!("{base}/{folder}/BaseOS/{}/os/Packages/{devel}", r.arch)),
+    );
 }
 
 fn no_distro(release: &str, only: Option<Distro>) -> BuildError {

@@ -1,15 +1,17 @@
 //! An RHEL-family target made ready for the pipeline: the source RPM's Ceph files (after
 //! what `%prep` applies to them) and the kernel-devel RPM laid out as a headers sysroot.
 
-use super::catalog::{self, Distro, Location, Mirrors};
+use super::catalog::{self, Distro, Location, Mirrors, Resolved};
 use super::spec::{self, PrepPatch};
 use crate::error::BuildError;
+use crate::json_file;
 use crate::patch::series::SeriesPatch;
 use crate::patch::{apply_series, PatchFile, Series, SeriesReport};
-use crate::pipeline::Stages;
 use crate::report::InputRecord;
 use crate::source;
+use crate::stages::Stages;
 use crate::sysroot::Headers;
+use crate::target::KernelRelease;
 use krbd_fetch::cache::Cache;
 use krbd_fetch::hash::KeyHasher;
 use krbd_fetch::http::{self, FetchOutcome};
@@ -18,7 +20,7 @@ use krbd_fetch::FetchError;
 use krbd_formats::compress::Compression;
 use krbd_progress::Listener;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -33,7 +35,7 @@ const MAX_PATCH: u64 = 256 << 20;
 #[derive(Debug, Clone)]
 pub struct RhelRequest {
     /// `uname -r`: `3.10.0-957.el7.x86_64`.
-    pub release: String,
+    pub release: KernelRelease,
     pub mirrors: Mirrors,
     /// Only this distro's vaults.
     pub distro: Option<Distro>,
@@ -84,37 +86,17 @@ pub fn prepare_rhel(
     stages: &mut Stages,
     listener: &dyn Listener,
 ) -> Result<PreparedRhel, BuildError> {
+    let release = req.release.as_str();
     let resolved = stages.run("resolve", || {
         if req.srpm.is_some() && req.devel_rpm.is_some() {
             return Ok((None, false));
         }
-        Ok((Some(catalog::resolve(&req.release, &req.mirrors, req.distro)?), false))
+        Ok((Some(catalog::resolve(release, &req.mirrors, req.distro)?), false))
     })?;
     if let Some(r) = &resolved {
-        listener.info(&format!("target {} (el{}, {})", req.release, r.release.el, r.os_minor));
+        listener.info(&format!("target {release} (el{}, {})", r.release.el, r.os_minor));
     }
-    let (srpm_path, devel_path) = stages.run("fetch", || {
-        let mut all_cached = true;
-        let mut get =
-            |local: &Option<PathBuf>, what: &'static str, pick: fn(&catalog::Resolved) -> &Vec<Location>| match (
-                local, &resolved,
-            ) {
-                (Some(p), _) => {
-                    let rpm = RpmPackage::open(p)?;
-                    rpm.verify()?;
-                    Ok::<_, BuildError>(p.clone())
-                }
-                (None, Some(r)) => {
-                    let (p, cached) = fetch_first(cache, &req.release, what, pick(r), listener)?;
-                    all_cached &= cached;
-                    Ok(p)
-                }
-                (None, None) => unreachable_inputs(&req.release),
-            };
-        let srpm = get(&req.srpm, "the source RPM", |r| &r.srpm)?;
-        let devel = get(&req.devel_rpm, "the kernel-devel RPM", |r| &r.devel_rpm)?;
-        Ok(((srpm, devel), all_cached))
-    })?;
+    let (srpm_path, devel_path) = stages.run("fetch", || fetch_rpms(cache, req, resolved.as_ref(), listener))?;
     let srpm = RpmPackage::open(&srpm_path)?;
     let devel = RpmPackage::open(&devel_path)?;
     if !srpm.info.is_source {
@@ -125,50 +107,67 @@ pub fn prepare_rhel(
     }
     let srpm_signature = signature_status(&srpm, req.rpm_key.as_deref(), listener)?;
     let devel_signature = signature_status(&devel, req.rpm_key.as_deref(), listener)?;
-    let srpm_sha = sha(&srpm_path)?;
-    let devel_sha = sha(&devel_path)?;
-    let inputs = vec![
-        InputRecord {
-            role: "srpm".into(),
-            name: file_name(&srpm_path, &srpm),
-            version: Some(format!("{}-{}", srpm.info.version, srpm.info.release)),
-            sha256: srpm_sha.clone(),
-            signature: Some(srpm_signature),
-        },
-        InputRecord {
-            role: "kernel-devel".into(),
-            name: file_name(&devel_path, &devel),
-            version: Some(format!("{}-{}", devel.info.version, devel.info.release)),
-            sha256: devel_sha.clone(),
-            signature: Some(devel_signature),
-        },
-    ];
+    let srpm_input = rpm_input("srpm", &srpm_path, &srpm, srpm_signature)?;
+    let devel_input = rpm_input("kernel-devel", &devel_path, &devel, devel_signature)?;
 
-    let sysroot_key = KeyHasher::new(LAYOUT).str(&devel_sha).finish();
+    let sysroot_key = KeyHasher::new(LAYOUT).str(&devel_input.sha256).finish();
     let root = stages.run("headers", || {
-        cache.get_or_create("sysroots", &sysroot_key, |staging| devel_sysroot(&devel, &req.release, staging, listener))
+        cache.get_or_create("sysroots", &sysroot_key, |staging| devel_sysroot(&devel, release, staging, listener))
     })?;
-    let headers = Headers::open(&root.join("usr/src/kernels").join(&req.release))?;
+    let headers = Headers::open(&root.join("usr/src/kernels").join(release))?;
 
-    let source_key = KeyHasher::new(LAYOUT).str(&srpm_sha).finish();
+    let source_key = KeyHasher::new(LAYOUT).str(&srpm_input.sha256).finish();
     let entry = stages.run("extract", || {
         cache.get_or_create("srpm-sources", &source_key, |staging| {
             let report = srpm_ceph_sources(&srpm, &staging.join("tree"), listener)?;
-            let path = staging.join("prep.json");
-            let json = serde_json::to_vec_pretty(&report)
-                .map_err(|e| BuildError::io("encode", &path)(std::io::Error::other(e)))?;
-            std::fs::write(&path, json).map_err(BuildError::io("write", &path))
+            json_file::write(&staging.join("prep.json"), &report)
         })
     })?;
-    let prep_path = entry.join("prep.json");
-    let prep: PrepReport =
-        std::fs::read(&prep_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(|| {
-            BuildError::io("read", &prep_path)(std::io::Error::other("unreadable; delete the cache entry"))
-        })?;
+    let prep: PrepReport = json_file::read(&entry.join("prep.json"))?;
     for p in &prep.patches {
         listener.info(&format!("%prep {}: {}", p.name, p.outcome));
     }
+    let inputs = vec![srpm_input, devel_input];
     Ok(PreparedRhel { headers, sysroot_key, source_tree: entry.join("tree"), source_key, inputs, prep })
+}
+
+/// The source RPM and the kernel-devel RPM: each the given file (checked against its own
+/// digests), or else the first of its catalogued locations that has it. `true` when
+/// nothing was downloaded.
+fn fetch_rpms(
+    cache: &Cache,
+    req: &RhelRequest,
+    resolved: Option<&Resolved>,
+    listener: &dyn Listener,
+) -> Result<((PathBuf, PathBuf), bool), BuildError> {
+    let mut all_cached = true;
+    let mut get = |given: Option<&PathBuf>, what: &'static str, locations: Option<&[Location]>| {
+        if let Some(path) = given {
+            RpmPackage::open(path)?.verify()?;
+            return Ok::<_, BuildError>(path.clone());
+        }
+        let locations = locations.ok_or_else(|| BuildError::NotCatalogued {
+            release: req.release.to_string(),
+            reason: "nothing to fetch it from".into(),
+        })?;
+        let (path, cached) = fetch_first(cache, req.release.as_str(), what, locations, listener)?;
+        all_cached &= cached;
+        Ok(path)
+    };
+    let srpm = get(req.srpm.as_ref(), "the source RPM", resolved.map(|r| r.srpm.as_slice()))?;
+    let devel = get(req.devel_rpm.as_ref(), "the kernel-devel RPM", resolved.map(|r| r.devel_rpm.as_slice()))?;
+    Ok(((srpm, devel), all_cached))
+}
+
+/// The report's record of one RPM used.
+fn rpm_input(role: &str, path: &Path, rpm: &RpmPackage, signature: SignatureStatus) -> Result<InputRecord, BuildError> {
+    Ok(InputRecord {
+        role: role.into(),
+        name: file_name(path, rpm),
+        version: Some(format!("{}-{}", rpm.info.version, rpm.info.release)),
+        sha256: krbd_formats::digest::sha256_file(path, |_| {}).map_err(BuildError::io("read", path))?,
+        signature: Some(signature),
+    })
 }
 
 /// With a key: the package's signature must be good (else the error). Without: its
@@ -190,14 +189,6 @@ fn signature_status(
     let status = rpm.verify_signature(key)?;
     listener.info(&format!("{name}: signature verified with {}", key.source().display()));
     Ok(status)
-}
-
-fn unreachable_inputs(release: &str) -> Result<PathBuf, BuildError> {
-    Err(BuildError::NotCatalogued { release: release.to_string(), reason: "nothing to fetch it from".into() })
-}
-
-fn sha(path: &Path) -> Result<String, BuildError> {
-    krbd_formats::digest::sha256_file(path, |_| {}).map_err(BuildError::io("read", path))
 }
 
 /// The name the package is known by: its download name, or its NVRA for cache files.
@@ -251,6 +242,36 @@ fn fetch_first(
     Err(BuildError::PackageNotFound { release: release.to_string(), what, tried })
 }
 
+/// The releases whose headers a kernel-devel RPM holds (`/usr/src/kernels/<release>/`).
+fn kernels_held(devel: &RpmPackage) -> BTreeSet<String> {
+    devel
+        .info
+        .files
+        .iter()
+        .filter_map(|f| f.path.strip_prefix("/usr/src/kernels/"))
+        .filter_map(|r| r.split('/').next())
+        .map(String::from)
+        .collect()
+}
+
+/// The release of the headers a kernel-devel RPM holds, when it holds one release's.
+pub fn devel_rpm_release(path: &Path) -> Result<KernelRelease, BuildError> {
+    if !path.is_file() {
+        return Err(BuildError::InputNotFound { path: path.to_path_buf() });
+    }
+    let held = kernels_held(&RpmPackage::open(path)?);
+    match held.first() {
+        Some(release) if held.len() == 1 => KernelRelease::parse(release),
+        _ => Err(BuildError::BadHeaders {
+            headers: path.to_path_buf(),
+            reason: format!(
+                "it holds headers for {} releases under /usr/src/kernels; name one with --kernel",
+                held.len()
+            ),
+        }),
+    }
+}
+
 /// Lays `usr/src/kernels/<release>/` of a kernel-devel RPM out below `staging`.
 pub fn devel_sysroot(
     devel: &RpmPackage,
@@ -262,16 +283,7 @@ pub fn devel_sysroot(
     if !devel.info.files.iter().any(|f| f.path == prefix)
         && !devel.info.files.iter().any(|f| f.path.starts_with(&format!("{prefix}/")))
     {
-        let held: Vec<String> = devel
-            .info
-            .files
-            .iter()
-            .filter_map(|f| f.path.strip_prefix("/usr/src/kernels/"))
-            .filter_map(|r| r.split('/').next())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let held: Vec<String> = kernels_held(devel).into_iter().collect();
         return Err(BuildError::BadHeaders {
             headers: devel.path().to_path_buf(),
             reason: format!(

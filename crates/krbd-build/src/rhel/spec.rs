@@ -137,11 +137,11 @@ fn source_file(arg: &str, patches: &BTreeMap<u32, String>) -> Option<String> {
     patches.get(&n.trim().parse().ok()?).cloned()
 }
 
-/// The patches `%prep` applies, in order.
-pub fn prep_patches(spec: &str) -> Result<Vec<PrepPatch>, PrepError> {
+/// The `%define`/`%global` macros and the Name, Version, Release and Epoch tags; and the
+/// Patch tags (number to file name). Both may be anywhere in the spec.
+fn macros_and_patch_tags(spec: &str) -> (Macros, BTreeMap<u32, String>) {
     let mut macros = Macros(BTreeMap::new());
     let mut patches: BTreeMap<u32, String> = BTreeMap::new();
-    // First pass: macros and Patch tags, anywhere in the spec.
     for line in spec.lines() {
         let t = line.trim();
         let define = t.strip_prefix("%define ").or_else(|| t.strip_prefix("%global "));
@@ -165,152 +165,196 @@ pub fn prep_patches(spec: &str) -> Result<Vec<PrepPatch>, PrepError> {
             }
         }
     }
-    let lines: Vec<&str> = spec.lines().collect();
-    let Some(start) = lines.iter().position(|l| l.trim() == "%prep" || l.trim().starts_with("%prep ")) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    let mut conds: Vec<Cond> = Vec::new();
-    let mut in_function = false;
-    for (i, raw) in lines.iter().enumerate().skip(start + 1) {
-        let number = i + 1;
-        let t = raw.trim();
-        if SECTIONS_AFTER_PREP.iter().any(|s| t == *s || t.starts_with(&format!("{s} "))) {
-            break;
-        }
-        let refuse = |reason: &str| PrepError { line: number, text: t.to_string(), reason: reason.to_string() };
+    (macros, patches)
+}
+
+/// One line of `%prep` (trimmed), for refusals that quote it.
+struct PrepLine<'a> {
+    number: usize,
+    text: &'a str,
+}
+
+impl PrepLine<'_> {
+    fn refuse(&self, reason: &str) -> PrepError {
+        PrepError { line: self.number, text: self.text.to_string(), reason: reason.to_string() }
+    }
+}
+
+/// What surrounds the steps of `%prep`: shell function definitions and `%if` blocks.
+#[derive(Default)]
+struct PrepState {
+    conds: Vec<Cond>,
+    in_function: bool,
+}
+
+impl PrepState {
+    /// Follows function definitions, blank lines, comments and conditionals; `true` when
+    /// the line is one of those rather than a step.
+    fn is_structure(&mut self, raw: &str, t: &str, macros: &Macros) -> bool {
         // Shell functions (RHEL's ApplyPatch/ApplyOptionalPatch) are definitions, not steps.
-        if in_function {
+        if self.in_function {
             if raw.starts_with('}') {
-                in_function = false;
+                self.in_function = false;
             }
-            continue;
+            return true;
         }
         if t.ends_with("()") || t.ends_with("() {") || t.ends_with("(){") {
-            in_function = true;
-            continue;
+            self.in_function = true;
+            return true;
         }
         if t.is_empty() || t.starts_with('#') {
-            continue;
+            return true;
         }
         if let Some(expr) = t.strip_prefix("%if ") {
-            conds.push(evaluate(expr, &macros));
-            continue;
-        }
-        if t.starts_with("%ifarch") || t.starts_with("%ifnarch") || t.starts_with("%ifos") {
-            conds.push(Cond::Unknown);
-            continue;
-        }
-        if t == "%else" {
-            if let Some(c) = conds.last_mut() {
+            self.conds.push(evaluate(expr, macros));
+        } else if t.starts_with("%ifarch") || t.starts_with("%ifnarch") || t.starts_with("%ifos") {
+            self.conds.push(Cond::Unknown);
+        } else if t == "%else" {
+            if let Some(c) = self.conds.last_mut() {
                 *c = match c {
                     Cond::True => Cond::False,
                     Cond::False => Cond::True,
                     Cond::Unknown => Cond::Unknown,
                 };
             }
-            continue;
+        } else if t == "%endif" {
+            self.conds.pop();
+        } else {
+            return false;
         }
-        if t == "%endif" {
-            conds.pop();
-            continue;
-        }
-        let active = if conds.contains(&Cond::False) {
+        true
+    }
+
+    /// Whether steps here run: not inside any false block; unknown inside an unknown one.
+    fn active(&self) -> Cond {
+        if self.conds.contains(&Cond::False) {
             Cond::False
-        } else if conds.contains(&Cond::Unknown) {
+        } else if self.conds.contains(&Cond::Unknown) {
             Cond::Unknown
         } else {
             Cond::True
-        };
-        let words: Vec<&str> = t.split_whitespace().collect();
-        let mut found: Vec<(String, bool)> = Vec::new();
-        let check_args = |args: &[&str]| -> Result<(), PrepError> {
-            for a in args {
-                if *a == "-R" || a.starts_with("--reverse") {
-                    return Err(refuse("reversed patches are not followed"));
-                }
-                if let Some(level) = a.strip_prefix("-p") {
-                    if level != "1" {
-                        return Err(refuse("only -p1 patches are followed"));
-                    }
-                }
-            }
-            Ok(())
-        };
-        let first = words.first().copied().unwrap_or("");
-        if first == "ApplyPatch" || first == "ApplyOptionalPatch" {
-            let name = words.get(1).ok_or_else(|| refuse("no patch named"))?;
-            check_args(&words[2..])?;
-            let name = macros.expand(name).ok_or_else(|| refuse("a macro in the patch name is not defined"))?;
-            found.push((name, first == "ApplyOptionalPatch"));
-        } else if let Some(rest) = first.strip_prefix("%patch") {
-            // %patch3 -p1, %patch 3, %patch -P 3, %patch -P3
-            let mut number = rest.parse::<u32>().ok();
-            let mut args = &words[1..];
-            if number.is_none() {
-                match args.first() {
-                    Some(&"-P") => {
-                        number = args.get(1).and_then(|n| n.parse().ok());
-                        args = args.get(2..).unwrap_or(&[]);
-                    }
-                    Some(a) if a.starts_with("-P") => {
-                        number = a[2..].parse().ok();
-                        args = &args[1..];
-                    }
-                    Some(a) => {
-                        number = a.parse().ok();
-                        args = &args[1..];
-                    }
-                    None => number = Some(0),
-                }
-            }
-            check_args(args)?;
-            let n = number.ok_or_else(|| refuse("cannot tell which patch"))?;
-            let name = patches.get(&n).ok_or_else(|| refuse(&format!("there is no Patch{n} tag")))?;
-            found.push((name.clone(), false));
-        } else if first == "%autosetup" || first == "%autopatch" {
-            check_args(&words[1..])?;
-            found.extend(patches.values().map(|p| (p.clone(), false)));
-        } else if first == "patch" {
-            check_args(&words[1..])?;
-            let file = words
-                .iter()
-                .position(|w| *w == "<" || *w == "-i")
-                .and_then(|at| words.get(at + 1))
-                .and_then(|f| source_file(f, &patches))
-                .ok_or_else(|| refuse("cannot tell which file this patch command reads"))?;
-            found.push((file, false));
-        } else if t.starts_with("git am") || t.starts_with("git apply") {
-            let files: Vec<String> = words[2..]
-                .iter()
-                .filter(|w| !w.starts_with('-'))
-                .map(|w| source_file(w, &patches))
-                .collect::<Option<_>>()
-                .ok_or_else(|| refuse("cannot tell which files git applies"))?;
-            if files.is_empty() {
-                return Err(refuse("cannot tell which files git applies"));
-            }
-            check_args(&words[2..])?;
-            found.extend(files.into_iter().map(|f| (f, false)));
-        } else if t.contains("patch")
-            && (t.contains('<') || t.contains('|') || t.contains("xargs") || t.contains("for "))
-        {
-            return Err(refuse("this line applies patches in a way that is not followed"));
         }
+    }
+}
+
+/// The patches `%prep` applies, in order.
+pub fn prep_patches(spec: &str) -> Result<Vec<PrepPatch>, PrepError> {
+    let (macros, patches) = macros_and_patch_tags(spec);
+    let lines: Vec<&str> = spec.lines().collect();
+    let Some(start) = lines.iter().position(|l| l.trim() == "%prep" || l.trim().starts_with("%prep ")) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut state = PrepState::default();
+    for (i, raw) in lines.iter().enumerate().skip(start + 1) {
+        let t = raw.trim();
+        if SECTIONS_AFTER_PREP.iter().any(|s| t == *s || t.starts_with(&format!("{s} "))) {
+            break;
+        }
+        if state.is_structure(raw, t, &macros) {
+            continue;
+        }
+        let line = PrepLine { number: i + 1, text: t };
+        let found = patches_applied(&line, &macros, &patches)?;
         if found.is_empty() {
             continue;
         }
-        match active {
+        match state.active() {
             Cond::False => {}
             Cond::Unknown => {
-                return Err(refuse("the patch is applied under a condition that cannot be evaluated here"))
+                return Err(line.refuse("the patch is applied under a condition that cannot be evaluated here"))
             }
             Cond::True => {
-                out.extend(found.into_iter().map(|(name, optional)| PrepPatch { name, optional, line: number }))
+                out.extend(found.into_iter().map(|(name, optional)| PrepPatch { name, optional, line: line.number }))
             }
         }
     }
     Ok(out)
+}
+
+/// Refuses the patch options that change what a patch does: reversing, and strip levels
+/// other than `-p1`.
+fn check_args(line: &PrepLine<'_>, args: &[&str]) -> Result<(), PrepError> {
+    for a in args {
+        if *a == "-R" || a.starts_with("--reverse") {
+            return Err(line.refuse("reversed patches are not followed"));
+        }
+        if let Some(level) = a.strip_prefix("-p") {
+            if level != "1" {
+                return Err(line.refuse("only -p1 patches are followed"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The patch number of `%patch3 -p1`, `%patch 3`, `%patch -P 3`, `%patch -P3` (`rest`: what
+/// follows `%patch`; `args`: the words after it), and the arguments left.
+fn patch_macro_number<'a>(rest: &str, args: &'a [&'a str]) -> (Option<u32>, &'a [&'a str]) {
+    if let Ok(n) = rest.parse::<u32>() {
+        return (Some(n), args);
+    }
+    match args.first() {
+        Some(&"-P") => (args.get(1).and_then(|n| n.parse().ok()), args.get(2..).unwrap_or(&[])),
+        Some(a) => (a.strip_prefix("-P").unwrap_or(a).parse().ok(), &args[1..]),
+        None => (Some(0), args),
+    }
+}
+
+/// The patches one `%prep` line applies, each with whether it is optional.
+fn patches_applied(
+    line: &PrepLine<'_>,
+    macros: &Macros,
+    patches: &BTreeMap<u32, String>,
+) -> Result<Vec<(String, bool)>, PrepError> {
+    let t = line.text;
+    let words: Vec<&str> = t.split_whitespace().collect();
+    let first = words.first().copied().unwrap_or("");
+    let mut found: Vec<(String, bool)> = Vec::new();
+    if first == "ApplyPatch" || first == "ApplyOptionalPatch" {
+        let name = words.get(1).ok_or_else(|| line.refuse("no patch named"))?;
+        check_args(line, &words[2..])?;
+        let name = macros.expand(name).ok_or_else(|| line.refuse("a macro in the patch name is not defined"))?;
+        found.push((name, first == "ApplyOptionalPatch"));
+    } else if let Some(rest) = first.strip_prefix("%patch") {
+        let (number, args) = patch_macro_number(rest, &words[1..]);
+        check_args(line, args)?;
+        let n = number.ok_or_else(|| line.refuse("cannot tell which patch"))?;
+        let name = patches.get(&n).ok_or_else(|| line.refuse(&format!("there is no Patch{n} tag")))?;
+        found.push((name.clone(), false));
+    } else if first == "%autosetup" || first == "%autopatch" {
+        check_args(line, &words[1..])?;
+        found.extend(patches.values().map(|p| (p.clone(), false)));
+    } else if first == "patch" {
+        check_args(line, &words[1..])?;
+        let file = words
+            .iter()
+            .position(|w| *w == "<" || *w == "-i")
+            .and_then(|at| words.get(at + 1))
+            .and_then(|f| source_file(f, patches))
+            .ok_or_else(|| line.refuse("cannot tell which file this patch command reads"))?;
+        found.push((file, false));
+    } else if t.starts_with("git am") || t.starts_with("git apply") {
+        found.extend(git_patches(line, &words, patches)?.into_iter().map(|f| (f, false)));
+    } else if t.contains("patch") && (t.contains('<') || t.contains('|') || t.contains("xargs") || t.contains("for ")) {
+        return Err(line.refuse("this line applies patches in a way that is not followed"));
+    }
+    Ok(found)
+}
+
+/// The files a `git am`/`git apply` line applies.
+fn git_patches(line: &PrepLine<'_>, words: &[&str], patches: &BTreeMap<u32, String>) -> Result<Vec<String>, PrepError> {
+    let files: Vec<String> = words[2..]
+        .iter()
+        .filter(|w| !w.starts_with('-'))
+        .map(|w| source_file(w, patches))
+        .collect::<Option<_>>()
+        .ok_or_else(|| line.refuse("cannot tell which files git applies"))?;
+    if files.is_empty() {
+        return Err(line.refuse("cannot tell which files git applies"));
+    }
+    check_args(line, &words[2..])?;
+    Ok(files)
 }
 
 #[cfg(test)]

@@ -124,13 +124,22 @@ fn el9_devel_is_in_appstream() {
 #[test]
 fn mirrors_are_configurable() {
     let mut m = Mirrors::default();
-    m.set("centos=http://127.0.0.1:8080/vault/").unwrap();
-    m.set("rocky=http://127.0.0.1:8080/rocky").unwrap();
+    m.set(Mirror { site: MirrorSite::Centos, url: "http://127.0.0.1:8080/vault/".parse().unwrap() });
+    m.set(Mirror { site: "rocky".parse().unwrap(), url: "http://127.0.0.1:8080/rocky".parse().unwrap() });
+    assert_eq!(m.rocky.as_str(), "http://127.0.0.1:8080/rocky");
     let r = resolve("3.10.0-327.el7.x86_64", &m, None).unwrap();
     assert_eq!(r.srpm[0].url, "http://127.0.0.1:8080/vault/7.2.1511/os/Source/SPackages/kernel-3.10.0-327.el7.src.rpm");
-    assert!(m.set("fedora=http://x").is_err());
-    assert!(m.set("rocky=ftp://x").is_err());
-    assert!(m.set("rocky").is_err());
+    assert!("fedora".parse::<MirrorSite>().is_err());
+    assert!("ftp://x".parse::<MirrorUrl>().is_err());
+    assert_eq!("almalinux".parse::<MirrorSite>(), Ok(MirrorSite::Alma));
+    assert_eq!("buildlogs".parse::<MirrorSite>(), Ok(MirrorSite::CentosBuildlogs));
+}
+
+#[test]
+fn distros_parse_by_name() {
+    assert_eq!("Rocky".parse::<Distro>(), Ok(Distro::Rocky));
+    assert_eq!("almalinux".parse::<Distro>(), Ok(Distro::Alma));
+    assert!("buildlogs".parse::<Distro>().is_err());
 }
 
 #[test]

@@ -16,18 +16,11 @@ fn target_files(args: &BootTestArgs, listener: &Terminal) -> Result<(PathBuf, Pa
     let release =
         krbd_build::KernelRelease::parse(&args.kernel).map_err(|e| super::build::report_error(&e, args.json))?;
     let cache = args.cache.open().map_err(|e| super::build::report_error(&e.into(), args.json))?;
-    let mut stages = krbd_build::pipeline::Stages(Vec::new());
-    let prepared = krbd_build::pipeline::prepare_debian(&cache, Some(&release), false, &mut stages, listener)
+    let mut stages = krbd_build::Stages::default();
+    let prepared = krbd_build::prepare_debian(&cache, Some(&release), false, &mut stages, listener)
         .map_err(|e| super::build::report_error(&e, args.json))?;
-    let headers = args.headers.clone().unwrap_or_else(|| prepared.headers.dir.clone());
-    // prepare_debian fetches headers, headers-common, kbuild, then the image.
-    let image = match (&args.image_deb, prepared.debs.get(3)) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => p.clone(),
-        (None, None) => {
-            return Err(fail(args.json, EXIT_ENVIRONMENT, "kernel_package", "the image package was not fetched"));
-        }
-    };
+    let headers = args.headers.clone().unwrap_or(prepared.headers.dir);
+    let image = args.image_deb.clone().unwrap_or(prepared.debs.image);
     Ok((headers, image))
 }
 

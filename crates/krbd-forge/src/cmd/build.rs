@@ -2,6 +2,8 @@ use super::exit;
 use super::terminal::Terminal;
 use super::CacheArgs;
 use krbd_build::patch::SeriesSource;
+use krbd_build::rhel::catalog::{self, Distro, Mirror, MirrorSite, Mirrors};
+use krbd_build::rhel::prepare::{self, RhelRequest};
 use krbd_build::{BuildError, BuildOptions, Inputs, KernelRelease};
 use std::path::PathBuf;
 
@@ -15,6 +17,7 @@ use std::path::PathBuf;
 /// exit code is that of the first failure.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = super::EXIT_CODES_HELP)]
+#[command(group(clap::ArgGroup::new("release_source").args(["kernel", "devel_rpm"]).multiple(true)))]
 pub struct BuildArgs {
     /// The kernel release, as `uname -r` prints it: Debian (6.1.0-56-amd64,
     /// 6.12.117+deb12-amd64) or RHEL family (3.10.0-957.el7.x86_64, 4.18.0-372.9.1.el8.x86_64,
@@ -23,8 +26,9 @@ pub struct BuildArgs {
     #[arg(long, value_name = "RELEASE")]
     kernel: Vec<String>,
 
-    /// RHEL family: use this kernel source RPM (.src.rpm) instead of the vault's.
-    #[arg(long, value_name = "FILE")]
+    /// RHEL family: use this kernel source RPM (.src.rpm) instead of the vault's. The
+    /// release comes from --kernel or from --devel-rpm.
+    #[arg(long, value_name = "FILE", requires = "release_source")]
     srpm: Option<PathBuf>,
 
     /// RHEL family: use this kernel-devel RPM instead of the vault's. Without --kernel the
@@ -35,8 +39,8 @@ pub struct BuildArgs {
     /// RHEL family: fetch from this mirror instead of the public vault, as DISTRO=URL with
     /// DISTRO one of centos, buildlogs, rocky, alma (repeatable; also
     /// KRBD_FORGE_MIRROR_CENTOS, _ROCKY, _ALMA, _BUILDLOGS).
-    #[arg(long, value_name = "DISTRO=URL")]
-    mirror: Vec<String>,
+    #[arg(long, value_name = "DISTRO=URL", value_parser = parse_mirror)]
+    mirror: Vec<Mirror>,
 
     /// RHEL family: every RPM used (downloaded, --srpm, --devel-rpm) must carry a good
     /// OpenPGP signature by a key in FILE (armored or binary, such as the distribution's
@@ -47,7 +51,7 @@ pub struct BuildArgs {
 
     /// RHEL family: only this distro's vaults (centos, rocky, alma).
     #[arg(long, value_name = "DISTRO")]
-    distro: Option<String>,
+    distro: Option<Distro>,
 
     /// Use this kernel source tarball (.tar.xz, .tar.gz, .tar.zst, or a linux-source .deb)
     /// instead of fetching apt's linux-source package.
@@ -123,131 +127,137 @@ pub fn find_series(arg: &str) -> Result<Option<SeriesSource>, BuildError> {
     Ok(Some(SeriesSource::open(&direct)?))
 }
 
-/// The RHEL request for `release` (or the release the kernel-devel RPM holds).
-pub(super) fn mirrors_and_distro(
-    mirror: &[String],
-    distro: Option<&str>,
-) -> Result<(krbd_build::rhel::catalog::Mirrors, Option<krbd_build::rhel::catalog::Distro>), BuildError> {
-    use krbd_build::rhel::catalog::{Distro, Mirrors};
-    let mut mirrors = Mirrors::from_env();
-    for m in mirror {
-        mirrors.set(m).map_err(|reason| BuildError::BadFlag { flag: format!("--mirror {m}"), reason })?;
-    }
-    let distro = match distro {
-        Some(d) => Some(Distro::parse(d).ok_or_else(|| BuildError::BadFlag {
-            flag: format!("--distro {d}"),
-            reason: "the distros are centos, rocky, alma".into(),
-        })?),
-        None => None,
-    };
-    Ok((mirrors, distro))
+/// `--mirror DISTRO=URL`.
+pub(super) fn parse_mirror(arg: &str) -> Result<Mirror, String> {
+    let (site, url) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("{arg:?}: expected DISTRO=URL, such as rocky=http://127.0.0.1:8080/rocky"))?;
+    Ok(Mirror { site: site.parse().map_err(|e| format!("{e}"))?, url: url.parse().map_err(|e| format!("{e}"))? })
 }
 
-fn rhel_request(args: &BuildArgs, release: Option<&str>) -> Result<krbd_build::rhel::prepare::RhelRequest, BuildError> {
-    let (mirrors, distro) = mirrors_and_distro(&args.mirror, args.distro.as_deref())?;
-    for f in [&args.srpm, &args.devel_rpm].into_iter().flatten() {
-        if !f.is_file() {
-            return Err(BuildError::Io {
-                op: "open",
-                path: f.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            });
+/// The vaults: the public ones, overridden by `KRBD_FORGE_MIRROR_{CENTOS,BUILDLOGS,ROCKY,ALMA}`,
+/// then by each `--mirror`. `Err`: a variable that holds no http(s) URL, for a usage error.
+pub(super) fn mirrors(flags: &[Mirror]) -> Result<Mirrors, String> {
+    let mut mirrors = Mirrors::default();
+    for (site, name) in MirrorSite::ALL {
+        let var = format!("KRBD_FORGE_MIRROR_{}", name.to_ascii_uppercase());
+        if let Some(value) = std::env::var(&var).ok().filter(|v| !v.is_empty()) {
+            let url = value.parse().map_err(|e| format!("{var}: {e}"))?;
+            mirrors.set(Mirror { site, url });
         }
     }
-    let release = match release {
-        Some(r) => r.to_string(),
-        None => {
-            let devel = args.devel_rpm.as_ref().ok_or_else(|| BuildError::BadRelease {
-                release: String::new(),
-                reason: "--srpm needs --kernel RELEASE or --devel-rpm FILE to know the release".into(),
-            })?;
-            let rpm = krbd_fetch::rpm::RpmPackage::open(devel)?;
-            let releases: std::collections::BTreeSet<String> = rpm
-                .info
-                .files
-                .iter()
-                .filter_map(|f| f.path.strip_prefix("/usr/src/kernels/"))
-                .filter_map(|r| r.split('/').next())
-                .map(String::from)
-                .collect();
-            match releases.len() {
-                1 => releases.into_iter().next().unwrap_or_default(),
-                _ => {
-                    return Err(BuildError::BadHeaders {
-                        headers: devel.clone(),
-                        reason: format!(
-                            "it holds headers for {} releases under /usr/src/kernels; name one with --kernel",
-                            releases.len()
-                        ),
-                    })
-                }
-            }
+    for mirror in flags {
+        mirrors.set(mirror.clone());
+    }
+    Ok(mirrors)
+}
+
+/// Why one target was not built.
+enum BuildFailure {
+    /// The flags do not fit this target: a usage error.
+    Usage(String),
+    Build(BuildError),
+}
+
+impl From<BuildError> for BuildFailure {
+    fn from(e: BuildError) -> Self {
+        BuildFailure::Build(e)
+    }
+}
+
+impl From<krbd_fetch::FetchError> for BuildFailure {
+    fn from(e: krbd_fetch::FetchError) -> Self {
+        BuildFailure::Build(e.into())
+    }
+}
+
+impl BuildFailure {
+    fn exit_code(&self) -> i32 {
+        match self {
+            BuildFailure::Usage(_) => exit::USAGE,
+            BuildFailure::Build(e) => exit::build_code(e),
+        }
+    }
+
+    /// Prints the error (and with `json`, its JSON form); returns the exit code.
+    fn report(&self, json: bool) -> i32 {
+        match self {
+            BuildFailure::Usage(message) => report_usage(message, json),
+            BuildFailure::Build(e) => report_error(e, json),
+        }
+    }
+}
+
+impl std::fmt::Display for BuildFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildFailure::Usage(message) => f.write_str(message),
+            BuildFailure::Build(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The RHEL request for `release` (or for the release the kernel-devel RPM holds).
+fn rhel_request(args: &BuildArgs, release: Option<KernelRelease>) -> Result<RhelRequest, BuildFailure> {
+    let mirrors = mirrors(&args.mirror).map_err(BuildFailure::Usage)?;
+    let release = match (release, &args.devel_rpm) {
+        (Some(release), _) => release,
+        (None, Some(devel)) => prepare::devel_rpm_release(devel)?,
+        // clap's `requires` on --srpm makes this unreachable; stay a usage error.
+        (None, None) => {
+            return Err(BuildFailure::Usage(
+                "--srpm needs --kernel RELEASE or --devel-rpm FILE to know the release".into(),
+            ))
         }
     };
-    KernelRelease::parse(&release)?;
-    Ok(krbd_build::rhel::prepare::RhelRequest {
+    let rpm_key = args.rpm_key.as_deref().map(krbd_fetch::rpm::RpmKeyring::load).transpose()?;
+    Ok(RhelRequest {
         release,
         mirrors,
-        distro,
+        distro: args.distro,
         srpm: args.srpm.clone(),
         devel_rpm: args.devel_rpm.clone(),
-        rpm_key: args
-            .rpm_key
-            .as_deref()
-            .map(|p| krbd_fetch::rpm::RpmKeyring::load(p).map(std::sync::Arc::new))
-            .transpose()?,
+        rpm_key: rpm_key.map(std::sync::Arc::new),
     })
 }
 
-fn options(args: &BuildArgs, kernel: Option<&str>) -> Result<BuildOptions, BuildError> {
-    let rhel = args.srpm.is_some()
-        || args.devel_rpm.is_some()
-        || kernel.is_some_and(krbd_build::rhel::catalog::is_rhel_release);
+fn options(args: &BuildArgs, kernel: Option<&str>) -> Result<BuildOptions, BuildFailure> {
+    let rhel = args.srpm.is_some() || args.devel_rpm.is_some() || kernel.is_some_and(catalog::is_rhel_release);
     let release = kernel.map(KernelRelease::parse).transpose()?;
+    if !rhel && args.rpm_key.is_some() {
+        return Err(BuildFailure::Usage(
+            "--rpm-key: it checks RPMs, and this target is built from Debian packages".into(),
+        ));
+    }
     let inputs = match &args.headers_dir {
-        _ if rhel => Inputs::Rhel(rhel_request(args, kernel)?),
+        _ if rhel => Inputs::Rhel(rhel_request(args, release)?),
         Some(dir) => {
             let headers = krbd_build::sysroot::Headers::open(dir)?;
-            if let Some(r) = &release {
-                if *r != headers.release {
-                    return Err(BuildError::ReleaseMismatch {
-                        requested: r.to_string(),
-                        found: headers.release.to_string(),
-                        headers: dir.clone(),
-                    });
+            if let Some(r) = release.filter(|r| *r != headers.release) {
+                return Err(BuildError::ReleaseMismatch {
+                    requested: r.to_string(),
+                    found: headers.release.to_string(),
+                    headers: dir.clone(),
                 }
+                .into());
             }
             Inputs::Local { headers_dir: dir.clone() }
         }
         None => Inputs::Debian { release },
     };
-    if !rhel && args.rpm_key.is_some() {
-        return Err(BuildError::BadFlag {
-            flag: "--rpm-key".into(),
-            reason: "it checks RPMs, and this target is built from Debian packages".into(),
-        });
-    }
-    if let Some(t) = &args.source_tarball {
-        if !t.is_file() {
-            return Err(BuildError::Io {
-                op: "open",
-                path: t.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            });
-        }
-    }
     let series = find_series(&args.series)?;
     let cache = args.cache.open()?;
     let jobs =
         args.jobs.filter(|j| *j > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    Ok(BuildOptions {
+    let opts = BuildOptions {
         inputs,
         source_tarball: args.source_tarball.clone(),
         series,
         out_root: args.out.clone(),
         cache,
         jobs,
-    })
+    };
+    Ok(opts)
 }
 
 pub fn run(args: BuildArgs) -> i32 {
@@ -255,8 +265,8 @@ pub fn run(args: BuildArgs) -> i32 {
         return run_matrix(&args);
     }
     let terminal = Terminal::new(args.json || args.quiet);
-    let result =
-        options(&args, args.kernel.first().map(|s| s.as_str())).and_then(|opts| krbd_build::build(&opts, &terminal));
+    let result = options(&args, args.kernel.first().map(|s| s.as_str()))
+        .and_then(|opts| Ok(krbd_build::build(&opts, &terminal)?));
     match result {
         Ok(outcome) => {
             if !args.quiet {
@@ -269,7 +279,7 @@ pub fn run(args: BuildArgs) -> i32 {
             }
             exit::OK
         }
-        Err(e) => report_error(&e, args.json),
+        Err(failure) => failure.report(args.json),
     }
 }
 
@@ -300,7 +310,7 @@ fn run_matrix(args: &BuildArgs) -> i32 {
         if !args.quiet && !args.json {
             eprintln!("== {kernel}");
         }
-        let result = options(args, Some(kernel)).and_then(|opts| krbd_build::build(&opts, &terminal));
+        let result = options(args, Some(kernel)).and_then(|opts| Ok(krbd_build::build(&opts, &terminal)?));
         rows.push(match result {
             Ok(outcome) => MatrixRow {
                 release: kernel.clone(),
@@ -318,7 +328,7 @@ fn run_matrix(args: &BuildArgs) -> i32 {
                 error: None,
             },
             Err(e) => {
-                let code = exit::build_code(&e);
+                let code = e.exit_code();
                 if !args.json {
                     eprintln!("error: {kernel}: {e}");
                 }
@@ -359,6 +369,18 @@ fn run_matrix(args: &BuildArgs) -> i32 {
     rows.iter().find(|r| !r.ok).map(|r| r.exit_code).unwrap_or(exit::OK)
 }
 
+/// Reports flags that do not fit together, as clap reports its own usage errors.
+pub fn report_usage(message: &str, json: bool) -> i32 {
+    eprintln!("error: {message}");
+    if json {
+        let v = serde_json::json!({
+            "error": { "kind": exit::kind(exit::USAGE), "exit_code": exit::USAGE, "message": message, "hint": null }
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+    exit::USAGE
+}
+
 pub fn report_error(e: &BuildError, json: bool) -> i32 {
     let code = exit::build_code(e);
     let mut message = e.to_string();
@@ -381,4 +403,30 @@ pub fn report_error(e: &BuildError, json: bool) -> i32 {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     }
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_flags_are_distro_equals_url() {
+        let m = parse_mirror("rocky=http://127.0.0.1:8080/rocky/").unwrap();
+        assert_eq!((m.site, m.url.as_str()), (MirrorSite::Rocky, "http://127.0.0.1:8080/rocky"));
+        assert_eq!(parse_mirror("buildlogs=https://x").unwrap().site, MirrorSite::CentosBuildlogs);
+        assert!(parse_mirror("rocky").unwrap_err().contains("expected DISTRO=URL"));
+        assert!(parse_mirror("fedora=http://x").unwrap_err().contains("mirrors are centos, buildlogs, rocky, alma"));
+        assert!(parse_mirror("rocky=ftp://x").unwrap_err().contains("http:// or https://"));
+    }
+
+    #[test]
+    fn flags_that_do_not_fit_are_usage_errors() {
+        use clap::Parser;
+        let parse = |args: &[&str]| super::super::Cli::try_parse_from([&["krbd-forge", "build"], args].concat());
+        assert!(parse(&["--distro", "fedora"]).is_err());
+        assert!(parse(&["--mirror", "rocky"]).is_err());
+        assert!(parse(&["--srpm", "k.src.rpm"]).is_err(), "--srpm alone does not name the release");
+        assert!(parse(&["--srpm", "k.src.rpm", "--devel-rpm", "k-devel.rpm"]).is_ok());
+        assert!(parse(&["--srpm", "k.src.rpm", "--kernel", "3.10.0-957.el7.x86_64", "--distro", "Alma"]).is_ok());
+    }
 }

@@ -112,8 +112,8 @@ fn prepare_kernel(args: &mut CheckArgs, release: &str) -> Result<PathBuf, krbd_b
     let release = krbd_build::KernelRelease::parse(release)?;
     let cache = args.cache.open()?;
     let terminal = super::terminal::Terminal::new(args.json);
-    let mut stages = krbd_build::pipeline::Stages(Vec::new());
-    let prepared = krbd_build::pipeline::prepare_debian(&cache, Some(&release), false, &mut stages, &terminal)?;
+    let mut stages = krbd_build::Stages::default();
+    let prepared = krbd_build::prepare_debian(&cache, Some(&release), false, &mut stages, &terminal)?;
     if args.modules_dir.is_none() {
         args.modules_dir = Some(prepared.modules_dir.clone());
     }

@@ -75,7 +75,8 @@ pub fn build_code(e: &BuildError) -> i32 {
         | BuildError::NotAModule { .. }
         | BuildError::NotCatalogued { .. } => TARGET,
         BuildError::PackageNotFound { .. } => FETCH,
-        BuildError::BadFlag { .. } => USAGE,
+        // A named file that is not there, as when opening it fails with NotFound.
+        BuildError::InputNotFound { .. } => ENVIRONMENT,
         BuildError::BadSourceRpm { .. } => BAD_INPUT,
         BuildError::Fetch(p) => fetch_code(p),
         BuildError::NoCephSources { .. } => BAD_INPUT,

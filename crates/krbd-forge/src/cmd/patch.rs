@@ -1,6 +1,6 @@
 use super::terminal::Terminal;
 use super::CacheArgs;
-use krbd_build::pipeline::{self, SourceSpec};
+use krbd_build::patch_check::{self, SourceSpec};
 use krbd_build::{BuildError, KernelRelease};
 use std::path::PathBuf;
 
@@ -46,11 +46,12 @@ pub fn run(args: PatchArgs) -> i32 {
 
 fn check(args: CheckArgs) -> i32 {
     let terminal = Terminal::new(args.json);
+    let series = match super::build::find_series(&args.series) {
+        Ok(Some(series)) => series,
+        Ok(None) => return super::build::report_usage("--series none: `patch check` needs a series", args.json),
+        Err(e) => return super::build::report_error(&e, args.json),
+    };
     let result = (|| {
-        let series = super::build::find_series(&args.series)?.ok_or_else(|| BuildError::BadRelease {
-            release: "none".into(),
-            reason: "`patch check` needs a series".into(),
-        })?;
         let path = PathBuf::from(&args.source);
         let spec = if path.is_dir() {
             SourceSpec::Tree(path)
@@ -60,8 +61,8 @@ fn check(args: CheckArgs) -> i32 {
             SourceSpec::Release(KernelRelease::parse(&args.source)?)
         };
         let cache = args.cache.open()?;
-        let (sources, label) = pipeline::source_for(&cache, &spec, &terminal)?;
-        let checks = pipeline::check_variants(&series, &sources, &cache)?;
+        let (sources, label) = patch_check::source_for(&cache, &spec, &terminal)?;
+        let checks = patch_check::check_variants(&series, &sources, &cache)?;
         Ok::<_, BuildError>((label, checks))
     })();
     let (label, checks) = match result {

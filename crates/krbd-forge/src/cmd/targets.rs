@@ -1,5 +1,5 @@
 use super::CacheArgs;
-use krbd_build::rhel::catalog;
+use krbd_build::rhel::catalog::{self, Distro, Mirror};
 use krbd_build::target;
 use krbd_build::KernelRelease;
 
@@ -17,12 +17,12 @@ pub struct TargetsArgs {
 
     /// RHEL family: resolve against this mirror, as DISTRO=URL (centos, buildlogs, rocky,
     /// alma; repeatable).
-    #[arg(long, value_name = "DISTRO=URL")]
-    mirror: Vec<String>,
+    #[arg(long, value_name = "DISTRO=URL", value_parser = super::build::parse_mirror)]
+    mirror: Vec<Mirror>,
 
     /// RHEL family: only this distro's vaults (centos, rocky, alma).
     #[arg(long, value_name = "DISTRO")]
-    distro: Option<String>,
+    distro: Option<Distro>,
 
     #[command(flatten)]
     cache: CacheArgs,
@@ -34,9 +34,11 @@ pub struct TargetsArgs {
 
 fn resolve_one(args: &TargetsArgs, release: &str) -> i32 {
     if catalog::is_rhel_release(release) {
-        let resolved = super::build::mirrors_and_distro(&args.mirror, args.distro.as_deref())
-            .and_then(|(m, d)| catalog::resolve(release, &m, d));
-        let r = match resolved {
+        let mirrors = match super::build::mirrors(&args.mirror) {
+            Ok(m) => m,
+            Err(message) => return super::build::report_usage(&message, args.json),
+        };
+        let r = match catalog::resolve(release, &mirrors, args.distro) {
             Ok(r) => r,
             Err(e) => return super::build::report_error(&e, args.json),
         };
@@ -99,7 +101,7 @@ pub fn run(args: TargetsArgs) -> i32 {
         Ok(a) => a,
         Err(e) => return super::build::report_error(&e, args.json),
     };
-    let cached = args.cache.open().map(|c| krbd_build::pipeline::cached_sysroots(&c)).unwrap_or_default();
+    let cached = args.cache.open().map(|c| krbd_build::cache_listing::cached_sysroots(&c)).unwrap_or_default();
     let default = available.iter().find(|a| a.source_available).map(|a| a.release.clone());
     if args.json {
         let rows: Vec<serde_json::Value> = available
