@@ -11,6 +11,7 @@ use krbd_fetch::apt::{self, AptPackage};
 use krbd_fetch::cache::Cache;
 use krbd_fetch::deb::DebArchive;
 use krbd_fetch::hash::KeyHasher;
+use krbd_kmod::set::{REPORT_FILE, STRIPPED_DIR};
 use krbd_progress::Listener;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -595,11 +596,11 @@ fn publish(
     let guard = RemoveOnDrop(staging.clone());
     let _ = std::fs::remove_dir_all(&staging);
     copy_tree(&entry.join("modules"), &staging)?;
-    copy_tree(&entry.join("stripped"), &staging.join("stripped"))?;
+    copy_tree(&entry.join("stripped"), &staging.join(STRIPPED_DIR))?;
     copy_tree(&entry.join("logs"), &staging.join("logs"))?;
     let mut modules = Vec::new();
     for m in MODULES {
-        let file = format!("{}.ko", m.name);
+        let file = m.file_name();
         let path = staging.join(&file);
         let bytes = std::fs::read(&path).map_err(BuildError::io("read", &path))?;
         let parsed = krbd_kmod::KernelModule::parse(&bytes).map_err(|e| BuildError::CompileFailed {
@@ -607,11 +608,11 @@ fn publish(
             log: path.clone(),
             first_errors: vec![e.to_string()],
         })?;
-        let stripped = staging.join("stripped").join(&file);
+        let stripped = staging.join(m.stripped_file());
         modules.push(ModuleRecord {
             name: m.name.to_string(),
             file: file.clone(),
-            stripped_file: format!("stripped/{file}"),
+            stripped_file: m.stripped_file(),
             vermagic: parsed.vermagic().unwrap_or("").to_string(),
             srcversion: parsed.srcversion().unwrap_or("").to_string(),
             depends: parsed.info("depends").unwrap_or("").to_string(),
@@ -621,7 +622,7 @@ fn publish(
         });
     }
     let report = make_report(modules);
-    let path = staging.join("build-report.json");
+    let path = staging.join(REPORT_FILE);
     let json =
         serde_json::to_vec_pretty(&report).map_err(|e| BuildError::io("encode", &path)(std::io::Error::other(e)))?;
     std::fs::write(&path, json).map_err(BuildError::io("write", &path))?;

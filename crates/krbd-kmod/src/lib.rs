@@ -15,6 +15,7 @@ pub mod corpus;
 pub mod loader;
 pub mod module;
 pub mod pkcs7;
+pub mod set;
 pub mod symvers;
 
 pub use check::{check_files, load_target, CheckError, TargetSpec};

@@ -7,7 +7,7 @@ use crate::error::BuildError;
 use crate::patch::series::SeriesPatch;
 use crate::patch::{apply_series, PatchFile, Series, SeriesReport};
 use crate::pipeline::Stages;
-use crate::report::InputRecord;
+use crate::report::{InputRecord, SignatureRecord, SignerRecord};
 use crate::source;
 use crate::sysroot::Headers;
 use krbd_fetch::cache::Cache;
@@ -177,7 +177,7 @@ fn signature_status(
     rpm: &RpmPackage,
     key: Option<&RpmKeyring>,
     listener: &dyn Listener,
-) -> Result<SignatureStatus, BuildError> {
+) -> Result<SignatureRecord, BuildError> {
     let name = file_name(rpm.path(), rpm);
     let Some(key) = key else {
         let status = rpm.unverified_signature_status();
@@ -185,11 +185,19 @@ fn signature_status(
         if !ids.is_empty() {
             listener.info(&format!("{name}: signed by key {} (not verified: no --rpm-key)", ids.join(", ")));
         }
-        return Ok(status);
+        return Ok(signature_record(status));
     };
     let status = rpm.verify_signature(key)?;
     listener.info(&format!("{name}: signature verified with {}", key.source().display()));
-    Ok(status)
+    Ok(signature_record(status))
+}
+
+/// The build report's record of what the RPM check found.
+fn signature_record(status: SignatureStatus) -> SignatureRecord {
+    SignatureRecord {
+        status: status.status,
+        signatures: status.signatures.into_iter().map(|s| SignerRecord { tag: s.tag, key_id: s.key_id }).collect(),
+    }
 }
 
 fn unreachable_inputs(release: &str) -> Result<PathBuf, BuildError> {
