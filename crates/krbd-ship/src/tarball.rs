@@ -11,7 +11,8 @@ use crate::layout::{self, Naming};
 use crate::{compress, tar_dir, tar_file, Compression};
 use std::path::Path;
 
-pub const MANIFEST: &str = "MANIFEST.sha256";
+/// The manifest the set model checks an unpacked tarball's stripped modules against.
+pub const MANIFEST: &str = krbd_kmod::set::MANIFEST_FILE;
 pub const INSTALLER: &str = "bin/krbd-forge";
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -43,8 +44,8 @@ fn readme(set: &BuildSet, has_installer: bool) -> String {
 
 /// Checks an installer binary before shipping it.
 fn read_installer(path: &Path) -> Result<Vec<u8>, ShipError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| ShipError::BadInstaller { path: path.to_path_buf(), reason: e.to_string() })?;
+    let bytes =
+        std::fs::read(path).map_err(|e| ShipError::BadInstaller { path: path.to_path_buf(), reason: e.to_string() })?;
     if !bytes.starts_with(b"\x7fELF") {
         return Err(ShipError::BadInstaller {
             path: path.to_path_buf(),
