@@ -70,9 +70,10 @@ pub fn sha256_file(path: &Path) -> Result<String, InstallError> {
 }
 
 impl ShippedSet {
-    /// Opens and verifies the set in `dir` (the modules with debug information, as the
-    /// build left them; a folder without a build report takes its release from their
-    /// vermagic).
+    /// Opens and verifies the set in `dir`, whose top-level files are installed (in an out
+    /// folder the modules with debug information, in an unpacked installer tarball the
+    /// stripped copies). A folder without a build report takes its release from their
+    /// vermagic.
     pub fn from_dir(dir: &Path) -> Result<ShippedSet, InstallError> {
         let set = ModuleSet::open(dir, &OpenOptions { copy: ModuleCopy::Full, require_report: false })?;
         let mut modules = Vec::new();
