@@ -49,12 +49,11 @@ use std::path::PathBuf;
 /// Everything that stops an install, a rollback or a status.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
-    #[error("{dir}: {reason}; give a build's out folder (out/<release>/ with libceph.ko, ceph.ko, rbd.ko and build-report.json)")]
-    SetFolder { dir: PathBuf, reason: String },
-    #[error("{path}: {reason}")]
-    SetModule { path: PathBuf, reason: String },
-    #[error("{path} does not match its build report: {what} is {found} in the file but {expected} in build-report.json; the file was changed or corrupted after the build, rebuild or copy the out folder again")]
-    SetTampered { path: PathBuf, what: &'static str, expected: String, found: String },
+    /// The folder is not a complete, verified module set.
+    #[error(transparent)]
+    Set(#[from] krbd_kmod::set::SetError),
+    #[error("{path} has neither a srcversion nor a GNU build-id, so the loaded module could not be verified")]
+    Unidentifiable { path: PathBuf },
     #[error("the set is built for {set_release} but the target runs/names {target_release}; build for the target (krbd-forge build --kernel {target_release}) or pass --kernel {set_release} to install for that release")]
     ReleaseMismatch { set_release: String, target_release: String },
     #[error("{dir} does not exist: kernel {release} is not installed on this host (under root {root})")]

@@ -5,6 +5,9 @@
 //! imported symbol: the CRC the module was built against and the symbol's name),
 //! `__ksymtab*`/`__kcrctab*` (what it exports, with CRCs), and an optional signature
 //! appended after the ELF image. `Module.symvers` lists the CRCs of a whole kernel build.
+//!
+//! [`set`] is the built module set (libceph, ceph, rbd) as a folder: the out folder a build
+//! publishes, its `build-report.json`, and the one function that opens and verifies it.
 
 // `usize::is_multiple_of` needs Rust 1.87; the workspace supports 1.85.
 #![allow(clippy::manual_is_multiple_of)]
@@ -17,6 +20,7 @@ pub mod loader;
 pub mod module;
 pub mod pkcs7;
 pub mod refusal;
+pub mod set;
 pub mod symvers;
 
 pub use check::{check_files, load_target, CheckError, TargetSpec};

@@ -15,7 +15,7 @@ use crate::error::ShipError;
 use crate::input::BuildSet;
 use crate::layout::Naming;
 use crate::{compress, tar_dir, tar_file, tar_parents, Compression};
-use krbd_build::kbuild::{CEPH, LIBCEPH, MODULES};
+use krbd_kmod::set::{ModuleSpec, CEPH, LIBCEPH, MODULES};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -94,7 +94,7 @@ pub fn top_makefile() -> String {
 /// `include/` goes in NOSTDINC_FLAGS so the patched headers win over the kernel's copies.
 pub fn kbuild_files() -> Vec<(String, String)> {
     let include = "NOSTDINC_FLAGS += -I$(KRBD_TOP)/include";
-    let from_makefile = |m: krbd_build::kbuild::ModuleSpec| {
+    let from_makefile = |m: ModuleSpec| {
         format!("{GENERATED}\n{include}\nCONFIG_{} := m\ninclude $(KRBD_TOP)/{}/Makefile\n", m.config, m.dir)
     };
     vec![

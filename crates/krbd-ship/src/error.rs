@@ -4,18 +4,9 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShipError {
-    #[error("{dir} is not a build's out folder: it has no build-report.json; run `krbd-forge build` and pass its out/<release>/ folder")]
-    NoReport { dir: PathBuf },
-    #[error("{path} is not a readable build report ({reason}); rebuild with `krbd-forge build`")]
-    BadReport { path: PathBuf, reason: String },
-    #[error("the out folder {dir} lacks {module} (the report lists it); rebuild with `krbd-forge build`")]
-    MissingModule { dir: PathBuf, module: String },
-    #[error("{path} does not match the build report (sha256 {found}, report says {expected}); it was changed after the build: rebuild")]
-    ModuleChanged { path: PathBuf, expected: String, found: String },
-    #[error("{path} is not a kernel module: {reason}")]
-    BadModule { path: PathBuf, reason: String },
-    #[error("the build report lists {found:?}, not the set libceph, ceph, rbd")]
-    IncompleteSet { found: Vec<String> },
+    /// The out folder is not a complete, verified set with its build report.
+    #[error(transparent)]
+    Set(#[from] krbd_kmod::set::SetError),
     #[error("the patched sources of build {build_key} are not in the cache ({looked}); rebuild with `krbd-forge build --kernel {release}` using the same cache (--cache-dir)")]
     SourcesMissing { build_key: String, release: String, looked: PathBuf },
     #[error("the installer {path} is not usable: {reason}")]
@@ -44,6 +35,7 @@ impl ShipError {
     pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
         match self {
             ShipError::Io { source, .. } => Some(source.kind()),
+            ShipError::Set(e) => e.io_kind(),
             _ => None,
         }
     }

@@ -12,7 +12,8 @@ use crate::{compress, tar_dir, tar_file, Compression};
 use krbd_formats::digest::sha256_hex;
 use std::path::Path;
 
-pub const MANIFEST: &str = "MANIFEST.sha256";
+/// The manifest the set model checks an unpacked tarball's stripped modules against.
+pub const MANIFEST: &str = krbd_kmod::set::MANIFEST_FILE;
 pub const INSTALLER: &str = "bin/krbd-forge";
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{built, options, redact, run};
+use krbd_kmod::set::SetError;
 use krbd_kmod::KernelModule;
 use krbd_ship::{Format, ShipError};
 use std::path::Path;
@@ -256,7 +257,7 @@ fn corrupt_out_folders_are_refused_and_nothing_is_written() {
     let out = common::copy_of_out(&no_report);
     std::fs::remove_file(out.join("build-report.json")).unwrap();
     let err = try_pack(&out).unwrap_err();
-    assert!(matches!(err, ShipError::NoReport { .. }), "{err}");
+    assert!(matches!(err, ShipError::Set(SetError::NoReport { .. })), "{err}");
     assert!(err.to_string().contains("krbd-forge build"), "{err}");
 
     let missing = scratch.path().join("b");
@@ -264,7 +265,7 @@ fn corrupt_out_folders_are_refused_and_nothing_is_written() {
     std::fs::remove_file(out.join("stripped/ceph.ko")).unwrap();
     std::fs::remove_file(out.join("ceph.ko")).unwrap();
     let err = try_pack(&out).unwrap_err();
-    assert!(matches!(&err, ShipError::MissingModule { module, .. } if module == "ceph.ko"), "{err}");
+    assert!(matches!(&err, ShipError::Set(SetError::MissingModule { file, .. }) if file == "ceph.ko"), "{err}");
 
     let changed = scratch.path().join("c");
     let out = common::copy_of_out(&changed);
@@ -272,12 +273,12 @@ fn corrupt_out_folders_are_refused_and_nothing_is_written() {
     rbd[100] ^= 1;
     std::fs::write(out.join("rbd.ko"), rbd).unwrap();
     let err = try_pack(&out).unwrap_err();
-    assert!(matches!(err, ShipError::ModuleChanged { .. }), "{err}");
+    assert!(matches!(err, ShipError::Set(SetError::Sha256Mismatch { .. })), "{err}");
 
     let garbage = scratch.path().join("d");
     let out = common::copy_of_out(&garbage);
     std::fs::write(out.join("build-report.json"), b"{\"format\": 1").unwrap();
-    assert!(matches!(try_pack(&out).unwrap_err(), ShipError::BadReport { .. }));
+    assert!(matches!(try_pack(&out).unwrap_err(), ShipError::Set(SetError::BadReport { .. })));
 
     assert!(!dist.exists() || std::fs::read_dir(&dist).unwrap().next().is_none(), "nothing written");
 }

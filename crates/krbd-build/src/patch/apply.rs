@@ -1,38 +1,9 @@
 //! Applying one file's hunks to its text.
 
 use super::parse::{FilePatch, Hunk, HunkLine};
-use serde::Serialize;
 
-/// How a hunk went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HunkStatus {
-    /// Matched with all context at the line the diff names (after earlier hunks' offsets).
-    Applied,
-    /// Matched with all context, elsewhere.
-    Offset,
-    /// Matched only with context lines dropped at its ends.
-    Fuzz,
-    Failed,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct HunkReport {
-    pub file: String,
-    /// 1-based, as GNU patch counts them.
-    pub hunk: usize,
-    pub header: String,
-    pub status: HunkStatus,
-    /// 1-based line of the original file where the hunk matched (or was expected, if failed).
-    pub line: usize,
-    /// Lines between where the diff says and where it matched.
-    pub offset: i64,
-    /// Context lines dropped from each end to make it match.
-    pub fuzz: usize,
-    /// Why it failed: what the file holds where the hunk was looked for.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub detail: Option<String>,
-}
+// The hunk outcome types are part of the build report's schema.
+pub use krbd_kmod::set::report::{HunkReport, HunkStatus};
 
 /// The result of patching one file.
 #[derive(Debug, Clone)]

@@ -2,7 +2,6 @@
 
 use super::apply::{apply_file, FileOutcome, HunkReport, HunkStatus};
 use super::parse::{ParseError, PatchFile};
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// GNU patch's default: at most two context lines dropped from each end.
@@ -65,27 +64,8 @@ pub enum SeriesError {
     },
 }
 
-/// What applying a series did, hunk by hunk.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct SeriesReport {
-    pub series: String,
-    pub sha256: String,
-    pub patches: Vec<PatchReport>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct PatchReport {
-    pub patch: String,
-    pub subject: String,
-    pub sha256: String,
-    pub hunks: Vec<HunkReport>,
-}
-
-impl SeriesReport {
-    pub fn count(&self, status: HunkStatus) -> usize {
-        self.patches.iter().flat_map(|p| &p.hunks).filter(|h| h.status == status).count()
-    }
-}
+// The series' outcome types are part of the build report's schema.
+pub use krbd_kmod::set::report::{PatchReport, SeriesReport};
 
 impl Series {
     pub fn load(dir: &Path) -> Result<Series, SeriesError> {

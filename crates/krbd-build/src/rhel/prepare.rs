@@ -7,7 +7,7 @@ use crate::error::BuildError;
 use crate::json_file;
 use crate::patch::series::SeriesPatch;
 use crate::patch::{apply_series, PatchFile, Series, SeriesReport};
-use crate::report::InputRecord;
+use crate::report::{InputRecord, SignatureRecord, SignerRecord};
 use crate::source;
 use crate::stages::Stages;
 use crate::sysroot::Headers;
@@ -160,7 +160,7 @@ fn fetch_rpms(
 }
 
 /// The report's record of one RPM used.
-fn rpm_input(role: &str, path: &Path, rpm: &RpmPackage, signature: SignatureStatus) -> Result<InputRecord, BuildError> {
+fn rpm_input(role: &str, path: &Path, rpm: &RpmPackage, signature: SignatureRecord) -> Result<InputRecord, BuildError> {
     Ok(InputRecord {
         role: role.into(),
         name: file_name(path, rpm),
@@ -176,7 +176,7 @@ fn signature_status(
     rpm: &RpmPackage,
     key: Option<&RpmKeyring>,
     listener: &dyn Listener,
-) -> Result<SignatureStatus, BuildError> {
+) -> Result<SignatureRecord, BuildError> {
     let name = file_name(rpm.path(), rpm);
     let Some(key) = key else {
         let status = rpm.unverified_signature_status();
@@ -184,11 +184,19 @@ fn signature_status(
         if !ids.is_empty() {
             listener.info(&format!("{name}: signed by key {} (not verified: no --rpm-key)", ids.join(", ")));
         }
-        return Ok(status);
+        return Ok(signature_record(status));
     };
     let status = rpm.verify_signature(key)?;
     listener.info(&format!("{name}: signature verified with {}", key.source().display()));
-    Ok(status)
+    Ok(signature_record(status))
+}
+
+/// The build report's record of what the RPM check found.
+fn signature_record(status: SignatureStatus) -> SignatureRecord {
+    SignatureRecord {
+        status: status.status,
+        signatures: status.signatures.into_iter().map(|s| SignerRecord { tag: s.tag, key_id: s.key_id }).collect(),
+    }
 }
 
 /// The name the package is known by: its download name, or its NVRA for cache files.

@@ -134,9 +134,9 @@ pub fn run(args: BootTestArgs) -> i32 {
         return fail(json, EXIT_ENVIRONMENT, "qemu_missing", &e.to_string());
     }
     let modules_dir = args.modules.clone().unwrap_or_else(|| PathBuf::from("out").join(&args.kernel));
-    let modules = match krbd_vm::load_our_modules(&modules_dir) {
+    let modules = match modules_under_test(&modules_dir) {
         Ok(m) => m,
-        Err(e) => return fail(json, exit_code_of(&e), "modules", &e.to_string()),
+        Err((code, message)) => return fail(json, code, "modules", &message),
     };
     let image_deb = match &args.image_deb {
         Some(p) => p.clone(),
@@ -186,6 +186,27 @@ pub fn run(args: BootTestArgs) -> i32 {
     } else {
         EXIT_FAILED
     }
+}
+
+/// The modules to boot. A build's out folder (it has a build report) is verified as a set
+/// first, and the verified bytes are what the guest loads; any other folder (e.g. a
+/// package's .ko.xz files) is read as it is.
+fn modules_under_test(dir: &std::path::Path) -> Result<Vec<krbd_vm::deps::OurModule>, (i32, String)> {
+    use krbd_kmod::set::{ModuleCopy, ModuleSet, OpenOptions, REPORT_FILE};
+    if !dir.join(REPORT_FILE).exists() {
+        return krbd_vm::load_our_modules(dir).map_err(|e| (exit_code_of(&e), e.to_string()));
+    }
+    let options = OpenOptions { copy: ModuleCopy::Full, require_report: true };
+    let set = ModuleSet::open(dir, &options)
+        .map_err(|e| (e.io_kind().map_or(EXIT_BAD_INPUT, super::exit::io_code), e.to_string()))?;
+    let mut modules: Vec<krbd_vm::deps::OurModule> = set
+        .modules
+        .into_iter()
+        .map(|m| krbd_vm::deps::OurModule { origin: m.path.display().to_string(), name: m.name, bytes: m.bytes })
+        .collect();
+    // In the order `load_our_modules` gives, so that a set boots the same either way.
+    modules.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(modules)
 }
 
 /// Keeps the report next to the serial log and prints it: as JSON on stdout with `--json`,

@@ -106,7 +106,8 @@ pub struct StatusArgs {
 fn code_of(e: &InstallError) -> i32 {
     use InstallError::*;
     match e {
-        SetFolder { .. } | SetModule { .. } | SetTampered { .. } => EXIT_BAD_INPUT,
+        Set(set) => set.io_kind().map_or(EXIT_BAD_INPUT, io_exit_code),
+        Unidentifiable { .. } => EXIT_BAD_INPUT,
         ReleaseMismatch { .. }
         | NoSuchKernel { .. }
         | UnknownRelease { .. }
@@ -118,14 +119,18 @@ fn code_of(e: &InstallError) -> i32 {
         NothingToRollBack { .. } => EXIT_NOTHING_TO_ROLL_BACK,
         RolledBack { .. } => EXIT_ROLLED_BACK,
         RollbackFailed { .. } | Journal { .. } | ReloadFailed { .. } => EXIT_ATTENTION,
-        Io { source, .. } => match source.kind() {
-            std::io::ErrorKind::PermissionDenied
-            | std::io::ErrorKind::ReadOnlyFilesystem
-            | std::io::ErrorKind::StorageFull
-            | std::io::ErrorKind::QuotaExceeded
-            | std::io::ErrorKind::NotFound => EXIT_ENVIRONMENT,
-            _ => EXIT_INTERNAL,
-        },
+        Io { source, .. } => io_exit_code(source.kind()),
+    }
+}
+
+fn io_exit_code(kind: std::io::ErrorKind) -> i32 {
+    match kind {
+        std::io::ErrorKind::PermissionDenied
+        | std::io::ErrorKind::ReadOnlyFilesystem
+        | std::io::ErrorKind::StorageFull
+        | std::io::ErrorKind::QuotaExceeded
+        | std::io::ErrorKind::NotFound => EXIT_ENVIRONMENT,
+        _ => EXIT_INTERNAL,
     }
 }
 

@@ -1,7 +1,7 @@
 use super::exit;
 use super::terminal::Terminal;
 use krbd_ship::sign::{SigningKey, HASHES};
-use krbd_ship::{Compression, Format, ShipError, PackageOptions};
+use krbd_ship::{Compression, Format, PackageOptions, ShipError};
 use std::path::{Path, PathBuf};
 
 /// Package a built module set for the target host, from a build's out folder
@@ -176,6 +176,7 @@ pub fn code(e: &ShipError) -> i32 {
     match e {
         ShipError::ToolMissing { .. } => exit::TOOLCHAIN,
         ShipError::Io { source, .. } => exit::io_code(source.kind()),
+        ShipError::Set(set) => set.io_kind().map_or(exit::BAD_INPUT, exit::io_code),
         _ => exit::BAD_INPUT,
     }
 }
