@@ -80,6 +80,17 @@ fn bad_inputs_fail_with_documented_exit_codes() {
     forge().args(["placement", "map", "--pool", "999"]).arg(corpus_map()).assert().code(2);
     forge().args(["placement", "map", "--recovery-weight", "osd.1=1.5"]).arg(corpus_map()).assert().code(2);
     forge().args(["placement", "map", "--recovery-weight", "osd.99=0.5"]).arg(corpus_map()).assert().code(2);
+    // With --json, failures are the one JSON error shape on stdout.
+    let out = forge().args(["placement", "map", "--json", "--pool", "999"]).arg(corpus_map()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["error"]["kind"], "usage", "{v}");
+    assert_eq!(v["error"]["exit_code"], 2, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("pool 999 is not in the map"), "{v}");
+    let out = forge().args(["placement", "plan", "--json", "--osd", "1"]).arg(&junk).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["error"]["kind"], "bad-input", "{v}");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-use super::exit;
+use super::exit::{self, ExitCode, Failure};
 use super::terminal::Terminal;
 use super::CacheArgs;
 use krbd_build::patch::SeriesSource;
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 /// target is built in turn, sharing the cache, and a table of the verdicts is printed; the
 /// exit code is that of the first failure.
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = super::EXIT_CODES_HELP)]
+#[command(after_long_help = krbd_host::exit::table())]
 pub struct BuildArgs {
     /// The kernel release, as `uname -r` prints it: Debian (6.1.0-56-amd64,
     /// 6.12.117+deb12-amd64) or RHEL family (3.10.0-957.el7.x86_64, 4.18.0-372.9.1.el8.x86_64,
@@ -250,7 +250,7 @@ fn options(args: &BuildArgs, kernel: Option<&str>) -> Result<BuildOptions, Build
     })
 }
 
-pub fn run(args: BuildArgs) -> i32 {
+pub fn run(args: BuildArgs) -> ExitCode {
     if args.kernel.len() > 1 {
         return run_matrix(&args);
     }
@@ -267,7 +267,7 @@ pub fn run(args: BuildArgs) -> i32 {
                 v["out"] = serde_json::Value::String(outcome.out.display().to_string());
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }
-            exit::OK
+            ExitCode::Ok
         }
         Err(e) => report_error(&e, args.json),
     }
@@ -289,10 +289,11 @@ struct MatrixRow {
 }
 
 /// Builds every `--kernel` in turn (one cache, one out folder), then prints the table.
-fn run_matrix(args: &BuildArgs) -> i32 {
+fn run_matrix(args: &BuildArgs) -> ExitCode {
     if args.srpm.is_some() || args.devel_rpm.is_some() || args.headers_dir.is_some() || args.source_tarball.is_some() {
-        eprintln!("error: --srpm, --devel-rpm, --headers-dir and --source-tarball describe one target; give one --kernel with them");
-        return 2;
+        let message =
+            "--srpm, --devel-rpm, --headers-dir and --source-tarball describe one target; give one --kernel with them";
+        return Failure::new(ExitCode::Usage, message).report(args.json);
     }
     let terminal = Terminal::new(args.json || args.quiet);
     let mut rows = Vec::new();
@@ -305,7 +306,7 @@ fn run_matrix(args: &BuildArgs) -> i32 {
             Ok(outcome) => MatrixRow {
                 release: kernel.clone(),
                 ok: true,
-                exit_code: exit::OK,
+                exit_code: ExitCode::Ok.code(),
                 verdict: "ok",
                 out: Some(outcome.out.display().to_string()),
                 cache_hit: Some(outcome.report.cache_hit),
@@ -325,8 +326,8 @@ fn run_matrix(args: &BuildArgs) -> i32 {
                 MatrixRow {
                     release: kernel.clone(),
                     ok: false,
-                    exit_code: code,
-                    verdict: exit::kind(code),
+                    exit_code: code.code(),
+                    verdict: code.kind(),
                     out: None,
                     cache_hit: None,
                     modules: Vec::new(),
@@ -356,29 +357,10 @@ fn run_matrix(args: &BuildArgs) -> i32 {
         }
         println!("{} built, {} failed", rows.len() - failed, failed);
     }
-    rows.iter().find(|r| !r.ok).map(|r| r.exit_code).unwrap_or(exit::OK)
+    rows.iter().find(|r| !r.ok).and_then(|r| ExitCode::from_code(r.exit_code)).unwrap_or(ExitCode::Ok)
 }
 
-pub fn report_error(e: &BuildError, json: bool) -> i32 {
-    let code = exit::build_code(e);
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !message.contains(&s_text) {
-            message += &format!(": {s_text}");
-        }
-        source = s.source();
-    }
-    eprintln!("error: {message}");
-    if let Some(h) = exit::hint(e) {
-        eprintln!("hint: {h}");
-    }
-    if json {
-        let v = serde_json::json!({
-            "error": { "kind": exit::kind(code), "exit_code": code, "message": message, "hint": exit::hint(e) }
-        });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-    }
-    code
+/// Reports a build error (stderr; the JSON error on stdout with `json`).
+pub fn report_error(e: &BuildError, json: bool) -> ExitCode {
+    exit::report_build_error(e, json)
 }
