@@ -91,8 +91,14 @@ fn bad_inputs_have_their_exit_codes() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Module.symvers is missing"));
     // With --json, the same as the one JSON error shape on stdout.
-    let out =
-        forge().arg("check").arg(fx.module_path("rbd")).arg("--headers").arg(dir.path()).arg("--json").output().unwrap();
+    let out = forge()
+        .arg("check")
+        .arg(fx.module_path("rbd"))
+        .arg("--headers")
+        .arg(dir.path())
+        .arg("--json")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
     assert_eq!(v["error"]["kind"], "target", "{v}");
@@ -117,5 +123,8 @@ fn bad_inputs_have_their_exit_codes() {
     let out = forge().args(["check", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("   10  would-not-load        at least one module would be refused"), "{help}");
-    assert!(help.contains("   15  set-inconsistent      check: every module loads, but the set is inconsistent"), "{help}");
+    assert!(
+        help.contains("   15  set-inconsistent      check: every module loads, but the set is inconsistent"),
+        "{help}"
+    );
 }
