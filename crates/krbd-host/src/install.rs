@@ -112,7 +112,7 @@ pub fn failure(e: &InstallError) -> Failure {
     let failure = Failure::from_error(exit_code(e), e);
     match e {
         InstallError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
-            failure.with_hint(Some("changing /lib/modules needs root: run it with sudo"))
+            failure.with_hint(Some("permission denied: run it as root (sudo)"))
         }
         _ => failure,
     }
