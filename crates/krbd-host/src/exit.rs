@@ -142,8 +142,8 @@ const WIDTH: usize = 96;
 pub fn table() -> &'static str {
     static TABLE: LazyLock<String> = LazyLock::new(|| {
         let mut text = String::from(
-            "Exit codes (the same in every krbd-forge and krbd-host command; with --json an error is\n\
-             printed on stdout as {\"error\": {\"kind\", \"exit_code\", \"message\", \"hint\", ...}}):\n",
+            "Exit codes: the same in every krbd-forge and krbd-host command; with --json an error is\n\
+             printed on stdout as {\"error\": {\"kind\", \"exit_code\", \"message\", \"hint\", ...}}.\n",
         );
         for code in ExitCode::ALL {
             let head = format!("  {:>3}  {:<21} ", code.code(), code.kind());
@@ -209,6 +209,7 @@ mod tests {
         for line in t.lines() {
             assert!(line.len() <= WIDTH, "{line:?}");
         }
+        assert!(t.starts_with("Exit codes:"), "{t}");
         assert!(t.contains("   10  would-not-load        at least one module would be refused"), "{t}");
     }
 }
