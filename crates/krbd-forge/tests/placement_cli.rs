@@ -135,3 +135,34 @@ fn encode_fork_then_diff_and_plan() {
     assert_eq!(gained, changed.len());
     assert!(steps.iter().all(|s| s["lost"].as_array().unwrap().is_empty()));
 }
+
+/// One exit-code table: the top-level --help and every subcommand's show the same text.
+#[test]
+fn every_help_shows_the_one_exit_code_table() {
+    let table = krbd_host::exit::table();
+    let commands: [&[&str]; 15] = [
+        &[],
+        &["build"],
+        &["targets"],
+        &["patch"],
+        &["patch", "check"],
+        &["check"],
+        &["boot-test"],
+        &["placement"],
+        &["placement", "map"],
+        &["placement", "plan"],
+        &["placement", "diff"],
+        &["placement", "encode-fork"],
+        &["install"],
+        &["rollback"],
+        &["status"],
+    ];
+    for command in commands {
+        let out = forge().args(command).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{command:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(table), "{command:?} --help lacks the table:\n{text}");
+    }
+    let out = forge().args(["package", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(table));
+}
