@@ -7,5 +7,5 @@ use clap::Parser;
 
 fn main() {
     let cli = cmd::Cli::parse();
-    std::process::exit(cmd::run(cli));
+    std::process::exit(cmd::run(cli).code());
 }

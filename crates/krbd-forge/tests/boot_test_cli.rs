@@ -67,7 +67,9 @@ fn help_explains_exit_codes() {
         "--cluster",
         "--image-deb",
         "serial log",
-        "  11   the guest never finished",
+        "   17  guest                 boot-test: the guest never finished",
+        "   16  test-failed",
+        "   19  disagreement",
         "--agreement",
         "modules agree",
         "/dev/kvm",
@@ -93,7 +95,9 @@ fn missing_kernel_package_exits_5() {
         .unwrap();
     assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["passed"], false);
+    assert_eq!(v["error"]["kind"], "bad-input", "{v}");
+    assert_eq!(v["error"]["exit_code"], 5, "{v}");
+    assert_eq!(v["error"]["stage"], "boot", "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("cannot open"), "{v}");
 }
 
@@ -211,7 +215,7 @@ fn guest_timeout_with_cluster_tears_everything_down() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(11), "{err}");
+    assert_eq!(out.status.code(), Some(17), "{err}");
     assert!(err.contains("did not finish within 5 s") && err.contains("serial.log"), "{err}");
     assert!(processes_mentioning(&work.display().to_string()).is_empty(), "left running");
     // The cluster did start (in a namespace named after the CLI's pid), and is gone.

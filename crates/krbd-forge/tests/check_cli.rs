@@ -72,12 +72,12 @@ fn mixed_set_is_refused_with_exit_10_and_json() {
 }
 
 #[test]
-fn rbd_alone_loads_but_exit_11_for_the_set_rule() {
+fn rbd_alone_loads_but_exit_15_for_the_set_rule() {
     let fx = fixture();
     let dir = tempfile::tempdir().unwrap();
     let rbd = write_ko(dir.path(), "rbd", &fx.unsigned_module("rbd"));
     let out = forge().arg("check").arg(&rbd).arg("--headers").arg(&fx.headers_dir).output().unwrap();
-    assert_eq!(out.status.code(), Some(11));
+    assert_eq!(out.status.code(), Some(15));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("rbd would bind to the target's stock libceph"), "{text}");
 }
@@ -90,6 +90,21 @@ fn bad_inputs_have_their_exit_codes() {
     let out = forge().arg("check").arg(fx.module_path("rbd")).arg("--headers").arg(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Module.symvers is missing"));
+    // With --json, the same as the one JSON error shape on stdout.
+    let out = forge()
+        .arg("check")
+        .arg(fx.module_path("rbd"))
+        .arg("--headers")
+        .arg(dir.path())
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["error"]["kind"], "target", "{v}");
+    assert_eq!(v["error"]["exit_code"], 3, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("Module.symvers is missing"), "{v}");
+    assert!(v["error"].as_object().unwrap().contains_key("hint"), "{v}");
     // Not a module: 5, and nothing on stdout.
     let junk = dir.path().join("junk.ko");
     std::fs::write(&junk, b"not an ELF file").unwrap();
@@ -106,5 +121,10 @@ fn bad_inputs_have_their_exit_codes() {
     assert_eq!(out.status.code(), Some(2));
     // --help documents the exit codes.
     let out = forge().args(["check", "--help"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("10  at least one module would be refused"));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("   10  would-not-load        at least one module would be refused"), "{help}");
+    assert!(
+        help.contains("   15  set-inconsistent      check: every module loads, but the set is inconsistent"),
+        "{help}"
+    );
 }

@@ -80,6 +80,17 @@ fn bad_inputs_fail_with_documented_exit_codes() {
     forge().args(["placement", "map", "--pool", "999"]).arg(corpus_map()).assert().code(2);
     forge().args(["placement", "map", "--recovery-weight", "osd.1=1.5"]).arg(corpus_map()).assert().code(2);
     forge().args(["placement", "map", "--recovery-weight", "osd.99=0.5"]).arg(corpus_map()).assert().code(2);
+    // With --json, failures are the one JSON error shape on stdout.
+    let out = forge().args(["placement", "map", "--json", "--pool", "999"]).arg(corpus_map()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["error"]["kind"], "usage", "{v}");
+    assert_eq!(v["error"]["exit_code"], 2, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("pool 999 is not in the map"), "{v}");
+    let out = forge().args(["placement", "plan", "--json", "--osd", "1"]).arg(&junk).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["error"]["kind"], "bad-input", "{v}");
 }
 
 #[test]
@@ -123,4 +134,35 @@ fn encode_fork_then_diff_and_plan() {
     let gained: usize = steps.iter().map(|s| s["gained"].as_array().unwrap().len()).sum();
     assert_eq!(gained, changed.len());
     assert!(steps.iter().all(|s| s["lost"].as_array().unwrap().is_empty()));
+}
+
+/// One exit-code table: the top-level --help and every subcommand's show the same text.
+#[test]
+fn every_help_shows_the_one_exit_code_table() {
+    let table = krbd_host::exit::table();
+    let commands: [&[&str]; 15] = [
+        &[],
+        &["build"],
+        &["targets"],
+        &["patch"],
+        &["patch", "check"],
+        &["check"],
+        &["boot-test"],
+        &["placement"],
+        &["placement", "map"],
+        &["placement", "plan"],
+        &["placement", "diff"],
+        &["placement", "encode-fork"],
+        &["install"],
+        &["rollback"],
+        &["status"],
+    ];
+    for command in commands {
+        let out = forge().args(command).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{command:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(table), "{command:?} --help lacks the table:\n{text}");
+    }
+    let out = forge().args(["package", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(table));
 }

@@ -1,7 +1,8 @@
 //! The installer tarball. Unpacked, its top folder is laid out like a build's out folder
 //! (`libceph.ko`, `ceph.ko`, `rbd.ko`, `build-report.json`), so whatever reads an out
 //! folder reads it too, plus:
-//! - `bin/krbd-forge`: the target-side binary (built for glibc 2.17), when given;
+//! - `bin/krbd-host`: the slim host-side binary (install, rollback, status, check; built
+//!   for glibc 2.17), when given;
 //! - `MANIFEST.sha256`: `sha256sum -c` format, one line per other file;
 //! - `README`: the one command to run.
 
@@ -14,7 +15,7 @@ use std::path::Path;
 
 /// The manifest the set model checks an unpacked tarball's stripped modules against.
 pub const MANIFEST: &str = krbd_kmod::set::MANIFEST_FILE;
-pub const INSTALLER: &str = "bin/krbd-forge";
+pub const INSTALLER: &str = "bin/krbd-host";
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TarballMetadata {
@@ -26,9 +27,9 @@ pub struct TarballMetadata {
 fn readme(set: &BuildSet, has_installer: bool) -> String {
     let release = set.release();
     let install = if has_installer {
-        "    sudo ./bin/krbd-forge install .\n".to_string()
+        "    sudo ./bin/krbd-host install .\n".to_string()
     } else {
-        "    sudo krbd-forge install .\n\n(this tarball carries no installer binary: copy a krbd-forge built with\nscripts/build-target-binary.sh, or repackage with `krbd-forge package --format tar --installer PATH`)\n".to_string()
+        "    sudo krbd-host install .\n\n(this tarball carries no installer binary: copy a krbd-host built with\nscripts/build-target-binary.sh, or repackage with `krbd-forge package --format tar --installer PATH`)\n".to_string()
     };
     format!(
         "Ceph kernel client modules (libceph, ceph, rbd) for Linux {release}\n\

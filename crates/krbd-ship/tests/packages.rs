@@ -170,10 +170,10 @@ fn tarball_unpacks_to_an_out_folder_whose_manifest_verifies() {
     listed.sort();
     insta::assert_snapshot!("tar_files", listed.join("\n"));
     let mode =
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(top.join("bin/krbd-forge")).unwrap().permissions());
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(top.join("bin/krbd-host")).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o755);
     let readme = std::fs::read_to_string(top.join("README")).unwrap();
-    assert!(readme.contains("sudo ./bin/krbd-forge install ."), "{readme}");
+    assert!(readme.contains("sudo ./bin/krbd-host install ."), "{readme}");
 
     // The unpacked folder reads as a build's out folder.
     let set = krbd_ship::BuildSet::open(&top, false).expect("unpacked tarball is an out folder");

@@ -1,7 +1,8 @@
 //! `krbd-forge boot-test --agreement`: the real kernel against `krbd-forge check` on the
 //! bad-module corpus (krbd_vm::agreement).
 
-use super::boot_test::{exit_code_of, fail, publish_report, BootTestArgs, EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_PASSED};
+use super::boot_test::{fail, fail_vm, publish_report, BootTestArgs};
+use super::exit::ExitCode;
 use super::terminal::Terminal;
 use krbd_vm::agreement::{run_agreement, AgreementReport, AgreementSpec};
 use krbd_vm::VmError;
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The headers and the image package: given, or through the cache like `check --kernel`.
-fn target_files(args: &BootTestArgs, listener: &Terminal) -> Result<(PathBuf, PathBuf), i32> {
+fn target_files(args: &BootTestArgs, listener: &Terminal) -> Result<(PathBuf, PathBuf), ExitCode> {
     if let (Some(headers), Some(image)) = (&args.headers, &args.image_deb) {
         return Ok((headers.clone(), image.clone()));
     }
@@ -24,14 +25,14 @@ fn target_files(args: &BootTestArgs, listener: &Terminal) -> Result<(PathBuf, Pa
     Ok((headers, image))
 }
 
-pub fn run(args: BootTestArgs) -> i32 {
+pub fn run(args: BootTestArgs) -> ExitCode {
     let listener = Terminal::new(args.json);
     let json = args.json;
     krbd_vm::interrupt::install_handler();
     if krbd_vm::qemu::find_program(&args.qemu).is_none() {
         let e =
             VmError::QemuMissing { program: args.qemu.clone(), path_env: std::env::var("PATH").unwrap_or_default() };
-        return fail(json, EXIT_ENVIRONMENT, "qemu_missing", &e.to_string());
+        return fail_vm(json, "qemu", &e);
     }
     let (headers_dir, image_deb) = match target_files(&args, &listener) {
         Ok(f) => f,
@@ -41,7 +42,9 @@ pub fn run(args: BootTestArgs) -> i32 {
         Some(d) => d.clone(),
         None => match tempfile::Builder::new().prefix("krbd-agreement.").tempdir() {
             Ok(d) => d.keep(),
-            Err(e) => return fail(json, EXIT_ENVIRONMENT, "io", &format!("cannot create a work folder: {e}")),
+            Err(e) => {
+                return fail(json, ExitCode::Environment, "work-dir", &format!("cannot create a work folder: {e}"))
+            }
         },
     };
     let spec = AgreementSpec {
@@ -56,13 +59,13 @@ pub fn run(args: BootTestArgs) -> i32 {
     };
     let report = match run_agreement(&spec, &listener) {
         Ok(r) => r,
-        Err(e) => return fail(json, exit_code_of(&e), "agreement", &e.to_string()),
+        Err(e) => return fail_vm(json, "agreement", &e),
     };
     publish_report(&report, &work_dir.join("agreement.json"), json, print_human);
     if report.all_agree {
-        EXIT_PASSED
+        ExitCode::Ok
     } else {
-        EXIT_FAILED
+        ExitCode::Disagreement
     }
 }
 

@@ -1,6 +1,7 @@
 //! `krbd-forge boot-test`: boot the target's own kernel under QEMU, load the module set,
 //! and optionally push I/O through it to a throwaway Ceph cluster.
 
+use super::exit::{help_with_table, ExitCode, Failure};
 use super::terminal::Terminal;
 use clap::Args;
 use krbd_progress::Listener;
@@ -8,48 +9,26 @@ use krbd_vm::{BootReport, Cluster, ClusterSpec, VmError, VmErrorKind};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Exit codes, also listed in `--help`. 3, 4, 5 and 9 mean what they mean for every
-/// command (see `krbd-forge --help`); 10-12 are the boot test's own.
-pub const EXIT_PASSED: i32 = 0;
-pub use super::exit::{BAD_INPUT as EXIT_BAD_INPUT, ENVIRONMENT as EXIT_ENVIRONMENT, TARGET as EXIT_TARGET};
-pub const EXIT_FAILED: i32 = 10;
-pub const EXIT_GUEST: i32 = 11;
-pub const EXIT_CLUSTER: i32 = 12;
-pub const EXIT_INTERRUPTED: i32 = 130;
-
-#[derive(Debug, Args)]
-#[command(after_long_help = "\
-The guest's serial log, the initramfs, the vmlinux and report.json are kept in --work-dir
-(default: a new folder under $TMPDIR, printed at the end).
-
-Exit codes:
-  0    every module of the set (and its dependencies) loaded, the loaded modules are the
-       given files (GNU build-id in sysfs; srcversion where modinfo has one), and with
-       --cluster every I/O check passed
-  2    usage error (bad flags)
-  3    unknown target: apt knows no linux-image-RELEASE, or the package has no such kernel
-  4    fetching the kernel package failed (apt, network, checksum)
-  5    bad input: unreadable or corrupt package or modules, no .ko in --modules, a
-       dependency that neither the set nor the package provides
-  9    environment: QEMU, busybox-static, the Ceph tools or iproute2 missing, no root for
-       the network namespace, cannot write the work folder
-  10   the test ran and something failed: a module was refused (the kernel's message is
-       shown), a build-id or srcversion differs, or a cluster check failed
-  11   the guest never finished: timeout or QEMU exited early (the relevant serial lines
-       are shown)
-  12   the throwaway Ceph cluster did not start or a Ceph command failed
-  130  interrupted (SIGINT, SIGTERM, SIGHUP); QEMU, the cluster and its namespace were torn down
+const BOOT_TEST_HELP: &str = "\
+The test passes (exit 0) when every module of the set (and its dependencies) loaded, the
+loaded modules are the given files (GNU build-id in sysfs; srcversion where modinfo has
+one), and with --cluster every I/O check passed. The guest's serial log, the initramfs,
+the vmlinux and report.json are kept in --work-dir (default: a new folder under $TMPDIR,
+printed at the end).
 
 With --agreement (the kernel against `krbd-forge check`): the bad-module corpus (flipped
 vermagic, another release, changed CRCs, module_layout, missing export, missing dependency,
 another struct module size, ...) is made from the target's own libceph, ceph, rbd and
 libcrc32c, loaded into the target's kernel in one guest, and every module's verdict and
 kernel messages are compared with the check's; it prints \"N/N modules agree\" and each
-disagreement with both sides. Exit 0: all agree; 10: at least one disagrees; other codes
-as above. The headers come from --headers or, like `check --kernel`, through the cache.
+disagreement with both sides. Exit 0: all agree; 19 (disagreement): at least one
+disagrees. The headers come from --headers or, like `check --kernel`, through the cache.
 
 QEMU uses KVM only when /dev/kvm opens and a short probe boot under KVM works; otherwise
-TCG. The report says which and why (e.g. \"tcg: /dev/kvm absent\").")]
+TCG. The report says which and why (e.g. \"tcg: /dev/kvm absent\").";
+
+#[derive(Debug, Args)]
+#[command(after_long_help = help_with_table(BOOT_TEST_HELP))]
 pub struct BootTestArgs {
     /// Kernel release to boot, e.g. 6.12.117+deb12-amd64 (its linux-image package is
     /// downloaded through apt into the cache unless --image-deb is given).
@@ -99,30 +78,30 @@ pub struct BootTestArgs {
     pub headers: Option<PathBuf>,
 }
 
-pub(super) fn exit_code_of(e: &VmError) -> i32 {
+/// The exit code of each kind of VM error.
+pub(super) fn exit_code_of(e: &VmError) -> ExitCode {
     match e.kind() {
-        VmErrorKind::UnknownTarget => EXIT_TARGET,
-        VmErrorKind::BadInput => EXIT_BAD_INPUT,
-        VmErrorKind::Environment => EXIT_ENVIRONMENT,
-        VmErrorKind::Guest => EXIT_GUEST,
-        VmErrorKind::Cluster => EXIT_CLUSTER,
-        VmErrorKind::Interrupted => EXIT_INTERRUPTED,
+        VmErrorKind::UnknownTarget => ExitCode::Target,
+        VmErrorKind::BadInput => ExitCode::BadInput,
+        VmErrorKind::Environment => ExitCode::Environment,
+        VmErrorKind::Guest => ExitCode::Guest,
+        VmErrorKind::Cluster => ExitCode::Cluster,
+        VmErrorKind::Interrupted => ExitCode::Interrupted,
     }
 }
 
-pub(super) fn fail(json: bool, code: i32, kind: &str, message: &str) -> i32 {
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({ "passed": false, "error": { "kind": kind, "message": message, "exit_code": code } })
-        );
-    }
-    eprintln!("error: {message}");
-    code
+/// Reports a failure at `stage` (a `stage` field in the JSON error) and returns its code.
+pub(super) fn fail(json: bool, code: ExitCode, stage: &str, message: &str) -> ExitCode {
+    Failure::new(code, message).detail("stage", stage).report(json)
+}
+
+/// Reports a VM error at `stage` and returns its exit code.
+pub(super) fn fail_vm(json: bool, stage: &str, e: &VmError) -> ExitCode {
+    Failure::from_error(exit_code_of(e), e).detail("stage", stage).report(json)
 }
 
 /// The boot test of a set (`cmd::run` sends `--agreement` to the agreement run instead).
-pub fn run(args: BootTestArgs) -> i32 {
+pub fn run(args: BootTestArgs) -> ExitCode {
     let listener = Terminal::new(args.json);
     let json = args.json;
     // A signal only sets a flag; the waiting loops then stop and everything is torn down.
@@ -131,32 +110,34 @@ pub fn run(args: BootTestArgs) -> i32 {
     if krbd_vm::qemu::find_program(&args.qemu).is_none() {
         let e =
             VmError::QemuMissing { program: args.qemu.clone(), path_env: std::env::var("PATH").unwrap_or_default() };
-        return fail(json, EXIT_ENVIRONMENT, "qemu_missing", &e.to_string());
+        return fail_vm(json, "qemu", &e);
     }
     let modules_dir = args.modules.clone().unwrap_or_else(|| PathBuf::from("out").join(&args.kernel));
     let modules = match modules_under_test(&modules_dir) {
         Ok(m) => m,
-        Err((code, message)) => return fail(json, code, "modules", &message),
+        Err(failure) => return failure.detail("stage", "modules").report(json),
     };
     let image_deb = match &args.image_deb {
         Some(p) => p.clone(),
         None => match download_image(&args.kernel, &args.cache, &listener) {
             Ok(p) => p,
-            Err((code, msg)) => return fail(json, code, "kernel_package", &msg),
+            Err(f) => return f.detail("stage", "kernel-package").report(json),
         },
     };
     let work_dir = match &args.work_dir {
         Some(d) => d.clone(),
         None => match tempfile::Builder::new().prefix("krbd-boot-test.").tempdir() {
             Ok(d) => d.keep(),
-            Err(e) => return fail(json, EXIT_ENVIRONMENT, "io", &format!("cannot create a work folder: {e}")),
+            Err(e) => {
+                return fail(json, ExitCode::Environment, "work-dir", &format!("cannot create a work folder: {e}"))
+            }
         },
     };
     let cluster = if args.cluster {
         let spec = ClusterSpec { dir: work_dir.join("ceph"), osds: args.osds, start_timeout: Duration::from_secs(240) };
         match Cluster::start(&spec, &listener) {
             Ok(c) => Some(c),
-            Err(e) => return fail(json, exit_code_of(&e), "cluster", &e.to_string()),
+            Err(e) => return fail_vm(json, "cluster", &e),
         }
     } else {
         None
@@ -178,27 +159,27 @@ pub fn run(args: BootTestArgs) -> i32 {
     drop(cluster);
     let report = match result {
         Ok(r) => r,
-        Err(e) => return fail(json, exit_code_of(&e), "boot", &e.to_string()),
+        Err(e) => return fail_vm(json, "boot", &e),
     };
     publish_report(&report, &work_dir.join("report.json"), json, print_human);
     if report.passed {
-        EXIT_PASSED
+        ExitCode::Ok
     } else {
-        EXIT_FAILED
+        ExitCode::TestFailed
     }
 }
 
 /// The modules to boot. A build's out folder (it has a build report) is verified as a set
 /// first, and the verified bytes are what the guest loads; any other folder (e.g. a
 /// package's .ko.xz files) is read as it is.
-fn modules_under_test(dir: &std::path::Path) -> Result<Vec<krbd_vm::deps::OurModule>, (i32, String)> {
+fn modules_under_test(dir: &std::path::Path) -> Result<Vec<krbd_vm::deps::OurModule>, Failure> {
     use krbd_kmod::set::{ModuleCopy, ModuleSet, OpenOptions, REPORT_FILE};
     if !dir.join(REPORT_FILE).exists() {
-        return krbd_vm::load_our_modules(dir).map_err(|e| (exit_code_of(&e), e.to_string()));
+        return krbd_vm::load_our_modules(dir).map_err(|e| Failure::from_error(exit_code_of(&e), &e));
     }
     let options = OpenOptions { copy: ModuleCopy::Full, require_report: true };
     let set = ModuleSet::open(dir, &options)
-        .map_err(|e| (e.io_kind().map_or(EXIT_BAD_INPUT, super::exit::io_code), e.to_string()))?;
+        .map_err(|e| Failure::from_error(e.io_kind().map_or(ExitCode::BadInput, ExitCode::of_io), &e))?;
     let mut modules: Vec<krbd_vm::deps::OurModule> = set
         .modules
         .into_iter()
@@ -224,13 +205,16 @@ pub(crate) fn publish_report<R: serde::Serialize>(report: &R, path: &std::path::
     }
 }
 
-fn download_image(release: &str, cache: &super::CacheArgs, listener: &dyn Listener) -> Result<PathBuf, (i32, String)> {
+fn download_image(release: &str, cache: &super::CacheArgs, listener: &dyn Listener) -> Result<PathBuf, Failure> {
     use krbd_fetch::apt;
-    let code = super::exit::fetch_code;
+    let fail = |e: &krbd_fetch::FetchError| Failure::from_error(super::exit::fetch_code(e), e);
     let name = format!("linux-image-{release}");
-    let pkg = apt::show(&name, None).map_err(|e| (code(&e), format!("{e} (is {release} a Debian kernel release?)")))?;
-    let cache = cache.open().map_err(|e| (code(&e), e.to_string()))?;
-    apt::fetch(&cache, &pkg, listener).map(|(p, _)| p).map_err(|e| (code(&e), e.to_string()))
+    let pkg = apt::show(&name, None).map_err(|e| {
+        let f = fail(&e);
+        Failure { message: format!("{} (is {release} a Debian kernel release?)", f.message), ..f }
+    })?;
+    let cache = cache.open().map_err(|e| fail(&e))?;
+    apt::fetch(&cache, &pkg, listener).map(|(p, _)| p).map_err(|e| fail(&e))
 }
 
 fn print_human(r: &BootReport) {

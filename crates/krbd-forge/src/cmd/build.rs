@@ -1,4 +1,4 @@
-use super::exit;
+use super::exit::{self, ExitCode, Failure};
 use super::terminal::Terminal;
 use super::CacheArgs;
 use krbd_build::patch::SeriesSource;
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 /// target is built in turn, sharing the cache, and a table of the verdicts is printed; the
 /// exit code is that of the first failure.
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = super::EXIT_CODES_HELP)]
+#[command(after_long_help = krbd_host::exit::table())]
 #[command(group(clap::ArgGroup::new("release_source").args(["kernel", "devel_rpm"]).multiple(true)))]
 pub struct BuildArgs {
     /// The kernel release, as `uname -r` prints it: Debian (6.1.0-56-amd64,
@@ -172,15 +172,15 @@ impl From<krbd_fetch::FetchError> for BuildFailure {
 }
 
 impl BuildFailure {
-    fn exit_code(&self) -> i32 {
+    fn exit_code(&self) -> ExitCode {
         match self {
-            BuildFailure::Usage(_) => exit::USAGE,
+            BuildFailure::Usage(_) => ExitCode::Usage,
             BuildFailure::Build(e) => exit::build_code(e),
         }
     }
 
     /// Prints the error (and with `json`, its JSON form); returns the exit code.
-    fn report(&self, json: bool) -> i32 {
+    fn report(&self, json: bool) -> ExitCode {
         match self {
             BuildFailure::Usage(message) => report_usage(message, json),
             BuildFailure::Build(e) => report_error(e, json),
@@ -260,7 +260,7 @@ fn options(args: &BuildArgs, kernel: Option<&str>) -> Result<BuildOptions, Build
     Ok(opts)
 }
 
-pub fn run(args: BuildArgs) -> i32 {
+pub fn run(args: BuildArgs) -> ExitCode {
     if args.kernel.len() > 1 {
         return run_matrix(&args);
     }
@@ -277,7 +277,7 @@ pub fn run(args: BuildArgs) -> i32 {
                 v["out"] = serde_json::Value::String(outcome.out.display().to_string());
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }
-            exit::OK
+            ExitCode::Ok
         }
         Err(failure) => failure.report(args.json),
     }
@@ -299,10 +299,11 @@ struct MatrixRow {
 }
 
 /// Builds every `--kernel` in turn (one cache, one out folder), then prints the table.
-fn run_matrix(args: &BuildArgs) -> i32 {
+fn run_matrix(args: &BuildArgs) -> ExitCode {
     if args.srpm.is_some() || args.devel_rpm.is_some() || args.headers_dir.is_some() || args.source_tarball.is_some() {
-        eprintln!("error: --srpm, --devel-rpm, --headers-dir and --source-tarball describe one target; give one --kernel with them");
-        return 2;
+        let message =
+            "--srpm, --devel-rpm, --headers-dir and --source-tarball describe one target; give one --kernel with them";
+        return Failure::new(ExitCode::Usage, message).report(args.json);
     }
     let terminal = Terminal::new(args.json || args.quiet);
     let mut rows = Vec::new();
@@ -315,7 +316,7 @@ fn run_matrix(args: &BuildArgs) -> i32 {
             Ok(outcome) => MatrixRow {
                 release: kernel.clone(),
                 ok: true,
-                exit_code: exit::OK,
+                exit_code: ExitCode::Ok.code(),
                 verdict: "ok",
                 out: Some(outcome.out.display().to_string()),
                 cache_hit: Some(outcome.report.cache_hit),
@@ -335,8 +336,8 @@ fn run_matrix(args: &BuildArgs) -> i32 {
                 MatrixRow {
                     release: kernel.clone(),
                     ok: false,
-                    exit_code: code,
-                    verdict: exit::kind(code),
+                    exit_code: code.code(),
+                    verdict: code.kind(),
                     out: None,
                     cache_hit: None,
                     modules: Vec::new(),
@@ -366,43 +367,17 @@ fn run_matrix(args: &BuildArgs) -> i32 {
         }
         println!("{} built, {} failed", rows.len() - failed, failed);
     }
-    rows.iter().find(|r| !r.ok).map(|r| r.exit_code).unwrap_or(exit::OK)
+    rows.iter().find(|r| !r.ok).and_then(|r| ExitCode::from_code(r.exit_code)).unwrap_or(ExitCode::Ok)
 }
 
 /// Reports flags that do not fit together, as clap reports its own usage errors.
-pub fn report_usage(message: &str, json: bool) -> i32 {
-    eprintln!("error: {message}");
-    if json {
-        let v = serde_json::json!({
-            "error": { "kind": exit::kind(exit::USAGE), "exit_code": exit::USAGE, "message": message, "hint": null }
-        });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-    }
-    exit::USAGE
+pub fn report_usage(message: &str, json: bool) -> ExitCode {
+    Failure::new(ExitCode::Usage, message).report(json)
 }
 
-pub fn report_error(e: &BuildError, json: bool) -> i32 {
-    let code = exit::build_code(e);
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !message.contains(&s_text) {
-            message += &format!(": {s_text}");
-        }
-        source = s.source();
-    }
-    eprintln!("error: {message}");
-    if let Some(h) = exit::hint(e) {
-        eprintln!("hint: {h}");
-    }
-    if json {
-        let v = serde_json::json!({
-            "error": { "kind": exit::kind(code), "exit_code": code, "message": message, "hint": exit::hint(e) }
-        });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-    }
-    code
+/// Reports a build error (stderr; the JSON error on stdout with `json`).
+pub fn report_error(e: &BuildError, json: bool) -> ExitCode {
+    exit::report_build_error(e, json)
 }
 
 #[cfg(test)]

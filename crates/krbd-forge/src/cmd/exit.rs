@@ -1,38 +1,16 @@
-//! Exit codes: one per kind of failure, so that scripts can tell them apart.
+//! From the build side's library errors to the one exit-code table (krbd_host::ExitCode)
+//! and the one error report (krbd_host::Failure); the host side's are in krbd-host.
 
 use krbd_build::patch::SeriesError;
 use krbd_build::BuildError;
 use krbd_fetch::FetchError;
+pub use krbd_host::exit::help_with_table;
+pub use krbd_host::report::print_json;
+pub use krbd_host::{ExitCode, Failure};
 use std::io::ErrorKind;
 
-pub const OK: i32 = 0;
-pub const INTERNAL: i32 = 1;
-pub const USAGE: i32 = 2;
-pub const TARGET: i32 = 3;
-pub const FETCH: i32 = 4;
-pub const BAD_INPUT: i32 = 5;
-pub const PATCH: i32 = 6;
-pub const TOOLCHAIN: i32 = 7;
-pub const COMPILE: i32 = 8;
-pub const ENVIRONMENT: i32 = 9;
-pub const WOULD_NOT_LOAD: i32 = 10;
-
-pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0  success
-  1  internal error (a bug: please report it)
-  2  usage error (bad flags)
-  3  unknown or unusable target: no such release, no headers/source for it, modules built in
-  4  fetching packages failed (apt, network, checksum)
-  5  bad input: a corrupt or truncated package, an archive entry escaping its folder, a
-     tarball without the Ceph sources, an RPM without a good signature by --rpm-key
-  6  the patch series is malformed or does not apply
-  7  toolchain: the kernel's compiler, make or pahole is missing or differs
-  8  compiling failed (the first errors and the log's path are shown)
-  9  environment: no space left, no permission, read-only file system, gpgv missing
- 10  the built modules would not load on the target (the loader's verdicts are shown)";
-
-pub fn fetch_code(e: &FetchError) -> i32 {
+/// The exit code of each fetch error; a new variant needs one line here.
+pub fn fetch_code(e: &FetchError) -> ExitCode {
     match e {
         FetchError::NotADeb { .. }
         | FetchError::CorruptMember { .. }
@@ -44,28 +22,18 @@ pub fn fetch_code(e: &FetchError) -> i32 {
         | FetchError::NotSigned { .. }
         | FetchError::SignedByAnotherKey { .. }
         | FetchError::BadSignature { .. }
-        | FetchError::BadKeyFile { .. } => BAD_INPUT,
-        FetchError::GpgMissing { .. } => ENVIRONMENT,
-        FetchError::ChecksumMismatch { .. }
-        | FetchError::AptFailed { .. }
-        | FetchError::DownloadFailed { .. } => FETCH,
-        FetchError::UnknownPackage { .. } | FetchError::NoAptLists => TARGET,
-        FetchError::Io { source, .. } => io_code(source.kind()),
+        | FetchError::BadKeyFile { .. } => ExitCode::BadInput,
+        FetchError::GpgMissing { .. } => ExitCode::Environment,
+        FetchError::ChecksumMismatch { .. } | FetchError::AptFailed { .. } | FetchError::DownloadFailed { .. } => {
+            ExitCode::Fetch
+        }
+        FetchError::UnknownPackage { .. } | FetchError::NoAptLists => ExitCode::Target,
+        FetchError::Io { source, .. } => ExitCode::of_io(source.kind()),
     }
 }
 
-pub fn io_code(kind: ErrorKind) -> i32 {
-    match kind {
-        ErrorKind::StorageFull
-        | ErrorKind::QuotaExceeded
-        | ErrorKind::PermissionDenied
-        | ErrorKind::ReadOnlyFilesystem
-        | ErrorKind::NotFound => ENVIRONMENT,
-        _ => INTERNAL,
-    }
-}
-
-pub fn build_code(e: &BuildError) -> i32 {
+/// The exit code of each build error; a new variant needs one line here.
+pub fn build_code(e: &BuildError) -> ExitCode {
     match e {
         BuildError::BadRelease { .. }
         | BuildError::UnknownRelease { .. }
@@ -73,22 +41,22 @@ pub fn build_code(e: &BuildError) -> i32 {
         | BuildError::BadHeaders { .. }
         | BuildError::ReleaseMismatch { .. }
         | BuildError::NotAModule { .. }
-        | BuildError::NotCatalogued { .. } => TARGET,
-        BuildError::PackageNotFound { .. } => FETCH,
+        | BuildError::NotCatalogued { .. } => ExitCode::Target,
+        BuildError::PackageNotFound { .. } => ExitCode::Fetch,
         // A named file that is not there, as when opening it fails with NotFound.
-        BuildError::InputNotFound { .. } => ENVIRONMENT,
-        BuildError::BadSourceRpm { .. } => BAD_INPUT,
+        BuildError::InputNotFound { .. } => ExitCode::Environment,
+        BuildError::BadSourceRpm { .. } => ExitCode::BadInput,
         BuildError::Fetch(p) => fetch_code(p),
-        BuildError::NoCephSources { .. } => BAD_INPUT,
-        BuildError::Series(SeriesError::Io { source, .. }) => io_code(source.kind()),
-        BuildError::Series(_) => PATCH,
+        BuildError::NoCephSources { .. } => ExitCode::BadInput,
+        BuildError::Series(SeriesError::Io { source, .. }) => ExitCode::of_io(source.kind()),
+        BuildError::Series(_) => ExitCode::Patch,
         BuildError::CompilerMissing { .. } | BuildError::CompilerMismatch { .. } | BuildError::ToolMissing { .. } => {
-            TOOLCHAIN
+            ExitCode::Toolchain
         }
-        BuildError::CompileFailed { .. } => COMPILE,
-        BuildError::Check(_) => BAD_INPUT,
-        BuildError::WouldNotLoad { .. } => WOULD_NOT_LOAD,
-        BuildError::Io { source, .. } => io_code(source.kind()),
+        BuildError::CompileFailed { .. } => ExitCode::Compile,
+        BuildError::Check(_) => ExitCode::BadInput,
+        BuildError::WouldNotLoad { .. } => ExitCode::WouldNotLoad,
+        BuildError::Io { source, .. } => ExitCode::of_io(source.kind()),
     }
 }
 
@@ -105,19 +73,12 @@ pub fn hint(e: &BuildError) -> Option<&'static str> {
     }
 }
 
-/// The variant's name, for `--json` errors.
-pub fn kind(code: i32) -> &'static str {
-    match code {
-        OK => "ok",
-        USAGE => "usage",
-        TARGET => "target",
-        FETCH => "fetch",
-        BAD_INPUT => "bad-input",
-        PATCH => "patch",
-        TOOLCHAIN => "toolchain",
-        COMPILE => "compile",
-        ENVIRONMENT => "environment",
-        WOULD_NOT_LOAD => "would-not-load",
-        _ => "internal",
-    }
+/// A build, fetch or patch error as the user sees it.
+pub fn build_failure(e: &BuildError) -> Failure {
+    Failure::from_error(build_code(e), e).with_hint(hint(e))
+}
+
+/// Reports a build error (stderr; JSON on stdout with `json`) and returns its exit code.
+pub fn report_build_error(e: &BuildError, json: bool) -> ExitCode {
+    build_failure(e).report(json)
 }

@@ -1,26 +1,27 @@
 //! Subcommands. Each turns its raw flags into validated library objects once, runs, and
-//! maps library errors to the exit codes documented in `--help`.
+//! maps library errors to the one exit-code table (krbd_host::ExitCode) that `--help`
+//! shows. install, rollback and status are krbd-host's; check extends krbd-host's with
+//! `--kernel RELEASE` through apt.
 
 mod agreement;
 mod boot_test;
 mod build;
 mod check;
 mod exit;
-mod install;
 mod package;
 mod patch;
 mod placement;
 mod targets;
-mod terminal;
 
 use clap::{Parser, Subcommand};
-
-pub use exit::EXIT_CODES_HELP;
+use krbd_host::install;
+pub use krbd_host::terminal;
+use krbd_host::ExitCode;
 
 /// Build, prove and ship patched Ceph kernel client modules (libceph, ceph, rbd) for the
 /// exact kernel a customer runs.
 #[derive(Debug, Parser)]
-#[command(name = "krbd-forge", version, about, after_long_help = EXIT_CODES_HELP)]
+#[command(name = "krbd-forge", version, about, after_long_help = krbd_host::exit::table())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -52,7 +53,7 @@ pub enum Command {
     Package(package::PackageArgs),
 }
 
-pub fn run(cli: Cli) -> i32 {
+pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Build(args) => build::run(args),
         Command::Targets(args) => targets::run(args),

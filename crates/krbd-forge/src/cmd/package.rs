@@ -1,6 +1,6 @@
-use super::exit;
+use super::exit::{help_with_table, ExitCode, Failure};
 use super::terminal::Terminal;
-use krbd_ship::sign::{SigningKey, HASHES};
+use krbd_ship::sign::SigningKey;
 use krbd_ship::{Compression, Format, PackageOptions, ShipError};
 use std::path::{Path, PathBuf};
 
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 ///         %post/%postun run weak-modules (when present) and depmod.
 ///   deb   a .deb that Depends on linux-image-<release>; postinst/postrm run depmod.
 ///   tar   a tarball laid out like the out folder, plus MANIFEST.sha256, a README and the
-///         target-side installer (bin/krbd-forge, from --installer).
+///         host-side installer (bin/krbd-host, from --installer).
 ///   dkms  a DKMS source tree (usr/src/krbd-forge-<version>/: the patched sources from
 ///         the build's cache entry, dkms.conf, Makefile and Kbuild) as a tarball to unpack
 ///         at /.
@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 /// kernel's own. The same input gives the same bytes (--mtime / SOURCE_DATE_EPOCH). With
 /// --sign-key the modules are signed in the kernel's scheme first (openssl CLI).
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = PACKAGE_EXIT_CODES)]
+#[command(after_long_help = help_with_table(PACKAGE_HELP))]
 pub struct PackageArgs {
     /// The package format.
     #[arg(long, value_enum)]
@@ -39,8 +39,8 @@ pub struct PackageArgs {
     #[arg(long, value_enum, default_value = "xz")]
     compression: CompressionArg,
 
-    /// The target-side krbd-forge for the tarball (built for glibc 2.17 by
-    /// scripts/build-target-binary.sh).
+    /// The host-side binary for the tarball: krbd-host, built for glibc 2.17 by
+    /// scripts/build-target-binary.sh.
     #[arg(long, value_name = "PATH", env = "KRBD_FORGE_INSTALLER")]
     installer: Option<PathBuf>,
 
@@ -58,8 +58,8 @@ pub struct PackageArgs {
     sign_cert: Option<PathBuf>,
 
     /// The signature's digest.
-    #[arg(long, value_name = "HASH", default_value = "sha256", requires = "sign_key")]
-    sign_hash: String,
+    #[arg(long, value_enum, value_name = "HASH", default_value = "sha256", requires = "sign_key")]
+    sign_hash: SignHashArg,
 
     /// The .deb's Maintainer field.
     #[arg(long, value_name = "NAME <EMAIL>", default_value = "krbd-forge <krbd-forge@localhost>")]
@@ -77,15 +77,10 @@ pub struct PackageArgs {
     json: bool,
 }
 
-const PACKAGE_EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  internal error (a bug: please report it)
-  2  usage error (bad flags)
-  5  bad input: no build report, a module missing or changed since the build, an unusable
-     installer or signing key, the build's patched sources not in the cache (dkms)
-  7  toolchain: openssl is missing (signing)
-  9  environment: no space left, no permission, read-only file system";
+const PACKAGE_HELP: &str = "\
+Bad input (5) here: no build report, a module missing or changed since the build, an
+unusable installer or signing key, the build's patched sources not in the cache (dkms).
+Toolchain (7): openssl is missing (signing).";
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum FormatArg {
@@ -93,6 +88,29 @@ enum FormatArg {
     Deb,
     Tar,
     Dkms,
+}
+
+/// The digests the kernel's module signing supports (krbd_ship::sign::HASHES).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SignHashArg {
+    Sha1,
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl SignHashArg {
+    /// The digest's name, as openssl and the kernel spell it.
+    fn name(self) -> &'static str {
+        match self {
+            SignHashArg::Sha1 => "sha1",
+            SignHashArg::Sha224 => "sha224",
+            SignHashArg::Sha256 => "sha256",
+            SignHashArg::Sha384 => "sha384",
+            SignHashArg::Sha512 => "sha512",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -131,15 +149,12 @@ fn options(args: &PackageArgs) -> Result<(PathBuf, PackageOptions), Usage> {
     };
     let signing = match &args.sign_key {
         Some(key) => {
-            if !HASHES.contains(&args.sign_hash.as_str()) {
-                return Err(Usage(format!("--sign-hash {}: use one of {}", args.sign_hash, HASHES.join(", "))));
-            }
             for p in std::iter::once(key).chain(args.sign_cert.iter()) {
                 if !p.is_file() {
                     return Err(Usage(format!("{}: no such file", p.display())));
                 }
             }
-            Some(SigningKey { key: key.clone(), cert: args.sign_cert.clone(), hash: args.sign_hash.clone() })
+            Some(SigningKey { key: key.clone(), cert: args.sign_cert.clone(), hash: args.sign_hash.name().to_string() })
         }
         None => None,
     };
@@ -172,27 +187,21 @@ fn options(args: &PackageArgs) -> Result<(PathBuf, PackageOptions), Usage> {
     ))
 }
 
-pub fn code(e: &ShipError) -> i32 {
+/// The exit code of each shipping error; a new variant needs one line here.
+pub fn code(e: &ShipError) -> ExitCode {
     match e {
-        ShipError::ToolMissing { .. } => exit::TOOLCHAIN,
-        ShipError::Io { source, .. } => exit::io_code(source.kind()),
-        ShipError::Set(set) => set.io_kind().map_or(exit::BAD_INPUT, exit::io_code),
-        _ => exit::BAD_INPUT,
+        ShipError::ToolMissing { .. } => ExitCode::Toolchain,
+        ShipError::Io { source, .. } => ExitCode::of_io(source.kind()),
+        ShipError::Set(set) => set.io_kind().map_or(ExitCode::BadInput, ExitCode::of_io),
+        _ => ExitCode::BadInput,
     }
 }
 
-pub fn run(args: PackageArgs) -> i32 {
+pub fn run(args: PackageArgs) -> ExitCode {
     let terminal = Terminal::new(args.json);
     let (set, opts) = match options(&args) {
         Ok(v) => v,
-        Err(Usage(msg)) => {
-            eprintln!("error: {msg}");
-            if args.json {
-                let v = serde_json::json!({"error": {"kind": "usage", "exit_code": 2, "message": msg}});
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            }
-            return 2;
-        }
+        Err(Usage(msg)) => return Failure::new(ExitCode::Usage, msg).report(args.json),
     };
     match krbd_ship::package(&set, &opts, &terminal) {
         Ok(outcome) => {
@@ -209,19 +218,26 @@ pub fn run(args: PackageArgs) -> i32 {
                 outcome.release
             );
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&outcome).unwrap_or_default());
+                super::exit::print_json(&outcome)
+            } else {
+                ExitCode::Ok
             }
-            exit::OK
         }
-        Err(e) => {
-            let code = code(&e);
-            let message = e.to_string();
-            eprintln!("error: {message}");
-            if args.json {
-                let v = serde_json::json!({"error": {"kind": exit::kind(code), "exit_code": code, "message": message}});
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            }
-            code
+        Err(e) => Failure::from_error(code(&e), &e).report(args.json),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SignHashArg;
+    use clap::ValueEnum;
+
+    #[test]
+    fn sign_hashes_are_the_ones_signing_supports() {
+        let names: Vec<&str> = SignHashArg::value_variants().iter().map(|h| h.name()).collect();
+        assert_eq!(names, krbd_ship::sign::HASHES);
+        for h in SignHashArg::value_variants() {
+            assert_eq!(h.to_possible_value().map(|v| v.get_name().to_string()), Some(h.name().to_string()));
         }
     }
 }

@@ -1,3 +1,4 @@
+use super::exit::ExitCode;
 use super::terminal::Terminal;
 use super::CacheArgs;
 use krbd_build::patch_check::{self, SourceSpec};
@@ -6,6 +7,7 @@ use std::path::PathBuf;
 
 /// Work with patch series.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = krbd_host::exit::table())]
 pub struct PatchArgs {
     #[command(subcommand)]
     command: PatchCommand,
@@ -20,6 +22,7 @@ enum PatchCommand {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = krbd_host::exit::table())]
 struct CheckArgs {
     /// The kernel source: an unpacked tree, a tarball (.tar.xz/.gz/.zst) or linux-source
     /// .deb, or a Debian kernel release (its linux-source is fetched through apt).
@@ -38,13 +41,13 @@ struct CheckArgs {
     json: bool,
 }
 
-pub fn run(args: PatchArgs) -> i32 {
+pub fn run(args: PatchArgs) -> ExitCode {
     match args.command {
         PatchCommand::Check(a) => check(a),
     }
 }
 
-fn check(args: CheckArgs) -> i32 {
+fn check(args: CheckArgs) -> ExitCode {
     let terminal = Terminal::new(args.json);
     let series = match super::build::find_series(&args.series) {
         Ok(Some(series)) => series,
@@ -108,8 +111,8 @@ fn check(args: CheckArgs) -> i32 {
         }
     }
     if any {
-        0
+        ExitCode::Ok
     } else {
-        super::exit::PATCH
+        ExitCode::Patch
     }
 }

@@ -1,25 +1,14 @@
 //! `krbd-forge placement`: the placement model on the command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use super::exit::{ExitCode, Failure};
 use clap::{Args, Subcommand};
 use krbd_placement::osdmap::OSD_IN;
 use krbd_placement::OsdMap;
 
-/// Exit codes of `placement` commands, the same numbers the other subcommands use.
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_INTERNAL: i32 = 1;
-/// A flag names something the map does not have (pool, OSD), or a bad value.
-pub const EXIT_USAGE: i32 = 2;
-/// The map or incremental is corrupt, truncated or not of a supported encoding.
-pub const EXIT_BAD_INPUT: i32 = 5;
-/// A file cannot be read or written.
-pub const EXIT_ENVIRONMENT: i32 = 9;
-
-const PLACEMENT_EXIT_HELP: &str = "Exit codes: 0 success, 1 internal error, 2 usage error (bad flag, unknown pool or OSD), 5 the map is corrupt or of an unsupported encoding, 9 a file cannot be read or written.";
-
 #[derive(Debug, Args)]
-#[command(after_help = PLACEMENT_EXIT_HELP)]
+#[command(after_long_help = krbd_host::exit::table())]
 pub struct PlacementArgs {
     #[command(subcommand)]
     pub command: PlacementCommand,
@@ -29,18 +18,18 @@ pub struct PlacementArgs {
 pub enum PlacementCommand {
     /// Print every PG's raw, up and acting sets, line for line as
     /// `osdmaptool MAP --test-map-pgs-dump-all` does, so the two can be diffed.
-    #[command(after_help = PLACEMENT_EXIT_HELP)]
+    #[command(after_long_help = krbd_host::exit::table())]
     Map(MapArgs),
     /// Show what ramping one OSD's recovery weight does, step by step: PGs that gain or lose
     /// the OSD, PGs left undersized, and warnings for the rule's quirks.
-    #[command(after_help = PLACEMENT_EXIT_HELP)]
+    #[command(after_long_help = krbd_host::exit::table())]
     Plan(PlanArgs),
     /// List the PGs whose up or acting set differs between two maps.
-    #[command(after_help = PLACEMENT_EXIT_HELP)]
+    #[command(after_long_help = krbd_host::exit::table())]
     Diff(DiffArgs),
     /// Write a fork-format map (wrapper compat 8 with recovery_weight) from a stock or fork
     /// map plus recovery weights, for the kernel selftest or a test cluster.
-    #[command(after_help = PLACEMENT_EXIT_HELP)]
+    #[command(after_long_help = krbd_host::exit::table())]
     EncodeFork(EncodeForkArgs),
 }
 
@@ -146,45 +135,56 @@ fn parse_recovery_weight(s: &str) -> Result<RecoveryWeight, String> {
     Ok(RecoveryWeight { osd, weight })
 }
 
-pub fn run(args: PlacementArgs) -> i32 {
-    match args.command {
-        PlacementCommand::Map(a) => run_map(a),
-        PlacementCommand::Plan(a) => run_plan(a),
-        PlacementCommand::Diff(a) => run_diff(a),
-        PlacementCommand::EncodeFork(a) => run_encode_fork(a),
+pub fn run(args: PlacementArgs) -> ExitCode {
+    let (json, result) = match args.command {
+        PlacementCommand::Map(a) => (a.json, run_map(a)),
+        PlacementCommand::Plan(a) => (a.json, run_plan(a)),
+        PlacementCommand::Diff(a) => (a.json, run_diff(a)),
+        PlacementCommand::EncodeFork(a) => (false, run_encode_fork(a)),
+    };
+    match result {
+        Ok(()) => ExitCode::Ok,
+        Err(failure) => failure.report(json),
     }
 }
 
-fn load(path: &PathBuf) -> Result<OsdMap, i32> {
-    let data = match std::fs::read(path) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", path.display());
-            return Err(EXIT_ENVIRONMENT);
-        }
-    };
-    OsdMap::decode(&data).map_err(|e| {
-        eprintln!("error: {}: {e}", path.display());
-        EXIT_BAD_INPUT
+/// Reads a map file: a file that cannot be read is the environment's failure.
+fn read(path: &Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| {
+        Failure::new(ExitCode::Environment, format!("cannot read {}: {e}", path.display()))
+            .detail("io_kind", format!("{:?}", e.kind()))
     })
 }
 
-fn run_map(a: MapArgs) -> i32 {
-    let mut map = match load(&a.map) {
-        Ok(m) => m,
-        Err(code) => return code,
-    };
-    for rw in &a.recovery_weight {
-        if rw.osd >= map.max_osd {
-            eprintln!("error: osd.{} does not exist (max_osd is {})", rw.osd, map.max_osd);
-            return EXIT_USAGE;
-        }
+/// Reads and decodes a map; a corrupt one is bad input.
+fn load(path: &Path) -> Result<OsdMap, Failure> {
+    let data = read(path)?;
+    OsdMap::decode(&data).map_err(|e| Failure::new(ExitCode::BadInput, format!("{}: {e}", path.display())))
+}
+
+/// Applies `osd.N=W` overrides; an OSD the map does not have is a usage error.
+fn apply_recovery_weights(map: &mut OsdMap, weights: &[RecoveryWeight]) -> Result<(), Failure> {
+    for rw in weights {
+        check_osd(map, rw.osd)?;
         map.set_recovery_weight(rw.osd, rw.weight);
     }
+    Ok(())
+}
+
+fn check_osd(map: &OsdMap, osd: i32) -> Result<(), Failure> {
+    if osd >= map.max_osd {
+        return Err(Failure::new(ExitCode::Usage, format!("osd.{osd} does not exist (max_osd is {})", map.max_osd)));
+    }
+    Ok(())
+}
+
+fn run_map(a: MapArgs) -> Result<(), Failure> {
+    let mut map = load(&a.map)?;
+    apply_recovery_weights(&mut map, &a.recovery_weight)?;
     if let Some(p) = a.pool {
         if !map.pools.contains_key(&p) {
-            eprintln!("error: pool {p} is not in the map (pools: {:?})", map.pools.keys().collect::<Vec<_>>());
-            return EXIT_USAGE;
+            let pools = map.pools.keys().collect::<Vec<_>>();
+            return Err(Failure::new(ExitCode::Usage, format!("pool {p} is not in the map (pools: {pools:?})")));
         }
     }
     let result = map.map_all(a.pool);
@@ -211,18 +211,12 @@ fn run_map(a: MapArgs) -> i32 {
         }
         let _ = out.flush();
     }
-    EXIT_OK
+    Ok(())
 }
 
-fn run_plan(a: PlanArgs) -> i32 {
-    let map = match load(&a.map) {
-        Ok(m) => m,
-        Err(code) => return code,
-    };
-    if a.osd >= map.max_osd {
-        eprintln!("error: osd.{} does not exist (max_osd is {})", a.osd, map.max_osd);
-        return EXIT_USAGE;
-    }
+fn run_plan(a: PlanArgs) -> Result<(), Failure> {
+    let map = load(&a.map)?;
+    check_osd(&map, a.osd)?;
     let current = map.recovery_weight.as_ref().and_then(|rw| rw.get(a.osd as usize).copied()).unwrap_or(OSD_IN);
     let from = a.from.unwrap_or(current);
     let weights = krbd_placement::plan::ramp_weights(from, a.to, a.steps);
@@ -230,14 +224,7 @@ fn run_plan(a: PlanArgs) -> i32 {
     start.set_recovery_weight(a.osd, from);
     let plan = krbd_placement::plan::plan_ramp(&start, a.osd, &weights);
     if a.json {
-        match serde_json::to_string(&plan) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_INTERNAL;
-            }
-        }
-        return EXIT_OK;
+        return print_compact_json(&plan);
     }
     println!("osd.{}: recovery weight {:#x} -> {:#x} in {} steps", a.osd, from, a.to, a.steps);
     for w in &plan.warnings {
@@ -264,24 +251,17 @@ fn run_plan(a: PlanArgs) -> i32 {
             println!("  undersized: {}", st.undersized.join(" "));
         }
     }
-    EXIT_OK
+    Ok(())
 }
 
-fn run_diff(a: DiffArgs) -> i32 {
+fn run_diff(a: DiffArgs) -> Result<(), Failure> {
     let (ma, mb) = match (load(&a.map_a), load(&a.map_b)) {
         (Ok(x), Ok(y)) => (x, y),
-        (Err(c), _) | (_, Err(c)) => return c,
+        (Err(f), _) | (_, Err(f)) => return Err(f),
     };
     let d = krbd_placement::plan::diff_maps(&ma, &mb);
     if a.json {
-        match serde_json::to_string(&d) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_INTERNAL;
-            }
-        }
-        return EXIT_OK;
+        return print_compact_json(&d);
     }
     for c in &d.changed {
         println!(
@@ -304,44 +284,31 @@ fn run_diff(a: DiffArgs) -> i32 {
         println!("pool {p} only in {}", a.map_b.display());
     }
     println!("{} of {} PGs changed", d.changed.len(), d.compared);
-    EXIT_OK
+    Ok(())
 }
 
-fn run_encode_fork(a: EncodeForkArgs) -> i32 {
-    let data = match std::fs::read(&a.map) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", a.map.display());
-            return EXIT_ENVIRONMENT;
-        }
-    };
-    let mut map = match OsdMap::decode(&data) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: {}: {e}", a.map.display());
-            return EXIT_BAD_INPUT;
-        }
-    };
-    for rw in &a.recovery_weight {
-        if rw.osd >= map.max_osd {
-            eprintln!("error: osd.{} does not exist (max_osd is {})", rw.osd, map.max_osd);
-            return EXIT_USAGE;
-        }
-        map.set_recovery_weight(rw.osd, rw.weight);
-    }
-    let out = match map.encode_wrapped(&data, krbd_placement::encode::Flavor::Fork) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_BAD_INPUT;
-        }
-    };
+/// One line of JSON on stdout (plans and diffs can be large).
+fn print_compact_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| Failure::new(ExitCode::Internal, format!("cannot write JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn run_encode_fork(a: EncodeForkArgs) -> Result<(), Failure> {
+    let data = read(&a.map)?;
+    let mut map =
+        OsdMap::decode(&data).map_err(|e| Failure::new(ExitCode::BadInput, format!("{}: {e}", a.map.display())))?;
+    apply_recovery_weights(&mut map, &a.recovery_weight)?;
+    let out = map
+        .encode_wrapped(&data, krbd_placement::encode::Flavor::Fork)
+        .map_err(|e| Failure::new(ExitCode::BadInput, e.to_string()))?;
     // Nothing half-written: write beside the target, then rename over it.
     let tmp = a.output.with_extension("partial");
     if let Err(e) = std::fs::write(&tmp, &out).and_then(|_| std::fs::rename(&tmp, &a.output)) {
         let _ = std::fs::remove_file(&tmp);
-        eprintln!("error: cannot write {}: {e}", a.output.display());
-        return EXIT_ENVIRONMENT;
+        return Err(Failure::new(ExitCode::Environment, format!("cannot write {}: {e}", a.output.display()))
+            .detail("io_kind", format!("{:?}", e.kind())));
     }
-    EXIT_OK
+    Ok(())
 }

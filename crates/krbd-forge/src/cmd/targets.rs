@@ -1,3 +1,4 @@
+use super::exit::ExitCode;
 use super::CacheArgs;
 use krbd_build::rhel::catalog::{self, Distro, Mirror};
 use krbd_build::target;
@@ -9,7 +10,7 @@ use krbd_build::KernelRelease;
 /// to: the exact Debian packages, or for CentOS/Rocky/Alma 7-9 releases
 /// (3.10.0-957.el7.x86_64) the source RPM and kernel-devel RPM URLs, in the order tried.
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = super::EXIT_CODES_HELP)]
+#[command(after_long_help = krbd_host::exit::table())]
 pub struct TargetsArgs {
     /// A release to resolve instead of listing.
     #[arg(value_name = "RELEASE")]
@@ -32,7 +33,7 @@ pub struct TargetsArgs {
     json: bool,
 }
 
-fn resolve_one(args: &TargetsArgs, release: &str) -> i32 {
+fn resolve_one(args: &TargetsArgs, release: &str) -> ExitCode {
     if catalog::is_rhel_release(release) {
         let mirrors = match super::build::mirrors(&args.mirror) {
             Ok(m) => m,
@@ -46,7 +47,7 @@ fn resolve_one(args: &TargetsArgs, release: &str) -> i32 {
             let mut v = serde_json::to_value(&r).unwrap_or_default();
             v["kind"] = "rhel".into();
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            return 0;
+            return ExitCode::Ok;
         }
         println!("{} (el{}, minor release {})", r.release.release, r.release.el, r.os_minor);
         println!("source RPM {}:", r.release.srpm_name());
@@ -60,7 +61,7 @@ fn resolve_one(args: &TargetsArgs, release: &str) -> i32 {
         for b in &r.browse {
             println!("also kept below (time-stamped folders): {b}");
         }
-        return 0;
+        return ExitCode::Ok;
     }
     let resolved = KernelRelease::parse(release).and_then(|rel| {
         let cache = args.cache.open()?;
@@ -72,7 +73,7 @@ fn resolve_one(args: &TargetsArgs, release: &str) -> i32 {
                 let mut v = serde_json::to_value(&t).unwrap_or_default();
                 v["kind"] = "debian".into();
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-                return 0;
+                return ExitCode::Ok;
             }
             println!("{} (Debian {})", t.release, t.headers.version);
             let source = t.source.iter().map(|s| ("source", s));
@@ -87,13 +88,13 @@ fn resolve_one(args: &TargetsArgs, release: &str) -> i32 {
             for (role, p) in all {
                 println!("  {role:<15} {}={}  sha256 {}", p.name, p.version, p.sha256);
             }
-            0
+            ExitCode::Ok
         }
         Err(e) => super::build::report_error(&e, args.json),
     }
 }
 
-pub fn run(args: TargetsArgs) -> i32 {
+pub fn run(args: TargetsArgs) -> ExitCode {
     if let Some(r) = args.release.clone() {
         return resolve_one(&args, &r);
     }
@@ -117,7 +118,7 @@ pub fn run(args: TargetsArgs) -> i32 {
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
-        return 0;
+        return ExitCode::Ok;
     }
     println!("{:<28} {:<22} {:<8} {:<7}", "RELEASE", "DEBIAN VERSION", "SOURCE", "CACHED");
     for a in &available {
@@ -130,5 +131,5 @@ pub fn run(args: TargetsArgs) -> i32 {
             if Some(&a.release) == default.as_ref() { "  (default)" } else { "" }
         );
     }
-    0
+    ExitCode::Ok
 }

@@ -1,43 +1,13 @@
-//! `krbd-forge install | rollback | status`: put a built set on the target host as one
+//! `install | rollback | status` (of krbd-host and krbd-forge alike): put a built set on the target host as one
 //! transaction, undo it, and show what is installed, loaded and shipped.
 
-use super::terminal::Terminal;
+use crate::exit::ExitCode;
+use crate::report::{print_json, Failure};
+use crate::terminal::Terminal;
 use clap::Args;
 use krbd_install::{InstallError, Kernel, LoadCheck, RealKernel, ShippedSet, TargetHost};
 use std::path::{Path, PathBuf};
 
-pub use super::exit::{
-    BAD_INPUT as EXIT_BAD_INPUT, ENVIRONMENT as EXIT_ENVIRONMENT, INTERNAL as EXIT_INTERNAL, OK as EXIT_OK,
-    TARGET as EXIT_TARGET, WOULD_NOT_LOAD as EXIT_WOULD_NOT_LOAD,
-};
-pub const EXIT_USAGE: i32 = 2;
-/// Refused before anything changed: a device or mount uses the modules, another
-/// installer runs, or a file to replace belongs to a package.
-pub const EXIT_REFUSED: i32 = 11;
-/// A step failed and the transaction rolled back by itself.
-pub const EXIT_ROLLED_BACK: i32 = 12;
-/// The rollback failed or the journal is unreadable: the host needs attention.
-pub const EXIT_ATTENTION: i32 = 13;
-pub const EXIT_NOTHING_TO_ROLL_BACK: i32 = 14;
-
-const EXIT_HELP: &str = "\
-Exit codes (install, rollback, status):
-  0   done (status: the report was printed)
-  1   internal error (a bug: please report it)
-  2   usage error (bad flags)
-  3   target: the set is for another release, the kernel is not installed under --root,
-      no headers to check the set against (install them, --headers, --skip-load-check),
-      or a live swap was asked for a kernel that is not running (use --no-reload)
-  5   bad input: the set folder lacks a module, a module is corrupt, or a file differs
-      from its build report
-  9   environment: cannot read or write (permissions, no space, read-only file system)
-  10  the kernel would refuse the set (offline loader check); nothing was changed
-  11  refused, nothing was changed: an rbd device is mapped or a CephFS is mounted (use
-      --no-reload), another install is running, or a file to replace belongs to a package
-  12  a step failed and the previous set was restored by itself (the step and cause are shown)
-  13  the rollback failed or the journal is unreadable: rerun `krbd-forge rollback` after
-      fixing the cause shown; or the set is installed but loading it failed
-  14  rollback: nothing to roll back";
 
 /// Where and for which kernel.
 #[derive(Debug, Args)]
@@ -57,7 +27,7 @@ pub struct HostArgs {
 /// Install a built set (libceph, ceph, rbd) into /lib/modules/<release>/updates/krbd-forge
 /// as one journaled transaction, and swap the loaded modules when it is safe.
 #[derive(Debug, Args)]
-#[command(after_long_help = EXIT_HELP)]
+#[command(after_long_help = crate::exit::table())]
 pub struct InstallArgs {
     /// The set: a build's out folder (out/<release>/ with libceph.ko, ceph.ko, rbd.ko and
     /// build-report.json), or the folder of an unpacked `krbd-forge package --format tar`.
@@ -82,7 +52,7 @@ pub struct InstallArgs {
 
 /// Restore the set that the last install replaced (journaled like install).
 #[derive(Debug, Args)]
-#[command(after_long_help = EXIT_HELP)]
+#[command(after_long_help = crate::exit::table())]
 pub struct RollbackArgs {
     #[command(flatten)]
     pub host: HostArgs,
@@ -94,7 +64,7 @@ pub struct RollbackArgs {
 /// Show the Ceph modules installed (depmod's choice), loaded (/sys/module) and shipped
 /// (with --set), srcversion per module, and the state of the last transaction.
 #[derive(Debug, Args)]
-#[command(after_long_help = EXIT_HELP)]
+#[command(after_long_help = crate::exit::table())]
 pub struct StatusArgs {
     #[command(flatten)]
     pub host: HostArgs,
@@ -103,79 +73,56 @@ pub struct StatusArgs {
     pub set: Option<PathBuf>,
 }
 
-fn code_of(e: &InstallError) -> i32 {
+/// The exit code of each install error; a new variant needs one line here.
+pub fn exit_code(e: &InstallError) -> ExitCode {
     use InstallError::*;
     match e {
-        Set(set) => set.io_kind().map_or(EXIT_BAD_INPUT, io_exit_code),
-        Unidentifiable { .. } => EXIT_BAD_INPUT,
+        Set(set) => set.io_kind().map_or(ExitCode::BadInput, ExitCode::of_io),
+        Unidentifiable { .. } => ExitCode::BadInput,
         ReleaseMismatch { .. }
         | NoSuchKernel { .. }
         | UnknownRelease { .. }
         | NoLoadCheckTarget { .. }
-        | NotRunningKernel { .. } => EXIT_TARGET,
-        LoadCheck { .. } => EXIT_BAD_INPUT,
-        WouldNotLoad { .. } => EXIT_WOULD_NOT_LOAD,
-        PackageOwned { .. } | Busy { .. } | Locked { .. } => EXIT_REFUSED,
-        NothingToRollBack { .. } => EXIT_NOTHING_TO_ROLL_BACK,
-        RolledBack { .. } => EXIT_ROLLED_BACK,
-        RollbackFailed { .. } | Journal { .. } | ReloadFailed { .. } => EXIT_ATTENTION,
-        Io { source, .. } => io_exit_code(source.kind()),
+        | NotRunningKernel { .. } => ExitCode::Target,
+        LoadCheck { .. } => ExitCode::BadInput,
+        WouldNotLoad { .. } => ExitCode::WouldNotLoad,
+        PackageOwned { .. } | Busy { .. } | Locked { .. } => ExitCode::Refused,
+        NothingToRollBack { .. } => ExitCode::NothingToRollBack,
+        RolledBack { .. } => ExitCode::RolledBack,
+        RollbackFailed { .. } | Journal { .. } | ReloadFailed { .. } => ExitCode::NeedsAttention,
+        Io { source, .. } => ExitCode::of_io(source.kind()),
     }
 }
 
-fn io_exit_code(kind: std::io::ErrorKind) -> i32 {
-    match kind {
-        std::io::ErrorKind::PermissionDenied
-        | std::io::ErrorKind::ReadOnlyFilesystem
-        | std::io::ErrorKind::StorageFull
-        | std::io::ErrorKind::QuotaExceeded
-        | std::io::ErrorKind::NotFound => EXIT_ENVIRONMENT,
-        _ => EXIT_INTERNAL,
+/// An install error as the user sees it.
+pub fn failure(e: &InstallError) -> Failure {
+    let failure = Failure::from_error(exit_code(e), e);
+    match e {
+        InstallError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            failure.with_hint(Some("permission denied: run it as root (sudo)"))
+        }
+        _ => failure,
     }
 }
 
-fn kind_of(code: i32) -> &'static str {
-    match code {
-        EXIT_BAD_INPUT => "bad-input",
-        EXIT_TARGET => "target",
-        EXIT_ENVIRONMENT => "environment",
-        EXIT_WOULD_NOT_LOAD => "would-not-load",
-        EXIT_REFUSED => "refused",
-        EXIT_ROLLED_BACK => "rolled-back",
-        EXIT_ATTENTION => "needs-attention",
-        EXIT_NOTHING_TO_ROLL_BACK => "nothing-to-roll-back",
-        EXIT_USAGE => "usage",
-        _ => "internal",
-    }
-}
-
-fn fail(json: bool, code: i32, message: &str) -> i32 {
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({ "error": { "kind": kind_of(code), "exit_code": code, "message": message } })
-        );
-    } else {
-        eprintln!("error: {message}");
-    }
-    code
-}
-
-fn fail_with(json: bool, e: &InstallError) -> i32 {
-    fail(json, code_of(e), &e.to_string())
+fn fail_with(json: bool, e: &InstallError) -> ExitCode {
+    failure(e).report(json)
 }
 
 /// The kernel to drive: the real one only for the live root.
-fn kernel_for(host: &HostArgs, reload: bool) -> Result<Box<dyn Kernel>, String> {
+fn kernel_for(host: &HostArgs, reload: bool) -> Result<Box<dyn Kernel>, Failure> {
     // Only test builds (the `test-hooks` feature) can simulate the kernel.
     #[cfg(feature = "test-hooks")]
     if let Some(simulated) = krbd_install::fault::simulated_kernel_from_env() {
         return Ok(Box::new(simulated));
     }
     if reload && host.root != Path::new("/") {
-        return Err(format!(
-            "swapping the loaded modules needs --root / (the running kernel's root), not {}; add --no-reload",
-            host.root.display()
+        return Err(Failure::new(
+            ExitCode::Usage,
+            format!(
+                "swapping the loaded modules needs --root / (the running kernel's root), not {}; add --no-reload",
+                host.root.display()
+            ),
         ));
     }
     Ok(Box::new(RealKernel))
@@ -185,7 +132,7 @@ fn open_host(host: &HostArgs) -> Result<TargetHost, InstallError> {
     TargetHost::new(&host.root, host.kernel.clone())
 }
 
-pub fn run_install(args: InstallArgs) -> i32 {
+pub fn run_install(args: InstallArgs) -> ExitCode {
     let json = args.host.json;
     let listener = Terminal::new(json);
     let set = match ShippedSet::from_dir(&args.set) {
@@ -204,7 +151,7 @@ pub fn run_install(args: InstallArgs) -> i32 {
     };
     let kernel = match kernel_for(&host_args, !args.no_reload) {
         Ok(k) => k,
-        Err(m) => return fail(json, EXIT_USAGE, &m),
+        Err(f) => return f.report(json),
     };
     let options = krbd_install::InstallOptions {
         reload: !args.no_reload,
@@ -218,7 +165,7 @@ pub fn run_install(args: InstallArgs) -> i32 {
     finish(json, krbd_install::install(&set, &host, &options, kernel.as_ref(), &listener))
 }
 
-pub fn run_rollback(args: RollbackArgs) -> i32 {
+pub fn run_rollback(args: RollbackArgs) -> ExitCode {
     let json = args.host.json;
     let listener = Terminal::new(json);
     let host = match open_host(&args.host) {
@@ -227,7 +174,7 @@ pub fn run_rollback(args: RollbackArgs) -> i32 {
     };
     let kernel = match kernel_for(&args.host, !args.no_reload) {
         Ok(k) => k,
-        Err(m) => return fail(json, EXIT_USAGE, &m),
+        Err(f) => return f.report(json),
     };
     let options = krbd_install::RollbackOptions { reload: !args.no_reload };
     finish(json, krbd_install::rollback(&host, &options, kernel.as_ref(), &listener))
@@ -235,21 +182,18 @@ pub fn run_rollback(args: RollbackArgs) -> i32 {
 
 /// Prints an install's or rollback's outcome (JSON with `--json`) or its error, and returns
 /// the exit code.
-fn finish(json: bool, result: Result<krbd_install::Outcome, InstallError>) -> i32 {
+fn finish(json: bool, result: Result<krbd_install::Outcome, InstallError>) -> ExitCode {
     match result {
+        Ok(outcome) if json => print_json(&outcome),
         Ok(outcome) => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&outcome).unwrap_or_default());
-            } else {
-                print_outcome(&outcome);
-            }
-            EXIT_OK
+            print_outcome(&outcome);
+            ExitCode::Ok
         }
         Err(e) => fail_with(json, &e),
     }
 }
 
-pub fn run_status(args: StatusArgs) -> i32 {
+pub fn run_status(args: StatusArgs) -> ExitCode {
     let json = args.host.json;
     let set = match args.set.as_deref().map(ShippedSet::from_dir).transpose() {
         Ok(s) => s,
@@ -268,13 +212,10 @@ pub fn run_status(args: StatusArgs) -> i32 {
         Err(e) => return fail_with(json, &e),
     };
     match krbd_install::status(&host, set.as_ref()) {
+        Ok(s) if json => print_json(&s),
         Ok(s) => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
-            } else {
-                print!("{}", status_table(&s));
-            }
-            EXIT_OK
+            print!("{}", status_table(&s));
+            ExitCode::Ok
         }
         Err(e) => fail_with(json, &e),
     }

@@ -1,9 +1,11 @@
-//! The terminal side of the library's `Listener`: progress bars and messages on stderr.
+//! The terminal side of the libraries' `Listener`: progress bars and messages on stderr,
+//! for krbd-host and krbd-forge alike.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use krbd_progress::{Listener, Unit};
 use std::sync::Mutex;
 
+/// Progress bars and messages on stderr, for the terminal.
 pub struct Terminal {
     bar: Mutex<Option<ProgressBar>>,
     quiet: bool,

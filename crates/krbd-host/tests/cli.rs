@@ -1,0 +1,94 @@
+//! `krbd-host` from the outside: its commands, the shared exit-code table in every
+//! `--help`, and the one JSON error shape.
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn host() -> Command {
+    Command::cargo_bin("krbd-host").expect("the krbd-host binary")
+}
+
+#[test]
+fn every_help_shows_the_one_exit_code_table() {
+    let table = krbd_host::exit::table();
+    for args in
+        [&["--help"][..], &["install", "--help"], &["rollback", "--help"], &["status", "--help"], &["check", "--help"]]
+    {
+        let out = host().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(table), "{args:?} lacks the table:\n{text}");
+    }
+    let out = host().arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for command in ["install", "rollback", "status", "check"] {
+        assert!(text.contains(command), "{command} missing:\n{text}");
+    }
+    for forge_only in ["build", "boot-test", "placement", "package"] {
+        let listed = text.lines().any(|l| l.starts_with(&format!("  {forge_only} ")));
+        assert!(!listed, "{forge_only} is krbd-forge's:\n{text}");
+    }
+}
+
+#[test]
+fn check_without_headers_for_the_kernel_is_a_target_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ko = dir.path().join("rbd.ko");
+    std::fs::write(&ko, b"not a module").unwrap();
+    let out = host().arg("check").arg(&ko).args(["--kernel", "0.0.0-no-such-kernel", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["error"]["kind"], "target");
+    assert_eq!(v["error"]["exit_code"], 3);
+    assert_eq!(v["error"]["release"], "0.0.0-no-such-kernel");
+    assert!(v["error"]["message"].as_str().unwrap().contains("/lib/modules/0.0.0-no-such-kernel/build"), "{v}");
+    assert!(v["error"]["hint"].as_str().unwrap().contains("linux-headers-0.0.0-no-such-kernel"), "{v}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: no headers for kernel 0.0.0-no-such-kernel"), "{err}");
+    assert!(err.contains("\nhint: install linux-headers-"), "{err}");
+}
+
+#[test]
+fn check_against_a_folder_that_is_not_headers_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let ko = dir.path().join("rbd.ko");
+    std::fs::write(&ko, b"not a module").unwrap();
+    let out = host().arg("check").arg(&ko).arg("--headers").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Module.symvers is missing"));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn status_of_a_kernel_that_is_not_installed_is_a_json_target_error() {
+    let root = tempfile::tempdir().unwrap();
+    let out = host()
+        .arg("status")
+        .arg("--root")
+        .arg(root.path())
+        .args(["--kernel", "6.1.0-99-amd64", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["error"]["kind"], "target", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("kernel 6.1.0-99-amd64 is not installed"), "{v}");
+    assert_eq!(v["error"]["hint"], Value::Null, "{v}");
+}
+
+#[test]
+fn rollback_with_nothing_installed_exits_14() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("lib/modules/6.1.0-99-amd64")).unwrap();
+    let out = host()
+        .env("KRBD_INSTALL_SIMULATE_KERNEL", "1")
+        .arg("rollback")
+        .arg("--root")
+        .arg(root.path())
+        .args(["--kernel", "6.1.0-99-amd64", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(14), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["error"]["kind"], "nothing-to-roll-back", "{v}");
+}
