@@ -8,7 +8,6 @@ use clap::Args;
 use krbd_install::{InstallError, Kernel, LoadCheck, RealKernel, ShippedSet, TargetHost};
 use std::path::{Path, PathBuf};
 
-
 /// Where and for which kernel.
 #[derive(Debug, Args)]
 pub struct HostArgs {

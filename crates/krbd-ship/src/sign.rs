@@ -43,11 +43,9 @@ pub fn sign_module(elf: &[u8], key: &SigningKey, module: &str) -> Result<Vec<u8>
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ShipError::ToolMissing {
-                tool: "openssl".into(),
-                package: "openssl".into(),
-                why: "sign modules".into(),
-            },
+            std::io::ErrorKind::NotFound => {
+                ShipError::ToolMissing { tool: "openssl".into(), package: "openssl".into(), why: "sign modules".into() }
+            }
             _ => fail(format!("cannot run openssl: {e}")),
         })?;
     let mut stdin = child.stdin.take().ok_or_else(|| fail("no pipe to openssl".into()))?;

@@ -8,9 +8,9 @@ mod common;
 
 use common::{built, options, run};
 use krbd_build::{prepare_debian, KernelRelease, Stages};
+use krbd_fetch::cache::Cache;
 use krbd_kmod::KernelModule;
 use krbd_ship::Format;
-use krbd_fetch::cache::Cache;
 use std::process::Command;
 
 #[test]

@@ -8,10 +8,10 @@
 //! compressed kernel relative to the start of the protected-mode code.
 
 use crate::VmError;
+use krbd_formats::compress::{self, Compression, Streams};
 use object::elf::{FileHeader64, PT_NOTE};
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::Endianness;
-use krbd_formats::compress::{self, Compression, Streams};
 
 /// Xen's ELF note type for the 32-bit PVH entry point; QEMU boots an ELF kernel through it.
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
@@ -49,7 +49,8 @@ pub fn extract_vmlinux(bzimage: &[u8]) -> Result<Vec<u8>, VmError> {
         return Err(BzImageError::UnsupportedCompression { magic: payload[..payload.len().min(6)].to_vec() }.into());
     }
     // The build appends the uncompressed size (4 bytes) after the stream: read one only.
-    let out = compress::decompress(payload, Streams::First).map_err(|e| BzImageError::Decompression { source: e.source })?;
+    let out =
+        compress::decompress(payload, Streams::First).map_err(|e| BzImageError::Decompression { source: e.source })?;
     if !out.starts_with(b"\x7fELF") {
         return Err(BzImageError::NotElf.into());
     }

@@ -229,8 +229,8 @@ fn prepare_debian_inputs(
 
 fn prepare_local_inputs(headers_dir: &Path) -> Result<PreparedInputs, BuildError> {
     let headers = Headers::open(headers_dir)?;
-    let sha =
-        krbd_formats::digest::sha256_file(&headers.symvers(), |_| {}).map_err(BuildError::io("read", headers.symvers()))?;
+    let sha = krbd_formats::digest::sha256_file(&headers.symvers(), |_| {})
+        .map_err(BuildError::io("read", headers.symvers()))?;
     let key = KeyHasher::new(LAYOUT_VERSION).str(&sha).str(&headers.dir.display().to_string()).finish();
     let input = InputRecord {
         role: "headers-dir".into(),

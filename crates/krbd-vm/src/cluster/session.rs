@@ -8,9 +8,9 @@ use crate::guest::GuestEvent;
 use crate::initramfs::ExtraFiles;
 use crate::qemu::GuestNetwork;
 use crate::{ClusterFailure, ClusterStep, VmError};
+use krbd_formats::digest::sha256_hex;
 use krbd_progress::Listener;
 use serde::Serialize;
-use krbd_formats::digest::sha256_hex;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
