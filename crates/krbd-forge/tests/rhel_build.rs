@@ -148,6 +148,16 @@ fn make_fixture(root: &Path, t: &Target) {
     for d in ["SPECS", "SOURCES", "BUILD", "RPMS", "SRPMS", "BUILDROOT"] {
         std::fs::create_dir_all(top.join(d)).unwrap();
     }
+    write_sources(&top, t);
+    let tree = make_devel_tree(root, t);
+    build_rpms(&top, &tree, t);
+    publish_vault_layout(root, &top, t);
+    std::fs::remove_dir_all(&top).unwrap();
+    std::fs::remove_dir_all(&tree).unwrap();
+}
+
+/// SOURCES and SPECS of the source RPM.
+fn write_sources(top: &Path, t: &Target) {
     // The kernel tarball, as Debian ships it inside linux-source-6.12.
     let major_minor: Vec<&str> = t.upstream.split('.').take(2).collect();
     let source = krbd_testsupport::debian_package(&format!("linux-source-{}", major_minor.join(".")), Some(&t.version));
@@ -167,7 +177,10 @@ fn make_fixture(root: &Path, t: &Target) {
     std::fs::write(top.join("SOURCES/linux-kernel-test.patch"), PREP_PATCH).unwrap();
     std::fs::write(top.join("SOURCES/debrand-empty.patch"), b"").unwrap();
     std::fs::write(top.join("SPECS/kernel.spec"), SPEC.replace("@UPSTREAM@", &t.upstream)).unwrap();
+}
 
+/// The folder a CentOS kernel-devel package holds, made from Debian's headers packages.
+fn make_devel_tree(root: &Path, t: &Target) -> PathBuf {
     // The headers: Debian's three packages laid out, then merged into the single folder
     // CentOS's kernel-devel has, with the release renamed.
     let sysroot = root.join("sysroot");
@@ -211,7 +224,11 @@ fn make_fixture(root: &Path, t: &Target) {
         std::fs::write(&p, text).unwrap();
     }
     std::fs::remove_dir_all(&sysroot).unwrap();
+    tree
+}
 
+/// The source RPM and the kernel-devel RPM, with fast payloads.
+fn build_rpms(top: &Path, tree: &Path, t: &Target) {
     let rpmbuild = |args: &[&str]| {
         let mut c = Command::new("rpmbuild");
         c.arg("--define").arg(format!("_topdir {}", top.display()));
@@ -229,6 +246,10 @@ fn make_fixture(root: &Path, t: &Target) {
     // %build and %install start in the folder %setup would have made.
     std::fs::create_dir_all(top.join(format!("BUILD/kernel-{}", t.upstream))).unwrap();
     rpmbuild(&["-bb", "--noprep"]);
+}
+
+/// Both RPMs where the Rocky 9.2 vault keeps them, under `root/www`.
+fn publish_vault_layout(root: &Path, top: &Path, t: &Target) {
     let www = root.join("www/rocky/9.2");
     let srpm_dir = www.join("BaseOS/source/tree/Packages/k");
     let devel_dir = www.join("AppStream/x86_64/os/Packages/k");
@@ -236,8 +257,6 @@ fn make_fixture(root: &Path, t: &Target) {
     std::fs::create_dir_all(&devel_dir).unwrap();
     std::fs::rename(top.join("SRPMS").join(t.srpm()), srpm_dir.join(t.srpm())).unwrap();
     std::fs::rename(top.join("RPMS/x86_64").join(t.devel()), devel_dir.join(t.devel())).unwrap();
-    std::fs::remove_dir_all(&top).unwrap();
-    std::fs::remove_dir_all(&tree).unwrap();
 }
 
 fn module(out: &Path, file: &str) -> KernelModule {
