@@ -83,26 +83,23 @@ impl Outcome {
     }
 }
 
-/// Holds the per-release lock for the length of a transaction.
-struct Lock(#[allow(dead_code)] File);
+/// Holds the per-release lock for the length of a transaction (released on drop, and by
+/// the kernel when the process dies, also under kill -9).
+struct Lock {
+    _file: File,
+}
 
 fn lock(host: &TargetHost) -> Result<Lock, InstallError> {
     let dir = host.state_dir();
     std::fs::create_dir_all(&dir).map_err(InstallError::io(format!("create {}", dir.display())))?;
     let path = dir.join("lock");
     let f = File::create(&path).map_err(InstallError::io(format!("create {}", path.display())))?;
-    // flock(2) directly: File::try_lock needs Rust 1.89, the workspace supports 1.85. The
-    // kernel drops the lock when the process dies, also under kill -9.
-    use std::os::fd::AsRawFd;
-    // SAFETY: a plain syscall on a descriptor that `f` owns for the whole call.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(Lock(f));
-    }
-    let e = std::io::Error::last_os_error();
-    if e.kind() == std::io::ErrorKind::WouldBlock {
-        Err(InstallError::Locked { release: host.release.clone(), lock: path })
-    } else {
-        Err(InstallError::io(format!("lock {}", path.display()))(e))
+    match f.try_lock() {
+        Ok(()) => Ok(Lock { _file: f }),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(InstallError::Locked { release: host.release.clone(), lock: path })
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(InstallError::io(format!("lock {}", path.display()))(e)),
     }
 }
 

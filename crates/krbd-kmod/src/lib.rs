@@ -9,9 +9,6 @@
 //! [`set`] is the built module set (libceph, ceph, rbd) as a folder: the out folder a build
 //! publishes, its `build-report.json`, and the one function that opens and verifies it.
 
-// `usize::is_multiple_of` needs Rust 1.87; the workspace supports 1.85.
-#![allow(clippy::manual_is_multiple_of)]
-
 pub mod check;
 pub mod config;
 pub mod corpus;

@@ -403,7 +403,7 @@ fn read_crc_table(
 ) -> Option<Vec<u32>> {
     let data = sections.get(name)?;
     let section = file.section_by_name(name)?;
-    if count == 0 || data.len() as u64 % count != 0 {
+    if count == 0 || !(data.len() as u64).is_multiple_of(count) {
         return None;
     }
     let width = data.len() / count as usize;
@@ -500,7 +500,7 @@ fn parse_modinfo(data: &[u8]) -> Vec<(String, String)> {
 }
 
 fn parse_versions(data: &[u8], little_endian: bool) -> Result<Vec<ImportedVersion>, ModuleError> {
-    if data.len() % MODVERSION_RECORD_LEN != 0 {
+    if !data.len().is_multiple_of(MODVERSION_RECORD_LEN) {
         return Err(ModuleError::BadSection {
             section: "__versions",
             reason: format!("{} bytes is not a whole number of {MODVERSION_RECORD_LEN}-byte records", data.len()),
@@ -522,7 +522,7 @@ fn parse_versions(data: &[u8], little_endian: bool) -> Result<Vec<ImportedVersio
 /// Kernels 6.13+: `__version_ext_crcs` is an array of u32, `__version_ext_names` the same
 /// number of NUL-terminated names, paired by position.
 fn parse_ext_versions(crcs: &[u8], names: &[u8], little_endian: bool) -> Result<Vec<ImportedVersion>, ModuleError> {
-    if crcs.len() % 4 != 0 {
+    if !crcs.len().is_multiple_of(4) {
         return Err(ModuleError::BadSection {
             section: "__version_ext_crcs",
             reason: format!("{} bytes is not a whole number of u32 CRCs", crcs.len()),

@@ -6,9 +6,6 @@
 //! bytes. Files are written next to their destination and renamed into place, so a failed
 //! run leaves nothing half-written.
 
-// `usize::is_multiple_of` needs Rust 1.87; the workspace supports 1.85.
-#![allow(clippy::manual_is_multiple_of)]
-
 pub mod deb;
 pub mod dkms;
 pub mod error;
