@@ -33,6 +33,26 @@ fn stock_set_loads_with_headers_and_exit_0() {
 }
 
 #[test]
+fn a_set_folder_is_checked_as_its_three_modules() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["libceph", "ceph", "rbd"] {
+        write_ko(dir.path(), name, &fx.unsigned_module(name));
+    }
+    let out = forge().arg("check").arg(dir.path()).arg("--headers").arg(&fx.headers_dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("all 3 modules load\n"), "{text}");
+
+    // A folder that install would refuse (rbd missing) is refused here too, as bad input.
+    std::fs::remove_file(dir.path().join("rbd.ko")).unwrap();
+    let out = forge().arg("check").arg(dir.path()).arg("--headers").arg(&fx.headers_dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("rbd.ko"), "{stderr}");
+}
+
+#[test]
 fn mixed_set_is_refused_with_exit_10_and_json() {
     let fx = fixture();
     let dir = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@
 use crate::exit::{help_with_table, ExitCode};
 use crate::report::{print_json, Failure};
 use krbd_kmod::loader::{LogLevel, Outcome, SetOptions, SetReport};
+use krbd_kmod::set::{ModuleCopy, ModuleSet, OpenOptions};
 use krbd_kmod::{CheckError, SignaturePolicy, TargetSpec};
 use std::path::{Path, PathBuf};
 
@@ -34,8 +35,10 @@ Examples:
 /// The flags every `check` has: the set, a target description given as files, output.
 #[derive(Debug, clap::Args)]
 pub struct CheckFlags {
-    /// Module files to check as one set (.ko, .ko.xz, .ko.zst or .ko.gz).
-    #[arg(required = true, value_name = "KO")]
+    /// Module files to check as one set (.ko, .ko.xz, .ko.zst or .ko.gz), or a set's folder
+    /// (a build's out/<release>/ or an unpacked installer tarball), opened and verified as
+    /// `install` and `package` open it.
+    #[arg(required = true, value_name = "KO|SET")]
     pub modules: Vec<PathBuf>,
 
     /// The target's kernel headers folder (holds Module.symvers, .config and
@@ -175,7 +178,11 @@ fn local_target(release: Option<&str>, root: &Path) -> Result<(TargetSpec, PathB
 /// exit code: 0 all load, would-not-load, or set-inconsistent.
 pub fn run(flags: &CheckFlags, spec: &TargetSpec) -> ExitCode {
     let options = SetOptions { ship_together: flags.ship_together.clone(), ..SetOptions::default() };
-    let report = match check_with_policy(flags, spec, &options) {
+    let modules = match module_files(&flags.modules) {
+        Ok(m) => m,
+        Err(f) => return f.report(flags.json),
+    };
+    let report = match check_with_policy(flags, &modules, spec, &options) {
         Ok(r) => r,
         Err(e) => return Failure::from_error(exit_code(&e), &e).report(flags.json),
     };
@@ -191,12 +198,34 @@ pub fn run(flags: &CheckFlags, spec: &TargetSpec) -> ExitCode {
     }
 }
 
-fn check_with_policy(flags: &CheckFlags, spec: &TargetSpec, options: &SetOptions) -> Result<SetReport, CheckError> {
+/// The module files to check: files as given, and each folder's set through the one
+/// open-and-verify function (so a folder that `install` would refuse is refused here too).
+fn module_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let options = OpenOptions { copy: ModuleCopy::Full, require_report: false };
+        let set = ModuleSet::open(path, &options)
+            .map_err(|e| Failure::from_error(e.io_kind().map_or(ExitCode::BadInput, ExitCode::of_io), &e))?;
+        files.extend(set.modules.into_iter().map(|m| m.path));
+    }
+    Ok(files)
+}
+
+fn check_with_policy(
+    flags: &CheckFlags,
+    modules: &[PathBuf],
+    spec: &TargetSpec,
+    options: &SetOptions,
+) -> Result<SetReport, CheckError> {
     let mut target = krbd_kmod::load_target(spec, flags.modules_dir.as_deref())?;
     if let Some(sig) = flags.signatures {
         target.policy.signatures = sig.into();
     }
-    let candidates = krbd_kmod::check::read_candidates(&flags.modules)?;
+    let candidates = krbd_kmod::check::read_candidates(modules)?;
     Ok(krbd_kmod::check_set(&candidates, &target, options))
 }
 
