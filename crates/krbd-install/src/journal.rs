@@ -254,10 +254,9 @@ pub fn sync_dir(dir: &Path) -> Result<(), InstallError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn journal_round_trips_and_leaves_no_temporary() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal {
+    /// A journal of an install that has recorded no step yet.
+    fn new_journal(reload: bool) -> Journal {
+        Journal {
             format: JOURNAL_FORMAT,
             release: "r".into(),
             state: TxState::Installing,
@@ -265,12 +264,18 @@ mod tests {
             placed: vec![],
             replaced: vec![],
             loaded_before: BTreeMap::new(),
-            reload: true,
+            reload,
             rollback_reload: false,
             update_initramfs: false,
             steps: vec![],
             failure: None,
-        };
+        }
+    }
+
+    #[test]
+    fn journal_round_trips_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = new_journal(true);
         j.record(Step::Begin, dir.path()).unwrap();
         j.record(Step::BackedUp, dir.path()).unwrap();
         let back = Journal::read(dir.path()).unwrap().unwrap();
@@ -320,20 +325,7 @@ mod tests {
     #[test]
     fn without_test_hooks_the_crash_variable_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal {
-            format: JOURNAL_FORMAT,
-            release: "r".into(),
-            state: TxState::Installing,
-            source: "out/r".into(),
-            placed: vec![],
-            replaced: vec![],
-            loaded_before: BTreeMap::new(),
-            reload: false,
-            rollback_reload: false,
-            update_initramfs: false,
-            steps: vec![],
-            failure: None,
-        };
+        let mut j = new_journal(false);
         // The variable the `fault` module reads in test builds.
         std::env::set_var("KRBD_INSTALL_CRASH_AFTER", "staged");
         j.record(Step::Staged, dir.path()).unwrap();
