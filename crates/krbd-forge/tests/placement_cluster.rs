@@ -414,19 +414,11 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
 /// Copies a few small maps, and the incrementals leading to the last of them, next to the
 /// placement crate's tests.
 fn save_fixtures(taken: &[Taken], inc_dir: &Path) {
-    let dest = krbd_testsupport::workspace_root().join("crates/krbd-placement/tests/fixtures/cluster");
+    let dest = cluster_fixtures_dir();
     // Epochs differ from run to run: no stale incrementals may stay behind.
     let _ = std::fs::remove_dir_all(&dest);
     std::fs::create_dir_all(&dest).unwrap();
-    for step in [
-        "ec-pool-pg6",
-        "upmaps",
-        "pg-temp",
-        "osd3-down",
-        "straw-tunables-legacy",
-        "straw-tunables-hammer",
-        "weight-set",
-    ] {
+    for step in CLUSTER_FIXTURE_MAPS {
         let t = taken.iter().find(|t| t.step == step).unwrap();
         std::fs::copy(&t.path, dest.join(format!("{}.osdmap", t.step))).unwrap();
     }

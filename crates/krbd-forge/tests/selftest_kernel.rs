@@ -53,10 +53,6 @@ impl Rng {
     }
 }
 
-fn fixtures() -> PathBuf {
-    krbd_testsupport::workspace_root().join("crates/krbd-placement/tests/fixtures/cluster")
-}
-
 fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
@@ -150,19 +146,11 @@ fn osdmaptool_map(dir: &Path) -> Vec<u8> {
 
 fn cases(tmp: &Path) -> Vec<Case> {
     let mut rng = Rng(SEED);
-    let fx = fixtures();
+    let fx = cluster_fixtures_dir();
     let mut out = Vec::new();
 
     // Maps of the live cluster, each with random weights.
-    for name in [
-        "ec-pool-pg6",
-        "upmaps",
-        "pg-temp",
-        "osd3-down",
-        "straw-tunables-legacy",
-        "straw-tunables-hammer",
-        "weight-set",
-    ] {
+    for name in CLUSTER_FIXTURE_MAPS {
         let bytes = read(&fx.join(format!("{name}.osdmap")));
         let n = OsdMap::decode(&bytes).unwrap().max_osd;
         out.push(valid(&format!("cluster-{name}"), vec![fork_of(&bytes, rng.weights(n))]));
