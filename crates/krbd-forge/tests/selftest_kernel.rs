@@ -376,15 +376,9 @@ done
 report_dmesg selftest
 "#;
 
-#[test]
-fn kernel_selftest_maps_every_pg_like_the_model_and_refuses_what_it_refuses() {
-    let started = Instant::now();
-    let built = build(&["--series", "recovery-weight-selftest"]);
-    let release = built.report["release"].as_str().unwrap().to_string();
-    let tmp = tempfile::tempdir().unwrap();
-    let cases = cases(tmp.path());
-
-    // The initramfs makes only its own folders: the inputs sit at its root.
+/// The guest's files: each input framed, and the model's PG lines where it has them. The
+/// initramfs makes only its own folders: the inputs sit at its root.
+fn guest_task(cases: &[Case]) -> GuestTask {
     let mut files = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         files.push((format!("selftest-{i:02}.in"), 0o644, framed(&c.records)));
@@ -392,60 +386,88 @@ fn kernel_selftest_maps_every_pg_like_the_model_and_refuses_what_it_refuses() {
             files.push((format!("selftest-{i:02}.exp"), 0o644, text.clone().into_bytes()));
         }
     }
-    let task = GuestTask { script: GUEST_SCRIPT.into(), files: ExtraFiles { files } };
-    let mods = tmp.path().join("mods");
+    GuestTask { script: GUEST_SCRIPT.into(), files: ExtraFiles { files } }
+}
+
+/// Boots the target's own kernel with the selftest libceph (alone in `tmp/mods`).
+fn boot_spec(built: &Built, tmp: &Path) -> BootTestSpec<'static> {
+    let release = built.report["release"].as_str().unwrap().to_string();
+    let mods = tmp.join("mods");
     std::fs::create_dir(&mods).unwrap();
     std::fs::copy(built.out.join("libceph.ko"), mods.join("libceph.ko")).unwrap();
-    let spec = BootTestSpec {
+    BootTestSpec {
         image_deb: input_deb(&built.report, "image"),
         release: Some(release),
         modules: krbd_vm::load_our_modules(&mods).expect("the selftest libceph"),
         busybox: PathBuf::from("/bin/busybox"),
         qemu: PathBuf::from("qemu-system-x86_64"),
-        work_dir: tmp.path().join("work"),
+        work_dir: tmp.join("work"),
         timeout: Duration::from_secs(1200),
         memory_mb: 1024,
         init_override: None,
         cluster: None,
-    };
-    let report =
-        krbd_vm::run_boot_test_with_task(&spec, &task, &Silent).unwrap_or_else(|e| panic!("guest run failed: {e}"));
-    assert!(report.passed, "{:#?}", report.problems);
-    let serial = std::fs::read_to_string(&report.serial_log).unwrap();
-    let events = krbd_vm::guest::parse_log(&serial);
-    let mut results: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut diffs: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for e in &events {
-        let krbd_vm::guest::GuestEvent::Other { kind, fields } = e else { continue };
-        let Some(rest) = fields.first() else { continue };
-        let mut parts = rest.splitn(2, '|');
-        let (Some(n), Some(tail)) = (parts.next(), parts.next()) else { continue };
-        match kind.as_str() {
-            "selftest" => {
-                results.insert(n.to_string(), tail.split('|').map(str::to_string).collect());
-            }
-            "selftest_diff" => diffs.entry(n.to_string()).or_default().push(tail.to_string()),
-            _ => {}
-        }
     }
-    assert!(!results.contains_key("-"), "the selftest file is missing: {:?}", results.get("-"));
-    assert!(
-        !results.is_empty(),
-        "the guest reported no selftest result; serial log:\n{}",
-        krbd_vm::boot::relevant_lines(&serial).join("\n")
-    );
+}
 
-    let (mut pgs_equal, mut refused, mut maps) = (0usize, 0usize, 0usize);
-    let mut failures = Vec::new();
-    for (i, c) in cases.iter().enumerate() {
-        let key = format!("{i:02}");
-        let Some(r) = results.get(&key) else {
-            failures.push(format!("{}: the guest never reported it", c.name));
-            continue;
+/// What the guest reported, by input number (`-` for a missing selftest file).
+struct GuestResults {
+    /// The fields after `selftest|<n>|`: `done`, line count, verdict, first line.
+    results: BTreeMap<String, Vec<String>>,
+    /// The first lines of `diff model kernel` for inputs that differ.
+    diffs: BTreeMap<String, Vec<String>>,
+}
+
+impl GuestResults {
+    fn parse(serial: &str) -> GuestResults {
+        let mut results: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut diffs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for e in &krbd_vm::guest::parse_log(serial) {
+            let krbd_vm::guest::GuestEvent::Other { kind, fields } = e else { continue };
+            let Some(rest) = fields.first() else { continue };
+            let mut parts = rest.splitn(2, '|');
+            let (Some(n), Some(tail)) = (parts.next(), parts.next()) else { continue };
+            match kind.as_str() {
+                "selftest" => {
+                    results.insert(n.to_string(), tail.split('|').map(str::to_string).collect());
+                }
+                "selftest_diff" => diffs.entry(n.to_string()).or_default().push(tail.to_string()),
+                _ => {}
+            }
+        }
+        GuestResults { results, diffs }
+    }
+}
+
+/// The guest's verdicts held against the expectations.
+#[derive(Default)]
+struct Tally {
+    /// PGs the kernel mapped exactly like the model.
+    pgs_equal: usize,
+    /// Malformed inputs the kernel refused too.
+    refused: usize,
+    /// Valid inputs the kernel mapped exactly like the model.
+    maps: usize,
+    /// One line per input where kernel and model disagree.
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn of(cases: &[Case], guest: &GuestResults) -> Tally {
+        let mut tally = Tally::default();
+        for (i, c) in cases.iter().enumerate() {
+            tally.check(c, &format!("{i:02}"), guest);
+        }
+        tally
+    }
+
+    fn check(&mut self, c: &Case, key: &str, guest: &GuestResults) {
+        let Some(r) = guest.results.get(key) else {
+            self.failures.push(format!("{}: the guest never reported it", c.name));
+            return;
         };
         if r.first().map(String::as_str) != Some("done") {
-            failures.push(format!("{}: {r:?}", c.name));
-            continue;
+            self.failures.push(format!("{}: {r:?}", c.name));
+            return;
         }
         let lines: usize = r.get(1).and_then(|l| l.trim().parse().ok()).unwrap_or(usize::MAX);
         let verdict = r.get(2).map(String::as_str).unwrap_or("");
@@ -453,22 +475,22 @@ fn kernel_selftest_maps_every_pg_like_the_model_and_refuses_what_it_refuses() {
         match &c.expect {
             Expect::Pgs { pgs, .. } => {
                 if verdict == "equal" && lines == *pgs {
-                    pgs_equal += pgs;
-                    maps += 1;
+                    self.pgs_equal += pgs;
+                    self.maps += 1;
                 } else {
-                    failures.push(format!(
+                    self.failures.push(format!(
                         "{}: kernel printed {lines} lines ({verdict}), the model {pgs} PGs; first kernel line {first:?}; diff (< model, > kernel):\n{}",
                         c.name,
-                        diffs.get(&key).map(|d| d.join("\n")).unwrap_or_default()
+                        guest.diffs.get(key).map(|d| d.join("\n")).unwrap_or_default()
                     ));
                 }
             }
             Expect::Refused { why } => {
                 if lines == 1 && first.starts_with("error:") {
-                    refused += 1;
+                    self.refused += 1;
                     eprintln!("{}: kernel {first:?}; ours: {why}", c.name);
                 } else {
-                    failures.push(format!(
+                    self.failures.push(format!(
                         "{}: our decoder refused it ({why}) but the kernel printed {lines} lines, first {first:?}",
                         c.name
                     ));
@@ -476,6 +498,29 @@ fn kernel_selftest_maps_every_pg_like_the_model_and_refuses_what_it_refuses() {
             }
         }
     }
+}
+
+#[test]
+fn kernel_selftest_maps_every_pg_like_the_model_and_refuses_what_it_refuses() {
+    let started = Instant::now();
+    let built = build(&["--series", "recovery-weight-selftest"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = cases(tmp.path());
+    let task = guest_task(&cases);
+    let spec = boot_spec(&built, tmp.path());
+    let report =
+        krbd_vm::run_boot_test_with_task(&spec, &task, &Silent).unwrap_or_else(|e| panic!("guest run failed: {e}"));
+    assert!(report.passed, "{:#?}", report.problems);
+    let serial = std::fs::read_to_string(&report.serial_log).unwrap();
+    let guest = GuestResults::parse(&serial);
+    assert!(!guest.results.contains_key("-"), "the selftest file is missing: {:?}", guest.results.get("-"));
+    assert!(
+        !guest.results.is_empty(),
+        "the guest reported no selftest result; serial log:\n{}",
+        krbd_vm::boot::relevant_lines(&serial).join("\n")
+    );
+
+    let Tally { pgs_equal, refused, maps, failures } = Tally::of(&cases, &guest);
     assert!(failures.is_empty(), "{} of {} inputs disagree:\n{}", failures.len(), cases.len(), failures.join("\n"));
     let total: usize = cases.iter().map(|c| if let Expect::Pgs { pgs, .. } = &c.expect { *pgs } else { 0 }).sum();
     assert_eq!(pgs_equal, total);
