@@ -248,25 +248,42 @@ fn pool_id(map: &OsdMap, name: &str, shaper: &Shaper) -> i64 {
     id
 }
 
-#[test]
-fn live_cluster_maps_and_incrementals_match_osdmaptool() {
-    let started = Instant::now();
-    let tmp = tempfile::tempdir().unwrap();
-    let spec = ClusterSpec { dir: tmp.path().join("ceph"), osds: 4, start_timeout: Duration::from_secs(240) };
-    let cluster = Cluster::start(&spec, &Silent).unwrap_or_else(|e| panic!("cluster did not start: {e}"));
-    let maps_dir = tmp.path().join("maps");
-    std::fs::create_dir(&maps_dir).unwrap();
-    let mut s = Shaper { cluster: &cluster, dir: maps_dir.clone(), taken: Vec::new() };
+/// The pools the shaping steps create or find, by id.
+struct Pools {
+    rbd: i64,
+    byhost: i64,
+    ec: i64,
+}
 
-    // The mgr's balancer would add upmaps of its own at any time. It answers only once the
-    // mgr has loaded its modules; the maps stay comparable either way, so don't fail on it.
+/// Shapes the cluster step by step, taking the map after each step.
+fn shape_cluster(s: &mut Shaper) {
+    turn_balancer_off(s);
+    s.ceph(&["osd", "set-require-min-compat-client", "luminous"]);
+    s.take("initial");
+    let pools = add_host_rule_and_pools(s);
+    change_weights_and_primary_affinity(s);
+    let map = add_upmaps(s, &pools);
+    take_temps(s, &map, &pools);
+    take_down_osd(s);
+    cycle_bucket_algs_and_tunables(s);
+    // A compat weight set (choose_args) with a changed weight.
+    s.ceph(&["osd", "crush", "weight-set", "create-compat"]);
+    s.ceph(&["osd", "crush", "weight-set", "reweight-compat", "osd.1", "0.2"]);
+    s.take("weight-set");
+}
+
+/// The mgr's balancer would add upmaps of its own at any time. It answers only once the
+/// mgr has loaded its modules; the maps stay comparable either way, so don't fail on it.
+fn turn_balancer_off(s: &Shaper) {
     let deadline = Instant::now() + Duration::from_secs(90);
     while s.cluster.ceph_command(&["balancer", "off"]).is_err() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_secs(2));
     }
-    s.ceph(&["osd", "set-require-min-compat-client", "luminous"]);
-    s.take("initial");
+}
 
+/// Hosts with straw2 buckets, a replicated pool on the host rule (pg_num 12, not a power
+/// of two) and an EC pool.
+fn add_host_rule_and_pools(s: &mut Shaper) -> Pools {
     s.set_crush_text("hosts-straw2", &crush_with_hosts("straw2"));
     s.take("hosts-straw2");
 
@@ -277,11 +294,14 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
     s.ceph(&["osd", "erasure-code-profile", "set", "k2m1", "k=2", "m=1", "crush-failure-domain=osd"]);
     s.ceph(&["osd", "pool", "create", "ec", "6", "6", "erasure", "k2m1"]);
     let map = s.take("ec-pool-pg6");
-    let (rbd, byhost, ec) = (pool_id(&map, "rbd", &s), pool_id(&map, "byhost", &s), pool_id(&map, "ec", &s));
+    let (rbd, byhost, ec) = (pool_id(&map, "rbd", s), pool_id(&map, "byhost", s), pool_id(&map, "ec", s));
     assert!(map.pools[&ec].pool_type == krbd_placement::osdmap::POOL_TYPE_ERASURE);
     let profile = s.ceph(&["osd", "erasure-code-profile", "get", "k2m1"]);
     assert!(profile.contains("k=2") && profile.contains("m=1"), "{profile}");
+    Pools { rbd, byhost, ec }
+}
 
+fn change_weights_and_primary_affinity(s: &mut Shaper) {
     s.ceph(&["osd", "reweight", "1", "0.6"]);
     s.ceph(&["osd", "crush", "reweight", "osd.3", "1.25"]);
     s.take("reweights");
@@ -289,31 +309,38 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
     s.ceph(&["osd", "primary-affinity", "osd.0", "0"]);
     s.ceph(&["osd", "primary-affinity", "osd.2", "0.5"]);
     s.take("primary-affinity");
+}
 
-    // upmap a replicated PG whole, and swap osd.0 for osd.1 (same host) in a host-rule PG
-    // and in an EC PG, chosen from the current map so that the upmaps take effect.
+/// upmap a replicated PG whole, and swap osd.0 for osd.1 (same host) in a host-rule PG
+/// and in an EC PG, chosen from the current map so that the upmaps take effect. Returns
+/// the map taken after them.
+fn add_upmaps(s: &mut Shaper, pools: &Pools) -> OsdMap {
     let map = s.current();
-    let (pg, _) = pg_with(&map, rbd, 0).expect("an rbd PG on osd.0");
+    let (pg, _) = pg_with(&map, pools.rbd, 0).expect("an rbd PG on osd.0");
     s.ceph(&["osd", "pg-upmap", &pg, "2"]);
-    let (pg, _) = pg_with(&map, byhost, 0).expect("a byhost PG on osd.0");
+    let (pg, _) = pg_with(&map, pools.byhost, 0).expect("a byhost PG on osd.0");
     s.ceph(&["osd", "pg-upmap-items", &pg, "0", "1"]);
-    let (pg, up) = pg_with(&map, ec, 3).expect("an EC PG on osd.3");
+    let (pg, up) = pg_with(&map, pools.ec, 3).expect("an EC PG on osd.3");
     let spare = (0..4).find(|o| !up.contains(o)).expect("a spare OSD");
     s.ceph(&["osd", "pg-upmap-items", &pg, "3", &spare.to_string()]);
     let map = s.take("upmaps");
     assert!(!map.pg_upmap.is_empty() && !map.pg_upmap_items.is_empty(), "upmaps are in the map");
+    map
+}
 
-    // The OSDs drop a pg_temp as soon as peering no longer needs it, so the latest map may
-    // have lost it again: take the first epoch after the commands that still holds both.
+/// A pg_temp and a primary_temp, on PGs chosen from `map`. The OSDs drop a pg_temp as
+/// soon as peering no longer needs it, so the latest map may have lost it again: take the
+/// first epoch after the commands that still holds both.
+fn take_temps(s: &mut Shaper, map: &OsdMap, pools: &Pools) {
     let before = s.current().epoch;
-    let (pg, _) = pg_with(&map, rbd, 3).or_else(|| pg_with(&map, rbd, 2)).expect("an rbd PG");
+    let (pg, _) = pg_with(map, pools.rbd, 3).or_else(|| pg_with(map, pools.rbd, 2)).expect("an rbd PG");
     s.ceph(&["osd", "pg-temp", &pg, "1"]);
-    let (pg, up) = pg_with(&map, byhost, 2).expect("a byhost PG on osd.2");
+    let (pg, up) = pg_with(map, pools.byhost, 2).expect("a byhost PG on osd.2");
     s.ceph(&["osd", "primary-temp", &pg, &up[up.len() - 1].to_string()]);
-    let (pg, up) = pg_with(&map, byhost, 3).expect("a byhost PG on osd.3");
+    let (pg, up) = pg_with(map, pools.byhost, 3).expect("a byhost PG on osd.3");
     s.ceph(&["osd", "pg-temp", &pg, &up[2].to_string(), &up[0].to_string(), &up[1].to_string()]);
     let after = s.current().epoch;
-    let probe = maps_dir.join("probe.osdmap");
+    let probe = s.dir.join("probe.osdmap");
     let with_temps = (before + 1..=after).find(|e| {
         s.ceph(&["osd", "getmap", &e.to_string(), "-o", probe.to_str().unwrap()]);
         let m = OsdMap::decode(&std::fs::read(&probe).unwrap()).unwrap();
@@ -321,15 +348,20 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
     });
     let map = s.take_epoch("pg-temp", Some(with_temps.expect("an epoch with pg_temp and primary_temp")));
     assert!(!map.pg_temp.is_empty() && !map.primary_temp.is_empty());
+}
 
-    // A down OSD that stays down: noup keeps its daemon from booting again.
+/// A down OSD that stays down: noup keeps its daemon from booting again.
+fn take_down_osd(s: &mut Shaper) {
     s.ceph(&["osd", "set", "noup"]);
     s.ceph(&["osd", "set", "noout"]);
     s.ceph(&["osd", "down", "osd.3"]);
     let map = s.take("osd3-down");
     assert!(!map.is_up(3), "osd.3 is down in the map");
+}
 
-    // straw buckets, then every tunable profile on them (straw_calc_version changes too).
+/// straw buckets, then every tunable profile on them (straw_calc_version changes too);
+/// then straw2 again, under a few profiles.
+fn cycle_bucket_algs_and_tunables(s: &mut Shaper) {
     let text = s.crush_text().replace("alg straw2", "alg straw");
     s.set_crush_text("straw", &text);
     s.take("straw");
@@ -344,15 +376,12 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
         s.ceph(&["osd", "crush", "tunables", profile]);
         s.take(&format!("straw2-tunables-{profile}"));
     }
-    // A compat weight set (choose_args) with a changed weight.
-    s.ceph(&["osd", "crush", "weight-set", "create-compat"]);
-    s.ceph(&["osd", "crush", "weight-set", "reweight-compat", "osd.1", "0.2"]);
-    s.take("weight-set");
-    let last_epoch = s.current().epoch;
+}
 
-    // Every map: the CLI's output equals osdmaptool's, as plain text.
+/// Every taken map: the CLI's output equals osdmaptool's, as plain text.
+fn assert_taken_maps_match_osdmaptool(taken: &[Taken]) {
     let mut total = 0;
-    for t in &s.taken {
+    for t in taken {
         let n = assert_same_lines(
             &format!("{} (epoch {})", t.step, t.epoch),
             &osdmaptool_lines(&t.path),
@@ -361,36 +390,43 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
         assert!(n > 0);
         total += n;
     }
-    println!("live cluster: {} maps, {total} PGs, 100% equal to osdmaptool (placement map)", s.taken.len());
+    println!("live cluster: {} maps, {total} PGs, 100% equal to osdmaptool (placement map)", taken.len());
+}
 
-    // Incrementals: only in the monitor's store, readable once the monitor is stopped.
-    let mon = cluster.mon_data_dir();
-    let first_epoch = s.taken[0].epoch;
-    cluster.shutdown();
-    let store = mon.join("store.db");
-    let kv = |key: &str, out: &Path| {
+/// The stopped monitor's RocksDB store, where the incrementals are kept.
+struct MonStore {
+    db: PathBuf,
+}
+
+impl MonStore {
+    /// Copies the osdmap value under `key` to `out` and returns it.
+    fn get(&self, key: &str, out: &Path) -> Vec<u8> {
         run_tool(
             "ceph-kvstore-tool",
-            &["rocksdb", store.to_str().unwrap(), "get", "osdmap", key, "out", out.to_str().unwrap()],
+            &["rocksdb", self.db.to_str().unwrap(), "get", "osdmap", key, "out", out.to_str().unwrap()],
             Duration::from_secs(60),
         );
         std::fs::read(out).unwrap()
-    };
-    let inc_dir = tmp.path().join("incrementals");
-    std::fs::create_dir(&inc_dir).unwrap();
-    let full_first = kv(&format!("full_{first_epoch}"), &inc_dir.join(format!("full_{first_epoch}")));
+    }
+}
+
+/// Every incremental after `first_epoch` up to `last_epoch`, copied into `inc_dir` (with
+/// the full maps) and applied by our decoder to the previous map: each result must map
+/// like osdmaptool maps the store's full map of that epoch. Returns how many were applied.
+fn assert_incrementals_match_osdmaptool(store: &MonStore, inc_dir: &Path, first_epoch: u32, last_epoch: u32) -> usize {
+    let full_first = store.get(&format!("full_{first_epoch}"), &inc_dir.join(format!("full_{first_epoch}")));
     let mut map = OsdMap::decode(&full_first).unwrap();
     let mut incs = BTreeMap::new();
     let mut inc_pgs = 0;
     for e in first_epoch + 1..=last_epoch {
         let inc_path = inc_dir.join(format!("inc_{e}"));
-        let inc_bytes = kv(&e.to_string(), &inc_path);
+        let inc_bytes = store.get(&e.to_string(), &inc_path);
         let inc = Incremental::decode(&inc_bytes).unwrap_or_else(|err| panic!("incremental {e}: {err}"));
         assert_eq!(inc.epoch, e);
         inc.apply(&mut map).unwrap_or_else(|err| panic!("apply incremental {e}: {err}"));
         map.epoch = e;
         let full_path = inc_dir.join(format!("full_{e}"));
-        kv(&format!("full_{e}"), &full_path);
+        store.get(&format!("full_{e}"), &full_path);
         inc_pgs += assert_same_lines(
             &format!("epoch {e} from incrementals"),
             &osdmaptool_lines(&full_path),
@@ -403,7 +439,31 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
         incs.len(),
         first_epoch + 1
     );
-    assert!(incs.len() as u32 >= s.taken.len() as u32 - 1);
+    incs.len()
+}
+
+#[test]
+fn live_cluster_maps_and_incrementals_match_osdmaptool() {
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = ClusterSpec { dir: tmp.path().join("ceph"), osds: 4, start_timeout: Duration::from_secs(240) };
+    let cluster = Cluster::start(&spec, &Silent).unwrap_or_else(|e| panic!("cluster did not start: {e}"));
+    let maps_dir = tmp.path().join("maps");
+    std::fs::create_dir(&maps_dir).unwrap();
+    let mut s = Shaper { cluster: &cluster, dir: maps_dir, taken: Vec::new() };
+    shape_cluster(&mut s);
+    let last_epoch = s.current().epoch;
+    assert_taken_maps_match_osdmaptool(&s.taken);
+
+    // Incrementals: only in the monitor's store, readable once the monitor is stopped.
+    let mon = cluster.mon_data_dir();
+    let first_epoch = s.taken[0].epoch;
+    cluster.shutdown();
+    let store = MonStore { db: mon.join("store.db") };
+    let inc_dir = tmp.path().join("incrementals");
+    std::fs::create_dir(&inc_dir).unwrap();
+    let incs = assert_incrementals_match_osdmaptool(&store, &inc_dir, first_epoch, last_epoch);
+    assert!(incs as u32 >= s.taken.len() as u32 - 1);
 
     if std::env::var_os("KRBD_UPDATE_CLUSTER_FIXTURES").is_some() {
         save_fixtures(&s.taken, &inc_dir);
@@ -414,19 +474,11 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
 /// Copies a few small maps, and the incrementals leading to the last of them, next to the
 /// placement crate's tests.
 fn save_fixtures(taken: &[Taken], inc_dir: &Path) {
-    let dest = krbd_testsupport::workspace_root().join("crates/krbd-placement/tests/fixtures/cluster");
+    let dest = cluster_fixtures_dir();
     // Epochs differ from run to run: no stale incrementals may stay behind.
     let _ = std::fs::remove_dir_all(&dest);
     std::fs::create_dir_all(&dest).unwrap();
-    for step in [
-        "ec-pool-pg6",
-        "upmaps",
-        "pg-temp",
-        "osd3-down",
-        "straw-tunables-legacy",
-        "straw-tunables-hammer",
-        "weight-set",
-    ] {
+    for step in CLUSTER_FIXTURE_MAPS {
         let t = taken.iter().find(|t| t.step == step).unwrap();
         std::fs::copy(&t.path, dest.join(format!("{}.osdmap", t.step))).unwrap();
     }

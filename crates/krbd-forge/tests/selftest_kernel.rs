@@ -53,10 +53,6 @@ impl Rng {
     }
 }
 
-fn fixtures() -> PathBuf {
-    krbd_testsupport::workspace_root().join("crates/krbd-placement/tests/fixtures/cluster")
-}
-
 fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
@@ -148,28 +144,39 @@ fn osdmaptool_map(dir: &Path) -> Vec<u8> {
     read(&m)
 }
 
+/// Every input, in the order the guest feeds them. One seeded generator draws every random
+/// weight and cut, step after step, so each run builds the same inputs (and reordering the
+/// steps would change them).
 fn cases(tmp: &Path) -> Vec<Case> {
     let mut rng = Rng(SEED);
-    let fx = fixtures();
-    let mut out = Vec::new();
+    let fx = cluster_fixtures_dir();
+    let mut out = cluster_map_cases(&fx, &mut rng);
+    out.push(stretched_pg_num_case(&fx));
+    out.extend(corpus_case(&mut rng));
+    let simple_fork = encode_fork_of_osdmaptool_map(tmp, &mut rng);
+    out.push(valid("osdmaptool-192pgs-encode-fork", vec![simple_fork.clone()]));
+    out.push(wrapping_pg_num_case(&simple_fork));
+    let chain = fork_incremental_chain(&fx, &mut rng);
+    out.push(valid(&format!("cluster-chain-{}-incrementals", chain.len() - 1), chain.clone()));
+    out.extend(malformed_fork_map_cases(&chain[0], &mut rng));
+    out.extend(malformed_fork_incremental_cases(&chain));
+    out
+}
 
-    // Maps of the live cluster, each with random weights.
-    for name in [
-        "ec-pool-pg6",
-        "upmaps",
-        "pg-temp",
-        "osd3-down",
-        "straw-tunables-legacy",
-        "straw-tunables-hammer",
-        "weight-set",
-    ] {
+/// Maps of the live cluster, each with random weights.
+fn cluster_map_cases(fx: &Path, rng: &mut Rng) -> Vec<Case> {
+    let mut out = Vec::new();
+    for name in CLUSTER_FIXTURE_MAPS {
         let bytes = read(&fx.join(format!("{name}.osdmap")));
         let n = OsdMap::decode(&bytes).unwrap().max_osd;
         out.push(valid(&format!("cluster-{name}"), vec![fork_of(&bytes, rng.weights(n))]));
     }
+    out
+}
 
-    // The down-OSD map stretched: replicated pools at pg_num 66,536 (above 65,536, not a
-    // power of two: the fork's u32 product wraps) and 1,000, the EC pool at 300.
+/// The down-OSD map stretched: replicated pools at pg_num 66,536 (above 65,536, not a
+/// power of two: the fork's u32 product wraps) and 1,000, the EC pool at 300.
+fn stretched_pg_num_case(fx: &Path) -> Case {
     let base = read(&fx.join("osd3-down.osdmap"));
     let mut big = OsdMap::decode(&base).unwrap();
     let mut ec_seen = false;
@@ -192,17 +199,21 @@ fn cases(tmp: &Path) -> Vec<Case> {
     }
     assert!(ec_seen, "the cluster map has its EC pool");
     big.recovery_weight = Some(vec![0x8000, 0x10000, 0x3, 0x10000]);
-    out.push(valid("cluster-pg66536", vec![big.encode_wrapped(&base, Flavor::Fork).unwrap()]));
+    valid("cluster-pg66536", vec![big.encode_wrapped(&base, Flavor::Fork).unwrap()])
+}
 
-    // A real Pacific map from ceph-object-corpus.
-    if let Some(shared) = krbd_testsupport::shared_dir() {
-        let p = shared.join("ceph-object-corpus/16.2.0-90-g50f1821b4c/OSDMap/2a53d6a9e9e3450cb83844a8a73866b7");
-        let bytes = read(&p);
-        let n = OsdMap::decode(&bytes).unwrap().max_osd;
-        out.push(valid("corpus-16.2", vec![fork_of(&bytes, rng.weights(n))]));
-    }
+/// A real Pacific map from ceph-object-corpus, when the shared folder holds the corpus.
+fn corpus_case(rng: &mut Rng) -> Option<Case> {
+    let shared = krbd_testsupport::shared_dir()?;
+    let p = shared.join("ceph-object-corpus/16.2.0-90-g50f1821b4c/OSDMap/2a53d6a9e9e3450cb83844a8a73866b7");
+    let bytes = read(&p);
+    let n = OsdMap::decode(&bytes).unwrap().max_osd;
+    Some(valid("corpus-16.2", vec![fork_of(&bytes, rng.weights(n))]))
+}
 
-    // osdmaptool's own map, one OSD down, written by `krbd-forge placement encode-fork`.
+/// osdmaptool's own map, one OSD down, written by `krbd-forge placement encode-fork` with
+/// random weights; returns the fork map's bytes.
+fn encode_fork_of_osdmaptool_map(tmp: &Path, rng: &mut Rng) -> Vec<u8> {
     let simple = osdmaptool_map(tmp);
     // createsimple's OSDs exist but are down and out: all up and in, except osd.2 down.
     let mut m = OsdMap::decode(&simple).unwrap();
@@ -224,24 +235,27 @@ fn cases(tmp: &Path) -> Vec<Case> {
     }
     let status = cmd.output().unwrap();
     assert!(status.status.success(), "encode-fork: {}", String::from_utf8_lossy(&status.stderr));
-    out.push(valid("osdmaptool-192pgs-encode-fork", vec![read(&fork_path)]));
+    read(&fork_path)
+}
 
-    // The same map at pg_num 65,536 exactly: at weight 1.0 the u32 product pg_num * w is 0,
-    // so every PG but PG 0 drops an OSD at full weight; one OSD at half weight.
-    let mut wide = OsdMap::decode(&read(&fork_path)).unwrap();
+/// The osdmaptool map at pg_num 65,536 exactly: at weight 1.0 the u32 product pg_num * w
+/// is 0, so every PG but PG 0 drops an OSD at full weight; one OSD at half weight.
+fn wrapping_pg_num_case(simple_fork: &[u8]) -> Case {
+    let mut wide = OsdMap::decode(simple_fork).unwrap();
     for pool in wide.pools.values_mut() {
         pool.pg_num = 65_536;
         pool.pgp_num = 65_536;
     }
     wide.recovery_weight = Some((0..6).map(|o| if o == 4 { 0x8000 } else { OSD_IN }).collect());
-    out.push(valid("osdmaptool-pg65536-wrap", vec![wide.encode_wrapped(&read(&fork_path), Flavor::Fork).unwrap()]));
+    valid("osdmaptool-pg65536-wrap", vec![wide.encode_wrapped(simple_fork, Flavor::Fork).unwrap()])
+}
 
-    // A fork full map and the cluster's incrementals after it, re-encoded as fork
-    // incrementals with random weight lists (some naming OSDs beyond max_osd, which both
-    // sides ignore), every third left stock.
+/// The cluster fixtures' incremental chain: the epoch of its (earliest) full map and the
+/// incrementals by epoch.
+fn fixture_chain(fx: &Path) -> (u32, BTreeMap<u32, Vec<u8>>) {
     let mut incs: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
     let mut full_epoch = None;
-    for e in std::fs::read_dir(&fx).unwrap() {
+    for e in std::fs::read_dir(fx).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
         if let Some(n) = name.strip_prefix("inc-").and_then(|n| n.strip_suffix(".bin")) {
             let n: u32 = n.parse().unwrap();
@@ -252,7 +266,14 @@ fn cases(tmp: &Path) -> Vec<Case> {
             full_epoch = Some(full_epoch.map_or(n, |f: u32| f.min(n)));
         }
     }
-    let full_epoch = full_epoch.expect("a full map to start the chain");
+    (full_epoch.expect("a full map to start the chain"), incs)
+}
+
+/// A fork full map and the cluster's incrementals after it, re-encoded as fork
+/// incrementals with random weight lists (some naming OSDs beyond max_osd, which both
+/// sides ignore), every third left stock.
+fn fork_incremental_chain(fx: &Path, rng: &mut Rng) -> Vec<Vec<u8>> {
+    let (full_epoch, incs) = fixture_chain(fx);
     let full = read(&fx.join(format!("full-{full_epoch}.osdmap")));
     let n = OsdMap::decode(&full).unwrap().max_osd;
     let mut chain = vec![fork_of(&full, rng.weights(n))];
@@ -263,50 +284,62 @@ fn cases(tmp: &Path) -> Vec<Case> {
             chain.push(bytes.clone());
             continue;
         }
-        let list: Vec<(u32, u32)> = (0..1 + rng.below(4))
-            .map(|_| {
-                let osd = if rng.below(6) == 0 { 4 + rng.below(1000) as u32 } else { rng.below(n as u64) as u32 };
-                (osd, rng.weight())
-            })
-            .collect();
+        let list = random_weight_list(rng, n);
         chain.push(inc.encode_with_recovery_weights(bytes, Some(&list)).unwrap());
     }
     assert!(chain.len() >= 4, "a chain of several incrementals");
-    out.push(valid(&format!("cluster-chain-{}-incrementals", chain.len() - 1), chain.clone()));
+    chain
+}
 
-    // Malformed: truncated inside the recovery_weight array, a count that is not max_osd,
-    // a count that claims more than the file holds, wrapper compat 9, cuts anywhere in the
-    // client section, and a fork incremental cut inside its pairs or lying about their count.
-    let fork = chain[0].clone();
-    let lay = OsdMap::decode(&fork).unwrap().layout.unwrap();
+/// One to four (OSD, weight) pairs; one OSD in six lies beyond a map of `max_osd` OSDs.
+fn random_weight_list(rng: &mut Rng, max_osd: i32) -> Vec<(u32, u32)> {
+    (0..1 + rng.below(4))
+        .map(|_| {
+            let osd = if rng.below(6) == 0 { 4 + rng.below(1000) as u32 } else { rng.below(max_osd as u64) as u32 };
+            (osd, rng.weight())
+        })
+        .collect()
+}
+
+/// Malformed fork maps: truncated inside the recovery_weight array, a count that is not
+/// max_osd, a count that claims more than the file holds, wrapper compat 9, and cuts
+/// anywhere in the client section.
+fn malformed_fork_map_cases(fork: &[u8], rng: &mut Rng) -> Vec<Case> {
+    let map = OsdMap::decode(fork).unwrap();
+    let n = map.max_osd;
+    let lay = map.layout.unwrap();
     let (rw_at, _) = lay.recovery_weight;
-    out.push(malformed("fork-cut-in-recovery-weight", vec![fork[..rw_at + 4 + 6].to_vec()]));
+    let mut out = vec![malformed("fork-cut-in-recovery-weight", vec![fork[..rw_at + 4 + 6].to_vec()])];
     for (label, count) in
         [("count-max-osd-plus-1", n as u32 + 1), ("count-max-osd-minus-1", n as u32 - 1), ("count-huge", 0x4000_0000)]
     {
-        let mut bad = fork.clone();
+        let mut bad = fork.to_vec();
         bad[rw_at..rw_at + 4].copy_from_slice(&count.to_le_bytes());
         out.push(malformed(&format!("fork-recovery-weight-{label}"), vec![bad]));
     }
-    let mut bad = fork.clone();
+    let mut bad = fork.to_vec();
     bad[lay.wrapper_start + 1] = 9;
     out.push(malformed("fork-wrapper-compat-9", vec![bad]));
     for k in 0..6 {
         let cut = lay.client_body_start + rng.below((lay.pg_upmap_items.1 - lay.client_body_start) as u64) as usize;
         out.push(malformed(&format!("fork-cut-{k}-at-{cut}"), vec![fork[..cut].to_vec()]));
     }
+    out
+}
+
+/// Malformed chains: the chain's first fork incremental cut inside its pairs, or lying
+/// about their count.
+fn malformed_fork_incremental_cases(chain: &[Vec<u8>]) -> Vec<Case> {
     let (pos, fork_inc) = chain.iter().enumerate().skip(1).find(|(_, r)| r[1] == 8).expect("a fork incremental");
     let inc = Incremental::decode(fork_inc).unwrap();
     let after = inc.layout.unwrap().after_new_weight;
     let mut cut_chain = chain[..pos].to_vec();
     cut_chain.push(fork_inc[..after + 4 + 6].to_vec());
-    out.push(malformed("fork-incremental-cut-in-pairs", cut_chain));
     let mut lie_chain = chain[..pos].to_vec();
     let mut lie = fork_inc.clone();
     lie[after..after + 4].copy_from_slice(&0x1000_0000u32.to_le_bytes());
     lie_chain.push(lie);
-    out.push(malformed("fork-incremental-count-huge", lie_chain));
-    out
+    vec![malformed("fork-incremental-cut-in-pairs", cut_chain), malformed("fork-incremental-count-huge", lie_chain)]
 }
 
 /// Records as the selftest file takes them: u32 little-endian length, then the bytes.
@@ -343,15 +376,9 @@ done
 report_dmesg selftest
 "#;
 
-#[test]
-fn kernel_selftest_maps_every_pg_like_the_model_and_refuses_what_it_refuses() {
-    let started = Instant::now();
-    let built = build(&["--series", "recovery-weight-selftest"]);
-    let release = built.report["release"].as_str().unwrap().to_string();
-    let tmp = tempfile::tempdir().unwrap();
-    let cases = cases(tmp.path());
-
-    // The initramfs makes only its own folders: the inputs sit at its root.
+/// The guest's files: each input framed, and the model's PG lines where it has them. The
+/// initramfs makes only its own folders: the inputs sit at its root.
+fn guest_task(cases: &[Case]) -> GuestTask {
     let mut files = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         files.push((format!("selftest-{i:02}.in"), 0o644, framed(&c.records)));
@@ -359,60 +386,88 @@ fn kernel_selftest_maps_every_pg_like_the_model_and_refuses_what_it_refuses() {
             files.push((format!("selftest-{i:02}.exp"), 0o644, text.clone().into_bytes()));
         }
     }
-    let task = GuestTask { script: GUEST_SCRIPT.into(), files: ExtraFiles { files } };
-    let mods = tmp.path().join("mods");
+    GuestTask { script: GUEST_SCRIPT.into(), files: ExtraFiles { files } }
+}
+
+/// Boots the target's own kernel with the selftest libceph (alone in `tmp/mods`).
+fn boot_spec(built: &Built, tmp: &Path) -> BootTestSpec<'static> {
+    let release = built.report["release"].as_str().unwrap().to_string();
+    let mods = tmp.join("mods");
     std::fs::create_dir(&mods).unwrap();
     std::fs::copy(built.out.join("libceph.ko"), mods.join("libceph.ko")).unwrap();
-    let spec = BootTestSpec {
+    BootTestSpec {
         image_deb: input_deb(&built.report, "image"),
         release: Some(release),
         modules: krbd_vm::load_our_modules(&mods).expect("the selftest libceph"),
         busybox: PathBuf::from("/bin/busybox"),
         qemu: PathBuf::from("qemu-system-x86_64"),
-        work_dir: tmp.path().join("work"),
+        work_dir: tmp.join("work"),
         timeout: Duration::from_secs(1200),
         memory_mb: 1024,
         init_override: None,
         cluster: None,
-    };
-    let report =
-        krbd_vm::run_boot_test_with_task(&spec, &task, &Silent).unwrap_or_else(|e| panic!("guest run failed: {e}"));
-    assert!(report.passed, "{:#?}", report.problems);
-    let serial = std::fs::read_to_string(&report.serial_log).unwrap();
-    let events = krbd_vm::guest::parse_log(&serial);
-    let mut results: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut diffs: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for e in &events {
-        let krbd_vm::guest::GuestEvent::Other { kind, fields } = e else { continue };
-        let Some(rest) = fields.first() else { continue };
-        let mut parts = rest.splitn(2, '|');
-        let (Some(n), Some(tail)) = (parts.next(), parts.next()) else { continue };
-        match kind.as_str() {
-            "selftest" => {
-                results.insert(n.to_string(), tail.split('|').map(str::to_string).collect());
-            }
-            "selftest_diff" => diffs.entry(n.to_string()).or_default().push(tail.to_string()),
-            _ => {}
-        }
     }
-    assert!(!results.contains_key("-"), "the selftest file is missing: {:?}", results.get("-"));
-    assert!(
-        !results.is_empty(),
-        "the guest reported no selftest result; serial log:\n{}",
-        krbd_vm::boot::relevant_lines(&serial).join("\n")
-    );
+}
 
-    let (mut pgs_equal, mut refused, mut maps) = (0usize, 0usize, 0usize);
-    let mut failures = Vec::new();
-    for (i, c) in cases.iter().enumerate() {
-        let key = format!("{i:02}");
-        let Some(r) = results.get(&key) else {
-            failures.push(format!("{}: the guest never reported it", c.name));
-            continue;
+/// What the guest reported, by input number (`-` for a missing selftest file).
+struct GuestResults {
+    /// The fields after `selftest|<n>|`: `done`, line count, verdict, first line.
+    results: BTreeMap<String, Vec<String>>,
+    /// The first lines of `diff model kernel` for inputs that differ.
+    diffs: BTreeMap<String, Vec<String>>,
+}
+
+impl GuestResults {
+    fn parse(serial: &str) -> GuestResults {
+        let mut results: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut diffs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for e in &krbd_vm::guest::parse_log(serial) {
+            let krbd_vm::guest::GuestEvent::Other { kind, fields } = e else { continue };
+            let Some(rest) = fields.first() else { continue };
+            let mut parts = rest.splitn(2, '|');
+            let (Some(n), Some(tail)) = (parts.next(), parts.next()) else { continue };
+            match kind.as_str() {
+                "selftest" => {
+                    results.insert(n.to_string(), tail.split('|').map(str::to_string).collect());
+                }
+                "selftest_diff" => diffs.entry(n.to_string()).or_default().push(tail.to_string()),
+                _ => {}
+            }
+        }
+        GuestResults { results, diffs }
+    }
+}
+
+/// The guest's verdicts held against the expectations.
+#[derive(Default)]
+struct Tally {
+    /// PGs the kernel mapped exactly like the model.
+    pgs_equal: usize,
+    /// Malformed inputs the kernel refused too.
+    refused: usize,
+    /// Valid inputs the kernel mapped exactly like the model.
+    maps: usize,
+    /// One line per input where kernel and model disagree.
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn of(cases: &[Case], guest: &GuestResults) -> Tally {
+        let mut tally = Tally::default();
+        for (i, c) in cases.iter().enumerate() {
+            tally.check(c, &format!("{i:02}"), guest);
+        }
+        tally
+    }
+
+    fn check(&mut self, c: &Case, key: &str, guest: &GuestResults) {
+        let Some(r) = guest.results.get(key) else {
+            self.failures.push(format!("{}: the guest never reported it", c.name));
+            return;
         };
         if r.first().map(String::as_str) != Some("done") {
-            failures.push(format!("{}: {r:?}", c.name));
-            continue;
+            self.failures.push(format!("{}: {r:?}", c.name));
+            return;
         }
         let lines: usize = r.get(1).and_then(|l| l.trim().parse().ok()).unwrap_or(usize::MAX);
         let verdict = r.get(2).map(String::as_str).unwrap_or("");
@@ -420,22 +475,22 @@ fn kernel_selftest_maps_every_pg_like_the_model_and_refuses_what_it_refuses() {
         match &c.expect {
             Expect::Pgs { pgs, .. } => {
                 if verdict == "equal" && lines == *pgs {
-                    pgs_equal += pgs;
-                    maps += 1;
+                    self.pgs_equal += pgs;
+                    self.maps += 1;
                 } else {
-                    failures.push(format!(
+                    self.failures.push(format!(
                         "{}: kernel printed {lines} lines ({verdict}), the model {pgs} PGs; first kernel line {first:?}; diff (< model, > kernel):\n{}",
                         c.name,
-                        diffs.get(&key).map(|d| d.join("\n")).unwrap_or_default()
+                        guest.diffs.get(key).map(|d| d.join("\n")).unwrap_or_default()
                     ));
                 }
             }
             Expect::Refused { why } => {
                 if lines == 1 && first.starts_with("error:") {
-                    refused += 1;
+                    self.refused += 1;
                     eprintln!("{}: kernel {first:?}; ours: {why}", c.name);
                 } else {
-                    failures.push(format!(
+                    self.failures.push(format!(
                         "{}: our decoder refused it ({why}) but the kernel printed {lines} lines, first {first:?}",
                         c.name
                     ));
@@ -443,6 +498,29 @@ fn kernel_selftest_maps_every_pg_like_the_model_and_refuses_what_it_refuses() {
             }
         }
     }
+}
+
+#[test]
+fn kernel_selftest_maps_every_pg_like_the_model_and_refuses_what_it_refuses() {
+    let started = Instant::now();
+    let built = build(&["--series", "recovery-weight-selftest"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = cases(tmp.path());
+    let task = guest_task(&cases);
+    let spec = boot_spec(&built, tmp.path());
+    let report =
+        krbd_vm::run_boot_test_with_task(&spec, &task, &Silent).unwrap_or_else(|e| panic!("guest run failed: {e}"));
+    assert!(report.passed, "{:#?}", report.problems);
+    let serial = std::fs::read_to_string(&report.serial_log).unwrap();
+    let guest = GuestResults::parse(&serial);
+    assert!(!guest.results.contains_key("-"), "the selftest file is missing: {:?}", guest.results.get("-"));
+    assert!(
+        !guest.results.is_empty(),
+        "the guest reported no selftest result; serial log:\n{}",
+        krbd_vm::boot::relevant_lines(&serial).join("\n")
+    );
+
+    let Tally { pgs_equal, refused, maps, failures } = Tally::of(&cases, &guest);
     assert!(failures.is_empty(), "{} of {} inputs disagree:\n{}", failures.len(), cases.len(), failures.join("\n"));
     let total: usize = cases.iter().map(|c| if let Expect::Pgs { pgs, .. } = &c.expect { *pgs } else { 0 }).sum();
     assert_eq!(pgs_equal, total);

@@ -84,3 +84,14 @@ pub fn stock_module(image_deb: &Path, name: &str) -> Vec<u8> {
     .expect("walk image .deb");
     found.unwrap_or_else(|| panic!("no {name}.ko in {}", image_deb.display()))
 }
+
+/// The live cluster's maps that `placement_cluster` copies next to the placement crate's
+/// tests (with `KRBD_UPDATE_CLUSTER_FIXTURES=1`), named after their shaping steps, and that
+/// `selftest_kernel` feeds to the kernel: one list, so that writer and reader agree.
+pub const CLUSTER_FIXTURE_MAPS: [&str; 7] =
+    ["ec-pool-pg6", "upmaps", "pg-temp", "osd3-down", "straw-tunables-legacy", "straw-tunables-hammer", "weight-set"];
+
+/// Where the cluster fixtures live: the placement crate's own test fixtures.
+pub fn cluster_fixtures_dir() -> PathBuf {
+    krbd_testsupport::workspace_root().join("crates/krbd-placement/tests/fixtures/cluster")
+}
