@@ -4,6 +4,7 @@
 use super::boot_test::{fail, fail_vm, publish_report, BootTestArgs};
 use super::exit::ExitCode;
 use super::terminal::Terminal;
+use krbd_host::outln;
 use krbd_vm::agreement::{run_agreement, AgreementReport, AgreementSpec};
 use krbd_vm::VmError;
 use std::path::PathBuf;
@@ -70,7 +71,7 @@ pub fn run(args: BootTestArgs) -> ExitCode {
 }
 
 fn print_human(r: &AgreementReport) {
-    println!(
+    outln!(
         "kernel {} ({}), {} corpus cases, guest {:.1} s",
         r.kernel_release,
         r.accelerator,
@@ -90,25 +91,25 @@ fn print_human(r: &AgreementReport) {
                 format!("{} {state}{}", m.module, if m.agree { "" } else { " (DISAGREE)" })
             })
             .collect();
-        println!("  {:<34} {}", c.name, verdicts.join(", "));
+        outln!("  {:<34} {}", c.name, verdicts.join(", "));
     }
     for s in &r.skipped_cases {
-        println!("  skipped: {s}");
+        outln!("  skipped: {s}");
     }
-    println!("{}/{} modules agree", r.modules_agreeing, r.modules_total);
+    outln!("{}/{} modules agree", r.modules_agreeing, r.modules_total);
     for m in r.disagreements() {
-        println!("DISAGREE {}/{}:", m.case, m.module);
+        outln!("DISAGREE {}/{}:", m.case, m.module);
         for d in &m.differences {
-            println!("    {d}");
+            outln!("    {d}");
         }
-        println!("    kernel: loaded {:?}, insmod: {}", m.kernel.loaded, m.kernel.insmod_output);
+        outln!("    kernel: loaded {:?}, insmod: {}", m.kernel.loaded, m.kernel.insmod_output);
         for l in &m.kernel.lines {
-            println!("      {:?}: {}", l.level, l.text);
+            outln!("      {:?}: {}", l.level, l.text);
         }
-        println!("    check:  {:?} {}", m.check.verdict, m.check.errno.unwrap_or(""));
+        outln!("    check:  {:?} {}", m.check.verdict, m.check.errno.unwrap_or(""));
         for l in &m.check.lines {
-            println!("      {:?}: {}", l.level, l.text);
+            outln!("      {:?}: {}", l.level, l.text);
         }
     }
-    println!("serial log: {}", r.serial_log.display());
+    outln!("serial log: {}", r.serial_log.display());
 }

@@ -4,6 +4,7 @@
 use super::exit::{help_with_table, ExitCode, Failure};
 use super::terminal::Terminal;
 use clap::Args;
+use krbd_host::outln;
 use krbd_progress::Listener;
 use krbd_vm::{BootReport, Cluster, ClusterSpec, VmError, VmErrorKind};
 use std::path::PathBuf;
@@ -198,10 +199,10 @@ pub(crate) fn publish_report<R: serde::Serialize>(report: &R, path: &std::path::
         eprintln!("warning: cannot write {}: {e}", path.display());
     }
     if json {
-        println!("{text}");
+        outln!("{text}");
     } else {
         print_human(report);
-        println!("report: {}", path.display());
+        outln!("report: {}", path.display());
     }
 }
 
@@ -218,7 +219,7 @@ fn download_image(release: &str, cache: &super::CacheArgs, listener: &dyn Listen
 }
 
 fn print_human(r: &BootReport) {
-    println!(
+    outln!(
         "kernel {} booted via {} in {:.1} s",
         r.kernel_release,
         match r.boot_method {
@@ -227,7 +228,7 @@ fn print_human(r: &BootReport) {
         },
         r.elapsed_secs
     );
-    println!("accelerator {}", r.accelerator);
+    outln!("accelerator {}", r.accelerator);
     for m in &r.modules {
         let optional = m.role == krbd_vm::deps::Role::Optional;
         let state = match m.loaded {
@@ -252,41 +253,41 @@ fn print_human(r: &BootReport) {
         if let Some(t) = &m.module_taint {
             line.push_str(&format!("  taint {t}"));
         }
-        println!("{line}");
+        outln!("{line}");
         if m.loaded == Some(false) && !optional {
             for k in &m.kernel_messages {
-                println!("      kernel: {k}");
+                outln!("      kernel: {k}");
             }
             if m.kernel_messages.is_empty() {
-                println!("      {}", m.insmod_output);
+                outln!("      {}", m.insmod_output);
             }
         }
     }
     if let Some(t) = &r.taint {
-        println!("kernel taint after loading: {} ({})", if t.flags.is_empty() { "none" } else { &t.flags }, t.value);
+        outln!("kernel taint after loading: {} ({})", if t.flags.is_empty() { "none" } else { &t.flags }, t.value);
     }
     if let Some(c) = &r.cluster {
         let steps: Vec<String> =
             c.steps.iter().map(|s| format!("{} {}", s.name, if s.ok { "ok" } else { "FAILED" })).collect();
-        println!("cluster: {}", steps.join(", "));
-        println!(
+        outln!("cluster: {}", steps.join(", "));
+        outln!(
             "  guest-written image sha256: guest {} / host export {}",
             c.guest_device_sha256.as_deref().unwrap_or("-"),
             c.host_export_sha256.as_deref().unwrap_or("-")
         );
-        println!(
+        outln!(
             "  host-written image sha256: host {} / guest read {}",
             c.host_written_sha256,
             c.guest_read_sha256.as_deref().unwrap_or("-")
         );
     }
     if r.passed {
-        println!("PASSED");
+        outln!("PASSED");
     } else {
-        println!("FAILED:");
+        outln!("FAILED:");
         for p in &r.problems {
-            println!("  {p}");
+            outln!("  {p}");
         }
     }
-    println!("serial log: {}", r.serial_log.display());
+    outln!("serial log: {}", r.serial_log.display());
 }
