@@ -33,8 +33,10 @@ TCG. The report says which and why (e.g. \"tcg: /dev/kvm absent\").";
 pub struct BootTestArgs {
     /// Kernel release to boot, e.g. 6.12.117+deb12-amd64 (its linux-image package is
     /// downloaded through apt into the cache unless --image-deb is given).
+    /// [default: the target `krbd-forge build` builds by default, the newest -amd64
+    /// release apt offers for the newest linux-source]
     #[arg(long, value_name = "RELEASE")]
-    pub kernel: String,
+    pub kernel: Option<String>,
     /// The folder with the modules under test (libceph.ko ceph.ko rbd.ko; .ko.xz also read).
     /// [default: out/RELEASE, where `krbd-forge build` puts them]
     #[arg(long, value_name = "DIR")]
@@ -101,6 +103,17 @@ pub(super) fn fail_vm(json: bool, stage: &str, e: &VmError) -> ExitCode {
     Failure::from_error(exit_code_of(e), e).detail("stage", stage).report(json)
 }
 
+/// The release to boot: `--kernel`, or without it the default target of `krbd-forge
+/// build` (krbd_build's one choice of it), so that `build` then `boot-test` test the same.
+pub(super) fn target_release(args: &BootTestArgs) -> Result<String, ExitCode> {
+    match &args.kernel {
+        Some(kernel) => Ok(kernel.clone()),
+        None => krbd_build::target::default_release()
+            .map(|release| release.to_string())
+            .map_err(|e| super::build::report_error(&e, args.json)),
+    }
+}
+
 /// The boot test of a set (`cmd::run` sends `--agreement` to the agreement run instead).
 pub fn run(args: BootTestArgs) -> ExitCode {
     let listener = Terminal::new(args.json);
@@ -113,14 +126,18 @@ pub fn run(args: BootTestArgs) -> ExitCode {
             VmError::QemuMissing { program: args.qemu.clone(), path_env: std::env::var("PATH").unwrap_or_default() };
         return fail_vm(json, "qemu", &e);
     }
-    let modules_dir = args.modules.clone().unwrap_or_else(|| PathBuf::from("out").join(&args.kernel));
+    let release = match target_release(&args) {
+        Ok(release) => release,
+        Err(code) => return code,
+    };
+    let modules_dir = args.modules.clone().unwrap_or_else(|| PathBuf::from("out").join(&release));
     let modules = match modules_under_test(&modules_dir) {
         Ok(m) => m,
         Err(failure) => return failure.detail("stage", "modules").report(json),
     };
     let image_deb = match &args.image_deb {
         Some(p) => p.clone(),
-        None => match download_image(&args.kernel, &args.cache, &listener) {
+        None => match download_image(&release, &args.cache, &listener) {
             Ok(p) => p,
             Err(f) => return f.detail("stage", "kernel-package").report(json),
         },
@@ -145,7 +162,7 @@ pub fn run(args: BootTestArgs) -> ExitCode {
     };
     let spec = krbd_vm::BootTestSpec {
         image_deb,
-        release: Some(args.kernel.clone()),
+        release: Some(release),
         modules,
         busybox: args.busybox.clone(),
         qemu: args.qemu.clone(),
