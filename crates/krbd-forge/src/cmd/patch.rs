@@ -2,9 +2,8 @@ use super::exit::ExitCode;
 use super::terminal::Terminal;
 use super::CacheArgs;
 use krbd_build::patch_check::{self, SourceSpec};
-use krbd_build::{BuildError, KernelRelease};
+use krbd_build::BuildError;
 use krbd_host::outln;
-use std::path::PathBuf;
 
 /// Work with patch series.
 #[derive(Debug, clap::Args)]
@@ -56,14 +55,7 @@ fn check(args: CheckArgs) -> ExitCode {
         Err(e) => return super::build::report_error(&e, args.json),
     };
     let result = (|| {
-        let path = PathBuf::from(&args.source);
-        let spec = if path.is_dir() {
-            SourceSpec::Tree(path)
-        } else if path.is_file() {
-            SourceSpec::Archive(path)
-        } else {
-            SourceSpec::Release(KernelRelease::parse(&args.source)?)
-        };
+        let spec = SourceSpec::from_arg(&args.source)?;
         let cache = args.cache.open()?;
         let (sources, label) = patch_check::source_for(&cache, &spec, &terminal)?;
         let checks = patch_check::check_variants(&series, &sources, &cache)?;
