@@ -22,6 +22,27 @@ pub enum SourceSpec {
     Release(KernelRelease),
 }
 
+impl SourceSpec {
+    /// What a `--source` argument names: an existing folder is a tree, an existing file
+    /// an archive, and anything else a release. An argument that can only be a path (it
+    /// has a `/`, which no release has, or an archive's file extension) and is not there
+    /// is [`BuildError::InputNotFound`], not a malformed release.
+    pub fn from_arg(arg: &str) -> Result<SourceSpec, BuildError> {
+        let path = Path::new(arg);
+        if path.is_dir() {
+            return Ok(SourceSpec::Tree(path.to_path_buf()));
+        }
+        if path.is_file() {
+            return Ok(SourceSpec::Archive(path.to_path_buf()));
+        }
+        const ARCHIVE_ENDINGS: [&str; 6] = [".tar", ".tar.xz", ".tar.gz", ".tgz", ".tar.zst", ".deb"];
+        if arg.contains('/') || ARCHIVE_ENDINGS.iter().any(|ending| arg.ends_with(ending)) {
+            return Err(BuildError::InputNotFound { path: path.to_path_buf() });
+        }
+        KernelRelease::parse(arg).map(SourceSpec::Release)
+    }
+}
+
 /// A folder with the Ceph sources of `spec` (the tree itself, or the cache's extraction for
 /// archives and releases; callers patch only copies), and a label for reports.
 pub fn source_for(cache: &Cache, spec: &SourceSpec, listener: &dyn Listener) -> Result<(PathBuf, String), BuildError> {
@@ -112,4 +133,32 @@ fn copy_ceph_files(tree: &Path, dest: &Path) -> Result<(), BuildError> {
         Ok(())
     }
     walk(tree, tree, dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_argument_is_a_tree_an_archive_or_a_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let tarball = dir.path().join("linux.tar.xz");
+        std::fs::write(&tarball, b"").unwrap();
+        let arg = |p: &Path| p.to_str().unwrap().to_string();
+        assert!(matches!(SourceSpec::from_arg(&arg(dir.path())), Ok(SourceSpec::Tree(_))));
+        assert!(matches!(SourceSpec::from_arg(&arg(&tarball)), Ok(SourceSpec::Archive(_))));
+        let release = SourceSpec::from_arg("6.12.117+deb12-amd64");
+        assert!(matches!(release, Ok(SourceSpec::Release(r)) if r.as_str() == "6.12.117+deb12-amd64"));
+        assert!(matches!(SourceSpec::from_arg("6.12 bad"), Err(BuildError::BadRelease { .. })));
+    }
+
+    #[test]
+    fn a_missing_path_is_no_such_file_not_a_bad_release() {
+        for missing in ["/no/such/dir", "no/such/dir", "missing.tar.xz", "linux-source-6.12.deb"] {
+            match SourceSpec::from_arg(missing) {
+                Err(BuildError::InputNotFound { path }) => assert_eq!(path, Path::new(missing)),
+                other => panic!("{missing}: {other:?}"),
+            }
+        }
+    }
 }

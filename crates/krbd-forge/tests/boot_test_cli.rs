@@ -308,3 +308,28 @@ fn agreement_without_qemu_is_a_json_error_with_exit_9() {
     assert_eq!(v["error"]["exit_code"], 9);
     assert!(v["error"]["message"].as_str().unwrap_or("").contains("install qemu-system-x86"), "{v}");
 }
+
+/// The release `krbd-forge build` builds without --kernel, as `targets --json` marks it.
+fn default_release() -> String {
+    let out = forge().args(["targets", "--json"]).output().unwrap();
+    let targets: serde_json::Value = serde_json::from_slice(&out.stdout).expect("targets --json");
+    let default = targets.as_array().and_then(|a| a.iter().find(|t| t["default"] == true));
+    default.and_then(|t| t["release"].as_str()).expect("a default target").to_string()
+}
+
+#[test]
+fn kernel_and_modules_default_to_the_default_build() {
+    let out = forge().args(["boot-test", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let usage = text.lines().find(|l| l.starts_with("Usage:")).expect("a usage line");
+    assert!(!usage.contains("--kernel"), "--kernel is required:\n{usage}");
+    // No QEMU runs: the modules are looked for (in out/RELEASE of the working folder) first.
+    let cwd = tempfile::tempdir().unwrap();
+    let out = forge().current_dir(cwd.path()).args(["boot-test", "--qemu", "/bin/sh", "--json"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["error"]["stage"], "modules", "{stderr}");
+    let release = default_release();
+    let message = v["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains(&format!("out/{release}")), "{release} not in: {message}");
+}

@@ -189,7 +189,7 @@ pub fn run(flags: &CheckFlags, spec: &TargetSpec) -> ExitCode {
     let printed = if flags.json {
         print_json(&report)
     } else {
-        print!("{}", render(&report));
+        crate::out!("{}", render(&report));
         ExitCode::Ok
     };
     match printed {

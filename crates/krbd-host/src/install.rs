@@ -213,7 +213,7 @@ pub fn run_status(args: StatusArgs) -> ExitCode {
     match krbd_install::status(&host, set.as_ref()) {
         Ok(s) if json => print_json(&s),
         Ok(s) => {
-            print!("{}", status_table(&s));
+            crate::out!("{}", status_table(&s));
             ExitCode::Ok
         }
         Err(e) => fail_with(json, &e),

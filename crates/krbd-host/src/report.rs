@@ -11,6 +11,8 @@
 use crate::exit::ExitCode;
 use serde_json::{Map, Value};
 use std::error::Error;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A failure as the user sees it.
 #[derive(Debug, Clone)]
@@ -82,7 +84,7 @@ impl Failure {
             eprintln!("hint: {h}");
         }
         if json {
-            println!("{}", serde_json::to_string_pretty(&self.to_json()).unwrap_or_default());
+            crate::outln!("{}", serde_json::to_string_pretty(&self.to_json()).unwrap_or_default());
         }
         self.exit
     }
@@ -93,11 +95,50 @@ impl Failure {
 pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> ExitCode {
     match serde_json::to_string_pretty(value) {
         Ok(text) => {
-            println!("{text}");
+            crate::outln!("{text}");
             ExitCode::Ok
         }
         Err(e) => Failure::new(ExitCode::Internal, format!("cannot write JSON: {e}")).report(false),
     }
+}
+
+/// Set once stdout can no longer be written (the reader went away, as `| head` does).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes to stdout for the commands of both binaries, through [`out!`](crate::out) and
+/// [`outln!`](crate::outln). Unlike `print!`, which panics (exit 101) when the reader
+/// has closed the pipe, a write that fails ends all further output quietly: the command
+/// still finishes its work and exits with its own status (so `check --json | head`
+/// still exits 10 for a refused set, and nothing stops half way through an install). A closed pipe (EPIPE) is silent, as the reader asked for no more; any
+/// other failure (a full disk behind a redirect) is said once on stderr.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write to stdout: {e}");
+        }
+    }
+}
+
+/// `print!` that ends output quietly on a closed stdout instead of panicking; see
+/// [`write_stdout`].
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::report::write_stdout(format_args!($($arg)*)) };
+}
+
+/// `println!` that ends output quietly on a closed stdout instead of panicking; see
+/// [`write_stdout`].
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::report::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => {
+        $crate::report::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
 }
 
 #[cfg(test)]

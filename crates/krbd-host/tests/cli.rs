@@ -93,3 +93,26 @@ fn rollback_with_nothing_installed_exits_14() {
     let v: Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
     assert_eq!(v["error"]["kind"], "nothing-to-roll-back", "{v}");
 }
+
+#[test]
+fn status_and_help_survive_a_closed_stdout() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("lib/modules/6.12.0-1-amd64")).unwrap();
+    let status = ["status", "--root", root.path().to_str().unwrap(), "--kernel", "6.12.0-1-amd64"];
+    for args in [&["--help"][..], &status] {
+        let open = host().args(args).output().unwrap();
+        assert!(!open.stdout.is_empty(), "{args:?} prints nothing on stdout; the test proves nothing");
+        // The read end is closed before the command writes, as behind `| head -c1`.
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("krbd-host"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let closed = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&closed.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?} panicked on a closed stdout:\n{stderr}");
+        assert_eq!(closed.status.code(), open.status.code(), "{args:?}:\n{stderr}");
+    }
+}

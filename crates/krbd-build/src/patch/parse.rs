@@ -174,7 +174,6 @@ impl PatchFile {
         let lines: Vec<&str> = text.lines().collect();
         let mut files: Vec<FilePatch> = Vec::new();
         let mut description = Vec::new();
-        let mut subject = String::new();
         let mut i = 0;
         while i < lines.len() {
             let l = lines[i];
@@ -194,9 +193,6 @@ impl PatchFile {
                 continue;
             }
             if files.is_empty() {
-                if let Some(s) = l.strip_prefix("Subject: ") {
-                    subject = s.trim_start_matches("[PATCH] ").to_string();
-                }
                 description.push(l);
             }
             i += 1;
@@ -207,8 +203,25 @@ impl PatchFile {
         if let Some(f) = files.iter().find(|f| f.hunks.is_empty()) {
             return Err(ParseError { line: lines.len(), reason: format!("file {} has no hunks", f.target()) });
         }
-        Ok(PatchFile { subject, description: description.join("\n"), files })
+        Ok(PatchFile { subject: mail_subject(&lines), description: description.join("\n"), files })
     }
+}
+
+/// The Subject of the mail headers that open a patch (up to the first blank line),
+/// without its `[PATCH] ` tag; empty when there is none. git format-patch folds long
+/// headers onto lines that start with white space; they are unfolded as RFC 2822 says,
+/// by dropping the line breaks, so the subject is the whole one-line summary.
+fn mail_subject(lines: &[&str]) -> String {
+    let headers = lines.iter().take_while(|l| !l.is_empty());
+    let mut from_subject = headers.skip_while(|l| !l.starts_with("Subject: "));
+    let Some(first) = from_subject.next() else {
+        return String::new();
+    };
+    let mut subject = first.trim_start_matches("Subject: ").to_string();
+    for continuation in from_subject.take_while(|l| l.starts_with([' ', '\t'])) {
+        subject.push_str(continuation);
+    }
+    subject.trim_start_matches("[PATCH] ").to_string()
 }
 
 #[cfg(test)]
@@ -250,6 +263,24 @@ diff --git a/net/ceph/x.c b/net/ceph/x.c
         assert_eq!(f.hunks.len(), 2);
         assert_eq!(f.hunks[0].old_lines().collect::<Vec<_>>(), vec!["a", "b", "c"]);
         assert_eq!((f.hunks[1].old_start, f.hunks[1].old_len), (10, 1));
+    }
+
+    #[test]
+    fn folded_subject_is_unfolded() {
+        let folded = GIT_PATCH.replace(
+            "Subject: [PATCH] libceph: say hello\n",
+            "Subject: [PATCH] libceph: add a per-OSD recovery_weight array to struct\n ceph_osdmap\n",
+        );
+        let p = PatchFile::parse(&folded).unwrap();
+        assert_eq!(p.subject, "libceph: add a per-OSD recovery_weight array to struct ceph_osdmap");
+        let tab_folded = GIT_PATCH.replace("say hello", "say\n\thello");
+        assert_eq!(PatchFile::parse(&tab_folded).unwrap().subject, "libceph: say\thello");
+    }
+
+    #[test]
+    fn subject_comes_from_the_mail_headers_only() {
+        let quoted = GIT_PATCH.replace("Explain why.", "Explain why.\nSubject: [PATCH] not this one");
+        assert_eq!(PatchFile::parse(&quoted).unwrap().subject, "libceph: say hello");
     }
 
     #[test]

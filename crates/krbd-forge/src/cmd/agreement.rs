@@ -1,21 +1,21 @@
 //! `krbd-forge boot-test --agreement`: the real kernel against `krbd-forge check` on the
 //! bad-module corpus (krbd_vm::agreement).
 
-use super::boot_test::{fail, fail_vm, publish_report, BootTestArgs};
+use super::boot_test::{fail, fail_vm, publish_report, target_release, BootTestArgs};
 use super::exit::ExitCode;
 use super::terminal::Terminal;
+use krbd_host::outln;
 use krbd_vm::agreement::{run_agreement, AgreementReport, AgreementSpec};
 use krbd_vm::VmError;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// The headers and the image package: given, or through the cache like `check --kernel`.
-fn target_files(args: &BootTestArgs, listener: &Terminal) -> Result<(PathBuf, PathBuf), ExitCode> {
+fn target_files(args: &BootTestArgs, release: &str, listener: &Terminal) -> Result<(PathBuf, PathBuf), ExitCode> {
     if let (Some(headers), Some(image)) = (&args.headers, &args.image_deb) {
         return Ok((headers.clone(), image.clone()));
     }
-    let release =
-        krbd_build::KernelRelease::parse(&args.kernel).map_err(|e| super::build::report_error(&e, args.json))?;
+    let release = krbd_build::KernelRelease::parse(release).map_err(|e| super::build::report_error(&e, args.json))?;
     let cache = args.cache.open().map_err(|e| super::build::report_error(&e.into(), args.json))?;
     let mut stages = krbd_build::Stages::default();
     let prepared = krbd_build::prepare_debian(&cache, Some(&release), false, &mut stages, listener)
@@ -34,7 +34,11 @@ pub fn run(args: BootTestArgs) -> ExitCode {
             VmError::QemuMissing { program: args.qemu.clone(), path_env: std::env::var("PATH").unwrap_or_default() };
         return fail_vm(json, "qemu", &e);
     }
-    let (headers_dir, image_deb) = match target_files(&args, &listener) {
+    let release = match target_release(&args) {
+        Ok(release) => release,
+        Err(code) => return code,
+    };
+    let (headers_dir, image_deb) = match target_files(&args, &release, &listener) {
         Ok(f) => f,
         Err(code) => return code,
     };
@@ -49,7 +53,7 @@ pub fn run(args: BootTestArgs) -> ExitCode {
     };
     let spec = AgreementSpec {
         image_deb,
-        release: Some(args.kernel.clone()),
+        release: Some(release),
         headers_dir,
         busybox: args.busybox.clone(),
         qemu: args.qemu.clone(),
@@ -70,7 +74,7 @@ pub fn run(args: BootTestArgs) -> ExitCode {
 }
 
 fn print_human(r: &AgreementReport) {
-    println!(
+    outln!(
         "kernel {} ({}), {} corpus cases, guest {:.1} s",
         r.kernel_release,
         r.accelerator,
@@ -90,25 +94,25 @@ fn print_human(r: &AgreementReport) {
                 format!("{} {state}{}", m.module, if m.agree { "" } else { " (DISAGREE)" })
             })
             .collect();
-        println!("  {:<34} {}", c.name, verdicts.join(", "));
+        outln!("  {:<34} {}", c.name, verdicts.join(", "));
     }
     for s in &r.skipped_cases {
-        println!("  skipped: {s}");
+        outln!("  skipped: {s}");
     }
-    println!("{}/{} modules agree", r.modules_agreeing, r.modules_total);
+    outln!("{}/{} modules agree", r.modules_agreeing, r.modules_total);
     for m in r.disagreements() {
-        println!("DISAGREE {}/{}:", m.case, m.module);
+        outln!("DISAGREE {}/{}:", m.case, m.module);
         for d in &m.differences {
-            println!("    {d}");
+            outln!("    {d}");
         }
-        println!("    kernel: loaded {:?}, insmod: {}", m.kernel.loaded, m.kernel.insmod_output);
+        outln!("    kernel: loaded {:?}, insmod: {}", m.kernel.loaded, m.kernel.insmod_output);
         for l in &m.kernel.lines {
-            println!("      {:?}: {}", l.level, l.text);
+            outln!("      {:?}: {}", l.level, l.text);
         }
-        println!("    check:  {:?} {}", m.check.verdict, m.check.errno.unwrap_or(""));
+        outln!("    check:  {:?} {}", m.check.verdict, m.check.errno.unwrap_or(""));
         for l in &m.check.lines {
-            println!("      {:?}: {}", l.level, l.text);
+            outln!("      {:?}: {}", l.level, l.text);
         }
     }
-    println!("serial log: {}", r.serial_log.display());
+    outln!("serial log: {}", r.serial_log.display());
 }

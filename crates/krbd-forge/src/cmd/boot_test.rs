@@ -4,6 +4,7 @@
 use super::exit::{help_with_table, ExitCode, Failure};
 use super::terminal::Terminal;
 use clap::Args;
+use krbd_host::outln;
 use krbd_progress::Listener;
 use krbd_vm::{BootReport, Cluster, ClusterSpec, VmError, VmErrorKind};
 use std::path::PathBuf;
@@ -32,8 +33,10 @@ TCG. The report says which and why (e.g. \"tcg: /dev/kvm absent\").";
 pub struct BootTestArgs {
     /// Kernel release to boot, e.g. 6.12.117+deb12-amd64 (its linux-image package is
     /// downloaded through apt into the cache unless --image-deb is given).
+    /// [default: the target `krbd-forge build` builds by default, the newest -amd64
+    /// release apt offers for the newest linux-source]
     #[arg(long, value_name = "RELEASE")]
-    pub kernel: String,
+    pub kernel: Option<String>,
     /// The folder with the modules under test (libceph.ko ceph.ko rbd.ko; .ko.xz also read).
     /// [default: out/RELEASE, where `krbd-forge build` puts them]
     #[arg(long, value_name = "DIR")]
@@ -100,6 +103,17 @@ pub(super) fn fail_vm(json: bool, stage: &str, e: &VmError) -> ExitCode {
     Failure::from_error(exit_code_of(e), e).detail("stage", stage).report(json)
 }
 
+/// The release to boot: `--kernel`, or without it the default target of `krbd-forge
+/// build` (krbd_build's one choice of it), so that `build` then `boot-test` test the same.
+pub(super) fn target_release(args: &BootTestArgs) -> Result<String, ExitCode> {
+    match &args.kernel {
+        Some(kernel) => Ok(kernel.clone()),
+        None => krbd_build::target::default_release()
+            .map(|release| release.to_string())
+            .map_err(|e| super::build::report_error(&e, args.json)),
+    }
+}
+
 /// The boot test of a set (`cmd::run` sends `--agreement` to the agreement run instead).
 pub fn run(args: BootTestArgs) -> ExitCode {
     let listener = Terminal::new(args.json);
@@ -112,14 +126,18 @@ pub fn run(args: BootTestArgs) -> ExitCode {
             VmError::QemuMissing { program: args.qemu.clone(), path_env: std::env::var("PATH").unwrap_or_default() };
         return fail_vm(json, "qemu", &e);
     }
-    let modules_dir = args.modules.clone().unwrap_or_else(|| PathBuf::from("out").join(&args.kernel));
+    let release = match target_release(&args) {
+        Ok(release) => release,
+        Err(code) => return code,
+    };
+    let modules_dir = args.modules.clone().unwrap_or_else(|| PathBuf::from("out").join(&release));
     let modules = match modules_under_test(&modules_dir) {
         Ok(m) => m,
         Err(failure) => return failure.detail("stage", "modules").report(json),
     };
     let image_deb = match &args.image_deb {
         Some(p) => p.clone(),
-        None => match download_image(&args.kernel, &args.cache, &listener) {
+        None => match download_image(&release, &args.cache, &listener) {
             Ok(p) => p,
             Err(f) => return f.detail("stage", "kernel-package").report(json),
         },
@@ -144,7 +162,7 @@ pub fn run(args: BootTestArgs) -> ExitCode {
     };
     let spec = krbd_vm::BootTestSpec {
         image_deb,
-        release: Some(args.kernel.clone()),
+        release: Some(release),
         modules,
         busybox: args.busybox.clone(),
         qemu: args.qemu.clone(),
@@ -198,10 +216,10 @@ pub(crate) fn publish_report<R: serde::Serialize>(report: &R, path: &std::path::
         eprintln!("warning: cannot write {}: {e}", path.display());
     }
     if json {
-        println!("{text}");
+        outln!("{text}");
     } else {
         print_human(report);
-        println!("report: {}", path.display());
+        outln!("report: {}", path.display());
     }
 }
 
@@ -218,7 +236,7 @@ fn download_image(release: &str, cache: &super::CacheArgs, listener: &dyn Listen
 }
 
 fn print_human(r: &BootReport) {
-    println!(
+    outln!(
         "kernel {} booted via {} in {:.1} s",
         r.kernel_release,
         match r.boot_method {
@@ -227,7 +245,7 @@ fn print_human(r: &BootReport) {
         },
         r.elapsed_secs
     );
-    println!("accelerator {}", r.accelerator);
+    outln!("accelerator {}", r.accelerator);
     for m in &r.modules {
         let optional = m.role == krbd_vm::deps::Role::Optional;
         let state = match m.loaded {
@@ -252,41 +270,41 @@ fn print_human(r: &BootReport) {
         if let Some(t) = &m.module_taint {
             line.push_str(&format!("  taint {t}"));
         }
-        println!("{line}");
+        outln!("{line}");
         if m.loaded == Some(false) && !optional {
             for k in &m.kernel_messages {
-                println!("      kernel: {k}");
+                outln!("      kernel: {k}");
             }
             if m.kernel_messages.is_empty() {
-                println!("      {}", m.insmod_output);
+                outln!("      {}", m.insmod_output);
             }
         }
     }
     if let Some(t) = &r.taint {
-        println!("kernel taint after loading: {} ({})", if t.flags.is_empty() { "none" } else { &t.flags }, t.value);
+        outln!("kernel taint after loading: {} ({})", if t.flags.is_empty() { "none" } else { &t.flags }, t.value);
     }
     if let Some(c) = &r.cluster {
         let steps: Vec<String> =
             c.steps.iter().map(|s| format!("{} {}", s.name, if s.ok { "ok" } else { "FAILED" })).collect();
-        println!("cluster: {}", steps.join(", "));
-        println!(
+        outln!("cluster: {}", steps.join(", "));
+        outln!(
             "  guest-written image sha256: guest {} / host export {}",
             c.guest_device_sha256.as_deref().unwrap_or("-"),
             c.host_export_sha256.as_deref().unwrap_or("-")
         );
-        println!(
+        outln!(
             "  host-written image sha256: host {} / guest read {}",
             c.host_written_sha256,
             c.guest_read_sha256.as_deref().unwrap_or("-")
         );
     }
     if r.passed {
-        println!("PASSED");
+        outln!("PASSED");
     } else {
-        println!("FAILED:");
+        outln!("FAILED:");
         for p in &r.problems {
-            println!("  {p}");
+            outln!("  {p}");
         }
     }
-    println!("serial log: {}", r.serial_log.display());
+    outln!("serial log: {}", r.serial_log.display());
 }

@@ -5,6 +5,7 @@ use krbd_build::patch::SeriesSource;
 use krbd_build::rhel::catalog::{self, Distro, Mirror, MirrorSite, Mirrors};
 use krbd_build::rhel::prepare::{self, RhelRequest};
 use krbd_build::{BuildError, BuildOptions, Inputs, KernelRelease};
+use krbd_host::outln;
 use std::path::PathBuf;
 
 /// Build the three Ceph modules for one kernel or several: fetch the exact Debian packages
@@ -275,7 +276,7 @@ pub fn run(args: BuildArgs) -> ExitCode {
             if args.json {
                 let mut v = serde_json::to_value(&outcome.report).unwrap_or_default();
                 v["out"] = serde_json::Value::String(outcome.out.display().to_string());
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }
             ExitCode::Ok
         }
@@ -349,11 +350,11 @@ fn run_matrix(args: &BuildArgs) -> ExitCode {
     let failed = rows.iter().filter(|r| !r.ok).count();
     if args.json {
         let v = serde_json::json!({ "targets": rows, "built": rows.len() - failed, "failed": failed });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        println!("{:<34} {:<16} {:<7} OUT", "RELEASE", "VERDICT", "CACHED");
+        outln!("{:<34} {:<16} {:<7} OUT", "RELEASE", "VERDICT", "CACHED");
         for r in &rows {
-            println!(
+            outln!(
                 "{:<34} {:<16} {:<7} {}",
                 r.release,
                 if r.ok { "ok".to_string() } else { format!("{} ({})", r.verdict, r.exit_code) },
@@ -365,7 +366,7 @@ fn run_matrix(args: &BuildArgs) -> ExitCode {
                 r.out.as_deref().unwrap_or("")
             );
         }
-        println!("{} built, {} failed", rows.len() - failed, failed);
+        outln!("{} built, {} failed", rows.len() - failed, failed);
     }
     rows.iter().find(|r| !r.ok).and_then(|r| ExitCode::from_code(r.exit_code)).unwrap_or(ExitCode::Ok)
 }

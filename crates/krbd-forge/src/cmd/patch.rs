@@ -2,8 +2,8 @@ use super::exit::ExitCode;
 use super::terminal::Terminal;
 use super::CacheArgs;
 use krbd_build::patch_check::{self, SourceSpec};
-use krbd_build::{BuildError, KernelRelease};
-use std::path::PathBuf;
+use krbd_build::BuildError;
+use krbd_host::outln;
 
 /// Work with patch series.
 #[derive(Debug, clap::Args)]
@@ -55,14 +55,7 @@ fn check(args: CheckArgs) -> ExitCode {
         Err(e) => return super::build::report_error(&e, args.json),
     };
     let result = (|| {
-        let path = PathBuf::from(&args.source);
-        let spec = if path.is_dir() {
-            SourceSpec::Tree(path)
-        } else if path.is_file() {
-            SourceSpec::Archive(path)
-        } else {
-            SourceSpec::Release(KernelRelease::parse(&args.source)?)
-        };
+        let spec = SourceSpec::from_arg(&args.source)?;
         let cache = args.cache.open()?;
         let (sources, label) = patch_check::source_for(&cache, &spec, &terminal)?;
         let checks = patch_check::check_variants(&series, &sources, &cache)?;
@@ -75,9 +68,9 @@ fn check(args: CheckArgs) -> ExitCode {
     let any = checks.iter().any(|c| c.applies);
     if args.json {
         let v = serde_json::json!({ "source": label, "variants": checks });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        println!("source: {label}");
+        outln!("source: {label}");
         for c in &checks {
             use krbd_build::patch::HunkStatus::*;
             let verdict = if c.clean {
@@ -87,10 +80,10 @@ fn check(args: CheckArgs) -> ExitCode {
             } else {
                 "does not apply"
             };
-            println!("\n{}: {verdict}", c.series);
+            outln!("\n{}: {verdict}", c.series);
             for p in &c.report.patches {
                 let count = |s| p.hunks.iter().filter(|h| h.status == s).count();
-                println!(
+                outln!(
                     "  {:<70} {} applied, {} offset, {} fuzz, {} failed",
                     p.patch,
                     count(Applied),
@@ -99,14 +92,19 @@ fn check(args: CheckArgs) -> ExitCode {
                     count(Failed)
                 );
                 for h in p.hunks.iter().filter(|h| h.status != Applied) {
-                    println!(
+                    outln!(
                         "    {} hunk #{} {:?} at line {} (offset {}, fuzz {})",
-                        h.file, h.hunk, h.status, h.line, h.offset, h.fuzz
+                        h.file,
+                        h.hunk,
+                        h.status,
+                        h.line,
+                        h.offset,
+                        h.fuzz
                     );
                 }
             }
             if let Some(f) = &c.failure {
-                println!("  first failure: {}", f.lines().next().unwrap_or(""));
+                outln!("  first failure: {}", f.lines().next().unwrap_or(""));
             }
         }
     }

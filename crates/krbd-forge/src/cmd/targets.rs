@@ -3,6 +3,7 @@ use super::CacheArgs;
 use krbd_build::rhel::catalog::{self, Distro, Mirror};
 use krbd_build::target;
 use krbd_build::KernelRelease;
+use krbd_host::outln;
 
 /// List the Debian kernel releases apt offers headers for (generic -amd64 flavour), newest
 /// first: whether apt also has the exact source, whether the headers are already in the
@@ -46,20 +47,20 @@ fn resolve_one(args: &TargetsArgs, release: &str) -> ExitCode {
         if args.json {
             let mut v = serde_json::to_value(&r).unwrap_or_default();
             v["kind"] = "rhel".into();
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             return ExitCode::Ok;
         }
-        println!("{} (el{}, minor release {})", r.release.release, r.release.el, r.os_minor);
-        println!("source RPM {}:", r.release.srpm_name());
+        outln!("{} (el{}, minor release {})", r.release.release, r.release.el, r.os_minor);
+        outln!("source RPM {}:", r.release.srpm_name());
         for l in &r.srpm {
-            println!("  {:<7} {:<9} {}", l.distro.name(), l.repo, l.url);
+            outln!("  {:<7} {:<9} {}", l.distro.name(), l.repo, l.url);
         }
-        println!("kernel-devel RPM {}:", r.release.devel_name());
+        outln!("kernel-devel RPM {}:", r.release.devel_name());
         for l in &r.devel_rpm {
-            println!("  {:<7} {:<9} {}", l.distro.name(), l.repo, l.url);
+            outln!("  {:<7} {:<9} {}", l.distro.name(), l.repo, l.url);
         }
         for b in &r.browse {
-            println!("also kept below (time-stamped folders): {b}");
+            outln!("also kept below (time-stamped folders): {b}");
         }
         return ExitCode::Ok;
     }
@@ -72,10 +73,10 @@ fn resolve_one(args: &TargetsArgs, release: &str) -> ExitCode {
             if args.json {
                 let mut v = serde_json::to_value(&t).unwrap_or_default();
                 v["kind"] = "debian".into();
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                 return ExitCode::Ok;
             }
-            println!("{} (Debian {})", t.release, t.headers.version);
+            outln!("{} (Debian {})", t.release, t.headers.version);
             let source = t.source.iter().map(|s| ("source", s));
             let all = [
                 ("headers", &t.headers),
@@ -86,7 +87,7 @@ fn resolve_one(args: &TargetsArgs, release: &str) -> ExitCode {
             .into_iter()
             .chain(source);
             for (role, p) in all {
-                println!("  {role:<15} {}={}  sha256 {}", p.name, p.version, p.sha256);
+                outln!("  {role:<15} {}={}  sha256 {}", p.name, p.version, p.sha256);
             }
             ExitCode::Ok
         }
@@ -117,12 +118,12 @@ pub fn run(args: TargetsArgs) -> ExitCode {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
         return ExitCode::Ok;
     }
-    println!("{:<28} {:<22} {:<8} {:<7}", "RELEASE", "DEBIAN VERSION", "SOURCE", "CACHED");
+    outln!("{:<28} {:<22} {:<8} {:<7}", "RELEASE", "DEBIAN VERSION", "SOURCE", "CACHED");
     for a in &available {
-        println!(
+        outln!(
             "{:<28} {:<22} {:<8} {:<7}{}",
             a.release.as_str(),
             a.version,
