@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::crush::CrushMap;
 use crate::error::{DecodeError, Result};
 use crate::hash::calc_mask;
-use crate::reader::Reader;
+use crate::reader::{Reader, Section};
 
 pub const OSD_EXISTS: u32 = 1;
 pub const OSD_UP: u32 = 2;
@@ -386,6 +386,8 @@ fn decode_classic(r: &mut Reader<'_>) -> Result<OsdMap> {
     })
 }
 
+/// `OSDMap::decode` for wrapped maps: the wrapper, then its client section (everything a
+/// client needs for placement); the OSD-only section that follows is not read.
 fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
     let mut lay = Layout { wrapper_start: r.offset(), ..Default::default() };
     let wrapper = r.section("OSDMap wrapper")?;
@@ -404,6 +406,19 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
     let mut w = wrapper.body;
     lay.client_start = w.offset();
     let client = w.section("OSDMap client data")?;
+    let encoding = Encoding::Wrapped {
+        wrapper_version: wrapper.version,
+        wrapper_compat: wrapper.compat,
+        client_version: client.version,
+    };
+    let mut map = decode_client_data(client, fork, encoding, &mut lay)?;
+    map.layout = Some(lay);
+    Ok(map)
+}
+
+/// The client section's fields in their encoding order, recording where the re-encodable
+/// ones sit in `lay`.
+fn decode_client_data(client: Section<'_>, fork: bool, encoding: Encoding, lay: &mut Layout) -> Result<OsdMap> {
     let cv = client.version;
     let mut c = client.body;
     lay.client_body_start = c.offset();
@@ -420,8 +435,47 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
     let flags = c.u32("flags")?;
     let max_osd = c.i32("max_osd")?;
     check_max_osd(&c, max_osd)?;
+    let osd = decode_osd_arrays(&mut c, cv, fork, max_osd, lay)?;
+    skip_client_addrs(&mut c, cv)?;
+    let temps = decode_temps(&mut c, cv, lay)?;
+    let crush = decode_crush_blob(&mut c)?;
+    if cv >= 3 {
+        skip_erasure_code_profiles(&mut c)?;
+    }
+    let (pg_upmap, pg_upmap_items) = decode_upmaps(&mut c, cv, lay)?;
+    Ok(OsdMap {
+        fsid,
+        epoch,
+        pools,
+        pool_names,
+        flags,
+        max_osd,
+        osd_state: osd.state,
+        osd_weight: osd.weight,
+        recovery_weight: osd.recovery_weight,
+        pg_temp: temps.pg_temp,
+        primary_temp: temps.primary_temp,
+        primary_affinity: temps.primary_affinity,
+        crush,
+        pg_upmap,
+        pg_upmap_items,
+        encoding,
+        layout: None,
+    })
+}
+
+/// The per-OSD arrays of the client section.
+struct OsdArrays {
+    state: Vec<u32>,
+    weight: Vec<u32>,
+    recovery_weight: Option<Vec<u32>>,
+}
+
+/// osd_state (bytes before client v5, u32s since), osd_weight, and in the fork's maps the
+/// recovery_weight array, which must hold exactly `max_osd` entries.
+fn decode_osd_arrays(c: &mut Reader<'_>, cv: u8, fork: bool, max_osd: i32, lay: &mut Layout) -> Result<OsdArrays> {
     let s = c.offset();
-    let osd_state = if cv >= 5 {
+    let state = if cv >= 5 {
         c.vec_u32("osd_state")?
     } else {
         let n = c.count("osd_state", 1)?;
@@ -429,7 +483,7 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
     };
     lay.osd_state = (s, c.offset());
     let s = c.offset();
-    let osd_weight = c.vec_u32("osd_weight")?;
+    let weight = c.vec_u32("osd_weight")?;
     lay.osd_weight = (s, c.offset());
     let s = c.offset();
     let recovery_weight = if fork {
@@ -446,19 +500,37 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
         None
     };
     lay.recovery_weight = (s, c.offset());
+    Ok(OsdArrays { state, weight, recovery_weight })
+}
+
+/// The OSDs' client addresses (entity_addrvec_t since client v8), which placement ignores.
+fn skip_client_addrs(c: &mut Reader<'_>, cv: u8) -> Result<()> {
     let n = c.count("osd client addresses", 1)?;
     for _ in 0..n {
         if cv >= 8 {
-            skip_addrvec(&mut c)?
+            skip_addrvec(c)?
         } else {
-            skip_addr(&mut c)?
+            skip_addr(c)?
         }
     }
+    Ok(())
+}
+
+/// The temporary overrides of the client section.
+struct Temps {
+    pg_temp: BTreeMap<PgId, Vec<i32>>,
+    primary_temp: BTreeMap<PgId, i32>,
+    primary_affinity: Option<Vec<u32>>,
+}
+
+/// pg_temp, primary_temp and (since client v2) primary affinity; an empty affinity array
+/// means every OSD has the default.
+fn decode_temps(c: &mut Reader<'_>, cv: u8, lay: &mut Layout) -> Result<Temps> {
     let s = c.offset();
-    let pg_temp = decode_pg_vec_map(&mut c, "pg_temp", false)?;
+    let pg_temp = decode_pg_vec_map(c, "pg_temp", false)?;
     lay.pg_temp = (s, c.offset());
     let s = c.offset();
-    let primary_temp = decode_pg_i32_map(&mut c, "primary_temp")?;
+    let primary_temp = decode_pg_i32_map(c, "primary_temp")?;
     lay.primary_temp = (s, c.offset());
     let s = c.offset();
     let primary_affinity = if cv >= 2 {
@@ -472,51 +544,37 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
         None
     };
     lay.primary_affinity = (s, c.offset());
-    let crush = decode_crush_blob(&mut c)?;
-    let (mut pg_upmap, mut pg_upmap_items) = (BTreeMap::new(), BTreeMap::new());
-    if cv >= 3 {
-        // erasure_code_profiles: map<string, map<string,string>>
-        let n = c.count("erasure_code_profiles", 8)?;
-        for _ in 0..n {
-            c.string("erasure code profile name")?;
-            let m = c.count("erasure code profile", 8)?;
-            for _ in 0..m {
-                c.string("erasure code profile key")?;
-                c.string("erasure code profile value")?;
-            }
+    Ok(Temps { pg_temp, primary_temp, primary_affinity })
+}
+
+/// erasure_code_profiles: map<string, map<string,string>>, which placement ignores.
+fn skip_erasure_code_profiles(c: &mut Reader<'_>) -> Result<()> {
+    let n = c.count("erasure_code_profiles", 8)?;
+    for _ in 0..n {
+        c.string("erasure code profile name")?;
+        let m = c.count("erasure code profile", 8)?;
+        for _ in 0..m {
+            c.string("erasure code profile key")?;
+            c.string("erasure code profile value")?;
         }
     }
+    Ok(())
+}
+
+type Upmaps = (BTreeMap<PgId, Vec<i32>>, BTreeMap<PgId, Vec<(i32, i32)>>);
+
+/// pg_upmap and pg_upmap_items (client v4 and newer; empty ranges before).
+fn decode_upmaps(c: &mut Reader<'_>, cv: u8, lay: &mut Layout) -> Result<Upmaps> {
     let s = c.offset();
     lay.pg_upmap = (s, s);
     lay.pg_upmap_items = (s, s);
-    if cv >= 4 {
-        pg_upmap = decode_pg_vec_map(&mut c, "pg_upmap", false)?;
-        lay.pg_upmap = (s, c.offset());
-        let s = c.offset();
-        pg_upmap_items = decode_pg_pairs_map(&mut c, "pg_upmap_items")?;
-        lay.pg_upmap_items = (s, c.offset());
+    if cv < 4 {
+        return Ok((BTreeMap::new(), BTreeMap::new()));
     }
-    Ok(OsdMap {
-        fsid,
-        epoch,
-        pools,
-        pool_names,
-        flags,
-        max_osd,
-        osd_state,
-        osd_weight,
-        recovery_weight,
-        pg_temp,
-        primary_temp,
-        primary_affinity,
-        crush,
-        pg_upmap,
-        pg_upmap_items,
-        encoding: Encoding::Wrapped {
-            wrapper_version: wrapper.version,
-            wrapper_compat: wrapper.compat,
-            client_version: cv,
-        },
-        layout: Some(lay),
-    })
+    let pg_upmap = decode_pg_vec_map(c, "pg_upmap", false)?;
+    lay.pg_upmap = (s, c.offset());
+    let s = c.offset();
+    let pg_upmap_items = decode_pg_pairs_map(c, "pg_upmap_items")?;
+    lay.pg_upmap_items = (s, c.offset());
+    Ok((pg_upmap, pg_upmap_items))
 }

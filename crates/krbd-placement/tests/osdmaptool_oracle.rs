@@ -218,6 +218,32 @@ fn crush_text(alg: &str) -> String {
 /// Builds a 12-OSD map with the given CRUSH text, then edits it with our encoder into a map
 /// that exercises every pipeline stage, and checks osdmaptool agrees.
 fn edited_map(dir: &Path, label: &str, crush: &str, default_weight_set: bool) -> usize {
+    compile_crush(dir, crush, default_weight_set);
+    let base = format!("{label}.base");
+    run(
+        "osdmaptool",
+        &["--createsimple", "12", "--pg-bits", "3", "--with-default-pool", "--clobber", &base, "--mark-up-in"],
+        dir,
+    );
+    run("osdmaptool", &[&base, "--import-crush", "c.bin"], dir);
+    let data = std::fs::read(dir.join(&base)).unwrap();
+    let mut map = OsdMap::decode(&data).unwrap();
+    add_pools(&mut map);
+    add_overrides(&mut map);
+    add_upmap_items(&mut map);
+
+    let edited = map.encode_wrapped(&data, Flavor::Stock).unwrap();
+    let path = dir.join(format!("{label}.osdmap"));
+    std::fs::write(&path, &edited).unwrap();
+    // osdmaptool verifies the CRC: a successful run also proves the encoder right.
+    let n = assert_same(label, &path);
+    let back = OsdMap::decode(&edited).unwrap();
+    assert_stages_in_play(label, &back, crush, default_weight_set);
+    n
+}
+
+/// Compiles the CRUSH text to c.bin, optionally moving its weight set to the default key.
+fn compile_crush(dir: &Path, crush: &str, default_weight_set: bool) {
     std::fs::write(dir.join("c.txt"), crush).unwrap();
     run("crushtool", &["-c", "c.txt", "-o", "c.bin"], dir);
     if default_weight_set {
@@ -232,19 +258,12 @@ fn edited_map(dir: &Path, label: &str, crush: &str, default_weight_set: bool) ->
         bin[at..at + 8].copy_from_slice(&(-1i64).to_le_bytes());
         std::fs::write(dir.join("c.bin"), bin).unwrap();
     }
-    let base = format!("{label}.base");
-    run(
-        "osdmaptool",
-        &["--createsimple", "12", "--pg-bits", "3", "--with-default-pool", "--clobber", &base, "--mark-up-in"],
-        dir,
-    );
-    run("osdmaptool", &[&base, "--import-crush", "c.bin"], dir);
-    let data = std::fs::read(dir.join(&base)).unwrap();
-    let mut map = OsdMap::decode(&data).unwrap();
+}
 
-    // Pools: a replicated pool with a pg_num that is not a power of two, an EC pool (k+m=5)
-    // with chooseleaf indep, a replicated pool on the OSD-level rule, an EC pool on a
-    // two-step indep rule.
+/// Pools: a replicated pool with a pg_num that is not a power of two, an EC pool (k+m=5)
+/// with chooseleaf indep, a replicated pool on the OSD-level rule, an EC pool on a
+/// two-step indep rule.
+fn add_pools(map: &mut OsdMap) {
     let template = map.pools.values().next().unwrap().clone();
     let mut p1 = template.clone();
     p1.pg_num = 24;
@@ -271,20 +290,25 @@ fn edited_map(dir: &Path, label: &str, crush: &str, default_weight_set: bool) ->
     ec2.pg_num = 16;
     ec2.pgp_num = 16;
     map.pools.insert(4, ec2);
+}
 
-    // Reweights, an out OSD, a down OSD, a nonexistent OSD.
+fn pg(pool: i64, seed: u32) -> PgId {
+    PgId { pool, seed }
+}
+
+/// Reweights, an out OSD, a down OSD, a nonexistent OSD, primary affinities 0 and 0.5,
+/// pg_temps, primary_temps and pg_upmaps.
+fn add_overrides(map: &mut OsdMap) {
     map.osd_weight[2] = 0x8000;
     map.osd_weight[7] = 0;
     map.osd_weight[9] = 0x3000;
     map.osd_state[4] = OSD_EXISTS;
     map.osd_state[11] = 0;
-    // Primary affinity 0 and 0.5.
     let mut pa = vec![0x10000u32; 12];
     pa[0] = 0;
     pa[1] = 0x8000;
     pa[6] = 0x4000;
     map.primary_affinity = Some(pa);
-    let pg = |pool, seed| PgId { pool, seed };
     map.pg_temp.insert(pg(1, 3), vec![5, 4, 1]);
     map.pg_temp.insert(pg(2, 1), vec![0, 1, 2, 3, 4]);
     map.pg_temp.insert(pg(3, 2), vec![4]);
@@ -293,8 +317,11 @@ fn edited_map(dir: &Path, label: &str, crush: &str, default_weight_set: bool) ->
     map.pg_upmap.insert(pg(1, 7), vec![1, 2, 3]);
     map.pg_upmap.insert(pg(1, 8), vec![7, 2, 3]);
     map.pg_upmap.insert(pg(2, 4), vec![0, 3, 6, 9, 10]);
-    // upmap-items built from the current raw mapping so that they apply (and some that
-    // must be refused: target out, target already present).
+}
+
+/// upmap-items built from the current raw mapping so that they apply (and some that must
+/// be refused: target out, target already present).
+fn add_upmap_items(map: &mut OsdMap) {
     let mut ws = krbd_placement::mapper::Workspace::new();
     for seed in [9u32, 10, 11, 12] {
         let p = map.pools[&1].clone();
@@ -314,15 +341,11 @@ fn edited_map(dir: &Path, label: &str, crush: &str, default_weight_set: bool) ->
         let spare = (0..12).find(|o| !raw.contains(o) && *o != 7 && *o != 11).unwrap();
         map.pg_upmap_items.insert(pg(2, 6), vec![(first, spare)]);
     }
+}
 
-    let edited = map.encode_wrapped(&data, Flavor::Stock).unwrap();
-    let path = dir.join(format!("{label}.osdmap"));
-    std::fs::write(&path, &edited).unwrap();
-    // osdmaptool verifies the CRC: a successful run also proves the encoder right.
-    let n = assert_same(label, &path);
-
-    // The stages this map is meant to exercise really are in play.
-    let back = OsdMap::decode(&edited).unwrap();
+/// The stages the edited map is meant to exercise really are in play.
+fn assert_stages_in_play(label: &str, back: &OsdMap, crush: &str, default_weight_set: bool) {
+    let mut ws = krbd_placement::mapper::Workspace::new();
     if crush.contains("choose_args") {
         let key = if default_weight_set { -1 } else { 1 };
         assert!(back.crush.choose_args.contains_key(&key), "{label}: weight set {key} missing");
@@ -337,7 +360,6 @@ fn edited_map(dir: &Path, label: &str, crush: &str, default_weight_set: bool) ->
         .filter(|&s| back.map_pg(&back.pools[&2], pg(2, s), &mut ws).up.contains(&krbd_placement::crush::ITEM_NONE))
         .count();
     assert!(holes > 0, "{label}: the EC pool keeps holes for the down and missing OSDs");
-    n
 }
 
 #[test]
