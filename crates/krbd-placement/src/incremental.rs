@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::crc::{verify_wrapper_crc, CrcCheck};
 use crate::crush::CrushMap;
 use crate::error::{DecodeError, Result};
 use crate::osdmap::{
@@ -150,7 +151,15 @@ fn blob<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<Reader<'a>> {
 }
 
 impl Incremental {
+    /// Decodes an OSDMap incremental (any supported version), refusing it, as Ceph does,
+    /// when its CRC does not match.
     pub fn decode(data: &[u8]) -> Result<Incremental> {
+        Self::decode_with(data, CrcCheck::Verify)
+    }
+
+    /// [`Incremental::decode`] with the CRC check chosen by the caller (incrementals before
+    /// wrapper version 8 carry none).
+    pub fn decode_with(data: &[u8], crc: CrcCheck) -> Result<Incremental> {
         let first = Reader::new(data).u8("incremental version")?;
         let mut r = Reader::new(data);
         if first < 7 {
@@ -165,6 +174,9 @@ impl Incremental {
                 compat: wrapper.compat,
                 supported: "compat 7 (stock) and 8 (fork)",
             });
+        }
+        if crc == CrcCheck::Verify {
+            verify_wrapper_crc(data, &wrapper, "incremental")?;
         }
         let fork = wrapper.compat == FORK_WRAPPER_COMPAT;
         let mut w = wrapper.body;

@@ -3,6 +3,7 @@
 //!
 //! Library code never prints; callers format [`placement::PgMapping`]s themselves.
 
+pub mod crc;
 pub mod crush;
 pub mod encode;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod placement;
 pub mod plan;
 pub mod reader;
 
+pub use crc::CrcCheck;
 pub use error::DecodeError;
 pub use osdmap::{OsdMap, PgId, Pool};
 pub use placement::PgMapping;

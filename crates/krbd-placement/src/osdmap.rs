@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::crc::{verify_wrapper_crc, CrcCheck};
 use crate::crush::CrushMap;
 use crate::error::{DecodeError, Result};
 use crate::hash::calc_mask;
@@ -125,15 +126,22 @@ impl OsdMap {
         self.recovery_weight.is_some()
     }
 
-    /// Decodes a full OSDMap as written by `ceph osd getmap` (any supported version).
+    /// Decodes a full OSDMap as written by `ceph osd getmap` (any supported version),
+    /// refusing it, as Ceph does, when its CRC does not match.
     pub fn decode(data: &[u8]) -> Result<OsdMap> {
+        Self::decode_with(data, CrcCheck::Verify)
+    }
+
+    /// [`OsdMap::decode`] with the CRC check chosen by the caller. Maps before wrapper
+    /// version 8 (Ceph 0.94) carry no CRC and are never checked.
+    pub fn decode_with(data: &[u8], crc: CrcCheck) -> Result<OsdMap> {
         let mut r = Reader::new(data);
         let first = r.u8("osdmap version")?;
         let mut r = Reader::new(data);
         if first < 7 {
             return decode_classic(&mut r);
         }
-        decode_wrapped(&mut r)
+        decode_wrapped(data, &mut r, crc)
     }
 }
 
@@ -388,7 +396,7 @@ fn decode_classic(r: &mut Reader<'_>) -> Result<OsdMap> {
 
 /// `OSDMap::decode` for wrapped maps: the wrapper, then its client section (everything a
 /// client needs for placement); the OSD-only section that follows is not read.
-fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
+fn decode_wrapped(data: &[u8], r: &mut Reader<'_>, crc: CrcCheck) -> Result<OsdMap> {
     let mut lay = Layout { wrapper_start: r.offset(), ..Default::default() };
     let wrapper = r.section("OSDMap wrapper")?;
     if wrapper.compat > FORK_WRAPPER_COMPAT {
@@ -399,6 +407,9 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
             compat: wrapper.compat,
             supported: "compat 7 (stock) and 8 (fork with recovery_weight)",
         });
+    }
+    if crc == CrcCheck::Verify {
+        verify_wrapper_crc(data, &wrapper, "OSDMap")?;
     }
     let fork = wrapper.compat == FORK_WRAPPER_COMPAT;
     lay.wrapper_body_start = wrapper.body.offset();
