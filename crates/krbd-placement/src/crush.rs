@@ -155,7 +155,8 @@ pub struct CrushMap {
     pub type_names: BTreeMap<i32, String>,
     pub item_names: BTreeMap<i32, String>,
     pub rule_names: BTreeMap<i32, String>,
-    /// Keyed by pool id (or `DEFAULT_CHOOSE_ARGS`); each vector is indexed like `buckets`.
+    /// Keyed by pool id (or `DEFAULT_CHOOSE_ARGS`); each vector is indexed like `buckets` and
+    /// ends after the last bucket it overrides (buckets past its end have no override).
     pub choose_args: BTreeMap<i64, Vec<ChooseArg>>,
     /// Every rule's ruleset equals its index: rules can then be looked up directly.
     pub have_uniform_rules: bool,
@@ -346,22 +347,43 @@ fn skip_device_classes(r: &mut Reader<'_>) -> Result<()> {
     Ok(())
 }
 
-/// choose_args: map<i64, map<bucket index, (weight_set, ids)>>, each set expanded to one
-/// entry per bucket slot.
+/// choose_args: map<i64, map<bucket index, (weight_set, ids)>>. Each set becomes a vector
+/// indexed like the buckets, as long as the highest bucket index it lists (missing entries
+/// mean "no override"). Ceph allocates a slot for every bucket in every set; here the slots
+/// of all sets together are also limited to the bucket count plus one per byte of the
+/// encoded sets, so that a few bytes naming many sets cannot demand a quadratic allocation.
+/// Real maps list every straw2 bucket in each set (12 bytes or more apiece) and stay far
+/// below the limit.
 fn decode_choose_args(r: &mut Reader<'_>, buckets: &[Option<Bucket>]) -> Result<BTreeMap<i64, Vec<ChooseArg>>> {
     let mut all = BTreeMap::new();
+    let offset = r.offset();
+    let section_bytes = r.remaining();
+    let slot_budget = buckets.len().saturating_add(section_bytes);
+    let mut slots = 0usize;
     let n = r.count("crush choose_args", 12)?;
     for _ in 0..n {
         let key = r.i64("choose_args index")?;
-        let mut args = vec![ChooseArg::default(); buckets.len()];
+        let mut args: Vec<ChooseArg> = Vec::new();
         let size = r.count("choose_args bucket count", 12)?;
         for _ in 0..size {
             let bi = r.u32("choose_args bucket index")? as usize;
-            if bi >= args.len() {
+            if bi >= buckets.len() {
                 return Err(r.invalid(
                     "choose_args bucket index",
-                    format!("bucket index {bi} but the map has {} buckets", args.len()),
+                    format!("bucket index {bi} but the map has {} buckets", buckets.len()),
                 ));
+            }
+            if bi >= args.len() {
+                slots += bi + 1 - args.len();
+                if slots > slot_budget {
+                    return Err(DecodeError::CountTooLarge {
+                        what: "crush choose_args bucket slots",
+                        offset,
+                        count: slots as u64,
+                        available: section_bytes,
+                    });
+                }
+                args.resize(bi + 1, ChooseArg::default());
             }
             let bucket_size = buckets[bi].as_ref().map(|b| b.items.len()).unwrap_or(0);
             args[bi] = decode_choose_arg(r, bucket_size)?;

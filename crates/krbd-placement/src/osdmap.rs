@@ -342,6 +342,20 @@ fn check_max_osd(r: &Reader<'_>, max_osd: i32) -> Result<()> {
     Ok(())
 }
 
+/// A per-OSD array must hold exactly `max_osd` entries, as Ceph's `set_max_osd` keeps them.
+/// This is also what lets `max_osd` size later allocations (recovery weights, affinities):
+/// each of its OSDs is paid for by bytes of the arrays.
+fn check_per_osd(what: &'static str, offset: usize, len: usize, max_osd: i32) -> Result<()> {
+    if len != max_osd as usize {
+        return Err(DecodeError::Invalid {
+            what,
+            offset,
+            detail: format!("{len} entries but max_osd is {max_osd}; Ceph keeps exactly max_osd"),
+        });
+    }
+    Ok(())
+}
+
 fn decode_classic(r: &mut Reader<'_>) -> Result<OsdMap> {
     let start = r.offset();
     let v = r.u16("classic osdmap version")?;
@@ -364,9 +378,13 @@ fn decode_classic(r: &mut Reader<'_>) -> Result<OsdMap> {
     let flags = r.u32("flags")?;
     let max_osd = r.i32("max_osd")?;
     check_max_osd(r, max_osd)?;
+    let s = r.offset();
     let n = r.count("osd_state", 1)?;
     let osd_state = r.bytes(n, "osd_state")?.iter().map(|&b| b as u32).collect();
+    check_per_osd("osd_state", s, n, max_osd)?;
+    let s = r.offset();
     let osd_weight = r.vec_u32("osd_weight")?;
+    check_per_osd("osd_weight", s, osd_weight.len(), max_osd)?;
     let n = r.count("osd client addresses", 1)?;
     for _ in 0..n {
         skip_addr(r)?;
@@ -448,7 +466,7 @@ fn decode_client_data(client: Section<'_>, fork: bool, encoding: Encoding, lay: 
     check_max_osd(&c, max_osd)?;
     let osd = decode_osd_arrays(&mut c, cv, fork, max_osd, lay)?;
     skip_client_addrs(&mut c, cv)?;
-    let temps = decode_temps(&mut c, cv, lay)?;
+    let temps = decode_temps(&mut c, cv, max_osd, lay)?;
     let crush = decode_crush_blob(&mut c)?;
     if cv >= 3 {
         skip_erasure_code_profiles(&mut c)?;
@@ -492,9 +510,11 @@ fn decode_osd_arrays(c: &mut Reader<'_>, cv: u8, fork: bool, max_osd: i32, lay: 
         let n = c.count("osd_state", 1)?;
         c.bytes(n, "osd_state")?.iter().map(|&b| b as u32).collect()
     };
+    check_per_osd("osd_state", s, state.len(), max_osd)?;
     lay.osd_state = (s, c.offset());
     let s = c.offset();
     let weight = c.vec_u32("osd_weight")?;
+    check_per_osd("osd_weight", s, weight.len(), max_osd)?;
     lay.osd_weight = (s, c.offset());
     let s = c.offset();
     let recovery_weight = if fork {
@@ -535,8 +555,8 @@ struct Temps {
 }
 
 /// pg_temp, primary_temp and (since client v2) primary affinity; an empty affinity array
-/// means every OSD has the default.
-fn decode_temps(c: &mut Reader<'_>, cv: u8, lay: &mut Layout) -> Result<Temps> {
+/// means every OSD has the default, any other holds one entry per OSD.
+fn decode_temps(c: &mut Reader<'_>, cv: u8, max_osd: i32, lay: &mut Layout) -> Result<Temps> {
     let s = c.offset();
     let pg_temp = decode_pg_vec_map(c, "pg_temp", false)?;
     lay.pg_temp = (s, c.offset());
@@ -549,6 +569,7 @@ fn decode_temps(c: &mut Reader<'_>, cv: u8, lay: &mut Layout) -> Result<Temps> {
         if v.is_empty() {
             None
         } else {
+            check_per_osd("primary_affinity", s, v.len(), max_osd)?;
             Some(v)
         }
     } else {
