@@ -15,6 +15,7 @@ pub mod osdmap;
 pub mod placement;
 pub mod plan;
 pub mod reader;
+pub mod stats;
 
 pub use crc::CrcCheck;
 pub use error::DecodeError;
