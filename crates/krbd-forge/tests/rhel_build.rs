@@ -12,8 +12,8 @@
 mod common;
 
 use common::*;
-use krbd_kmod::KernelModule;
 use krbd_fetch::deb::DebArchive;
+use krbd_kmod::KernelModule;
 use krbd_testsupport::http::StaticServer;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -46,9 +46,7 @@ pub fn fetch_code(e: &FetchError) -> i32 {
         | FetchError::BadSignature { .. }
         | FetchError::BadKeyFile { .. } => BAD_INPUT,
         FetchError::GpgMissing { .. } => ENVIRONMENT,
-        FetchError::ChecksumMismatch { .. }
-        | FetchError::AptFailed { .. }
-        | FetchError::DownloadFailed { .. } => FETCH,
+        FetchError::ChecksumMismatch { .. } | FetchError::AptFailed { .. } | FetchError::DownloadFailed { .. } => FETCH,
         FetchError::UnknownPackage { .. } | FetchError::NoAptLists => TARGET,
         FetchError::Io { source, .. } => io_code(source.kind()),
     }

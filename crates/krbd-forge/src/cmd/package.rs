@@ -1,7 +1,7 @@
 use super::exit;
 use super::terminal::Terminal;
 use krbd_ship::sign::{SigningKey, HASHES};
-use krbd_ship::{Compression, Format, ShipError, PackageOptions};
+use krbd_ship::{Compression, Format, PackageOptions, ShipError};
 use std::path::{Path, PathBuf};
 
 /// Package a built module set for the target host, from a build's out folder

@@ -1,22 +1,25 @@
 //! `krbd-forge placement`: the placement model on the command line.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use krbd_placement::incremental::Incremental;
 use krbd_placement::osdmap::OSD_IN;
-use krbd_placement::OsdMap;
+use krbd_placement::placement::MapEvent;
+use krbd_placement::stats::OsdStats;
+use krbd_placement::{CrcCheck, DecodeError, OsdMap, PgMapping};
 
-/// Exit codes of `placement` commands, the same numbers the other subcommands use.
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_INTERNAL: i32 = 1;
-/// A flag names something the map does not have (pool, OSD), or a bad value.
-pub const EXIT_USAGE: i32 = 2;
-/// The map or incremental is corrupt, truncated or not of a supported encoding.
-pub const EXIT_BAD_INPUT: i32 = 5;
-/// A file cannot be read or written.
-pub const EXIT_ENVIRONMENT: i32 = 9;
+use super::exit::{BAD_INPUT, ENVIRONMENT, INTERNAL, OK, USAGE};
 
-const PLACEMENT_EXIT_HELP: &str = "Exit codes: 0 success, 1 internal error, 2 usage error (bad flag, unknown pool or OSD), 5 the map is corrupt or of an unsupported encoding, 9 a file cannot be read or written.";
+/// `placement diff` only: the two maps place some PG differently (as diff(1) exits 1 when
+/// files differ).
+pub const MAPS_DIFFER: i32 = 1;
+
+/// `placement map` shows progress on stderr past this many PGs.
+const PROGRESS_THRESHOLD: u64 = 1 << 18;
+
+const PLACEMENT_EXIT_HELP: &str = "Exit codes: 0 success (diff: the maps place every PG alike), 1 diff: the maps differ, or an internal error, 2 usage error (bad flag, unknown pool or OSD, an incremental that does not follow the map), 5 the map is corrupt (bad CRC, with its offsets), an incremental where a full map is needed, or of an unsupported encoding, 9 a file cannot be read or written.";
 
 #[derive(Debug, Args)]
 #[command(after_help = PLACEMENT_EXIT_HELP)]
@@ -31,17 +34,35 @@ pub enum PlacementCommand {
     /// `osdmaptool MAP --test-map-pgs-dump-all` does, so the two can be diffed.
     #[command(after_help = PLACEMENT_EXIT_HELP)]
     Map(MapArgs),
-    /// Show what ramping one OSD's recovery weight does, step by step: PGs that gain or lose
-    /// the OSD, PGs left undersized, and warnings for the rule's quirks.
+    /// Show what ramping one OSD's recovery weight does, step by step: how many PGs move,
+    /// whose up set shrinks, which are left undersized, and warnings for the rule's quirks.
     #[command(after_help = PLACEMENT_EXIT_HELP)]
     Plan(PlanArgs),
-    /// List the PGs whose up or acting set differs between two maps.
+    /// List the PGs whose up or acting set differs between two maps; exits 1 when any does.
     #[command(after_help = PLACEMENT_EXIT_HELP)]
     Diff(DiffArgs),
     /// Write a fork-format map (wrapper compat 8 with recovery_weight) from a stock or fork
     /// map plus recovery weights, for the kernel selftest or a test cluster.
     #[command(after_help = PLACEMENT_EXIT_HELP)]
     EncodeFork(EncodeForkArgs),
+}
+
+/// How maps are read.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Read maps whose CRC does not match (Ceph refuses them: the bytes are damaged).
+    #[arg(long)]
+    pub no_crc_check: bool,
+}
+
+impl ReadArgs {
+    fn crc(&self) -> CrcCheck {
+        if self.no_crc_check {
+            CrcCheck::Skip
+        } else {
+            CrcCheck::Verify
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +75,8 @@ pub struct EncodeForkArgs {
     /// Where to write the fork map (written whole to a temporary file, then renamed).
     #[arg(short, long)]
     pub output: PathBuf,
+    #[command(flatten)]
+    pub read: ReadArgs,
 }
 
 #[derive(Debug, Args)]
@@ -63,7 +86,8 @@ pub struct PlanArgs {
     /// The OSD to ramp (a number or osd.N).
     #[arg(long, value_parser = parse_osd)]
     pub osd: i32,
-    /// Starting weight (0..=1 or 0xNNNN); default: the map's current recovery weight.
+    /// Starting weight (0..=1 or 0xNNNN); default: the OSD's recovery weight in the map
+    /// (1.0 in a stock map).
     #[arg(long, value_parser = parse_weight)]
     pub from: Option<u32>,
     /// Final weight (0..=1 or 0xNNNN).
@@ -72,9 +96,14 @@ pub struct PlanArgs {
     /// Number of steps between --from and --to.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub steps: u32,
+    /// Also list every PG that gains, loses, shrinks or is undersized at each step.
+    #[arg(long, short)]
+    pub verbose: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +113,8 @@ pub struct DiffArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
 }
 
 fn parse_osd(s: &str) -> Result<i32, String> {
@@ -103,6 +134,9 @@ fn parse_weight(s: &str) -> Result<u32, String> {
 pub struct MapArgs {
     /// A binary OSDMap (`ceph osd getmap -o FILE`), stock or fork format.
     pub map: PathBuf,
+    /// Apply these incrementals (of the following epochs, in order) to the map first.
+    #[arg(long = "apply", value_name = "INCREMENTAL")]
+    pub apply: Vec<PathBuf>,
     /// Override an OSD's recovery weight, as `osd.N=W` with W in 0..=1 (e.g. 0.25) or a raw
     /// 16.16 value in hex (0x4000). Turns a stock map into a fork map for the computation.
     #[arg(long = "recovery-weight", value_name = "osd.N=W", value_parser = parse_recovery_weight)]
@@ -110,9 +144,15 @@ pub struct MapArgs {
     /// Only this pool id.
     #[arg(long)]
     pub pool: Option<i64>,
+    /// After the PGs, print osdmaptool's per-OSD table (count, first, primary, weights),
+    /// spread and set sizes: the whole output then equals osdmaptool's.
+    #[arg(long, conflicts_with = "json")]
+    pub osd_stats: bool,
     /// Machine-readable output: one JSON document with every pool and PG.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
 }
 
 /// A validated `osd.N=W` override.
@@ -155,73 +195,178 @@ pub fn run(args: PlacementArgs) -> i32 {
     }
 }
 
-fn load(path: &PathBuf) -> Result<OsdMap, i32> {
-    let data = match std::fs::read(path) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", path.display());
-            return Err(EXIT_ENVIRONMENT);
-        }
-    };
-    OsdMap::decode(&data).map_err(|e| {
-        eprintln!("error: {}: {e}", path.display());
-        EXIT_BAD_INPUT
+fn read(path: &Path) -> Result<Vec<u8>, i32> {
+    std::fs::read(path).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", path.display());
+        ENVIRONMENT
     })
 }
 
-fn run_map(a: MapArgs) -> i32 {
-    let mut map = match load(&a.map) {
-        Ok(m) => m,
-        Err(code) => return code,
-    };
-    for rw in &a.recovery_weight {
+/// Decodes a full map; says what to do instead when the file is an incremental, and how to
+/// read a map whose CRC fails.
+fn decode(path: &Path, data: &[u8], crc: CrcCheck) -> Result<OsdMap, i32> {
+    OsdMap::decode_with(data, crc).map_err(|e| {
+        match Incremental::decode_with(data, crc) {
+            Ok(inc) => eprintln!(
+                "error: {} is an OSDMap incremental (the changes of epoch {}), not a full map; apply it to the full map of epoch {} with `krbd-forge placement map FULL_MAP --apply {}`, or fetch the full map with `ceph osd getmap {} -o FILE`",
+                path.display(),
+                inc.epoch,
+                inc.epoch.saturating_sub(1),
+                path.display(),
+                inc.epoch
+            ),
+            Err(_) => {
+                eprintln!("error: {}: {e}", path.display());
+                if matches!(e, DecodeError::BadCrc { .. }) {
+                    eprintln!("hint: --no-crc-check reads it anyway, at your own risk");
+                }
+            }
+        }
+        BAD_INPUT
+    })
+}
+
+fn load(path: &Path, crc: CrcCheck) -> Result<OsdMap, i32> {
+    decode(path, &read(path)?, crc)
+}
+
+/// Applies incrementals in order; each must be of the epoch after the map's.
+fn apply_incrementals(map: &mut OsdMap, paths: &[PathBuf], crc: CrcCheck) -> Result<(), i32> {
+    for p in paths {
+        let data = read(p)?;
+        let inc = Incremental::decode_with(&data, crc).map_err(|e| {
+            eprintln!("error: {}: {e}", p.display());
+            BAD_INPUT
+        })?;
+        if inc.epoch != map.epoch.wrapping_add(1) {
+            eprintln!(
+                "error: {} is the incremental of epoch {}, but the map is at epoch {}: pass the incremental of epoch {}",
+                p.display(),
+                inc.epoch,
+                map.epoch,
+                map.epoch.wrapping_add(1)
+            );
+            return Err(USAGE);
+        }
+        inc.apply(map).map_err(|e| {
+            eprintln!("error: {}: the full map it carries: {e}", p.display());
+            BAD_INPUT
+        })?;
+    }
+    Ok(())
+}
+
+fn set_recovery_weights(map: &mut OsdMap, weights: &[RecoveryWeight]) -> Result<(), i32> {
+    for rw in weights {
         if rw.osd >= map.max_osd {
             eprintln!("error: osd.{} does not exist (max_osd is {})", rw.osd, map.max_osd);
-            return EXIT_USAGE;
+            return Err(USAGE);
         }
         map.set_recovery_weight(rw.osd, rw.weight);
     }
+    Ok(())
+}
+
+fn prepare_map(a: &MapArgs) -> Result<OsdMap, i32> {
+    let mut map = load(&a.map, a.read.crc())?;
+    apply_incrementals(&mut map, &a.apply, a.read.crc())?;
+    set_recovery_weights(&mut map, &a.recovery_weight)?;
     if let Some(p) = a.pool {
         if !map.pools.contains_key(&p) {
             eprintln!("error: pool {p} is not in the map (pools: {:?})", map.pools.keys().collect::<Vec<_>>());
-            return EXIT_USAGE;
+            return Err(USAGE);
         }
     }
-    let result = map.map_all(a.pool);
-    if a.json {
-        let pools: Vec<_> = result
-            .iter()
-            .map(|(id, pg_num, pgs)| serde_json::json!({"pool": id, "pg_num": pg_num, "pgs": pgs}))
-            .collect();
-        let doc = serde_json::json!({"epoch": map.epoch, "fork_format": map.is_fork_format(), "pools": pools});
-        println!("{doc}");
+    Ok(map)
+}
+
+fn run_map(a: MapArgs) -> i32 {
+    let map = match prepare_map(&a) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let total: u64 =
+        map.pools.iter().filter(|(id, _)| a.pool.is_none_or(|p| p == **id)).map(|(_, p)| p.pg_num as u64).sum();
+    let terminal = super::terminal::Terminal::new(total < PROGRESS_THRESHOLD);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut stats = a.osd_stats.then(|| OsdStats::new(&map));
+    let written = if a.json {
+        write_map_json(&map, a.pool, threads, &terminal, &mut out)
     } else {
-        use std::io::Write;
-        let stdout = std::io::stdout();
-        let mut out = std::io::BufWriter::new(stdout.lock());
-        let mut line = String::with_capacity(128);
-        for (id, pg_num, pgs) in &result {
-            let _ = writeln!(out, "pool {id} pg_num {pg_num}");
+        map.map_streaming(a.pool, threads, &terminal, |event| write_map_lines(&mut out, event, stats.as_mut()))
+            .and_then(|()| stats.map_or(Ok(()), |s| out.write_all(s.osdmaptool_table(&map).as_bytes())))
+    };
+    finish_output(written.and_then(|()| out.flush()))
+}
+
+/// Success, or quiet success when the reader went away (`| head`), or an environment error.
+fn finish_output(written: std::io::Result<()>) -> i32 {
+    match written {
+        Ok(()) => OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => OK,
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            ENVIRONMENT
+        }
+    }
+}
+
+fn write_map_lines(out: &mut impl Write, event: MapEvent<'_>, stats: Option<&mut OsdStats>) -> std::io::Result<()> {
+    match event {
+        MapEvent::Pool { id, pg_num } => writeln!(out, "pool {id} pg_num {pg_num}"),
+        MapEvent::Pgs(pgs) => {
+            let mut line = String::with_capacity(128);
             for m in pgs {
                 line.clear();
                 m.write_osdmaptool_line(&mut line);
                 line.push('\n');
-                let _ = out.write_all(line.as_bytes());
+                out.write_all(line.as_bytes())?;
             }
+            if let Some(stats) = stats {
+                pgs.iter().for_each(|m| stats.add(m));
+            }
+            Ok(())
         }
-        let _ = out.flush();
     }
-    EXIT_OK
+}
+
+/// `{"epoch":…,"fork_format":…,"pools":[{"pool":…,"pg_num":…,"pgs":[…]},…]}`, written as
+/// the PGs are mapped.
+fn write_map_json(
+    map: &OsdMap,
+    pool: Option<i64>,
+    threads: usize,
+    listener: &dyn krbd_progress::Listener,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    write!(out, "{{\"epoch\":{},\"fork_format\":{},\"pools\":[", map.epoch, map.is_fork_format())?;
+    let (mut first_pool, mut first_pg) = (true, true);
+    map.map_streaming(pool, threads, listener, |event| match event {
+        MapEvent::Pool { id, pg_num } => {
+            let sep = if first_pool { "" } else { "]}," };
+            first_pool = false;
+            first_pg = true;
+            write!(out, "{sep}{{\"pool\":{id},\"pg_num\":{pg_num},\"pgs\":[")
+        }
+        MapEvent::Pgs(pgs) => pgs.iter().try_for_each(|m| {
+            if !std::mem::take(&mut first_pg) {
+                out.write_all(b",")?;
+            }
+            serde_json::to_writer(&mut *out, m).map_err(std::io::Error::other)
+        }),
+    })?;
+    writeln!(out, "{}]}}", if first_pool { "" } else { "]}" })
 }
 
 fn run_plan(a: PlanArgs) -> i32 {
-    let map = match load(&a.map) {
+    let map = match load(&a.map, a.read.crc()) {
         Ok(m) => m,
         Err(code) => return code,
     };
     if a.osd >= map.max_osd {
         eprintln!("error: osd.{} does not exist (max_osd is {})", a.osd, map.max_osd);
-        return EXIT_USAGE;
+        return USAGE;
     }
     let current = map.recovery_weight.as_ref().and_then(|rw| rw.get(a.osd as usize).copied()).unwrap_or(OSD_IN);
     let from = a.from.unwrap_or(current);
@@ -230,110 +375,128 @@ fn run_plan(a: PlanArgs) -> i32 {
     start.set_recovery_weight(a.osd, from);
     let plan = krbd_placement::plan::plan_ramp(&start, a.osd, &weights);
     if a.json {
-        match serde_json::to_string(&plan) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_INTERNAL;
-            }
-        }
-        return EXIT_OK;
+        return print_json(&plan, OK);
     }
-    println!("osd.{}: recovery weight {:#x} -> {:#x} in {} steps", a.osd, from, a.to, a.steps);
+    print_plan(&plan, a.to, a.verbose);
+    OK
+}
+
+fn print_json(value: &impl serde::Serialize, code: i32) -> i32 {
+    match serde_json::to_string(value) {
+        Ok(s) => {
+            println!("{s}");
+            code
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            INTERNAL
+        }
+    }
+}
+
+fn fraction(w: u32) -> f64 {
+    w as f64 / OSD_IN as f64
+}
+
+/// The starting state, then one summary line per step; with `verbose` the PGs behind each
+/// number.
+fn print_plan(plan: &krbd_placement::plan::Plan, to: u32, verbose: bool) {
+    let st = &plan.start;
+    println!("osd.{}: recovery weight {:#x} -> {:#x} in {} steps", plan.osd, st.weight, to, plan.steps.len());
     for w in &plan.warnings {
         println!("warning: {w}");
     }
-    for (i, st) in plan.steps.iter().enumerate() {
+    println!(
+        "start  weight {:#07x} ({:.4}): holds {} PGs, {} undersized",
+        st.weight,
+        fraction(st.weight),
+        st.holding,
+        st.undersized.len()
+    );
+    if verbose {
+        print_pgs("undersized", &st.undersized);
+    }
+    for (i, step) in plan.steps.iter().enumerate() {
         println!(
-            "step {} weight {:#07x} ({:.4}): holds {} PGs, +{} -{}, {} undersized",
+            "step {} weight {:#07x} ({:.4}): holds {} PGs, {} PGs move (+{} -{}), {} up sets shrink, {} undersized",
             i + 1,
-            st.weight,
-            st.weight as f64 / OSD_IN as f64,
-            st.holding,
-            st.gained.len(),
-            st.lost.len(),
-            st.undersized.len()
+            step.weight,
+            fraction(step.weight),
+            step.holding,
+            step.gained.len() + step.lost.len(),
+            step.gained.len(),
+            step.lost.len(),
+            step.shrunk.len(),
+            step.undersized.len()
         );
-        if !st.gained.is_empty() {
-            println!("  gains: {}", st.gained.join(" "));
-        }
-        if !st.lost.is_empty() {
-            println!("  loses: {}", st.lost.join(" "));
-        }
-        if !st.undersized.is_empty() {
-            println!("  undersized: {}", st.undersized.join(" "));
+        if verbose {
+            print_pgs("gains", &step.gained);
+            print_pgs("loses", &step.lost);
+            print_pgs("shrinks", &step.shrunk);
+            print_pgs("undersized", &step.undersized);
         }
     }
-    EXIT_OK
+}
+
+fn print_pgs(label: &str, pgs: &[String]) {
+    if !pgs.is_empty() {
+        println!("  {label}: {}", pgs.join(" "));
+    }
 }
 
 fn run_diff(a: DiffArgs) -> i32 {
-    let (ma, mb) = match (load(&a.map_a), load(&a.map_b)) {
+    let (ma, mb) = match (load(&a.map_a, a.read.crc()), load(&a.map_b, a.read.crc())) {
         (Ok(x), Ok(y)) => (x, y),
         (Err(c), _) | (_, Err(c)) => return c,
     };
     let d = krbd_placement::plan::diff_maps(&ma, &mb);
+    let differ = !d.changed.is_empty() || !d.pools_only_in_a.is_empty() || !d.pools_only_in_b.is_empty();
+    let code = if differ { MAPS_DIFFER } else { OK };
     if a.json {
-        match serde_json::to_string(&d) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_INTERNAL;
-            }
-        }
-        return EXIT_OK;
+        return print_json(&d, code);
     }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = write_diff(&mut out, &d, &a).and_then(|()| out.flush());
+    match finish_output(written) {
+        OK => code,
+        failed => failed,
+    }
+}
+
+/// Each changed PG as two `map` lines, `-` from the first map and `+` from the second,
+/// then the pools only one map has and a count.
+fn write_diff(out: &mut impl Write, d: &krbd_placement::plan::MapDiff, a: &DiffArgs) -> std::io::Result<()> {
+    let line = |m: &PgMapping| m.osdmaptool_line();
     for c in &d.changed {
-        println!(
-            "{} up {:?} p{} -> {:?} p{}  acting {:?} p{} -> {:?} p{}",
-            c.before.pg,
-            c.before.up,
-            c.before.up_primary,
-            c.after.up,
-            c.after.up_primary,
-            c.before.acting,
-            c.before.acting_primary,
-            c.after.acting,
-            c.after.acting_primary
-        );
+        writeln!(out, "-{}", line(&c.before))?;
+        writeln!(out, "+{}", line(&c.after))?;
     }
     for p in &d.pools_only_in_a {
-        println!("pool {p} only in {}", a.map_a.display());
+        writeln!(out, "pool {p} only in {}", a.map_a.display())?;
     }
     for p in &d.pools_only_in_b {
-        println!("pool {p} only in {}", a.map_b.display());
+        writeln!(out, "pool {p} only in {}", a.map_b.display())?;
     }
-    println!("{} of {} PGs changed", d.changed.len(), d.compared);
-    EXIT_OK
+    writeln!(out, "{} of {} PGs changed", d.changed.len(), d.compared)
 }
 
 fn run_encode_fork(a: EncodeForkArgs) -> i32 {
-    let data = match std::fs::read(&a.map) {
+    let data = match read(&a.map) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", a.map.display());
-            return EXIT_ENVIRONMENT;
-        }
+        Err(code) => return code,
     };
-    let mut map = match OsdMap::decode(&data) {
+    let mut map = match decode(&a.map, &data, a.read.crc()) {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: {}: {e}", a.map.display());
-            return EXIT_BAD_INPUT;
-        }
+        Err(code) => return code,
     };
-    for rw in &a.recovery_weight {
-        if rw.osd >= map.max_osd {
-            eprintln!("error: osd.{} does not exist (max_osd is {})", rw.osd, map.max_osd);
-            return EXIT_USAGE;
-        }
-        map.set_recovery_weight(rw.osd, rw.weight);
+    if let Err(code) = set_recovery_weights(&mut map, &a.recovery_weight) {
+        return code;
     }
     let out = match map.encode_wrapped(&data, krbd_placement::encode::Flavor::Fork) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
-            return EXIT_BAD_INPUT;
+            return BAD_INPUT;
         }
     };
     // Nothing half-written: write beside the target, then rename over it.
@@ -341,7 +504,7 @@ fn run_encode_fork(a: EncodeForkArgs) -> i32 {
     if let Err(e) = std::fs::write(&tmp, &out).and_then(|_| std::fs::rename(&tmp, &a.output)) {
         let _ = std::fs::remove_file(&tmp);
         eprintln!("error: cannot write {}: {e}", a.output.display());
-        return EXIT_ENVIRONMENT;
+        return ENVIRONMENT;
     }
-    EXIT_OK
+    OK
 }

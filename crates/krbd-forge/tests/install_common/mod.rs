@@ -4,8 +4,8 @@
 
 #![allow(dead_code)]
 
-use krbd_install::{ShippedSet, TargetHost};
 use krbd_fetch::deb::DebArchive;
+use krbd_install::{ShippedSet, TargetHost};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
