@@ -240,3 +240,49 @@ fn plan_summarizes_each_step_and_lists_pgs_when_verbose() {
         forge().args(["placement", "plan", "--osd", "2", "--steps", "2", "--verbose"]).arg(&fork).output().unwrap();
     assert!(String::from_utf8(verbose.stdout).unwrap().contains("  gains: "));
 }
+
+/// The child's peak resident memory in KiB (`VmHWM`), on Linux.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn map_streams_a_huge_pool_in_bounded_memory() {
+    use std::io::BufRead;
+    // The corpus map with one pool at 13.6 million PGs (what one flipped bit once made of
+    // a pg_num): the first lines must come at once, in memory that does not grow with it.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = std::fs::read(corpus_map()).unwrap();
+    let mut map = krbd_placement::OsdMap::decode(&data).unwrap();
+    let pool = map.pools.get_mut(&2).unwrap();
+    pool.pg_num = 13_600_000;
+    pool.pgp_num = 13_600_000;
+    let big = tmp.path().join("big.osdmap");
+    std::fs::write(&big, map.encode_wrapped(&data, krbd_placement::encode::Flavor::Stock).unwrap()).unwrap();
+    let mut child = forge()
+        .args(["placement", "map", "--pool", "2"])
+        .arg(&big)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "pool 2 pg_num 13600000");
+    let mut n = 0;
+    for line in lines.by_ref().take(50_000) {
+        assert!(line.unwrap().starts_with("2."));
+        n += 1;
+    }
+    let elapsed = started.elapsed();
+    let rss = peak_rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(n, 50_000);
+    assert!(elapsed < std::time::Duration::from_secs(30), "the first 50,000 lines took {elapsed:?}");
+    if let Some(kib) = rss {
+        assert!(kib < 256 * 1024, "peak RSS {kib} KiB while streaming");
+    }
+}
