@@ -256,8 +256,39 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
     let cluster = Cluster::start(&spec, &Silent).unwrap_or_else(|e| panic!("cluster did not start: {e}"));
     let maps_dir = tmp.path().join("maps");
     std::fs::create_dir(&maps_dir).unwrap();
-    let mut s = Shaper { cluster: &cluster, dir: maps_dir.clone(), taken: Vec::new() };
+    let mut s = Shaper { cluster: &cluster, dir: maps_dir, taken: Vec::new() };
 
+    let pools = shape_pools(&mut s);
+    shape_upmaps_and_temps(&mut s, &pools);
+    shape_down_osd_and_buckets(&mut s);
+    let last_epoch = s.current().epoch;
+    assert_every_taken_map_matches(&s.taken);
+
+    // Incrementals: only in the monitor's store, readable once the monitor is stopped.
+    let inc_dir = tmp.path().join("incrementals");
+    std::fs::create_dir(&inc_dir).unwrap();
+    let mon = cluster.mon_data_dir();
+    let first_epoch = s.taken[0].epoch;
+    cluster.shutdown();
+    let applied = assert_incrementals_match(&mon, &inc_dir, first_epoch, last_epoch);
+    assert!(applied as u32 >= s.taken.len() as u32 - 1);
+
+    if std::env::var_os("KRBD_UPDATE_CLUSTER_FIXTURES").is_some() {
+        save_fixtures(&s.taken, &inc_dir);
+    }
+    eprintln!("live cluster test took {:?}", started.elapsed());
+}
+
+/// The ids of the pools the shaping creates.
+struct Pools {
+    rbd: i64,
+    byhost: i64,
+    ec: i64,
+}
+
+/// Host rules on straw2, a replicated pool on them with pg_num 12, an EC pool with pg_num
+/// 6, reweights and primary affinity.
+fn shape_pools(s: &mut Shaper) -> Pools {
     // The mgr's balancer would add upmaps of its own at any time. It answers only once the
     // mgr has loaded its modules; the maps stay comparable either way, so don't fail on it.
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -277,7 +308,7 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
     s.ceph(&["osd", "erasure-code-profile", "set", "k2m1", "k=2", "m=1", "crush-failure-domain=osd"]);
     s.ceph(&["osd", "pool", "create", "ec", "6", "6", "erasure", "k2m1"]);
     let map = s.take("ec-pool-pg6");
-    let (rbd, byhost, ec) = (pool_id(&map, "rbd", &s), pool_id(&map, "byhost", &s), pool_id(&map, "ec", &s));
+    let (rbd, byhost, ec) = (pool_id(&map, "rbd", s), pool_id(&map, "byhost", s), pool_id(&map, "ec", s));
     assert!(map.pools[&ec].pool_type == krbd_placement::osdmap::POOL_TYPE_ERASURE);
     let profile = s.ceph(&["osd", "erasure-code-profile", "get", "k2m1"]);
     assert!(profile.contains("k=2") && profile.contains("m=1"), "{profile}");
@@ -289,7 +320,12 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
     s.ceph(&["osd", "primary-affinity", "osd.0", "0"]);
     s.ceph(&["osd", "primary-affinity", "osd.2", "0.5"]);
     s.take("primary-affinity");
+    Pools { rbd, byhost, ec }
+}
 
+/// upmap and upmap-items, then pg_temp and primary_temp.
+fn shape_upmaps_and_temps(s: &mut Shaper, pools: &Pools) {
+    let Pools { rbd, byhost, ec } = *pools;
     // upmap a replicated PG whole, and swap osd.0 for osd.1 (same host) in a host-rule PG
     // and in an EC PG, chosen from the current map so that the upmaps take effect.
     let map = s.current();
@@ -313,7 +349,7 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
     let (pg, up) = pg_with(&map, byhost, 3).expect("a byhost PG on osd.3");
     s.ceph(&["osd", "pg-temp", &pg, &up[2].to_string(), &up[0].to_string(), &up[1].to_string()]);
     let after = s.current().epoch;
-    let probe = maps_dir.join("probe.osdmap");
+    let probe = s.dir.join("probe.osdmap");
     let with_temps = (before + 1..=after).find(|e| {
         s.ceph(&["osd", "getmap", &e.to_string(), "-o", probe.to_str().unwrap()]);
         let m = OsdMap::decode(&std::fs::read(&probe).unwrap()).unwrap();
@@ -321,7 +357,10 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
     });
     let map = s.take_epoch("pg-temp", Some(with_temps.expect("an epoch with pg_temp and primary_temp")));
     assert!(!map.pg_temp.is_empty() && !map.primary_temp.is_empty());
+}
 
+/// A down OSD, straw buckets under every tunable profile, straw2 again, a compat weight set.
+fn shape_down_osd_and_buckets(s: &mut Shaper) {
     // A down OSD that stays down: noup keeps its daemon from booting again.
     s.ceph(&["osd", "set", "noup"]);
     s.ceph(&["osd", "set", "noout"]);
@@ -348,11 +387,12 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
     s.ceph(&["osd", "crush", "weight-set", "create-compat"]);
     s.ceph(&["osd", "crush", "weight-set", "reweight-compat", "osd.1", "0.2"]);
     s.take("weight-set");
-    let last_epoch = s.current().epoch;
+}
 
-    // Every map: the CLI's output equals osdmaptool's, as plain text.
+/// Every map: the CLI's output equals osdmaptool's, as plain text.
+fn assert_every_taken_map_matches(taken: &[Taken]) {
     let mut total = 0;
-    for t in &s.taken {
+    for t in taken {
         let n = assert_same_lines(
             &format!("{} (epoch {})", t.step, t.epoch),
             &osdmaptool_lines(&t.path),
@@ -361,12 +401,13 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
         assert!(n > 0);
         total += n;
     }
-    println!("live cluster: {} maps, {total} PGs, 100% equal to osdmaptool (placement map)", s.taken.len());
+    println!("live cluster: {} maps, {total} PGs, 100% equal to osdmaptool (placement map)", taken.len());
+}
 
-    // Incrementals: only in the monitor's store, readable once the monitor is stopped.
-    let mon = cluster.mon_data_dir();
-    let first_epoch = s.taken[0].epoch;
-    cluster.shutdown();
+/// Reads every incremental after `first_epoch` from the stopped monitor's store (and the
+/// full maps beside them, into `inc_dir`), applies each to the map built so far and
+/// compares its mapping with osdmaptool's of the full map; returns how many were applied.
+fn assert_incrementals_match(mon: &Path, inc_dir: &Path, first_epoch: u32, last_epoch: u32) -> usize {
     let store = mon.join("store.db");
     let kv = |key: &str, out: &Path| {
         run_tool(
@@ -376,8 +417,6 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
         );
         std::fs::read(out).unwrap()
     };
-    let inc_dir = tmp.path().join("incrementals");
-    std::fs::create_dir(&inc_dir).unwrap();
     let full_first = kv(&format!("full_{first_epoch}"), &inc_dir.join(format!("full_{first_epoch}")));
     let mut map = OsdMap::decode(&full_first).unwrap();
     let mut incs = BTreeMap::new();
@@ -403,12 +442,7 @@ fn live_cluster_maps_and_incrementals_match_osdmaptool() {
         incs.len(),
         first_epoch + 1
     );
-    assert!(incs.len() as u32 >= s.taken.len() as u32 - 1);
-
-    if std::env::var_os("KRBD_UPDATE_CLUSTER_FIXTURES").is_some() {
-        save_fixtures(&s.taken, &inc_dir);
-    }
-    eprintln!("live cluster test took {:?}", started.elapsed());
+    incs.len()
 }
 
 /// Copies a few small maps, and the incrementals leading to the last of them, next to the
