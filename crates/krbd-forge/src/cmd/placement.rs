@@ -37,7 +37,8 @@ pub enum PlacementCommand {
     /// whose up set shrinks, which are left undersized, and warnings for the rule's quirks.
     #[command(after_long_help = krbd_host::exit::table())]
     Plan(PlanArgs),
-    /// List the PGs whose up or acting set differs between two maps; exits 1 when any does.
+    /// List the PGs whose up or acting set differs between two maps; exits 1 when any does
+    /// or a pool is in one map only.
     #[command(after_long_help = help_with_table(DIFF_HELP))]
     Diff(DiffArgs),
     /// Write a fork-format map (wrapper compat 8 with recovery_weight) from a stock or fork
