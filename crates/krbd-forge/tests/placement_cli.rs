@@ -166,3 +166,194 @@ fn every_help_shows_the_one_exit_code_table() {
     let out = forge().args(["package", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(table));
 }
+
+fn corpus_file(rel: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/ceph-object-corpus").join(rel);
+    assert!(p.is_file(), "the shared ceph-object-corpus is missing {}", p.display());
+    p
+}
+
+#[test]
+fn a_bad_crc_is_refused_with_its_offsets_unless_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut data = std::fs::read(corpus_map()).unwrap();
+    // Any flipped bit inside the bytes the CRC covers (all of them) is refused; here one in
+    // the middle of the map.
+    let at = data.len() / 2;
+    data[at] ^= 0x10;
+    let bad = tmp.path().join("flipped");
+    std::fs::write(&bad, &data).unwrap();
+    let out = forge().args(["placement", "map"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let crc_at = data.len() - 4;
+    assert!(err.contains("CRC") && err.contains(&format!("byte {crc_at}")) && err.contains("bytes 0.."), "{err}");
+    assert!(err.contains("--no-crc-check"), "{err}");
+    assert!(out.stdout.is_empty());
+    // With --json: the one error shape, the CRC's region and values as fields.
+    let out = forge().args(["placement", "map", "--json"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["error"]["kind"], "bad-input", "{v}");
+    assert!(v["error"]["hint"].as_str().unwrap().contains("--no-crc-check"), "{v}");
+    assert_eq!(v["error"]["crc_start"], 0, "{v}");
+    assert!(v["error"]["crc_stored"] != v["error"]["crc_computed"], "{v}");
+    // The flag reads it anyway: it decodes, or fails on its own terms, never on the CRC.
+    let skipped = forge().args(["placement", "map", "--no-crc-check"]).arg(&bad).output().unwrap();
+    assert!(!String::from_utf8(skipped.stderr).unwrap().contains("CRC"));
+}
+
+#[test]
+fn an_incremental_is_named_and_can_be_applied() {
+    let inc = corpus_file("0.46-add-osd-uuid/OSDMap-Incremental/2");
+    let out = forge().args(["placement", "map"]).arg(&inc).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("is an OSDMap incremental") && err.contains("epoch 2") && err.contains("--apply"), "{err}");
+    assert!(!err.contains("corrupt"), "{err}");
+    let out = forge().args(["placement", "map", "--json"]).arg(&inc).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["error"]["kind"], "bad-input", "{v}");
+    assert_eq!(v["error"]["incremental_epoch"], 2, "{v}");
+    assert!(v["error"]["hint"].as_str().unwrap().contains("--apply"), "{v}");
+
+    let full1 = corpus_file("0.46-add-osd-uuid/OSDMap/1");
+    let applied = forge().args(["placement", "map"]).arg(&full1).arg("--apply").arg(&inc).output().unwrap();
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    let want = forge().args(["placement", "map"]).arg(corpus_file("0.46-add-osd-uuid/OSDMap/2")).output().unwrap();
+    assert_eq!(applied.stdout, want.stdout);
+    // An incremental that does not follow the map is a usage error.
+    let inc3 = corpus_file("0.46-add-osd-uuid/OSDMap-Incremental/3");
+    forge().args(["placement", "map"]).arg(&full1).arg("--apply").arg(&inc3).assert().code(2);
+    let out = forge().args(["placement", "map", "--json"]).arg(&full1).arg("--apply").arg(&inc3).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["error"]["kind"], "usage", "{v}");
+    assert_eq!((v["error"]["incremental_epoch"].as_u64(), v["error"]["map_epoch"].as_u64()), (Some(3), Some(1)), "{v}");
+}
+
+#[test]
+fn diff_exits_1_when_maps_differ_and_prints_map_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fork = tmp.path().join("fork.osdmap");
+    forge()
+        .args(["placement", "encode-fork", "--recovery-weight", "osd.2=0.5", "-o"])
+        .arg(&fork)
+        .arg(corpus_map())
+        .assert()
+        .success();
+    let same = forge().args(["placement", "diff"]).arg(corpus_map()).arg(corpus_map()).output().unwrap();
+    assert_eq!(same.status.code(), Some(0));
+    assert_eq!(String::from_utf8(same.stdout).unwrap(), "0 of 533 PGs changed\n");
+    let d = forge().args(["placement", "diff"]).arg(corpus_map()).arg(&fork).output().unwrap();
+    assert_eq!(d.status.code(), Some(1));
+    let text = String::from_utf8(d.stdout).unwrap();
+    let before: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix('-')).collect();
+    let after: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix('+')).collect();
+    assert!(!before.is_empty() && before.len() == after.len(), "{text}");
+    // Each side is a line of `placement map` for its map.
+    let map_a =
+        String::from_utf8(forge().args(["placement", "map"]).arg(corpus_map()).output().unwrap().stdout).unwrap();
+    let map_b = String::from_utf8(forge().args(["placement", "map"]).arg(&fork).output().unwrap().stdout).unwrap();
+    assert!(before.iter().all(|l| map_a.lines().any(|m| m == *l)), "{text}");
+    assert!(after.iter().all(|l| map_b.lines().any(|m| m == *l)), "{text}");
+    let json = forge().args(["placement", "diff", "--json"]).arg(corpus_map()).arg(&fork).output().unwrap();
+    assert_eq!(json.status.code(), Some(1));
+    // Differing maps are the diff's answer, not a failure: the normal diff JSON, no error.
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("the diff as JSON");
+    assert!(v.get("error").is_none(), "{v}");
+    assert_eq!(v["changed"].as_array().unwrap().len(), before.len(), "{v}");
+    assert!(json.stderr.is_empty(), "{}", String::from_utf8_lossy(&json.stderr));
+    let same = forge().args(["placement", "diff", "--json"]).arg(corpus_map()).arg(corpus_map()).output().unwrap();
+    assert_eq!(same.status.code(), Some(0));
+    // `placement diff --help` says what its 0 and 1 mean.
+    let help = String::from_utf8(forge().args(["placement", "diff", "--help"]).output().unwrap().stdout).unwrap();
+    assert!(help.contains("1 when they differ (as diff(1))"), "{help}");
+}
+
+#[test]
+fn osd_stats_complete_the_osdmaptool_output() {
+    for map in [corpus_map(), corpus_file("15.2.1-40-ga838bb1aae/OSDMap/f8a544ddae4dec51c58b57c59058bd13")] {
+        let ours = forge().args(["placement", "map", "--osd-stats"]).arg(&map).output().unwrap();
+        assert!(ours.status.success());
+        let theirs = Command::new("osdmaptool").arg(&map).arg("--test-map-pgs-dump-all").output().unwrap();
+        assert_eq!(
+            String::from_utf8(ours.stdout).unwrap(),
+            String::from_utf8(theirs.stdout).unwrap(),
+            "{}",
+            map.display()
+        );
+    }
+}
+
+#[test]
+fn plan_summarizes_each_step_and_lists_pgs_when_verbose() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fork = tmp.path().join("fork.osdmap");
+    forge()
+        .args(["placement", "encode-fork", "--recovery-weight", "osd.2=0", "-o"])
+        .arg(&fork)
+        .arg(corpus_map())
+        .assert()
+        .success();
+    let out = forge().args(["placement", "plan", "--osd", "2", "--steps", "2"]).arg(&fork).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("osd.2: recovery weight 0x0 -> 0x10000 in 2 steps"), "{text}");
+    let start = lines.iter().position(|l| l.starts_with("start ")).expect("a starting state line");
+    assert!(lines[start + 1].starts_with("step 1 ") && lines[start + 2].starts_with("step 2 "), "{text}");
+    assert!(lines[start + 1].contains("PGs move (+") && lines[start + 1].contains("up sets shrink"), "{text}");
+    assert!(!text.contains("gains:"), "per-PG lines only with --verbose: {text}");
+    assert_eq!(text.matches("PG 0 of pools").count(), 1, "{text}");
+    let verbose =
+        forge().args(["placement", "plan", "--osd", "2", "--steps", "2", "--verbose"]).arg(&fork).output().unwrap();
+    assert!(String::from_utf8(verbose.stdout).unwrap().contains("  gains: "));
+}
+
+/// The child's peak resident memory in KiB (`VmHWM`), on Linux.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn map_streams_a_huge_pool_in_bounded_memory() {
+    use std::io::BufRead;
+    // The corpus map with one pool at 13.6 million PGs (what one flipped bit once made of
+    // a pg_num): the first lines must come at once, in memory that does not grow with it.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = std::fs::read(corpus_map()).unwrap();
+    let mut map = krbd_placement::OsdMap::decode(&data).unwrap();
+    let pool = map.pools.get_mut(&2).unwrap();
+    pool.pg_num = 13_600_000;
+    pool.pgp_num = 13_600_000;
+    let big = tmp.path().join("big.osdmap");
+    std::fs::write(&big, map.encode_wrapped(&data, krbd_placement::encode::Flavor::Stock).unwrap()).unwrap();
+    let mut child = forge()
+        .args(["placement", "map", "--pool", "2"])
+        .arg(&big)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "pool 2 pg_num 13600000");
+    let mut n = 0;
+    for line in lines.by_ref().take(50_000) {
+        assert!(line.unwrap().starts_with("2."));
+        n += 1;
+    }
+    let elapsed = started.elapsed();
+    let rss = peak_rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(n, 50_000);
+    assert!(elapsed < std::time::Duration::from_secs(30), "the first 50,000 lines took {elapsed:?}");
+    if let Some(kib) = rss {
+        assert!(kib < 256 * 1024, "peak RSS {kib} KiB while streaming");
+    }
+}

@@ -77,11 +77,11 @@ impl ExitCode {
         use ExitCode::*;
         match self {
             Ok => row(0, "ok", "success (check: every module loads and the set is consistent)"),
-            Internal => row(1, "internal", "internal error (a bug: please report it)"),
-            Usage => row(2, "usage", "usage error: bad flags or flag values, an unknown pool or OSD"),
+            Internal => row(1, "internal", "internal error (a bug: please report it); `placement diff` alone: the maps differ (as diff(1) exits 1 when files differ), not an error"),
+            Usage => row(2, "usage", "usage error: bad flags or flag values, an unknown pool or OSD, an incremental that does not follow the map"),
             Target => row(3, "target", "unknown or unusable target kernel: no such release, no headers or source for it, modules built in, a set built for another release, a kernel not installed under --root, or a live swap asked for a kernel that is not running (use --no-reload)"),
             Fetch => row(4, "fetch", "fetching packages failed (apt, network, checksum)"),
-            BadInput => row(5, "bad-input", "bad input: a corrupt or truncated package, module, map or Module.symvers; an archive entry escaping its folder; a tarball without the Ceph sources; an RPM without a good signature by --rpm-key; no .ko in a modules folder; a dependency neither the set nor the kernel provides; a set folder lacking a module or with a file that differs from its build report; an unusable installer or signing key"),
+            BadInput => row(5, "bad-input", "bad input: a corrupt or truncated package, module, map or Module.symvers; a map or incremental whose CRC does not match (placement: --no-crc-check reads it); an incremental where a full map is needed; an archive entry escaping its folder; a tarball without the Ceph sources; an RPM without a good signature by --rpm-key; no .ko in a modules folder; a dependency neither the set nor the kernel provides; a set folder lacking a module or with a file that differs from its build report; an unusable installer or signing key"),
             Patch => row(6, "patch", "the patch series is malformed or does not apply"),
             Toolchain => row(7, "toolchain", "the kernel's compiler, make or pahole is missing or differs; openssl is missing (signing)"),
             Compile => row(8, "compile", "compiling failed (the first errors and the log's path are shown)"),

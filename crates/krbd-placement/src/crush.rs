@@ -155,7 +155,8 @@ pub struct CrushMap {
     pub type_names: BTreeMap<i32, String>,
     pub item_names: BTreeMap<i32, String>,
     pub rule_names: BTreeMap<i32, String>,
-    /// Keyed by pool id (or `DEFAULT_CHOOSE_ARGS`); each vector is indexed like `buckets`.
+    /// Keyed by pool id (or `DEFAULT_CHOOSE_ARGS`); each vector is indexed like `buckets` and
+    /// ends after the last bucket it overrides (buckets past its end have no override).
     pub choose_args: BTreeMap<i64, Vec<ChooseArg>>,
     /// Every rule's ruleset equals its index: rules can then be looked up directly.
     pub have_uniform_rules: bool,
@@ -191,129 +192,27 @@ impl CrushMap {
         self.choose_args.get(&pool).or_else(|| self.choose_args.get(&DEFAULT_CHOOSE_ARGS)).map(|v| v.as_slice())
     }
 
-    /// Decodes `CrushWrapper::encode` output.
+    /// Decodes `CrushWrapper::encode` output, in its order: header, buckets, rules, the three
+    /// name maps, then the optional tails each newer Ceph appended (tunables, device
+    /// classes, choose_args).
     pub fn decode(r: &mut Reader<'_>) -> Result<CrushMap> {
-        let offset = r.offset();
-        let magic = r.u32("crush magic")?;
-        if magic != CRUSH_MAGIC {
-            return Err(DecodeError::BadCrushMagic { offset, found: magic });
-        }
-        let max_buckets = r.i32("crush max_buckets")?;
-        let max_rules = r.u32("crush max_rules")?;
-        let _max_devices = r.i32("crush max_devices")?;
-        if max_buckets < 0 {
-            return Err(r.invalid("crush max_buckets", format!("negative bucket count {max_buckets}")));
-        }
-        // Each bucket slot takes at least 4 bytes (its algorithm), each rule slot 4.
-        let need = (max_buckets as u64) * 4 + (max_rules as u64) * 4;
-        if need > r.remaining() as u64 {
-            return Err(DecodeError::CountTooLarge {
-                what: "crush buckets and rules",
-                offset,
-                count: max_buckets as u64 + max_rules as u64,
-                available: r.remaining(),
-            });
-        }
+        let (max_buckets, max_rules) = decode_header(r)?;
         let mut map = CrushMap { tunables: Tunables::default(), ..Default::default() };
         for _ in 0..max_buckets {
             map.buckets.push(decode_bucket(r)?);
         }
-        for i in 0..max_rules {
-            let yes = r.u32("crush rule present")?;
-            if yes == 0 {
-                map.rules.push(None);
-                continue;
-            }
-            let len = r.count("crush rule length", 12)?;
-            let ruleset = r.u8("crush rule ruleset")?;
-            let rule_type = r.u8("crush rule type")?;
-            let min_size = r.u8("crush rule min_size")?;
-            let max_size = r.u8("crush rule max_size")?;
-            let mut steps = Vec::with_capacity(len);
-            for _ in 0..len {
-                steps.push(RuleStep {
-                    op: r.u32("crush rule step op")?,
-                    arg1: r.i32("crush rule step arg1")?,
-                    arg2: r.i32("crush rule step arg2")?,
-                });
-            }
-            let _ = i;
-            map.rules.push(Some(Rule { ruleset, rule_type, min_size, max_size, steps }));
+        for _ in 0..max_rules {
+            map.rules.push(decode_rule(r)?);
         }
         map.type_names = decode_name_map(r, "crush type names")?;
         map.item_names = decode_name_map(r, "crush item names")?;
         map.rule_names = decode_name_map(r, "crush rule names")?;
-        let t = &mut map.tunables;
+        decode_tunables(r, &mut map.tunables)?;
         if !r.is_empty() {
-            t.choose_local_tries = r.u32("choose_local_tries")?;
-            t.choose_local_fallback_tries = r.u32("choose_local_fallback_tries")?;
-            t.choose_total_tries = r.u32("choose_total_tries")?;
+            skip_device_classes(r)?;
         }
         if !r.is_empty() {
-            t.chooseleaf_descend_once = r.u32("chooseleaf_descend_once")?;
-        }
-        if !r.is_empty() {
-            t.chooseleaf_vary_r = r.u8("chooseleaf_vary_r")?;
-        }
-        if !r.is_empty() {
-            t.straw_calc_version = r.u8("straw_calc_version")?;
-        }
-        if !r.is_empty() {
-            t.allowed_bucket_algs = r.u32("allowed_bucket_algs")?;
-        }
-        if !r.is_empty() {
-            t.chooseleaf_stable = r.u8("chooseleaf_stable")?;
-        }
-        if !r.is_empty() {
-            // Device classes: class_map<i32,i32>, class_name<i32,string>,
-            // class_bucket<i32, map<i32,i32>>. Shadow trees are ordinary buckets already.
-            let n = r.count("crush class map", 8)?;
-            r.skip(n * 8, "crush class map")?;
-            let n = r.count("crush class names", 8)?;
-            for _ in 0..n {
-                r.skip(4, "crush class name id")?;
-                let _ = r.string("crush class name")?;
-            }
-            let n = r.count("crush class buckets", 8)?;
-            for _ in 0..n {
-                r.skip(4, "crush class bucket id")?;
-                let m = r.count("crush class bucket map", 8)?;
-                r.skip(m * 8, "crush class bucket map")?;
-            }
-        }
-        if !r.is_empty() {
-            let n = r.count("crush choose_args", 12)?;
-            for _ in 0..n {
-                let key = r.i64("choose_args index")?;
-                let mut args = vec![ChooseArg::default(); map.buckets.len()];
-                let size = r.count("choose_args bucket count", 12)?;
-                for _ in 0..size {
-                    let bi = r.u32("choose_args bucket index")? as usize;
-                    if bi >= args.len() {
-                        return Err(r.invalid(
-                            "choose_args bucket index",
-                            format!("bucket index {bi} but the map has {} buckets", args.len()),
-                        ));
-                    }
-                    let positions = r.count("choose_args weight_set positions", 4)?;
-                    let mut ws = Vec::with_capacity(positions);
-                    for _ in 0..positions {
-                        ws.push(r.vec_u32("choose_args weight_set")?);
-                    }
-                    let ids = r.vec_i32("choose_args ids")?;
-                    if !ids.is_empty() {
-                        let bsize = map.buckets[bi].as_ref().map(|b| b.items.len()).unwrap_or(0);
-                        if ids.len() != bsize {
-                            return Err(r.invalid(
-                                "choose_args ids",
-                                format!("{} ids for a bucket of {} items", ids.len(), bsize),
-                            ));
-                        }
-                    }
-                    args[bi] = ChooseArg { weight_set: ws, ids, weight_set_recips: Vec::new() };
-                }
-                map.choose_args.insert(key, args);
-            }
+            map.choose_args = decode_choose_args(r, &map.buckets)?;
         }
         map.finalize();
         Ok(map)
@@ -352,6 +251,160 @@ fn bucket_index(id: i32) -> Option<usize> {
     } else {
         None
     }
+}
+
+/// The magic and the bucket and rule slot counts, checked against the bytes left.
+fn decode_header(r: &mut Reader<'_>) -> Result<(u32, u32)> {
+    let offset = r.offset();
+    let magic = r.u32("crush magic")?;
+    if magic != CRUSH_MAGIC {
+        return Err(DecodeError::BadCrushMagic { offset, found: magic });
+    }
+    let max_buckets = r.i32("crush max_buckets")?;
+    let max_rules = r.u32("crush max_rules")?;
+    let _max_devices = r.i32("crush max_devices")?;
+    if max_buckets < 0 {
+        return Err(r.invalid("crush max_buckets", format!("negative bucket count {max_buckets}")));
+    }
+    // Each bucket slot takes at least 4 bytes (its algorithm), each rule slot 4.
+    let need = (max_buckets as u64) * 4 + (max_rules as u64) * 4;
+    if need > r.remaining() as u64 {
+        return Err(DecodeError::CountTooLarge {
+            what: "crush buckets and rules",
+            offset,
+            count: max_buckets as u64 + max_rules as u64,
+            available: r.remaining(),
+        });
+    }
+    Ok((max_buckets as u32, max_rules))
+}
+
+/// One rule slot: a presence word, then the rule's header and steps.
+fn decode_rule(r: &mut Reader<'_>) -> Result<Option<Rule>> {
+    let yes = r.u32("crush rule present")?;
+    if yes == 0 {
+        return Ok(None);
+    }
+    let len = r.count("crush rule length", 12)?;
+    let ruleset = r.u8("crush rule ruleset")?;
+    let rule_type = r.u8("crush rule type")?;
+    let min_size = r.u8("crush rule min_size")?;
+    let max_size = r.u8("crush rule max_size")?;
+    let mut steps = Vec::with_capacity(len);
+    for _ in 0..len {
+        steps.push(RuleStep {
+            op: r.u32("crush rule step op")?,
+            arg1: r.i32("crush rule step arg1")?,
+            arg2: r.i32("crush rule step arg2")?,
+        });
+    }
+    Ok(Some(Rule { ruleset, rule_type, min_size, max_size, steps }))
+}
+
+/// The tunables, each group present only if the encoder was new enough to write it; absent
+/// ones keep their legacy defaults.
+fn decode_tunables(r: &mut Reader<'_>, t: &mut Tunables) -> Result<()> {
+    if !r.is_empty() {
+        t.choose_local_tries = r.u32("choose_local_tries")?;
+        t.choose_local_fallback_tries = r.u32("choose_local_fallback_tries")?;
+        t.choose_total_tries = r.u32("choose_total_tries")?;
+    }
+    if !r.is_empty() {
+        t.chooseleaf_descend_once = r.u32("chooseleaf_descend_once")?;
+    }
+    if !r.is_empty() {
+        t.chooseleaf_vary_r = r.u8("chooseleaf_vary_r")?;
+    }
+    if !r.is_empty() {
+        t.straw_calc_version = r.u8("straw_calc_version")?;
+    }
+    if !r.is_empty() {
+        t.allowed_bucket_algs = r.u32("allowed_bucket_algs")?;
+    }
+    if !r.is_empty() {
+        t.chooseleaf_stable = r.u8("chooseleaf_stable")?;
+    }
+    Ok(())
+}
+
+/// Device classes: class_map<i32,i32>, class_name<i32,string>,
+/// class_bucket<i32, map<i32,i32>>. Placement does not need them: the shadow trees they
+/// describe are ordinary buckets already.
+fn skip_device_classes(r: &mut Reader<'_>) -> Result<()> {
+    let n = r.count("crush class map", 8)?;
+    r.skip(n * 8, "crush class map")?;
+    let n = r.count("crush class names", 8)?;
+    for _ in 0..n {
+        r.skip(4, "crush class name id")?;
+        let _ = r.string("crush class name")?;
+    }
+    let n = r.count("crush class buckets", 8)?;
+    for _ in 0..n {
+        r.skip(4, "crush class bucket id")?;
+        let m = r.count("crush class bucket map", 8)?;
+        r.skip(m * 8, "crush class bucket map")?;
+    }
+    Ok(())
+}
+
+/// choose_args: map<i64, map<bucket index, (weight_set, ids)>>. Each set becomes a vector
+/// indexed like the buckets, as long as the highest bucket index it lists (missing entries
+/// mean "no override"). Ceph allocates a slot for every bucket in every set; here the slots
+/// of all sets together are also limited to the bucket count plus one per byte of the
+/// encoded sets, so that a few bytes naming many sets cannot demand a quadratic allocation.
+/// Real maps list every straw2 bucket in each set (12 bytes or more apiece) and stay far
+/// below the limit.
+fn decode_choose_args(r: &mut Reader<'_>, buckets: &[Option<Bucket>]) -> Result<BTreeMap<i64, Vec<ChooseArg>>> {
+    let mut all = BTreeMap::new();
+    let offset = r.offset();
+    let section_bytes = r.remaining();
+    let slot_budget = buckets.len().saturating_add(section_bytes);
+    let mut slots = 0usize;
+    let n = r.count("crush choose_args", 12)?;
+    for _ in 0..n {
+        let key = r.i64("choose_args index")?;
+        let mut args: Vec<ChooseArg> = Vec::new();
+        let size = r.count("choose_args bucket count", 12)?;
+        for _ in 0..size {
+            let bi = r.u32("choose_args bucket index")? as usize;
+            if bi >= buckets.len() {
+                return Err(r.invalid(
+                    "choose_args bucket index",
+                    format!("bucket index {bi} but the map has {} buckets", buckets.len()),
+                ));
+            }
+            if bi >= args.len() {
+                slots += bi + 1 - args.len();
+                if slots > slot_budget {
+                    return Err(DecodeError::CountTooLarge {
+                        what: "crush choose_args bucket slots",
+                        offset,
+                        count: slots as u64,
+                        available: section_bytes,
+                    });
+                }
+                args.resize(bi + 1, ChooseArg::default());
+            }
+            let bucket_size = buckets[bi].as_ref().map(|b| b.items.len()).unwrap_or(0);
+            args[bi] = decode_choose_arg(r, bucket_size)?;
+        }
+        all.insert(key, args);
+    }
+    Ok(all)
+}
+
+/// One bucket's weight set (one vector per result position) and optional replacement ids.
+fn decode_choose_arg(r: &mut Reader<'_>, bucket_size: usize) -> Result<ChooseArg> {
+    let positions = r.count("choose_args weight_set positions", 4)?;
+    let mut weight_set = Vec::with_capacity(positions);
+    for _ in 0..positions {
+        weight_set.push(r.vec_u32("choose_args weight_set")?);
+    }
+    let ids = r.vec_i32("choose_args ids")?;
+    if !ids.is_empty() && ids.len() != bucket_size {
+        return Err(r.invalid("choose_args ids", format!("{} ids for a bucket of {} items", ids.len(), bucket_size)));
+    }
+    Ok(ChooseArg { weight_set, ids, weight_set_recips: Vec::new() })
 }
 
 fn decode_name_map(r: &mut Reader<'_>, what: &'static str) -> Result<BTreeMap<i32, String>> {
@@ -393,25 +446,18 @@ fn decode_bucket(r: &mut Reader<'_>) -> Result<Option<Bucket>> {
     let hash = r.u8("crush bucket hash")?;
     let weight = r.u32("crush bucket weight")?;
     let items = r.vec_i32("crush bucket items")?;
-    let size = items.len();
-    let data = match alg {
+    let data = decode_bucket_data(r, alg, items.len())?;
+    Ok(Some(Bucket { id, type_id, alg, hash, weight, items, data }))
+}
+
+/// The algorithm-specific part of a bucket of `size` items.
+fn decode_bucket_data(r: &mut Reader<'_>, alg: BucketAlg, size: usize) -> Result<BucketData> {
+    Ok(match alg {
         BucketAlg::Uniform => BucketData::Uniform { item_weight: r.u32("uniform item weight")? },
         BucketAlg::List => {
-            if size * 8 > r.remaining() {
-                return Err(DecodeError::CountTooLarge {
-                    what: "list bucket weights",
-                    offset: r.offset(),
-                    count: size as u64,
-                    available: r.remaining(),
-                });
-            }
-            let mut iw = Vec::with_capacity(size);
-            let mut sw = Vec::with_capacity(size);
-            for _ in 0..size {
-                iw.push(r.u32("list item weight")?);
-                sw.push(r.u32("list sum weight")?);
-            }
-            BucketData::List { item_weights: iw, sum_weights: sw }
+            let [item_weights, sum_weights] =
+                decode_weight_pairs(r, size, "list bucket weights", ["list item weight", "list sum weight"])?;
+            BucketData::List { item_weights, sum_weights }
         }
         BucketAlg::Tree => {
             let n = r.u8("tree num_nodes")? as usize;
@@ -422,21 +468,9 @@ fn decode_bucket(r: &mut Reader<'_>) -> Result<Option<Bucket>> {
             BucketData::Tree { node_weights: nw }
         }
         BucketAlg::Straw => {
-            if size * 8 > r.remaining() {
-                return Err(DecodeError::CountTooLarge {
-                    what: "straw bucket weights",
-                    offset: r.offset(),
-                    count: size as u64,
-                    available: r.remaining(),
-                });
-            }
-            let mut iw = Vec::with_capacity(size);
-            let mut st = Vec::with_capacity(size);
-            for _ in 0..size {
-                iw.push(r.u32("straw item weight")?);
-                st.push(r.u32("straw straw")?);
-            }
-            BucketData::Straw { item_weights: iw, straws: st }
+            let [item_weights, straws] =
+                decode_weight_pairs(r, size, "straw bucket weights", ["straw item weight", "straw straw"])?;
+            BucketData::Straw { item_weights, straws }
         }
         BucketAlg::Straw2 => {
             if size * 4 > r.remaining() {
@@ -453,6 +487,29 @@ fn decode_bucket(r: &mut Reader<'_>) -> Result<Option<Bucket>> {
             }
             BucketData::Straw2 { item_weights: iw, recips: Vec::new() }
         }
-    };
-    Ok(Some(Bucket { id, type_id, alg, hash, weight, items, data }))
+    })
+}
+
+/// `size` interleaved pairs of u32s (list and straw buckets), split into two vectors.
+fn decode_weight_pairs(
+    r: &mut Reader<'_>,
+    size: usize,
+    what: &'static str,
+    names: [&'static str; 2],
+) -> Result<[Vec<u32>; 2]> {
+    if size * 8 > r.remaining() {
+        return Err(DecodeError::CountTooLarge {
+            what,
+            offset: r.offset(),
+            count: size as u64,
+            available: r.remaining(),
+        });
+    }
+    let mut first = Vec::with_capacity(size);
+    let mut second = Vec::with_capacity(size);
+    for _ in 0..size {
+        first.push(r.u32(names[0])?);
+        second.push(r.u32(names[1])?);
+    }
+    Ok([first, second])
 }

@@ -11,6 +11,8 @@ pub enum DecodeError {
     UnsupportedVersion { what: &'static str, offset: usize, version: u8, compat: u8, supported: &'static str },
     #[error("the CRUSH map at byte {offset} starts with magic {found:#x}, expected 0x10000; the embedded CRUSH map is corrupt")]
     BadCrushMagic { offset: usize, found: u32 },
+    #[error("the {what} CRC at byte {offset} says {stored:#010x}, but bytes {start}..{end} (without the CRC's own 4) hash to {computed:#010x}; the file is corrupt")]
+    BadCrc { what: &'static str, offset: usize, start: usize, end: usize, stored: u32, computed: u32 },
     #[error("invalid {what} at byte {offset}: {detail}")]
     Invalid { what: &'static str, offset: usize, detail: String },
 }

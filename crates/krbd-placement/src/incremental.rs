@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::crc::{verify_wrapper_crc, CrcCheck};
 use crate::crush::CrushMap;
 use crate::error::{DecodeError, Result};
 use crate::osdmap::{
@@ -150,7 +151,15 @@ fn blob<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<Reader<'a>> {
 }
 
 impl Incremental {
+    /// Decodes an OSDMap incremental (any supported version), refusing it, as Ceph does,
+    /// when its CRC does not match.
     pub fn decode(data: &[u8]) -> Result<Incremental> {
+        Self::decode_with(data, CrcCheck::Verify)
+    }
+
+    /// [`Incremental::decode`] with the CRC check chosen by the caller (incrementals before
+    /// wrapper version 8 carry none).
+    pub fn decode_with(data: &[u8], crc: CrcCheck) -> Result<Incremental> {
         let first = Reader::new(data).u8("incremental version")?;
         let mut r = Reader::new(data);
         if first < 7 {
@@ -165,6 +174,9 @@ impl Incremental {
                 compat: wrapper.compat,
                 supported: "compat 7 (stock) and 8 (fork)",
             });
+        }
+        if crc == CrcCheck::Verify {
+            verify_wrapper_crc(data, &wrapper, "incremental")?;
         }
         let fork = wrapper.compat == FORK_WRAPPER_COMPAT;
         let mut w = wrapper.body;
@@ -209,6 +221,18 @@ impl Incremental {
         if self.new_max_osd >= 0 {
             set_max_osd(map, self.new_max_osd);
         }
+        self.apply_pools(map);
+        self.apply_osd_states(map);
+        self.apply_weights(map);
+        self.apply_temps_and_upmaps(map);
+        if map.primary_affinity.as_ref().is_some_and(|pa| pa.iter().all(|&a| a == DEFAULT_PRIMARY_AFFINITY)) {
+            map.primary_affinity = None;
+        }
+        map.epoch = self.epoch;
+        Ok(())
+    }
+
+    fn apply_pools(&self, map: &mut OsdMap) {
         for (&id, p) in &self.new_pools {
             map.pools.insert(id, p.clone());
         }
@@ -219,6 +243,11 @@ impl Incremental {
             map.pools.remove(id);
             map.pool_names.remove(id);
         }
+    }
+
+    /// State bits toggle (a zero means "up"), except that toggling EXISTS on an existing
+    /// OSD destroys it; then the OSDs that came up.
+    fn apply_osd_states(&self, map: &mut OsdMap) {
         for (&osd, &state) in &self.new_state {
             let Some(slot) = map.osd_state.get_mut(osd as usize) else { continue };
             let s = if state != 0 { state } else { OSD_UP };
@@ -239,6 +268,10 @@ impl Incremental {
                 *slot |= OSD_EXISTS | OSD_UP;
             }
         }
+    }
+
+    /// Reweights, the fork's recovery weights, and primary affinities.
+    fn apply_weights(&self, map: &mut OsdMap) {
         for (&osd, &w) in &self.new_weight {
             if let Some(slot) = map.osd_weight.get_mut(osd as usize) {
                 *slot = w;
@@ -266,6 +299,10 @@ impl Incremental {
             let pa = map.primary_affinity.get_or_insert_with(|| vec![DEFAULT_PRIMARY_AFFINITY; n]);
             pa[osd as usize] = a;
         }
+    }
+
+    /// pg_temp and primary_temp (an empty set or -1 removes the entry), then the upmaps.
+    fn apply_temps_and_upmaps(&self, map: &mut OsdMap) {
         for (pg, osds) in &self.new_pg_temp {
             if osds.is_empty() {
                 map.pg_temp.remove(pg);
@@ -292,11 +329,6 @@ impl Incremental {
         for pg in &self.old_pg_upmap_items {
             map.pg_upmap_items.remove(pg);
         }
-        if map.primary_affinity.as_ref().is_some_and(|pa| pa.iter().all(|&a| a == DEFAULT_PRIMARY_AFFINITY)) {
-            map.primary_affinity = None;
-        }
-        map.epoch = self.epoch;
-        Ok(())
     }
 }
 
@@ -321,35 +353,8 @@ fn decode_common(c: &mut Reader<'_>, inc: &mut Incremental, cv: u8, fork: bool, 
         inc.crush = Some(CrushMap::decode(&mut cr)?);
     }
     inc.new_max_osd = c.i32("new_max_osd")?;
-    let n = c.count("new_pools", 14)?;
-    for _ in 0..n {
-        let id = c.i64("new pool id")?;
-        inc.new_pools.insert(id, decode_pool(c)?);
-    }
-    let n = c.count("new_pool_names", 12)?;
-    for _ in 0..n {
-        let id = c.i64("new pool name id")?;
-        inc.new_pool_names.insert(id, c.string("new pool name")?);
-    }
-    let n = c.count("old_pools", 8)?;
-    for _ in 0..n {
-        inc.old_pools.push(c.i64("old pool")?);
-    }
-    let n = c.count("new_up_client", 5)?;
-    for _ in 0..n {
-        inc.new_up.push(c.i32("new_up_client osd")?);
-        skip_addrvec(c)?;
-    }
-    if !classic && cv >= 5 {
-        inc.new_state = i32_u32_map(c, "new_state")?;
-    } else {
-        let n = c.count("new_state", 5)?;
-        for _ in 0..n {
-            let k = c.i32("new_state osd")?;
-            inc.new_state.insert(k, c.u8("new_state bits")? as u32);
-        }
-    }
-    inc.new_weight = i32_u32_map(c, "new_weight")?;
+    decode_pool_changes(c, inc)?;
+    decode_osd_changes(c, inc, !classic && cv >= 5)?;
     inc.after_new_weight = Some(c.offset());
     inc.after_recovery_weight = c.offset();
     if fork {
@@ -374,35 +379,87 @@ fn decode_common(c: &mut Reader<'_>, inc: &mut Incremental, cv: u8, fork: bool, 
         inc.new_primary_affinity = i32_u32_map(c, "new_primary_affinity")?;
     }
     if cv >= 3 {
-        let n = c.count("new_erasure_code_profiles", 8)?;
-        for _ in 0..n {
-            c.string("profile name")?;
-            let m = c.count("profile", 8)?;
-            for _ in 0..m {
-                c.string("profile key")?;
-                c.string("profile value")?;
-            }
-        }
-        let n = c.count("old_erasure_code_profiles", 4)?;
-        for _ in 0..n {
-            c.string("old profile")?;
-        }
+        skip_erasure_code_profile_changes(c)?;
     }
     if cv >= 4 {
-        inc.new_pg_upmap = pg_vec_map(c, "new_pg_upmap")?;
-        inc.old_pg_upmap = pg_set(c, "old_pg_upmap")?;
-        let n = c.count("new_pg_upmap_items", 21)?;
-        for _ in 0..n {
-            let p = pg(c)?;
-            let k = c.count("upmap items", 8)?;
-            let mut v = Vec::with_capacity(k);
-            for _ in 0..k {
-                v.push((c.i32("upmap from")?, c.i32("upmap to")?));
-            }
-            inc.new_pg_upmap_items.insert(p, v);
-        }
-        inc.old_pg_upmap_items = pg_set(c, "old_pg_upmap_items")?;
+        decode_upmap_changes(c, inc)?;
     }
+    Ok(())
+}
+
+/// new_pools, new_pool_names, old_pools.
+fn decode_pool_changes(c: &mut Reader<'_>, inc: &mut Incremental) -> Result<()> {
+    let n = c.count("new_pools", 14)?;
+    for _ in 0..n {
+        let id = c.i64("new pool id")?;
+        inc.new_pools.insert(id, decode_pool(c)?);
+    }
+    let n = c.count("new_pool_names", 12)?;
+    for _ in 0..n {
+        let id = c.i64("new pool name id")?;
+        inc.new_pool_names.insert(id, c.string("new pool name")?);
+    }
+    let n = c.count("old_pools", 8)?;
+    for _ in 0..n {
+        inc.old_pools.push(c.i64("old pool")?);
+    }
+    Ok(())
+}
+
+/// new_up_client (OSD and address), new_state (u8 bits before client v5, u32 since, as
+/// `wide_state` says) and new_weight.
+fn decode_osd_changes(c: &mut Reader<'_>, inc: &mut Incremental, wide_state: bool) -> Result<()> {
+    let n = c.count("new_up_client", 5)?;
+    for _ in 0..n {
+        inc.new_up.push(c.i32("new_up_client osd")?);
+        skip_addrvec(c)?;
+    }
+    if wide_state {
+        inc.new_state = i32_u32_map(c, "new_state")?;
+    } else {
+        let n = c.count("new_state", 5)?;
+        for _ in 0..n {
+            let k = c.i32("new_state osd")?;
+            inc.new_state.insert(k, c.u8("new_state bits")? as u32);
+        }
+    }
+    inc.new_weight = i32_u32_map(c, "new_weight")?;
+    Ok(())
+}
+
+/// new_erasure_code_profiles and old_erasure_code_profiles, which placement ignores.
+fn skip_erasure_code_profile_changes(c: &mut Reader<'_>) -> Result<()> {
+    let n = c.count("new_erasure_code_profiles", 8)?;
+    for _ in 0..n {
+        c.string("profile name")?;
+        let m = c.count("profile", 8)?;
+        for _ in 0..m {
+            c.string("profile key")?;
+            c.string("profile value")?;
+        }
+    }
+    let n = c.count("old_erasure_code_profiles", 4)?;
+    for _ in 0..n {
+        c.string("old profile")?;
+    }
+    Ok(())
+}
+
+/// new_pg_upmap, old_pg_upmap, new_pg_upmap_items, old_pg_upmap_items.
+fn decode_upmap_changes(c: &mut Reader<'_>, inc: &mut Incremental) -> Result<()> {
+    inc.new_pg_upmap = pg_vec_map(c, "new_pg_upmap")?;
+    inc.old_pg_upmap = pg_set(c, "old_pg_upmap")?;
+    let n = c.count("new_pg_upmap_items", 21)?;
+    for _ in 0..n {
+        let p = pg(c)?;
+        let k = c.count("upmap items", 8)?;
+        let mut v = Vec::with_capacity(k);
+        for _ in 0..k {
+            v.push((c.i32("upmap from")?, c.i32("upmap to")?));
+        }
+        inc.new_pg_upmap_items.insert(p, v);
+    }
+    inc.old_pg_upmap_items = pg_set(c, "old_pg_upmap_items")?;
     Ok(())
 }
 

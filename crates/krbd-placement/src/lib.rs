@@ -3,6 +3,7 @@
 //!
 //! Library code never prints; callers format [`placement::PgMapping`]s themselves.
 
+pub mod crc;
 pub mod crush;
 pub mod encode;
 pub mod error;
@@ -14,7 +15,9 @@ pub mod osdmap;
 pub mod placement;
 pub mod plan;
 pub mod reader;
+pub mod stats;
 
+pub use crc::CrcCheck;
 pub use error::DecodeError;
 pub use osdmap::{OsdMap, PgId, Pool};
 pub use placement::PgMapping;

@@ -3,8 +3,10 @@
 //! code would read out of bounds, this code treats the item as unusable instead.
 
 // The loops keep the shape of the reference algorithm (index loops, separate retry branches
-// that happen to do the same thing) so that it can be checked against it line by line.
-#![allow(clippy::needless_range_loop, clippy::if_same_then_else, clippy::manual_is_multiple_of)]
+// that happen to do the same thing, and functions as long as their C counterparts
+// `crush_do_rule`, `crush_choose_firstn` and `crush_choose_indep`) so that they can be
+// checked against it line by line.
+#![allow(clippy::needless_range_loop, clippy::if_same_then_else, clippy::manual_is_multiple_of, clippy::too_many_lines)]
 
 use crate::crush::{op, Bucket, BucketData, ChooseArg, CrushMap, ITEM_NONE, ITEM_UNDEF};
 use crate::hash::{bucket_hash3, bucket_hash4, crush_ln, hash32_2, straw2_rank};

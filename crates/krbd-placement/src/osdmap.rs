@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::crc::{verify_wrapper_crc, CrcCheck};
 use crate::crush::CrushMap;
 use crate::error::{DecodeError, Result};
 use crate::hash::calc_mask;
-use crate::reader::Reader;
+use crate::reader::{Reader, Section};
 
 pub const OSD_EXISTS: u32 = 1;
 pub const OSD_UP: u32 = 2;
@@ -125,15 +126,22 @@ impl OsdMap {
         self.recovery_weight.is_some()
     }
 
-    /// Decodes a full OSDMap as written by `ceph osd getmap` (any supported version).
+    /// Decodes a full OSDMap as written by `ceph osd getmap` (any supported version),
+    /// refusing it, as Ceph does, when its CRC does not match.
     pub fn decode(data: &[u8]) -> Result<OsdMap> {
+        Self::decode_with(data, CrcCheck::Verify)
+    }
+
+    /// [`OsdMap::decode`] with the CRC check chosen by the caller. Maps before wrapper
+    /// version 8 (Ceph 0.94) carry no CRC and are never checked.
+    pub fn decode_with(data: &[u8], crc: CrcCheck) -> Result<OsdMap> {
         let mut r = Reader::new(data);
         let first = r.u8("osdmap version")?;
         let mut r = Reader::new(data);
         if first < 7 {
             return decode_classic(&mut r);
         }
-        decode_wrapped(&mut r)
+        decode_wrapped(data, &mut r, crc)
     }
 }
 
@@ -334,6 +342,20 @@ fn check_max_osd(r: &Reader<'_>, max_osd: i32) -> Result<()> {
     Ok(())
 }
 
+/// A per-OSD array must hold exactly `max_osd` entries, as Ceph's `set_max_osd` keeps them.
+/// This is also what lets `max_osd` size later allocations (recovery weights, affinities):
+/// each of its OSDs is paid for by bytes of the arrays.
+fn check_per_osd(what: &'static str, offset: usize, len: usize, max_osd: i32) -> Result<()> {
+    if len != max_osd as usize {
+        return Err(DecodeError::Invalid {
+            what,
+            offset,
+            detail: format!("{len} entries but max_osd is {max_osd}; Ceph keeps exactly max_osd"),
+        });
+    }
+    Ok(())
+}
+
 fn decode_classic(r: &mut Reader<'_>) -> Result<OsdMap> {
     let start = r.offset();
     let v = r.u16("classic osdmap version")?;
@@ -356,9 +378,13 @@ fn decode_classic(r: &mut Reader<'_>) -> Result<OsdMap> {
     let flags = r.u32("flags")?;
     let max_osd = r.i32("max_osd")?;
     check_max_osd(r, max_osd)?;
+    let s = r.offset();
     let n = r.count("osd_state", 1)?;
     let osd_state = r.bytes(n, "osd_state")?.iter().map(|&b| b as u32).collect();
+    check_per_osd("osd_state", s, n, max_osd)?;
+    let s = r.offset();
     let osd_weight = r.vec_u32("osd_weight")?;
+    check_per_osd("osd_weight", s, osd_weight.len(), max_osd)?;
     let n = r.count("osd client addresses", 1)?;
     for _ in 0..n {
         skip_addr(r)?;
@@ -386,7 +412,9 @@ fn decode_classic(r: &mut Reader<'_>) -> Result<OsdMap> {
     })
 }
 
-fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
+/// `OSDMap::decode` for wrapped maps: the wrapper, then its client section (everything a
+/// client needs for placement); the OSD-only section that follows is not read.
+fn decode_wrapped(data: &[u8], r: &mut Reader<'_>, crc: CrcCheck) -> Result<OsdMap> {
     let mut lay = Layout { wrapper_start: r.offset(), ..Default::default() };
     let wrapper = r.section("OSDMap wrapper")?;
     if wrapper.compat > FORK_WRAPPER_COMPAT {
@@ -398,12 +426,28 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
             supported: "compat 7 (stock) and 8 (fork with recovery_weight)",
         });
     }
+    if crc == CrcCheck::Verify {
+        verify_wrapper_crc(data, &wrapper, "OSDMap")?;
+    }
     let fork = wrapper.compat == FORK_WRAPPER_COMPAT;
     lay.wrapper_body_start = wrapper.body.offset();
     lay.wrapper_end = wrapper.body.offset() + wrapper.body.remaining();
     let mut w = wrapper.body;
     lay.client_start = w.offset();
     let client = w.section("OSDMap client data")?;
+    let encoding = Encoding::Wrapped {
+        wrapper_version: wrapper.version,
+        wrapper_compat: wrapper.compat,
+        client_version: client.version,
+    };
+    let mut map = decode_client_data(client, fork, encoding, &mut lay)?;
+    map.layout = Some(lay);
+    Ok(map)
+}
+
+/// The client section's fields in their encoding order, recording where the re-encodable
+/// ones sit in `lay`.
+fn decode_client_data(client: Section<'_>, fork: bool, encoding: Encoding, lay: &mut Layout) -> Result<OsdMap> {
     let cv = client.version;
     let mut c = client.body;
     lay.client_body_start = c.offset();
@@ -420,16 +464,57 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
     let flags = c.u32("flags")?;
     let max_osd = c.i32("max_osd")?;
     check_max_osd(&c, max_osd)?;
+    let osd = decode_osd_arrays(&mut c, cv, fork, max_osd, lay)?;
+    skip_client_addrs(&mut c, cv)?;
+    let temps = decode_temps(&mut c, cv, max_osd, lay)?;
+    let crush = decode_crush_blob(&mut c)?;
+    if cv >= 3 {
+        skip_erasure_code_profiles(&mut c)?;
+    }
+    let (pg_upmap, pg_upmap_items) = decode_upmaps(&mut c, cv, lay)?;
+    Ok(OsdMap {
+        fsid,
+        epoch,
+        pools,
+        pool_names,
+        flags,
+        max_osd,
+        osd_state: osd.state,
+        osd_weight: osd.weight,
+        recovery_weight: osd.recovery_weight,
+        pg_temp: temps.pg_temp,
+        primary_temp: temps.primary_temp,
+        primary_affinity: temps.primary_affinity,
+        crush,
+        pg_upmap,
+        pg_upmap_items,
+        encoding,
+        layout: None,
+    })
+}
+
+/// The per-OSD arrays of the client section.
+struct OsdArrays {
+    state: Vec<u32>,
+    weight: Vec<u32>,
+    recovery_weight: Option<Vec<u32>>,
+}
+
+/// osd_state (bytes before client v5, u32s since), osd_weight, and in the fork's maps the
+/// recovery_weight array, which must hold exactly `max_osd` entries.
+fn decode_osd_arrays(c: &mut Reader<'_>, cv: u8, fork: bool, max_osd: i32, lay: &mut Layout) -> Result<OsdArrays> {
     let s = c.offset();
-    let osd_state = if cv >= 5 {
+    let state = if cv >= 5 {
         c.vec_u32("osd_state")?
     } else {
         let n = c.count("osd_state", 1)?;
         c.bytes(n, "osd_state")?.iter().map(|&b| b as u32).collect()
     };
+    check_per_osd("osd_state", s, state.len(), max_osd)?;
     lay.osd_state = (s, c.offset());
     let s = c.offset();
-    let osd_weight = c.vec_u32("osd_weight")?;
+    let weight = c.vec_u32("osd_weight")?;
+    check_per_osd("osd_weight", s, weight.len(), max_osd)?;
     lay.osd_weight = (s, c.offset());
     let s = c.offset();
     let recovery_weight = if fork {
@@ -446,19 +531,37 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
         None
     };
     lay.recovery_weight = (s, c.offset());
+    Ok(OsdArrays { state, weight, recovery_weight })
+}
+
+/// The OSDs' client addresses (entity_addrvec_t since client v8), which placement ignores.
+fn skip_client_addrs(c: &mut Reader<'_>, cv: u8) -> Result<()> {
     let n = c.count("osd client addresses", 1)?;
     for _ in 0..n {
         if cv >= 8 {
-            skip_addrvec(&mut c)?
+            skip_addrvec(c)?
         } else {
-            skip_addr(&mut c)?
+            skip_addr(c)?
         }
     }
+    Ok(())
+}
+
+/// The temporary overrides of the client section.
+struct Temps {
+    pg_temp: BTreeMap<PgId, Vec<i32>>,
+    primary_temp: BTreeMap<PgId, i32>,
+    primary_affinity: Option<Vec<u32>>,
+}
+
+/// pg_temp, primary_temp and (since client v2) primary affinity; an empty affinity array
+/// means every OSD has the default, any other holds one entry per OSD.
+fn decode_temps(c: &mut Reader<'_>, cv: u8, max_osd: i32, lay: &mut Layout) -> Result<Temps> {
     let s = c.offset();
-    let pg_temp = decode_pg_vec_map(&mut c, "pg_temp", false)?;
+    let pg_temp = decode_pg_vec_map(c, "pg_temp", false)?;
     lay.pg_temp = (s, c.offset());
     let s = c.offset();
-    let primary_temp = decode_pg_i32_map(&mut c, "primary_temp")?;
+    let primary_temp = decode_pg_i32_map(c, "primary_temp")?;
     lay.primary_temp = (s, c.offset());
     let s = c.offset();
     let primary_affinity = if cv >= 2 {
@@ -466,57 +569,44 @@ fn decode_wrapped(r: &mut Reader<'_>) -> Result<OsdMap> {
         if v.is_empty() {
             None
         } else {
+            check_per_osd("primary_affinity", s, v.len(), max_osd)?;
             Some(v)
         }
     } else {
         None
     };
     lay.primary_affinity = (s, c.offset());
-    let crush = decode_crush_blob(&mut c)?;
-    let (mut pg_upmap, mut pg_upmap_items) = (BTreeMap::new(), BTreeMap::new());
-    if cv >= 3 {
-        // erasure_code_profiles: map<string, map<string,string>>
-        let n = c.count("erasure_code_profiles", 8)?;
-        for _ in 0..n {
-            c.string("erasure code profile name")?;
-            let m = c.count("erasure code profile", 8)?;
-            for _ in 0..m {
-                c.string("erasure code profile key")?;
-                c.string("erasure code profile value")?;
-            }
+    Ok(Temps { pg_temp, primary_temp, primary_affinity })
+}
+
+/// erasure_code_profiles: map<string, map<string,string>>, which placement ignores.
+fn skip_erasure_code_profiles(c: &mut Reader<'_>) -> Result<()> {
+    let n = c.count("erasure_code_profiles", 8)?;
+    for _ in 0..n {
+        c.string("erasure code profile name")?;
+        let m = c.count("erasure code profile", 8)?;
+        for _ in 0..m {
+            c.string("erasure code profile key")?;
+            c.string("erasure code profile value")?;
         }
     }
+    Ok(())
+}
+
+type Upmaps = (BTreeMap<PgId, Vec<i32>>, BTreeMap<PgId, Vec<(i32, i32)>>);
+
+/// pg_upmap and pg_upmap_items (client v4 and newer; empty ranges before).
+fn decode_upmaps(c: &mut Reader<'_>, cv: u8, lay: &mut Layout) -> Result<Upmaps> {
     let s = c.offset();
     lay.pg_upmap = (s, s);
     lay.pg_upmap_items = (s, s);
-    if cv >= 4 {
-        pg_upmap = decode_pg_vec_map(&mut c, "pg_upmap", false)?;
-        lay.pg_upmap = (s, c.offset());
-        let s = c.offset();
-        pg_upmap_items = decode_pg_pairs_map(&mut c, "pg_upmap_items")?;
-        lay.pg_upmap_items = (s, c.offset());
+    if cv < 4 {
+        return Ok((BTreeMap::new(), BTreeMap::new()));
     }
-    Ok(OsdMap {
-        fsid,
-        epoch,
-        pools,
-        pool_names,
-        flags,
-        max_osd,
-        osd_state,
-        osd_weight,
-        recovery_weight,
-        pg_temp,
-        primary_temp,
-        primary_affinity,
-        crush,
-        pg_upmap,
-        pg_upmap_items,
-        encoding: Encoding::Wrapped {
-            wrapper_version: wrapper.version,
-            wrapper_compat: wrapper.compat,
-            client_version: cv,
-        },
-        layout: Some(lay),
-    })
+    let pg_upmap = decode_pg_vec_map(c, "pg_upmap", false)?;
+    lay.pg_upmap = (s, c.offset());
+    let s = c.offset();
+    let pg_upmap_items = decode_pg_pairs_map(c, "pg_upmap_items")?;
+    lay.pg_upmap_items = (s, c.offset());
+    Ok((pg_upmap, pg_upmap_items))
 }

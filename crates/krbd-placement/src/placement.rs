@@ -6,6 +6,20 @@ use crate::crush::ITEM_NONE;
 use crate::hash::{hash32_2, stable_mod};
 use crate::mapper::Workspace;
 use crate::osdmap::{OsdMap, PgId, Pool, DEFAULT_PRIMARY_AFFINITY, OSD_IN, POOL_FLAG_HASHPSPOOL};
+use krbd_progress::{Listener, Unit};
+
+/// PGs one thread maps per round of [`OsdMap::map_streaming`]: large enough to amortize
+/// starting threads, small enough that a round's results stay a few megabytes.
+const PGS_PER_THREAD: usize = 4096;
+
+/// What [`OsdMap::map_streaming`] hands its sink.
+#[derive(Debug)]
+pub enum MapEvent<'a> {
+    /// A pool begins; its PGs follow.
+    Pool { id: i64, pg_num: u32 },
+    /// The next PGs of the current pool, in PG order.
+    Pgs(&'a [PgMapping]),
+}
 
 /// Where one PG lives: the raw CRUSH result, the up set and the acting set, each with its
 /// primary (-1 when there is none).
@@ -240,45 +254,85 @@ impl OsdMap {
     /// `map_all` on a chosen number of threads (each PG is independent; results are
     /// identical for any thread count).
     pub fn map_all_threads(&self, only_pool: Option<i64>, threads: usize) -> Vec<(i64, u32, Vec<PgMapping>)> {
-        let mut out = Vec::new();
-        for (&id, pool) in &self.pools {
-            if only_pool.is_some_and(|p| p != id) {
-                continue;
+        let mut out: Vec<(i64, u32, Vec<PgMapping>)> = Vec::new();
+        let collect = |event: MapEvent<'_>| -> Result<(), std::convert::Infallible> {
+            match event {
+                MapEvent::Pool { id, pg_num } => {
+                    out.push((id, pg_num, Vec::with_capacity(pg_num.min(1 << 16) as usize)))
+                }
+                MapEvent::Pgs(pgs) => out.last_mut().expect("a pool precedes its PGs").2.extend_from_slice(pgs),
             }
-            let n = pool.pg_num;
-            let threads = threads.clamp(1, 64).min((n as usize / 4096).max(1));
-            let pgs = if threads == 1 {
-                let mut ws = Workspace::new();
-                (0..n).map(|seed| self.map_pg(pool, PgId { pool: id, seed }, &mut ws)).collect()
-            } else {
-                let chunk = n.div_ceil(threads as u32);
-                std::thread::scope(|sc| {
-                    let handles: Vec<_> = (0..threads as u32)
-                        .map(|t| {
-                            let (lo, hi) = (t * chunk, ((t + 1) * chunk).min(n));
-                            sc.spawn(move || {
-                                let mut ws = Workspace::new();
-                                (lo..hi)
-                                    .map(|seed| self.map_pg(pool, PgId { pool: id, seed }, &mut ws))
-                                    .collect::<Vec<_>>()
-                            })
-                        })
-                        .collect();
-                    let mut all = Vec::with_capacity(n as usize);
-                    for h in handles {
-                        // A mapping thread cannot panic on any map (see mapper.rs); if it
-                        // did, re-raising keeps the failure visible instead of hiding PGs.
-                        match h.join() {
-                            Ok(v) => all.extend(v),
-                            Err(e) => std::panic::resume_unwind(e),
-                        }
-                    }
-                    all
-                })
-            };
-            out.push((id, pool.pg_num, pgs));
-        }
+            Ok(())
+        };
+        let Ok(()) = self.map_streaming(only_pool, threads, &krbd_progress::Silent, collect);
         out
+    }
+
+    /// Maps every PG of every pool (or of one pool) and hands the results to `sink` as they
+    /// are computed: each pool's header, then its PGs in order, a chunk at a time. Memory
+    /// stays bounded by the chunk size however many PGs a pool claims. Reports one task,
+    /// "mapping PGs", counted in PGs. Stops at the first error `sink` returns.
+    pub fn map_streaming<E>(
+        &self,
+        only_pool: Option<i64>,
+        threads: usize,
+        listener: &dyn Listener,
+        mut sink: impl FnMut(MapEvent<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let pools: Vec<(i64, &Pool)> =
+            self.pools.iter().filter(|(id, _)| only_pool.is_none_or(|p| p == **id)).map(|(&id, p)| (id, p)).collect();
+        let total: u64 = pools.iter().map(|(_, p)| p.pg_num as u64).sum();
+        listener.task_start("mapping PGs", Some(total), Unit::Steps);
+        let mut done = 0u64;
+        let result = pools.iter().try_for_each(|&(id, pool)| {
+            sink(MapEvent::Pool { id, pg_num: pool.pg_num })?;
+            let threads = threads.clamp(1, 64).min((pool.pg_num as usize / PGS_PER_THREAD).max(1));
+            let mut buf = Vec::new();
+            let mut seed = 0u32;
+            while seed < pool.pg_num {
+                let end = seed.saturating_add((PGS_PER_THREAD * threads) as u32).min(pool.pg_num);
+                self.map_range(id, pool, seed..end, threads, &mut buf);
+                sink(MapEvent::Pgs(&buf))?;
+                done += (end - seed) as u64;
+                listener.task_progress(done);
+                seed = end;
+            }
+            Ok(())
+        });
+        listener.task_finish();
+        result
+    }
+
+    /// Maps the PGs `seeds` of one pool into `out` (replacing its contents), split over
+    /// `threads` threads.
+    fn map_range(&self, id: i64, pool: &Pool, seeds: std::ops::Range<u32>, threads: usize, out: &mut Vec<PgMapping>) {
+        out.clear();
+        let map_seeds = |seeds: std::ops::Range<u32>| {
+            let mut ws = Workspace::new();
+            seeds.map(|seed| self.map_pg(pool, PgId { pool: id, seed }, &mut ws)).collect::<Vec<_>>()
+        };
+        if threads == 1 {
+            out.extend(map_seeds(seeds));
+            return;
+        }
+        let chunk = (seeds.end - seeds.start).div_ceil(threads as u32);
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..threads as u32)
+                .map(|t| {
+                    let lo = (seeds.start + t * chunk).min(seeds.end);
+                    let hi = (lo + chunk).min(seeds.end);
+                    sc.spawn(move || map_seeds(lo..hi))
+                })
+                .collect();
+            for h in handles {
+                // A mapping thread cannot panic on any map (see mapper.rs); if it did,
+                // re-raising keeps the failure visible instead of hiding PGs.
+                match h.join() {
+                    Ok(v) => out.extend(v),
+                    Err(e) => std::panic::resume_unwind(e),
+                }
+            }
+        });
     }
 
     /// Sets (or creates) the fork's recovery weights; missing entries default to 1.0.

@@ -218,6 +218,32 @@ fn crush_text(alg: &str) -> String {
 /// Builds a 12-OSD map with the given CRUSH text, then edits it with our encoder into a map
 /// that exercises every pipeline stage, and checks osdmaptool agrees.
 fn edited_map(dir: &Path, label: &str, crush: &str, default_weight_set: bool) -> usize {
+    compile_crush(dir, crush, default_weight_set);
+    let base = format!("{label}.base");
+    run(
+        "osdmaptool",
+        &["--createsimple", "12", "--pg-bits", "3", "--with-default-pool", "--clobber", &base, "--mark-up-in"],
+        dir,
+    );
+    run("osdmaptool", &[&base, "--import-crush", "c.bin"], dir);
+    let data = std::fs::read(dir.join(&base)).unwrap();
+    let mut map = OsdMap::decode(&data).unwrap();
+    add_pools(&mut map);
+    add_overrides(&mut map);
+    add_upmap_items(&mut map);
+
+    let edited = map.encode_wrapped(&data, Flavor::Stock).unwrap();
+    let path = dir.join(format!("{label}.osdmap"));
+    std::fs::write(&path, &edited).unwrap();
+    // osdmaptool verifies the CRC: a successful run also proves the encoder right.
+    let n = assert_same(label, &path);
+    let back = OsdMap::decode(&edited).unwrap();
+    assert_stages_in_play(label, &back, crush, default_weight_set);
+    n
+}
+
+/// Compiles the CRUSH text to c.bin, optionally moving its weight set to the default key.
+fn compile_crush(dir: &Path, crush: &str, default_weight_set: bool) {
     std::fs::write(dir.join("c.txt"), crush).unwrap();
     run("crushtool", &["-c", "c.txt", "-o", "c.bin"], dir);
     if default_weight_set {
@@ -232,19 +258,12 @@ fn edited_map(dir: &Path, label: &str, crush: &str, default_weight_set: bool) ->
         bin[at..at + 8].copy_from_slice(&(-1i64).to_le_bytes());
         std::fs::write(dir.join("c.bin"), bin).unwrap();
     }
-    let base = format!("{label}.base");
-    run(
-        "osdmaptool",
-        &["--createsimple", "12", "--pg-bits", "3", "--with-default-pool", "--clobber", &base, "--mark-up-in"],
-        dir,
-    );
-    run("osdmaptool", &[&base, "--import-crush", "c.bin"], dir);
-    let data = std::fs::read(dir.join(&base)).unwrap();
-    let mut map = OsdMap::decode(&data).unwrap();
+}
 
-    // Pools: a replicated pool with a pg_num that is not a power of two, an EC pool (k+m=5)
-    // with chooseleaf indep, a replicated pool on the OSD-level rule, an EC pool on a
-    // two-step indep rule.
+/// Pools: a replicated pool with a pg_num that is not a power of two, an EC pool (k+m=5)
+/// with chooseleaf indep, a replicated pool on the OSD-level rule, an EC pool on a
+/// two-step indep rule.
+fn add_pools(map: &mut OsdMap) {
     let template = map.pools.values().next().unwrap().clone();
     let mut p1 = template.clone();
     p1.pg_num = 24;
@@ -271,20 +290,25 @@ fn edited_map(dir: &Path, label: &str, crush: &str, default_weight_set: bool) ->
     ec2.pg_num = 16;
     ec2.pgp_num = 16;
     map.pools.insert(4, ec2);
+}
 
-    // Reweights, an out OSD, a down OSD, a nonexistent OSD.
+fn pg(pool: i64, seed: u32) -> PgId {
+    PgId { pool, seed }
+}
+
+/// Reweights, an out OSD, a down OSD, a nonexistent OSD, primary affinities 0 and 0.5,
+/// pg_temps, primary_temps and pg_upmaps.
+fn add_overrides(map: &mut OsdMap) {
     map.osd_weight[2] = 0x8000;
     map.osd_weight[7] = 0;
     map.osd_weight[9] = 0x3000;
     map.osd_state[4] = OSD_EXISTS;
     map.osd_state[11] = 0;
-    // Primary affinity 0 and 0.5.
     let mut pa = vec![0x10000u32; 12];
     pa[0] = 0;
     pa[1] = 0x8000;
     pa[6] = 0x4000;
     map.primary_affinity = Some(pa);
-    let pg = |pool, seed| PgId { pool, seed };
     map.pg_temp.insert(pg(1, 3), vec![5, 4, 1]);
     map.pg_temp.insert(pg(2, 1), vec![0, 1, 2, 3, 4]);
     map.pg_temp.insert(pg(3, 2), vec![4]);
@@ -293,8 +317,11 @@ fn edited_map(dir: &Path, label: &str, crush: &str, default_weight_set: bool) ->
     map.pg_upmap.insert(pg(1, 7), vec![1, 2, 3]);
     map.pg_upmap.insert(pg(1, 8), vec![7, 2, 3]);
     map.pg_upmap.insert(pg(2, 4), vec![0, 3, 6, 9, 10]);
-    // upmap-items built from the current raw mapping so that they apply (and some that
-    // must be refused: target out, target already present).
+}
+
+/// upmap-items built from the current raw mapping so that they apply (and some that must
+/// be refused: target out, target already present).
+fn add_upmap_items(map: &mut OsdMap) {
     let mut ws = krbd_placement::mapper::Workspace::new();
     for seed in [9u32, 10, 11, 12] {
         let p = map.pools[&1].clone();
@@ -314,15 +341,11 @@ fn edited_map(dir: &Path, label: &str, crush: &str, default_weight_set: bool) ->
         let spare = (0..12).find(|o| !raw.contains(o) && *o != 7 && *o != 11).unwrap();
         map.pg_upmap_items.insert(pg(2, 6), vec![(first, spare)]);
     }
+}
 
-    let edited = map.encode_wrapped(&data, Flavor::Stock).unwrap();
-    let path = dir.join(format!("{label}.osdmap"));
-    std::fs::write(&path, &edited).unwrap();
-    // osdmaptool verifies the CRC: a successful run also proves the encoder right.
-    let n = assert_same(label, &path);
-
-    // The stages this map is meant to exercise really are in play.
-    let back = OsdMap::decode(&edited).unwrap();
+/// The stages the edited map is meant to exercise really are in play.
+fn assert_stages_in_play(label: &str, back: &OsdMap, crush: &str, default_weight_set: bool) {
+    let mut ws = krbd_placement::mapper::Workspace::new();
     if crush.contains("choose_args") {
         let key = if default_weight_set { -1 } else { 1 };
         assert!(back.crush.choose_args.contains_key(&key), "{label}: weight set {key} missing");
@@ -337,7 +360,6 @@ fn edited_map(dir: &Path, label: &str, crush: &str, default_weight_set: bool) ->
         .filter(|&s| back.map_pg(&back.pools[&2], pg(2, s), &mut ws).up.contains(&krbd_placement::crush::ITEM_NONE))
         .count();
     assert!(holes > 0, "{label}: the EC pool keeps holes for the down and missing OSDs");
-    n
 }
 
 #[test]
@@ -368,4 +390,103 @@ fn states_and_temps_survive_the_osdmaptool_round_trip() {
     assert_eq!(ours.primary_temp.len(), 2);
     assert!(ours.primary_affinity.is_some());
     assert_eq!(ours.osd_state[4] & OSD_UP, 0);
+}
+
+/// osdmaptool's PG lines for `map`, or `None` when it refuses the map. Its crash reports
+/// (it segfaults in a destructor after `error decoding osdmap`) go to `crash_dir`. Its
+/// address space is capped at 1 GiB: Ceph's decoder resizes a vector to a corrupted count
+/// before reading it, and uncapped spends up to 20 s zeroing gigabytes before refusing.
+fn osdmaptool_lines_if_accepted(map: &Path, crash_dir: &Path) -> Option<Vec<String>> {
+    let out = Command::new("sh")
+        .args(["-c", "ulimit -v 1048576 && exec osdmaptool \"$@\"", "osdmaptool"])
+        .arg(map)
+        .arg("--test-map-pgs-dump-all")
+        .arg(format!("--crash_dir={}", crash_dir.display()))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run osdmaptool (install ceph-base)");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).lines().filter(|l| is_pg_line(l)).map(str::to_owned).collect())
+}
+
+/// Three small wrapped corpus maps that have PGs (client v3 from 0.94 with 8 PGs, v9 from
+/// 15.2 with 1, v9 from 16.2 with 255), each covered by its CRC from the first byte to the
+/// last.
+const FLIP_MAPS: &[&str] = &[
+    "0.94.2-207-g88e7ee7/OSDMap/bdf8cf2d3d9a93c8aa869e1958c30f74",
+    "15.2.1-40-ga838bb1aae/OSDMap/df1d3fe923de0c6df405a2f88846bb5f",
+    "16.2.0-90-g50f1821b4c/OSDMap/ec36ca261d85fc858b1e1628cd610bd5",
+];
+
+/// Every single-bit flip of three corpus maps is refused, or, where Ceph's own decoder
+/// accepts it, mapped exactly as osdmaptool maps it.
+///
+/// Coverage: our decoder sees all 8 bits of every byte. osdmaptool (a process per run, so
+/// sampled) sees one flip in every window of `stride` bytes (at most 256 windows per map),
+/// with the position inside the window and the bit both rotating from window to window, plus
+/// every byte of the structure that frames the data: the wrapper header, the client and OSD
+/// section headers and the CRC field. So every region of the file is flipped under both
+/// decoders; the windows are short enough (4 to 22 bytes) that no field goes unhit for long.
+#[test]
+fn single_bit_flips_are_refused_like_osdmaptool_refuses_them() {
+    let root = krbd_testsupport::shared_dir().expect("../shared with ceph-object-corpus").join("ceph-object-corpus");
+    let tmp = tempfile::tempdir().unwrap();
+    let crash_dir = tmp.path().join("crash");
+    std::fs::create_dir(&crash_dir).unwrap();
+    let (mut flips, mut oracle_runs) = (0, 0);
+    for name in FLIP_MAPS {
+        let data = std::fs::read(root.join(name)).unwrap();
+        assert!(assert_same(name, &root.join(name)) > 0, "{name}: the unflipped map has PGs to compare");
+        for bit in 0..data.len() * 8 {
+            let mut d = data.clone();
+            d[bit / 8] ^= 1 << (bit % 8);
+            assert!(OsdMap::decode(&d).is_err(), "{name}: bit {bit} flipped is accepted");
+            flips += 1;
+        }
+        let sampled = sampled_flips(&data);
+        oracle_runs += sampled.len();
+        compare_flips_with_osdmaptool(name, &data, &sampled, tmp.path(), &crash_dir);
+    }
+    println!("{flips} flips refused by us; {oracle_runs} of them refused by osdmaptool too");
+}
+
+/// (offset, bit) pairs for osdmaptool: one per window plus every framing byte.
+fn sampled_flips(data: &[u8]) -> Vec<(usize, usize)> {
+    let stride = data.len().div_ceil(256);
+    let mut flips: Vec<(usize, usize)> = (0..data.len().div_ceil(stride))
+        .map(|k| ((k * stride + k % stride).min(data.len() - 1), (k * 3) % 8))
+        .collect();
+    let u32_at = |o: usize| u32::from_le_bytes(data[o..o + 4].try_into().unwrap()) as usize;
+    let client = 6;
+    let osd = client + 6 + u32_at(client + 2);
+    let crc = osd + 6 + u32_at(osd + 2);
+    assert_eq!(crc + 4, data.len(), "the CRC is the last field");
+    for offset in (0..6).chain(client..client + 6).chain(osd..osd + 6).chain(crc..crc + 4) {
+        flips.push((offset, offset % 8));
+    }
+    flips
+}
+
+/// Runs osdmaptool on each flip (on four threads) and compares its verdict with ours.
+fn compare_flips_with_osdmaptool(name: &str, data: &[u8], flips: &[(usize, usize)], dir: &Path, crash_dir: &Path) {
+    std::thread::scope(|sc| {
+        for (t, part) in flips.chunks(flips.len().div_ceil(4)).enumerate() {
+            sc.spawn(move || {
+                let path = dir.join(format!("flip-{t}"));
+                for &(offset, bit) in part {
+                    let mut d = data.to_vec();
+                    d[offset] ^= 1 << bit;
+                    std::fs::write(&path, &d).unwrap();
+                    let flip = format!("{name}: byte {offset} bit {bit}");
+                    match (osdmaptool_lines_if_accepted(&path, crash_dir), OsdMap::decode(&d)) {
+                        (None, Err(_)) => {}
+                        (Some(theirs), Ok(ours)) => assert_eq!(theirs, our_lines(&ours), "{flip}"),
+                        (None, Ok(_)) => panic!("{flip}: osdmaptool refuses, we accept"),
+                        (Some(_), Err(e)) => panic!("{flip}: osdmaptool accepts, we refuse: {e}"),
+                    }
+                }
+            });
+        }
+    });
 }
