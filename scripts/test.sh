@@ -6,7 +6,9 @@ scripts/install-deps.sh
 # Style and lints first: they take a minute and fail fast. Both are configured once for the
 # workspace (rustfmt.toml, clippy.toml, [workspace.lints]).
 cargo fmt --all --check
+# Twice: as shipped, and with the test-only fault injection compiled in.
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked --features krbd-forge/test-hooks -- -D warnings
 # Real kernel packages are large: keep the tests' package cache across checkouts.
 export KRBD_TEST_CACHE=${KRBD_TEST_CACHE:-/var/tmp/krbd-forge-test-cache}
 # --no-fail-fast: one run reports every failing test binary, not just the first.
