@@ -17,8 +17,10 @@ const PGS_PER_THREAD: usize = 4096;
 pub enum MapEvent<'a> {
     /// A pool begins; its PGs follow.
     Pool { id: i64, pg_num: u32 },
-    /// The next PGs of the current pool, in PG order.
-    Pgs(&'a [PgMapping]),
+    /// The next PGs of the current pool, in PG order. The sink may take them (`append`):
+    /// the buffer is refilled for the next chunk either way, so a collecting sink moves
+    /// each mapping instead of cloning its three sets.
+    Pgs(&'a mut Vec<PgMapping>),
 }
 
 /// Where one PG lives: the raw CRUSH result, the up set and the acting set, each with its
@@ -260,7 +262,12 @@ impl OsdMap {
                 MapEvent::Pool { id, pg_num } => {
                     out.push((id, pg_num, Vec::with_capacity(pg_num.min(1 << 16) as usize)))
                 }
-                MapEvent::Pgs(pgs) => out.last_mut().expect("a pool precedes its PGs").2.extend_from_slice(pgs),
+                MapEvent::Pgs(pgs) => {
+                    let (_, pg_num, mapped) = out.last_mut().expect("a pool precedes its PGs");
+                    // Sized once the pool's first PGs exist, so no growth copies the mappings.
+                    mapped.reserve_exact((*pg_num as usize).saturating_sub(mapped.len()));
+                    mapped.append(pgs)
+                }
             }
             Ok(())
         };
@@ -292,7 +299,7 @@ impl OsdMap {
             while seed < pool.pg_num {
                 let end = seed.saturating_add((PGS_PER_THREAD * threads) as u32).min(pool.pg_num);
                 self.map_range(id, pool, seed..end, threads, &mut buf);
-                sink(MapEvent::Pgs(&buf))?;
+                sink(MapEvent::Pgs(&mut buf))?;
                 done += (end - seed) as u64;
                 listener.task_progress(done);
                 seed = end;
@@ -312,7 +319,7 @@ impl OsdMap {
             seeds.map(|seed| self.map_pg(pool, PgId { pool: id, seed }, &mut ws)).collect::<Vec<_>>()
         };
         if threads == 1 {
-            out.extend(map_seeds(seeds));
+            *out = map_seeds(seeds);
             return;
         }
         let chunk = (seeds.end - seeds.start).div_ceil(threads as u32);

@@ -334,7 +334,7 @@ fn write_map_lines(out: &mut impl Write, event: MapEvent<'_>, stats: Option<&mut
         MapEvent::Pool { id, pg_num } => writeln!(out, "pool {id} pg_num {pg_num}"),
         MapEvent::Pgs(pgs) => {
             let mut line = String::with_capacity(128);
-            for m in pgs {
+            for m in pgs.iter() {
                 line.clear();
                 m.write_osdmaptool_line(&mut line);
                 line.push('\n');
