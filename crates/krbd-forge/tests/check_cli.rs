@@ -102,6 +102,55 @@ fn rbd_alone_loads_but_exit_15_for_the_set_rule() {
     assert!(text.contains("rbd would bind to the target's stock libceph"), "{text}");
 }
 
+/// An rbd built against a patched libceph, checked alone: refused by the stock libceph's
+/// CRCs. The advice is to load the libceph it was built with (not to rebuild it against the
+/// stock one), and the set rule does not claim it would load "without a word".
+#[test]
+fn rbd_built_against_another_libceph_is_told_to_bring_it() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let mut rbd = fx.unsigned_module("rbd");
+    let stock_crc = krbd_kmod::Symvers::read(&fx.headers_dir.join("Module.symvers"))
+        .unwrap()
+        .get("ceph_osdc_start_request")
+        .unwrap()
+        .crc;
+    set_import_crc(&mut rbd, "ceph_osdc_start_request", stock_crc ^ 0x5a5a_5a5a);
+    let rbd = write_ko(dir.path(), "rbd", &rbd);
+    let out = forge().arg("check").arg(&rbd).arg("--headers").arg(&fx.headers_dir).arg("--json").output().unwrap();
+    assert_eq!(out.status.code(), Some(10), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    let hint = v["modules"][0]["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains("load the libceph built with rbd"), "{hint}");
+    assert!(!hint.contains("rebuild rbd against the Module.symvers"), "{hint}");
+    let findings = v["findings"].to_string();
+    assert!(findings.contains("rbd would bind to the target's stock libceph"), "{findings}");
+    assert!(!findings.contains("without a word"), "{findings}");
+}
+
+/// `--vermagic` is the kernel's string, which ends with a space; without it, it means the same.
+#[test]
+fn vermagic_without_its_trailing_space_means_the_same() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let kos: Vec<_> =
+        ["libceph", "ceph", "rbd"].iter().map(|n| write_ko(dir.path(), n, &fx.unsigned_module(n))).collect();
+    let run = |vermagic: &str| {
+        let out = forge()
+            .arg("check")
+            .args(&kos)
+            .arg("--symvers")
+            .arg(fx.headers_dir.join("Module.symvers"))
+            .args(["--vermagic", vermagic, "--json"])
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let with_space = run(VERMAGIC);
+    assert_eq!(with_space.0, Some(0), "{}", with_space.1);
+    assert_eq!(run(VERMAGIC.trim_end()), with_space);
+}
+
 #[test]
 fn bad_inputs_have_their_exit_codes() {
     let fx = fixture();

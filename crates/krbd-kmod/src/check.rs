@@ -68,7 +68,9 @@ pub fn load_target(spec: &TargetSpec, modules_dir: Option<&Path>) -> Result<Targ
                 ),
                 None => None,
             };
-            (Symvers::read(symvers)?, vermagic.clone(), config)
+            // The kernel's vermagic ends with a space; one given without it means the same.
+            let vermagic = format!("{} ", vermagic.trim_end());
+            (Symvers::read(symvers)?, vermagic, config)
         }
     };
     let release = vermagic.split(' ').next().unwrap_or("");

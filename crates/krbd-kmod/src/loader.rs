@@ -305,7 +305,8 @@ pub fn check_set(candidates: &[Candidate], target: &Target, options: &SetOptions
         let (mut verdict, used) = check_module(cand, name, target, &table, &mut state, options);
         verdict.hint =
             verdict.refusal.as_ref().map(|r| r.hint(name, target.release(), |symbol| exporter(&used, symbol)));
-        findings.extend(set_findings(cand, name, &replaced_stock, &used, options));
+        let loads = verdict.verdict == Outcome::Loads;
+        findings.extend(set_findings(cand, name, &replaced_stock, &used, options, loads));
         findings.extend(dependency_findings(cand, name, &set_names, &refused, target));
         if verdict.verdict == Outcome::Loads {
             for e in &cand.module.exports {
@@ -475,6 +476,7 @@ fn set_findings(
     replaced_stock: &HashMap<&str, (&str, u32)>,
     used: &[Resolution],
     options: &SetOptions,
+    loads: bool,
 ) -> Vec<SetFinding> {
     let m = &cand.module;
     // Per provider: (stale imports, their names) and count of imports bound to stock copies.
@@ -509,11 +511,20 @@ fn set_findings(
         });
     }
     for (provider, n) in stock {
-        out.push(SetFinding::BindsToStockModule {
-            message: format!(
+        // Refused, it does not load at all, let alone silently: only the advice stays.
+        let message = if loads {
+            format!(
                 "{name} would bind to the target's stock {provider} ({n} symbols) and load without a word even if it was \
                  compiled against a changed {provider}: ship {provider} in the same set"
-            ),
+            )
+        } else {
+            format!(
+                "{name} would bind to the target's stock {provider} ({n} symbols): ship the {provider} built with \
+                 {name} in the same set"
+            )
+        };
+        out.push(SetFinding::BindsToStockModule {
+            message,
             module: name.to_string(),
             provider: provider.to_string(),
             symbols: n,

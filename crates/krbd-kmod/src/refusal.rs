@@ -232,10 +232,15 @@ fn unresolved_hint<'a>(
                 "{symbol} comes from the set's {}: rebuild {module} with KBUILD_EXTRA_SYMBOLS pointing at that module's Module.symvers",
                 owner.unwrap_or("module"),
             ),
-            Some(Exporter { owner, from_set: false }) => format!(
-                "{symbol} comes from the target's {}: rebuild {module} against the Module.symvers of {release}",
-                owner.unwrap_or("kernel"),
+            // A stock module's CRC differs: the module was built with another copy of that
+            // module (a patched build's), which is what must be loaded before it.
+            Some(Exporter { owner: Some(owner), from_set: false }) => format!(
+                "{symbol} comes from the target's stock {owner}, not the {owner} {module} was built against: \
+                 load the {owner} built with {module} before it (check them as one set)"
             ),
+            Some(Exporter { owner: None, from_set: false }) => {
+                format!("{symbol} comes from the target's kernel: rebuild {module} against the Module.symvers of {release}")
+            }
             None => format!("rebuild {module} against the Module.symvers of {release}"),
         },
         SymbolFailure::Unknown | SymbolFailure::CannotForceLoad => format!(

@@ -228,6 +228,24 @@ pub fn run_boot_test_with_task(
     })
 }
 
+/// Chooses the accelerator for the target's kernel ahead of the boot test (while a cluster
+/// starts, say): the kernel is written to `work_dir/kvm-probe/` and probed there. The boot
+/// test in this process then reuses the choice ([`qemu::probe_accel_once`]). Reports
+/// nothing, so that it can run beside another task.
+pub fn choose_accel(
+    image_deb: &Path,
+    release: Option<&str>,
+    busybox: &Path,
+    qemu: &Path,
+    work_dir: &Path,
+) -> Result<qemu::AccelChoice, VmError> {
+    let dir = work_dir.join("kvm-probe");
+    let busybox = prepare_host(&dir, busybox, qemu)?;
+    let pkg = KernelPackage::read(image_deb, release)?;
+    let (kernel, _) = kernel_for_boot(&pkg, &dir, &krbd_progress::Silent)?;
+    Ok(qemu::probe_accel_once(qemu, &kernel, &busybox, &dir))
+}
+
 /// The cheap checks before anything is read or started: the work folder can be made,
 /// busybox is static, QEMU is there. Returns busybox.
 pub(crate) fn prepare_host(work_dir: &Path, busybox: &Path, qemu: &Path) -> Result<Vec<u8>, VmError> {

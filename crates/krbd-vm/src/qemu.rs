@@ -162,7 +162,7 @@ fn wait_for_guest(
 pub const GUEST_APPEND: &str = "console=ttyS0,115200 panic=-1 rdinit=/init mitigations=off net.ifnames=0";
 
 /// How QEMU runs the guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Accel {
     /// QEMU's own CPU emulation: slow, works everywhere.
@@ -217,10 +217,113 @@ pub fn probe_accel(qemu: &Path, kernel: &Path, busybox: &[u8], work_dir: &Path, 
     probe_accel_with(Path::new("/dev/kvm"), qemu, kernel, busybox, work_dir, timeout)
 }
 
-/// [`probe_accel`] once per process: whether KVM works is a property of the host.
+/// The accelerator chosen in this process: whether KVM works is a property of the host.
+static CHOICE: std::sync::OnceLock<AccelChoice> = std::sync::OnceLock::new();
+
+/// Where this process remembers probe verdicts (see [`remember_verdicts_in`]).
+static VERDICTS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes [`probe_accel_once`] remember its probe's verdict in `file` (a file in the cache),
+/// as [`probe_accel_remembered`] does. The first call in a process wins.
+pub fn remember_verdicts_in(file: PathBuf) {
+    let _ = VERDICTS.set(file);
+}
+
+/// [`probe_accel`] once per process: whether KVM works is a property of the host. With
+/// [`remember_verdicts_in`], the verdict is also remembered across runs.
 pub fn probe_accel_once(qemu: &Path, kernel: &Path, busybox: &[u8], work_dir: &Path) -> AccelChoice {
-    static CHOICE: std::sync::OnceLock<AccelChoice> = std::sync::OnceLock::new();
+    if let Some(file) = VERDICTS.get() {
+        return probe_accel_remembered(file, qemu, kernel, busybox, work_dir);
+    }
     CHOICE.get_or_init(|| probe_accel(qemu, kernel, busybox, work_dir, PROBE_TIMEOUT)).clone()
+}
+
+/// [`probe_accel_once`], remembering the verdict of a probe boot in `verdicts` (a file in
+/// the cache) for this host, so that a host where /dev/kvm opens but KVM cannot run guests
+/// pays the probe's timeout once, not on every run. A later [`probe_accel_once`] in this
+/// process returns the same choice.
+pub fn probe_accel_remembered(
+    verdicts: &Path,
+    qemu: &Path,
+    kernel: &Path,
+    busybox: &[u8],
+    work_dir: &Path,
+) -> AccelChoice {
+    CHOICE
+        .get_or_init(|| {
+            if let Err(why) = kvm_device(Path::new("/dev/kvm")) {
+                return AccelChoice::tcg(why);
+            }
+            let host = HostKey::of_this_host(qemu);
+            remembered_verdict(verdicts, &host, || probe_boot(qemu, kernel, busybox, work_dir, PROBE_TIMEOUT))
+        })
+        .clone()
+}
+
+/// What a remembered KVM verdict holds for: the host as the probe saw it. Another QEMU, CPU
+/// or host kernel probes again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostKey {
+    /// The first line of `qemu --version`.
+    pub qemu_version: String,
+    /// `model name` of /proc/cpuinfo.
+    pub cpu_model: String,
+    /// The host's kernel release.
+    pub host_kernel: String,
+}
+
+impl HostKey {
+    /// This host, with `qemu`; a part that cannot be read stays empty.
+    pub fn of_this_host(qemu: &Path) -> HostKey {
+        let qemu_version = Command::new(qemu)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_string())
+            .unwrap_or_default();
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim()))
+            .unwrap_or("")
+            .to_string();
+        let host_kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+        HostKey { qemu_version, cpu_model, host_kernel }
+    }
+}
+
+/// One remembered verdict, as stored.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Remembered {
+    host: HostKey,
+    accel: Accel,
+    reason: String,
+}
+
+/// The verdict remembered in `file` for `host`; otherwise `probe`'s, stored in `file` when
+/// the probe boot ran (`Ok`). A probe that could not run (`Err`, the reason) is not
+/// remembered. The file is a cache: unreadable or unwritable, it is as if absent.
+pub fn remembered_verdict(
+    file: &Path,
+    host: &HostKey,
+    probe: impl FnOnce() -> Result<AccelChoice, String>,
+) -> AccelChoice {
+    let stored = std::fs::read(file).ok().and_then(|b| serde_json::from_slice::<Remembered>(&b).ok());
+    if let Some(r) = stored.filter(|r| &r.host == host) {
+        return AccelChoice { accel: r.accel, reason: format!("{} (remembered for this host)", r.reason) };
+    }
+    match probe() {
+        Ok(choice) => {
+            let r = Remembered { host: host.clone(), accel: choice.accel, reason: choice.reason.clone() };
+            if let Ok(bytes) = serde_json::to_vec_pretty(&r) {
+                let _ = file.parent().map(std::fs::create_dir_all);
+                let _ = krbd_formats::atomic::write_atomic(file, &bytes);
+            }
+            choice
+        }
+        Err(why) => AccelChoice::tcg(format!("KVM probe not run: {why}")),
+    }
 }
 
 /// A working KVM boots the probe's kernel to its init in a second or two.
@@ -238,15 +341,23 @@ pub fn probe_accel_with(
     if let Err(why) = kvm_device(device) {
         return AccelChoice::tcg(why);
     }
+    probe_boot(qemu, kernel, busybox, work_dir, timeout)
+        .unwrap_or_else(|why| AccelChoice::tcg(format!("KVM probe not run: {why}")))
+}
+
+/// The probe boot under KVM and its verdict; `Err` (why) when it could not be run at all.
+fn probe_boot(
+    qemu: &Path,
+    kernel: &Path,
+    busybox: &[u8],
+    work_dir: &Path,
+    timeout: Duration,
+) -> Result<AccelChoice, String> {
     let init = include_str!("guest/kvm-probe-init.sh");
-    let initrd = match crate::initramfs::build(busybox, &[], init, &crate::initramfs::ExtraFiles::default()) {
-        Ok(b) => b,
-        Err(e) => return AccelChoice::tcg(format!("KVM probe not run: {e}")),
-    };
+    let initrd = crate::initramfs::build(busybox, &[], init, &crate::initramfs::ExtraFiles::default())
+        .map_err(|e| e.to_string())?;
     let initrd_path = work_dir.join("kvm-probe.cpio.gz");
-    if let Err(e) = std::fs::write(&initrd_path, initrd) {
-        return AccelChoice::tcg(format!("KVM probe not run: cannot write {}: {e}", initrd_path.display()));
-    }
+    std::fs::write(&initrd_path, initrd).map_err(|e| format!("cannot write {}: {e}", initrd_path.display()))?;
     let spec = QemuSpec {
         qemu: qemu.to_path_buf(),
         kernel: kernel.to_path_buf(),
@@ -258,7 +369,7 @@ pub fn probe_accel_with(
         drive: None,
         timeout,
     };
-    match run_with(&spec, Accel::Kvm) {
+    Ok(match run_with(&spec, Accel::Kvm) {
         Ok(o) if crate::guest::reports_end(&o.serial) => AccelChoice {
             accel: Accel::Kvm,
             reason: format!("probe boot under KVM finished in {:.1} s", o.elapsed.as_secs_f64()),
@@ -275,8 +386,8 @@ pub fn probe_accel_with(
                 if said.is_empty() { String::new() } else { format!(": {said}") }
             ))
         }
-        Err(e) => AccelChoice::tcg(format!("KVM probe boot could not run: {e}")),
-    }
+        Err(e) => return Err(format!("the probe boot could not run: {e}")),
+    })
 }
 
 #[cfg(test)]
@@ -304,5 +415,58 @@ mod accel_tests {
         let dir = std::env::temp_dir();
         let why = kvm_device(&dir).unwrap_err();
         assert!(why.contains("cannot be opened"), "{why}");
+    }
+
+    fn host(qemu_version: &str) -> HostKey {
+        HostKey { qemu_version: qemu_version.into(), cpu_model: "Test CPU".into(), host_kernel: "6.1.0-test".into() }
+    }
+
+    #[test]
+    fn a_remembered_verdict_is_reused_for_the_same_host_and_probed_again_for_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("accel").join("verdicts.json");
+        let probes = std::cell::Cell::new(0);
+        let failing_kvm = || {
+            probes.set(probes.get() + 1);
+            Ok(AccelChoice::tcg("/dev/kvm opens, but a probe boot under KVM did not finish within 20 s"))
+        };
+        let first = remembered_verdict(&file, &host("QEMU emulator version 7.2.0"), failing_kvm);
+        assert_eq!((first.accel, probes.get()), (Accel::Tcg, 1));
+        let again = remembered_verdict(&file, &host("QEMU emulator version 7.2.0"), failing_kvm);
+        assert_eq!((again.accel, probes.get()), (Accel::Tcg, 1), "the same host must not probe again");
+        assert!(again.reason.starts_with(&first.reason), "{}", again.reason);
+        assert!(again.reason.contains("remembered"), "{}", again.reason);
+
+        // Another QEMU (or CPU, or host kernel): probe again, and remember the new verdict.
+        let kvm = || {
+            probes.set(probes.get() + 1);
+            Ok(AccelChoice { accel: Accel::Kvm, reason: "probe boot under KVM finished in 1.0 s".into() })
+        };
+        let upgraded = remembered_verdict(&file, &host("QEMU emulator version 8.0.0"), kvm);
+        assert_eq!((upgraded.accel, probes.get()), (Accel::Kvm, 2));
+        let mut other_cpu = host("QEMU emulator version 8.0.0");
+        other_cpu.cpu_model = "Another CPU".into();
+        let _ = remembered_verdict(&file, &other_cpu, failing_kvm);
+        assert_eq!(probes.get(), 3);
+        let mut other_kernel = other_cpu.clone();
+        other_kernel.host_kernel = "6.12.0-test".into();
+        let _ = remembered_verdict(&file, &other_kernel, failing_kvm);
+        assert_eq!(probes.get(), 4);
+    }
+
+    #[test]
+    fn a_probe_that_could_not_run_is_not_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("verdicts.json");
+        let c = remembered_verdict(&file, &host("q"), || Err("no busybox".into()));
+        assert_eq!(c.accel, Accel::Tcg);
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn this_host_has_a_key() {
+        let key = HostKey::of_this_host(Path::new("/nonexistent/qemu"));
+        assert_eq!(key.qemu_version, "");
+        assert!(!key.host_kernel.is_empty());
     }
 }

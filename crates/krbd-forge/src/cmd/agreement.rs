@@ -51,6 +51,7 @@ pub fn run(args: BootTestArgs) -> ExitCode {
             }
         },
     };
+    super::boot_test::remember_accel_verdicts(&args.cache);
     let spec = AgreementSpec {
         image_deb,
         release: Some(release),

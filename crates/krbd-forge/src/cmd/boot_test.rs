@@ -114,6 +114,32 @@ pub(super) fn target_release(args: &BootTestArgs) -> Result<String, ExitCode> {
     }
 }
 
+/// Whether KVM can run guests is remembered per host in the cache (`accel/kvm-verdict.json`),
+/// so that a host where /dev/kvm opens but KVM hangs pays the probe's timeout once.
+pub(crate) fn remember_accel_verdicts(cache: &super::CacheArgs) {
+    let root = cache.cache_dir.clone().unwrap_or_else(krbd_fetch::cache::Cache::default_root);
+    krbd_vm::qemu::remember_verdicts_in(root.join("accel").join("kvm-verdict.json"));
+}
+
+/// Starts the cluster and, meanwhile, chooses the accelerator (the KVM probe boot), which
+/// the boot test then reuses. A probe that cannot run is left for the boot test to report.
+fn start_cluster_while_probing(
+    args: &BootTestArgs,
+    image_deb: &std::path::Path,
+    release: &str,
+    work_dir: &std::path::Path,
+    listener: &Terminal,
+) -> Result<Cluster, VmError> {
+    let spec = ClusterSpec { dir: work_dir.join("ceph"), osds: args.osds, start_timeout: Duration::from_secs(240) };
+    std::thread::scope(|s| {
+        let probe =
+            s.spawn(|| krbd_vm::boot::choose_accel(image_deb, Some(release), &args.busybox, &args.qemu, work_dir));
+        let cluster = Cluster::start(&spec, listener);
+        let _ = probe.join();
+        cluster
+    })
+}
+
 /// The boot test of a set (`cmd::run` sends `--agreement` to the agreement run instead).
 pub fn run(args: BootTestArgs) -> ExitCode {
     let listener = Terminal::new(args.json);
@@ -151,9 +177,9 @@ pub fn run(args: BootTestArgs) -> ExitCode {
             }
         },
     };
+    remember_accel_verdicts(&args.cache);
     let cluster = if args.cluster {
-        let spec = ClusterSpec { dir: work_dir.join("ceph"), osds: args.osds, start_timeout: Duration::from_secs(240) };
-        match Cluster::start(&spec, &listener) {
+        match start_cluster_while_probing(&args, &image_deb, &release, &work_dir, &listener) {
             Ok(c) => Some(c),
             Err(e) => return fail_vm(json, "cluster", &e),
         }
