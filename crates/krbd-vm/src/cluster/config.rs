@@ -59,6 +59,7 @@ osd pool default pg autoscale mode = off
 mon allow pool size one = true
 mon warn on pool no redundancy = false
 mon data avail warn = 1
+mon data avail crit = 1
 mon warn on insecure global id reclaim allowed = false
 osd crush chooseleaf type = 0
 osd op num shards = 1
