@@ -1,7 +1,6 @@
 use super::exit::{self, ExitCode, Failure};
 use super::terminal::Terminal;
 use super::CacheArgs;
-use krbd_build::patch::SeriesSource;
 use krbd_build::rhel::catalog::{self, Distro, Mirror, MirrorSite, Mirrors};
 use krbd_build::rhel::prepare::{self, RhelRequest};
 use krbd_build::{BuildError, BuildOptions, Inputs, KernelRelease};
@@ -64,9 +63,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "DIR")]
     headers_dir: Option<PathBuf>,
 
-    /// The patch series to apply: the name of one under the project's patches/ folder, or
-    /// a folder with a `series` file (or with a `variants.toml`, whose variant is picked by
-    /// the kernel release). `none` builds the modules unpatched.
+    /// The patch series to apply: a folder with a `series` file (or with a `variants.toml`,
+    /// whose variant is picked by the kernel release), or a name: looked up first in the
+    /// folder $KRBD_FORGE_PATCHES names (set but empty, or not a folder, is a usage error),
+    /// then among the series built into this binary (recovery-weight). `none` builds the
+    /// modules unpatched.
     #[arg(long, value_name = "SERIES", default_value = "recovery-weight")]
     series: String,
 
@@ -88,44 +89,6 @@ pub struct BuildArgs {
     /// Print only warnings and errors.
     #[arg(short, long)]
     quiet: bool,
-}
-
-/// Where named series live: $KRBD_FORGE_PATCHES, beside the installed binary, or the
-/// source checkout this binary was built from.
-fn patches_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(d) = std::env::var_os("KRBD_FORGE_PATCHES") {
-        dirs.push(PathBuf::from(d));
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(bin) = exe.parent() {
-            dirs.push(bin.join("../share/krbd-forge/patches"));
-        }
-    }
-    dirs.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../patches")));
-    dirs
-}
-
-/// A series by path or by name; `none` for an unpatched build.
-pub fn find_series(arg: &str) -> Result<Option<SeriesSource>, BuildError> {
-    if arg == "none" {
-        return Ok(None);
-    }
-    let direct = PathBuf::from(arg);
-    let is_series = |d: &std::path::Path| d.join("series").is_file() || d.join("variants.toml").is_file();
-    if is_series(&direct) {
-        return Ok(Some(SeriesSource::open(&direct)?));
-    }
-    if !arg.contains('/') {
-        for d in patches_dirs() {
-            let candidate = d.join(arg);
-            if is_series(&candidate) {
-                return Ok(Some(SeriesSource::open(&candidate)?));
-            }
-        }
-    }
-    // Let the loader say what is wrong with it.
-    Ok(Some(SeriesSource::open(&direct)?))
 }
 
 /// `--mirror DISTRO=URL`.
@@ -154,7 +117,7 @@ pub(super) fn mirrors(flags: &[Mirror]) -> Result<Mirrors, String> {
 }
 
 /// Why one target was not built.
-enum BuildFailure {
+pub(super) enum BuildFailure {
     /// The flags do not fit this target: a usage error.
     Usage(String),
     Build(BuildError),
@@ -181,7 +144,7 @@ impl BuildFailure {
     }
 
     /// Prints the error (and with `json`, its JSON form); returns the exit code.
-    fn report(&self, json: bool) -> ExitCode {
+    pub(super) fn report(&self, json: bool) -> ExitCode {
         match self {
             BuildFailure::Usage(message) => report_usage(message, json),
             BuildFailure::Build(e) => report_error(e, json),
@@ -246,8 +209,8 @@ fn options(args: &BuildArgs, kernel: Option<&str>) -> Result<BuildOptions, Build
         }
         None => Inputs::Debian { release },
     };
-    let series = find_series(&args.series)?;
     let cache = args.cache.open()?;
+    let series = super::series::find_series(&args.series, &cache)?;
     let jobs =
         args.jobs.filter(|j| *j > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let opts = BuildOptions {

@@ -11,6 +11,7 @@ mod exit;
 mod package;
 mod patch;
 mod placement;
+mod series;
 mod targets;
 
 use clap::{Parser, Subcommand};
