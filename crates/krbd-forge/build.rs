@@ -1,5 +1,5 @@
 //! Compiles the shipped patch series into the binary (so an installed `krbd-forge` needs no
-//! source checkout).
+//! source checkout), and the commit it was built from for `--version`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -31,6 +31,7 @@ fn main() {
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     std::fs::write(out.join("embedded_series.rs"), code).expect("write embedded_series.rs");
+    version(&manifest);
 }
 
 /// Every file under `dir`, as paths relative to the series folder.
@@ -46,5 +47,41 @@ fn list(dir: &Path, rel: &Path, files: &mut Vec<PathBuf>) {
         } else {
             files.push(rel);
         }
+    }
+}
+
+/// `KRBD_FORGE_VERSION`: the package version, with the commit of the checkout it was built
+/// from when there is one (`0.1.0 (git 28abbc5e1f2a)`), else the package version alone.
+fn version(manifest: &Path) {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(manifest)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
+    let full = match git(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(commit) => format!("{version} (git {commit})"),
+        None => version,
+    };
+    println!("cargo:rustc-env=KRBD_FORGE_VERSION={full}");
+    // HEAD moves on checkout, the branch's ref (or packed-refs) on commit. Only files that
+    // exist: cargo reruns a script on every build for a missing one.
+    let mut watch = Vec::new();
+    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+        watch.push(PathBuf::from(dir).join("HEAD"));
+    }
+    if let Some(common) = git(&["rev-parse", "--path-format=absolute", "--git-common-dir"]) {
+        watch.push(PathBuf::from(&common).join("packed-refs"));
+        if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            watch.push(PathBuf::from(&common).join(head));
+        }
+    }
+    for file in watch.iter().filter(|f| f.is_file()) {
+        println!("cargo:rerun-if-changed={}", file.display());
     }
 }

@@ -85,10 +85,6 @@ pub struct BuildArgs {
     /// Print the build report as JSON on stdout (and no progress on stderr).
     #[arg(long)]
     json: bool,
-
-    /// Print only warnings and errors.
-    #[arg(short, long)]
-    quiet: bool,
 }
 
 /// `--mirror DISTRO=URL`.
@@ -228,13 +224,16 @@ pub fn run(args: BuildArgs) -> ExitCode {
     if args.kernel.len() > 1 {
         return run_matrix(&args);
     }
-    let terminal = Terminal::new(args.json || args.quiet);
+    let terminal = Terminal::new(args.json);
     let result = options(&args, args.kernel.first().map(|s| s.as_str()))
         .and_then(|opts| Ok(krbd_build::build(&opts, &terminal)?));
     match result {
         Ok(outcome) => {
-            if !args.quiet {
+            if !krbd_host::terminal::quiet() {
                 eprint!("{}", outcome.report.summary(&outcome.out));
+            }
+            if krbd_host::terminal::verbose() {
+                eprint!("{}", hunk_lines(&outcome.report));
             }
             if args.json {
                 let mut v = serde_json::to_value(&outcome.report).unwrap_or_default();
@@ -245,6 +244,27 @@ pub fn run(args: BuildArgs) -> ExitCode {
         }
         Err(failure) => failure.report(args.json),
     }
+}
+
+/// `--verbose`: each patch of the series and where each of its hunks went.
+fn hunk_lines(report: &krbd_kmod::set::BuildReport) -> String {
+    let mut s = String::new();
+    for patch in report.series.iter().flat_map(|series| &series.patches) {
+        s += &format!("  {}: {}\n", patch.patch, patch.subject);
+        for h in &patch.hunks {
+            let status = serde_json::to_value(h.status).ok().and_then(|v| v.as_str().map(str::to_string));
+            s += &format!(
+                "    hunk {} {} at line {}: {} (offset {}, fuzz {})\n",
+                h.hunk,
+                h.file,
+                h.line,
+                status.unwrap_or_default(),
+                h.offset,
+                h.fuzz
+            );
+        }
+    }
+    s
 }
 
 /// One target's verdict in a matrix run.
@@ -269,10 +289,10 @@ fn run_matrix(args: &BuildArgs) -> ExitCode {
             "--srpm, --devel-rpm, --headers-dir and --source-tarball describe one target; give one --kernel with them";
         return Failure::new(ExitCode::Usage, message).report(args.json);
     }
-    let terminal = Terminal::new(args.json || args.quiet);
+    let terminal = Terminal::new(args.json);
     let mut rows = Vec::new();
     for kernel in &args.kernel {
-        if !args.quiet && !args.json {
+        if !krbd_host::terminal::quiet() && !args.json {
             eprintln!("== {kernel}");
         }
         let result = options(args, Some(kernel)).and_then(|opts| Ok(krbd_build::build(&opts, &terminal)?));
