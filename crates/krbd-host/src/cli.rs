@@ -1,6 +1,7 @@
 //! The `krbd-host` command line: the host-side commands only.
 
 use crate::exit::{table, ExitCode};
+use crate::terminal::VerbosityArgs;
 use crate::{check, install};
 use clap::{Parser, Subcommand};
 
@@ -11,6 +12,8 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub verbosity: VerbosityArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -27,10 +30,43 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
+    cli.verbosity.apply();
     match cli.command {
         Command::Install(args) => install::run_install(args),
         Command::Rollback(args) => install::run_rollback(args),
         Command::Status(args) => install::run_status(args),
         Command::Check(args) => check::run_host(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command path, as the words to type (`["install"]`, ...).
+    fn paths(cmd: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut path = prefix.to_vec();
+            path.push(sub.get_name().to_string());
+            paths(sub, &path, out);
+            out.push(path);
+        }
+    }
+
+    #[test]
+    fn every_command_accepts_quiet_and_verbose() {
+        let mut all = Vec::new();
+        paths(&Cli::command(), &[], &mut all);
+        assert!(all.len() >= 4, "{all:?}");
+        for path in all {
+            for flag in ["--quiet", "-q", "--verbose", "-v"] {
+                let args = [&["krbd-host".to_string()][..], &path, &[flag.to_string(), "--help".to_string()]].concat();
+                let err = Cli::try_parse_from(&args).expect_err("--help stops the parse");
+                assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{args:?}: {err}");
+            }
+        }
+        let both = Cli::try_parse_from(["krbd-host", "status", "--quiet", "--verbose"]).expect_err("conflict");
+        assert_eq!(both.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 }

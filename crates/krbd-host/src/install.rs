@@ -220,9 +220,14 @@ pub fn run_status(args: StatusArgs) -> ExitCode {
     }
 }
 
+/// The outcome on stderr; with the global `--quiet`, only what an interrupted earlier run
+/// left and this one finished.
 fn print_outcome(o: &krbd_install::Outcome) {
     if let Some(r) = &o.recovered {
         eprintln!("{r}");
+    }
+    if crate::terminal::quiet() {
+        return;
     }
     let steps: Vec<&str> = o.steps.iter().map(|s| s.as_str()).collect();
     eprintln!("{} for {}: steps {}", o.operation, o.release, steps.join(", "));

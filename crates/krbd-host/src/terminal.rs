@@ -9,6 +9,7 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use krbd_progress::{Listener, Unit};
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -37,6 +38,64 @@ impl Clock for SystemClock {
     }
 }
 
+/// How much the commands say on stderr: the global `--quiet` / `--verbose` flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    /// Only warnings and errors: no progress, no info lines, no summaries.
+    Quiet,
+    Normal,
+    /// Also the detail a command has (hunk by hunk for a build, PG by PG for a plan).
+    Verbose,
+}
+
+static VERBOSITY: AtomicU8 = AtomicU8::new(1);
+
+/// Set once by the command line, from the global flags.
+pub fn set_verbosity(v: Verbosity) {
+    VERBOSITY.store(v as u8, Ordering::Relaxed);
+}
+
+pub fn verbosity() -> Verbosity {
+    match VERBOSITY.load(Ordering::Relaxed) {
+        0 => Verbosity::Quiet,
+        2 => Verbosity::Verbose,
+        _ => Verbosity::Normal,
+    }
+}
+
+/// `--quiet` was given.
+pub fn quiet() -> bool {
+    verbosity() == Verbosity::Quiet
+}
+
+/// `--verbose` was given.
+pub fn verbose() -> bool {
+    verbosity() == Verbosity::Verbose
+}
+
+/// The global flags, shared by krbd-forge and krbd-host (`#[command(flatten)]` on the top
+/// level; `global` makes them valid after any subcommand too).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct VerbosityArgs {
+    /// Print only warnings and errors: no progress, info lines or summaries on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail where a command has any (a build's hunks, a plan's PGs).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+impl VerbosityArgs {
+    /// Makes the flags the process's verbosity.
+    pub fn apply(self) {
+        set_verbosity(match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, true) => Verbosity::Verbose,
+            (false, false) => Verbosity::Normal,
+        });
+    }
+}
+
 /// Progress bars and messages on stderr, for the terminal.
 pub struct Terminal {
     bar: Mutex<Option<ProgressBar>>,
@@ -46,9 +105,10 @@ pub struct Terminal {
 }
 
 impl Terminal {
-    /// `quiet`: only warnings (for `--json` and `--quiet`). Progress bars when stderr is a
-    /// terminal, plain lines otherwise.
+    /// `quiet`: only warnings (for `--json`; the global `--quiet` makes every terminal
+    /// quiet). Progress bars when stderr is a terminal, plain lines otherwise.
     pub fn new(quiet: bool) -> Terminal {
+        let quiet = quiet || self::quiet();
         if std::io::stderr().is_terminal() {
             Terminal { bar: Mutex::new(None), lines: None, ticker: Mutex::new(None), quiet }
         } else {

@@ -1,7 +1,6 @@
 use super::exit::{self, ExitCode, Failure};
 use super::terminal::Terminal;
 use super::CacheArgs;
-use krbd_build::patch::SeriesSource;
 use krbd_build::rhel::catalog::{self, Distro, Mirror, MirrorSite, Mirrors};
 use krbd_build::rhel::prepare::{self, RhelRequest};
 use krbd_build::{BuildError, BuildOptions, Inputs, KernelRelease};
@@ -64,9 +63,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "DIR")]
     headers_dir: Option<PathBuf>,
 
-    /// The patch series to apply: the name of one under the project's patches/ folder, or
-    /// a folder with a `series` file (or with a `variants.toml`, whose variant is picked by
-    /// the kernel release). `none` builds the modules unpatched.
+    /// The patch series to apply: a folder with a `series` file (or with a `variants.toml`,
+    /// whose variant is picked by the kernel release), or a name: looked up first in the
+    /// folder $KRBD_FORGE_PATCHES names (set but empty, or not a folder, is a usage error),
+    /// then among the series built into this binary (recovery-weight). `none` builds the
+    /// modules unpatched.
     #[arg(long, value_name = "SERIES", default_value = "recovery-weight")]
     series: String,
 
@@ -84,48 +85,6 @@ pub struct BuildArgs {
     /// Print the build report as JSON on stdout (and no progress on stderr).
     #[arg(long)]
     json: bool,
-
-    /// Print only warnings and errors.
-    #[arg(short, long)]
-    quiet: bool,
-}
-
-/// Where named series live: $KRBD_FORGE_PATCHES, beside the installed binary, or the
-/// source checkout this binary was built from.
-fn patches_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(d) = std::env::var_os("KRBD_FORGE_PATCHES") {
-        dirs.push(PathBuf::from(d));
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(bin) = exe.parent() {
-            dirs.push(bin.join("../share/krbd-forge/patches"));
-        }
-    }
-    dirs.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../patches")));
-    dirs
-}
-
-/// A series by path or by name; `none` for an unpatched build.
-pub fn find_series(arg: &str) -> Result<Option<SeriesSource>, BuildError> {
-    if arg == "none" {
-        return Ok(None);
-    }
-    let direct = PathBuf::from(arg);
-    let is_series = |d: &std::path::Path| d.join("series").is_file() || d.join("variants.toml").is_file();
-    if is_series(&direct) {
-        return Ok(Some(SeriesSource::open(&direct)?));
-    }
-    if !arg.contains('/') {
-        for d in patches_dirs() {
-            let candidate = d.join(arg);
-            if is_series(&candidate) {
-                return Ok(Some(SeriesSource::open(&candidate)?));
-            }
-        }
-    }
-    // Let the loader say what is wrong with it.
-    Ok(Some(SeriesSource::open(&direct)?))
 }
 
 /// `--mirror DISTRO=URL`.
@@ -154,7 +113,7 @@ pub(super) fn mirrors(flags: &[Mirror]) -> Result<Mirrors, String> {
 }
 
 /// Why one target was not built.
-enum BuildFailure {
+pub(super) enum BuildFailure {
     /// The flags do not fit this target: a usage error.
     Usage(String),
     Build(BuildError),
@@ -181,7 +140,7 @@ impl BuildFailure {
     }
 
     /// Prints the error (and with `json`, its JSON form); returns the exit code.
-    fn report(&self, json: bool) -> ExitCode {
+    pub(super) fn report(&self, json: bool) -> ExitCode {
         match self {
             BuildFailure::Usage(message) => report_usage(message, json),
             BuildFailure::Build(e) => report_error(e, json),
@@ -246,8 +205,8 @@ fn options(args: &BuildArgs, kernel: Option<&str>) -> Result<BuildOptions, Build
         }
         None => Inputs::Debian { release },
     };
-    let series = find_series(&args.series)?;
     let cache = args.cache.open()?;
+    let series = super::series::find_series(&args.series, &cache)?;
     let jobs =
         args.jobs.filter(|j| *j > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let opts = BuildOptions {
@@ -265,13 +224,16 @@ pub fn run(args: BuildArgs) -> ExitCode {
     if args.kernel.len() > 1 {
         return run_matrix(&args);
     }
-    let terminal = Terminal::new(args.json || args.quiet);
+    let terminal = Terminal::new(args.json);
     let result = options(&args, args.kernel.first().map(|s| s.as_str()))
         .and_then(|opts| Ok(krbd_build::build(&opts, &terminal)?));
     match result {
         Ok(outcome) => {
-            if !args.quiet {
+            if !krbd_host::terminal::quiet() {
                 eprint!("{}", outcome.report.summary(&outcome.out));
+            }
+            if krbd_host::terminal::verbose() {
+                eprint!("{}", hunk_lines(&outcome.report));
             }
             if args.json {
                 let mut v = serde_json::to_value(&outcome.report).unwrap_or_default();
@@ -282,6 +244,27 @@ pub fn run(args: BuildArgs) -> ExitCode {
         }
         Err(failure) => failure.report(args.json),
     }
+}
+
+/// `--verbose`: each patch of the series and where each of its hunks went.
+fn hunk_lines(report: &krbd_kmod::set::BuildReport) -> String {
+    let mut s = String::new();
+    for patch in report.series.iter().flat_map(|series| &series.patches) {
+        s += &format!("  {}: {}\n", patch.patch, patch.subject);
+        for h in &patch.hunks {
+            let status = serde_json::to_value(h.status).ok().and_then(|v| v.as_str().map(str::to_string));
+            s += &format!(
+                "    hunk {} {} at line {}: {} (offset {}, fuzz {})\n",
+                h.hunk,
+                h.file,
+                h.line,
+                status.unwrap_or_default(),
+                h.offset,
+                h.fuzz
+            );
+        }
+    }
+    s
 }
 
 /// One target's verdict in a matrix run.
@@ -306,10 +289,10 @@ fn run_matrix(args: &BuildArgs) -> ExitCode {
             "--srpm, --devel-rpm, --headers-dir and --source-tarball describe one target; give one --kernel with them";
         return Failure::new(ExitCode::Usage, message).report(args.json);
     }
-    let terminal = Terminal::new(args.json || args.quiet);
+    let terminal = Terminal::new(args.json);
     let mut rows = Vec::new();
     for kernel in &args.kernel {
-        if !args.quiet && !args.json {
+        if !krbd_host::terminal::quiet() && !args.json {
             eprintln!("== {kernel}");
         }
         let result = options(args, Some(kernel)).and_then(|opts| Ok(krbd_build::build(&opts, &terminal)?));

@@ -11,6 +11,7 @@ mod exit;
 mod package;
 mod patch;
 mod placement;
+mod series;
 mod targets;
 
 use clap::{Parser, Subcommand};
@@ -21,10 +22,15 @@ use krbd_host::ExitCode;
 /// Build, prove and ship patched Ceph kernel client modules (libceph, ceph, rbd) for the
 /// exact kernel a customer runs.
 #[derive(Debug, Parser)]
-#[command(name = "krbd-forge", version, about, after_long_help = krbd_host::exit::table())]
+#[command(name = "krbd-forge", version = env!("KRBD_FORGE_VERSION"), about)]
+#[command(after_long_help = krbd_host::exit::table())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// --quiet, --verbose: valid before or after any command (with `placement plan`,
+    /// --verbose lists every PG behind each step; with `build`, every hunk).
+    #[command(flatten)]
+    pub verbosity: terminal::VerbosityArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +60,7 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
+    cli.verbosity.apply();
     match cli.command {
         Command::Build(args) => build::run(args),
         Command::Targets(args) => targets::run(args),
@@ -82,5 +89,41 @@ impl CacheArgs {
     pub fn open(&self) -> Result<krbd_fetch::cache::Cache, krbd_fetch::FetchError> {
         let root = self.cache_dir.clone().unwrap_or_else(krbd_fetch::cache::Cache::default_root);
         krbd_fetch::cache::Cache::open(root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command path, as the words to type (`["placement", "plan"]`, ...).
+    fn paths(cmd: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut path = prefix.to_vec();
+            path.push(sub.get_name().to_string());
+            paths(sub, &path, out);
+            out.push(path);
+        }
+    }
+
+    #[test]
+    fn every_command_accepts_quiet_and_verbose() {
+        let mut all = Vec::new();
+        paths(&Cli::command(), &[], &mut all);
+        assert!(all.iter().any(|p| p == &["placement", "plan"]), "{all:?}");
+        for path in &all {
+            for flag in ["--quiet", "-q", "--verbose", "-v"] {
+                let args = [&["krbd-forge".to_string()][..], path, &[flag.to_string(), "--help".to_string()]].concat();
+                let err = Cli::try_parse_from(&args).expect_err("--help stops the parse");
+                assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{args:?}: {err}");
+            }
+            // Before the command, too.
+            let args = [&["krbd-forge".to_string(), "--quiet".to_string()][..], path, &["--help".to_string()]].concat();
+            let err = Cli::try_parse_from(&args).expect_err("--help stops the parse");
+            assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{args:?}: {err}");
+        }
+        let both = Cli::try_parse_from(["krbd-forge", "targets", "-q", "-v"]).expect_err("conflict");
+        assert_eq!(both.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 }

@@ -29,7 +29,8 @@ struct CheckArgs {
     #[arg(long, value_name = "TREE|TARBALL|RELEASE")]
     source: String,
 
-    /// The series (a name under patches/ or a folder).
+    /// The series: a folder, or a name looked up in $KRBD_FORGE_PATCHES and then among the
+    /// built-in series (recovery-weight); see `build --help`.
     #[arg(long, value_name = "SERIES", default_value = "recovery-weight")]
     series: String,
 
@@ -49,14 +50,17 @@ pub fn run(args: PatchArgs) -> ExitCode {
 
 fn check(args: CheckArgs) -> ExitCode {
     let terminal = Terminal::new(args.json);
-    let series = match super::build::find_series(&args.series) {
+    let cache = match args.cache.open() {
+        Ok(cache) => cache,
+        Err(e) => return super::build::report_error(&e.into(), args.json),
+    };
+    let series = match super::series::find_series(&args.series, &cache) {
         Ok(Some(series)) => series,
         Ok(None) => return super::build::report_usage("--series none: `patch check` needs a series", args.json),
-        Err(e) => return super::build::report_error(&e, args.json),
+        Err(failure) => return failure.report(args.json),
     };
     let result = (|| {
         let spec = SourceSpec::from_arg(&args.source)?;
-        let cache = args.cache.open()?;
         let (sources, label) = patch_check::source_for(&cache, &spec, &terminal)?;
         let checks = patch_check::check_variants(&series, &sources, &cache)?;
         Ok::<_, BuildError>((label, checks))

@@ -97,9 +97,6 @@ pub struct PlanArgs {
     /// Number of steps between --from and --to.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub steps: u32,
-    /// Also list every PG that gains, loses, shrinks or is undersized at each step.
-    #[arg(long, short)]
-    pub verbose: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -388,7 +385,7 @@ fn run_plan(a: PlanArgs) -> Result<(), Failure> {
     if a.json {
         return print_compact_json(&plan);
     }
-    print_plan(&plan, a.to, a.verbose);
+    print_plan(&plan, a.to, krbd_host::terminal::verbose());
     Ok(())
 }
 

@@ -20,6 +20,9 @@ pub fn forge() -> Command {
     let mut c = Command::cargo_bin("krbd-forge").expect("the krbd-forge binary");
     c.env("KRBD_FORGE_CACHE", cache_dir());
     c.env_remove("XDG_CACHE_HOME");
+    // The test-only series (test-series, recovery-weight-selftest) by name; only
+    // recovery-weight is built into the binary.
+    c.env("KRBD_FORGE_PATCHES", krbd_testsupport::workspace_root().join("patches"));
     c
 }
 
