@@ -47,6 +47,11 @@ pub struct InstallArgs {
     /// Install without the offline loader check (when the target has no headers).
     #[arg(long)]
     pub skip_load_check: bool,
+    /// Accept a set folder without build-report.json. Without the report nothing vouches
+    /// for the modules' sha256: the set is then checked by module names and vermagic only
+    /// (and by the load check).
+    #[arg(long)]
+    pub no_build_report: bool,
 }
 
 /// Restore the set that the last install replaced (journaled like install).
@@ -97,6 +102,9 @@ pub fn exit_code(e: &InstallError) -> ExitCode {
 pub fn failure(e: &InstallError) -> Failure {
     let failure = Failure::from_error(exit_code(e), e);
     match e {
+        InstallError::Set(krbd_kmod::set::SetError::NoReport { .. }) => failure.with_hint(Some(
+            "pass --no-build-report to install it anyway, checked by module names and vermagic only (no sha256)",
+        )),
         InstallError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
             failure.with_hint(Some("permission denied: run it as root (sudo)"))
         }
@@ -134,7 +142,8 @@ fn open_host(host: &HostArgs) -> Result<TargetHost, InstallError> {
 pub fn run_install(args: InstallArgs) -> ExitCode {
     let json = args.host.json;
     let listener = Terminal::new(json);
-    let set = match ShippedSet::from_dir(&args.set) {
+    let open = if args.no_build_report { ShippedSet::from_dir_without_report } else { ShippedSet::from_dir };
+    let set = match open(&args.set) {
         Ok(s) => s,
         Err(e) => return fail_with(json, &e),
     };
@@ -194,7 +203,7 @@ fn finish(json: bool, result: Result<krbd_install::Outcome, InstallError>) -> Ex
 
 pub fn run_status(args: StatusArgs) -> ExitCode {
     let json = args.host.json;
-    let set = match args.set.as_deref().map(ShippedSet::from_dir).transpose() {
+    let set = match args.set.as_deref().map(ShippedSet::from_dir_without_report).transpose() {
         Ok(s) => s,
         Err(e) => return fail_with(json, &e),
     };
