@@ -478,6 +478,29 @@ fn a_live_swap_for_a_kernel_that_is_not_running_is_refused() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
 
+#[test]
+fn a_root_other_than_slash_installs_without_reload_and_says_so() {
+    let f = fixture();
+    let (_d, root) = f.copy_of(&f.upgraded());
+    // The real kernel (no simulation): it cannot swap the modules of a scratch root, so no
+    // --no-reload is needed; the files change, the loaded modules do not.
+    for (op, set) in [("install", Some(f.patched.source.as_path())), ("rollback", None)] {
+        let mut c = forge();
+        c.env_remove("KRBD_INSTALL_SIMULATE_KERNEL").env_remove("KRBD_INSTALL_CRASH_AFTER").args([op, "--json"]);
+        c.args(set).arg("--root").arg(&root);
+        let o = c.output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{op}: {}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["reloaded"], false, "{v}");
+        assert!(v["notes"].to_string().contains("is not the running system's root"), "{v}");
+        assert!(!v["steps"].to_string().contains("loaded"), "{v}");
+    }
+    let want: std::collections::BTreeMap<_, _> =
+        ids_of_set(&f.unpatched).into_iter().map(|(k, v)| (k, Some(v))).collect();
+    assert_eq!(installed_ids(&root, &f.release), want, "installed, then rolled back");
+    assert_eq!(loaded_ids(&root, &f.release), want, "the loaded set was never touched");
+}
+
 /// The layout of an unpacked `krbd-forge package --format tar`: the debug-stripped copies
 /// under the out folder's names, the build report and a sha256 manifest.
 fn unpacked_tarball(set: &ShippedSet) -> tempfile::TempDir {

@@ -35,7 +35,8 @@ pub struct InstallArgs {
     #[command(flatten)]
     pub host: HostArgs,
     /// Do not touch the loaded modules; the set takes effect at the next boot. Needed while
-    /// an rbd device is mapped or a CephFS is mounted.
+    /// an rbd device is mapped or a CephFS is mounted. Implied with a --root other than /,
+    /// whose modules the running kernel cannot swap.
     #[arg(long)]
     pub no_reload: bool,
     /// Rebuild the release's initramfs (update-initramfs or dracut) if it holds the Ceph modules.
@@ -61,6 +62,7 @@ pub struct RollbackArgs {
     #[command(flatten)]
     pub host: HostArgs,
     /// Do not touch the loaded modules; the restored set takes effect at the next boot.
+    /// Implied with a --root other than /.
     #[arg(long)]
     pub no_reload: bool,
 }
@@ -116,23 +118,29 @@ fn fail_with(json: bool, e: &InstallError) -> ExitCode {
     failure(e).report(json)
 }
 
-/// The kernel to drive: the real one only for the live root.
-fn kernel_for(host: &HostArgs, reload: bool) -> Result<Box<dyn Kernel>, Failure> {
+/// The kernel to drive, and whether it can swap the loaded modules of `host.root`: the
+/// real kernel only those of the live root (`--root /`); on another root the set takes
+/// effect when that system boots.
+fn kernel_for(host: &HostArgs) -> (Box<dyn Kernel>, bool) {
     // Only test builds (the `test-hooks` feature) can simulate the kernel.
     #[cfg(feature = "test-hooks")]
     if let Some(simulated) = krbd_install::fault::simulated_kernel_from_env() {
-        return Ok(Box::new(simulated));
+        return (Box::new(simulated), true);
     }
-    if reload && host.root != Path::new("/") {
-        return Err(Failure::new(
-            ExitCode::Usage,
-            format!(
-                "swapping the loaded modules needs --root / (the running kernel's root), not {}; add --no-reload",
-                host.root.display()
-            ),
-        ));
+    (Box::new(RealKernel), host.root == Path::new("/"))
+}
+
+/// Whether to swap the loaded modules: asked for (no `--no-reload`) and possible; when it is
+/// not possible, the note that says so.
+fn reload_for(host: &HostArgs, no_reload: bool, can_reload: bool) -> (bool, Option<String>) {
+    if no_reload || can_reload {
+        return (!no_reload, None);
     }
-    Ok(Box::new(RealKernel))
+    let note = format!(
+        "the loaded modules were not touched: {} is not the running system's root (--root /), so the change takes effect when that system boots",
+        host.root.display()
+    );
+    (false, Some(note))
 }
 
 fn open_host(host: &HostArgs) -> Result<TargetHost, InstallError> {
@@ -157,12 +165,10 @@ pub fn run_install(args: InstallArgs) -> ExitCode {
         Ok(h) => h,
         Err(e) => return fail_with(json, &e),
     };
-    let kernel = match kernel_for(&host_args, !args.no_reload) {
-        Ok(k) => k,
-        Err(f) => return f.report(json),
-    };
+    let (kernel, can_reload) = kernel_for(&host_args);
+    let (reload, note) = reload_for(&host_args, args.no_reload, can_reload);
     let options = krbd_install::InstallOptions {
-        reload: !args.no_reload,
+        reload,
         update_initramfs: args.update_initramfs,
         load_check: match (args.skip_load_check, args.headers) {
             (true, _) => LoadCheck::Skip,
@@ -170,7 +176,7 @@ pub fn run_install(args: InstallArgs) -> ExitCode {
             (false, None) => LoadCheck::Auto,
         },
     };
-    finish(json, krbd_install::install(&set, &host, &options, kernel.as_ref(), &listener))
+    finish(json, krbd_install::install(&set, &host, &options, kernel.as_ref(), &listener), note)
 }
 
 pub fn run_rollback(args: RollbackArgs) -> ExitCode {
@@ -180,17 +186,19 @@ pub fn run_rollback(args: RollbackArgs) -> ExitCode {
         Ok(h) => h,
         Err(e) => return fail_with(json, &e),
     };
-    let kernel = match kernel_for(&args.host, !args.no_reload) {
-        Ok(k) => k,
-        Err(f) => return f.report(json),
-    };
-    let options = krbd_install::RollbackOptions { reload: !args.no_reload };
-    finish(json, krbd_install::rollback(&host, &options, kernel.as_ref(), &listener))
+    let (kernel, can_reload) = kernel_for(&args.host);
+    let (reload, note) = reload_for(&args.host, args.no_reload, can_reload);
+    let options = krbd_install::RollbackOptions { reload };
+    finish(json, krbd_install::rollback(&host, &options, kernel.as_ref(), &listener), note)
 }
 
 /// Prints an install's or rollback's outcome (JSON with `--json`) or its error, and returns
-/// the exit code.
-fn finish(json: bool, result: Result<krbd_install::Outcome, InstallError>) -> ExitCode {
+/// the exit code. `note`: one more note for the outcome.
+fn finish(json: bool, result: Result<krbd_install::Outcome, InstallError>, note: Option<String>) -> ExitCode {
+    let result = result.map(|mut outcome| {
+        outcome.notes.extend(note);
+        outcome
+    });
     match result {
         Ok(outcome) if json => print_json(&outcome),
         Ok(outcome) => {
@@ -256,7 +264,7 @@ fn print_outcome(o: &krbd_install::Outcome) {
         );
     }
     if !o.reloaded {
-        eprintln!("  the loaded modules were not touched (--no-reload): the set takes effect at the next boot");
+        eprintln!("  the loaded modules were not touched: the change takes effect at the next boot");
     }
 }
 
