@@ -501,6 +501,26 @@ fn a_root_other_than_slash_installs_without_reload_and_says_so() {
     assert_eq!(loaded_ids(&root, &f.release), want, "the loaded set was never touched");
 }
 
+#[test]
+fn status_and_rollback_infer_the_release_under_a_root_as_install_does() {
+    let f = fixture();
+    let (_d, root) = f.copy_of(&f.upgraded());
+    // No running kernel to ask under this root: the journal names the release.
+    std::fs::remove_file(root.join("proc/sys/kernel/osrelease")).unwrap();
+    let o = forge_install(&root, &["status", "--json"], None, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["release"], f.release.as_str(), "{v}");
+    let o = forge_install(&root, &["install", "--no-reload"], Some(&f.patched.source), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = forge_install(&root, &["rollback", "--json", "--no-reload"], None, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["release"], f.release.as_str());
+    let want: std::collections::BTreeMap<_, _> =
+        ids_of_set(&f.unpatched).into_iter().map(|(k, v)| (k, Some(v))).collect();
+    assert_eq!(installed_ids(&root, &f.release), want, "rolled back");
+}
+
 /// The layout of an unpacked `krbd-forge package --format tar`: the debug-stripped copies
 /// under the out folder's names, the build report and a sha256 manifest.
 fn unpacked_tarball(set: &ShippedSet) -> tempfile::TempDir {

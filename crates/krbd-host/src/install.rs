@@ -15,12 +15,27 @@ pub struct HostArgs {
     /// /proc) is taken under it.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
-    /// The target kernel release. [default: the running kernel's, from <root>/proc]
+    /// The target kernel release. [default: the running kernel's; under a root other than /
+    /// the set's, else the root's one release with a krbd-forge journal, else its one
+    /// release in lib/modules, else <root>/proc's]
     #[arg(long, value_name = "RELEASE")]
     pub kernel: Option<String>,
     /// Print the result as JSON on stdout (errors as {"error": {...}}).
     #[arg(long)]
     pub json: bool,
+}
+
+impl HostArgs {
+    /// Without --kernel on a root other than `/` there is no running kernel to ask: the
+    /// release is the set's, or the root's one journaled or installed release (the same rule
+    /// for install, rollback and status; see [`krbd_install::infer_release`]).
+    fn with_inferred_release(&self, set_release: Option<&str>) -> HostArgs {
+        HostArgs {
+            kernel: self.kernel.clone().or_else(|| krbd_install::infer_release(&self.root, set_release)),
+            root: self.root.clone(),
+            json: self.json,
+        }
+    }
 }
 
 /// Install a built set (libceph, ceph, rbd) into /lib/modules/<release>/updates/krbd-forge
@@ -155,12 +170,7 @@ pub fn run_install(args: InstallArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail_with(json, &e),
     };
-    // Without --kernel on a scratch root there is no running kernel to ask: the set names it.
-    let host_args = HostArgs {
-        kernel: args.host.kernel.clone().or_else(|| (args.host.root != Path::new("/")).then(|| set.release.clone())),
-        root: args.host.root.clone(),
-        json,
-    };
+    let host_args = args.host.with_inferred_release(Some(&set.release));
     let host = match open_host(&host_args) {
         Ok(h) => h,
         Err(e) => return fail_with(json, &e),
@@ -182,12 +192,13 @@ pub fn run_install(args: InstallArgs) -> ExitCode {
 pub fn run_rollback(args: RollbackArgs) -> ExitCode {
     let json = args.host.json;
     let listener = Terminal::new(json);
-    let host = match open_host(&args.host) {
+    let host_args = args.host.with_inferred_release(None);
+    let host = match open_host(&host_args) {
         Ok(h) => h,
         Err(e) => return fail_with(json, &e),
     };
-    let (kernel, can_reload) = kernel_for(&args.host);
-    let (reload, note) = reload_for(&args.host, args.no_reload, can_reload);
+    let (kernel, can_reload) = kernel_for(&host_args);
+    let (reload, note) = reload_for(&host_args, args.no_reload, can_reload);
     let options = krbd_install::RollbackOptions { reload };
     finish(json, krbd_install::rollback(&host, &options, kernel.as_ref(), &listener), note)
 }
@@ -215,14 +226,7 @@ pub fn run_status(args: StatusArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail_with(json, &e),
     };
-    let host_args =
-        HostArgs {
-            kernel: args.host.kernel.clone().or_else(|| {
-                (args.host.root != Path::new("/")).then(|| set.as_ref().map(|s| s.release.clone())).flatten()
-            }),
-            root: args.host.root.clone(),
-            json,
-        };
+    let host_args = args.host.with_inferred_release(set.as_ref().map(|s| s.release.as_str()));
     let host = match open_host(&host_args) {
         Ok(h) => h,
         Err(e) => return fail_with(json, &e),

@@ -33,7 +33,7 @@ pub mod fault;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod simulated;
 
-pub use host::{InstalledModule, LoadedModule, TargetHost};
+pub use host::{infer_release, InstalledModule, LoadedModule, TargetHost};
 pub use journal::{Journal, Step, TxState};
 pub use kernel::{Kernel, KernelOpError, RealKernel};
 pub use load_check::LoadCheck;
