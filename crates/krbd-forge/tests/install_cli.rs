@@ -222,6 +222,26 @@ fn kill_9_at_every_rollback_step_then_rerun_restores() {
 }
 
 #[test]
+fn install_places_the_stripped_copies_as_the_packages_do() {
+    let f = fixture();
+    let (_d, root) = f.copy_of(f.stock_root.path());
+    let o = forge_install(&root, &["install", "--json"], Some(&f.patched.source), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for n in krbd_install::MODULE_NAMES {
+        let installed =
+            std::fs::read(root.join(format!("lib/modules/{}/updates/krbd-forge/{n}.ko", f.release))).unwrap();
+        let stripped = std::fs::read(f.patched.source.join(format!("stripped/{n}.ko"))).unwrap();
+        let full = std::fs::read(f.patched.source.join(format!("{n}.ko"))).unwrap();
+        assert!(stripped.len() < full.len(), "{n}: the stripped copy is smaller");
+        assert!(installed == stripped, "{n}: the stripped copy is installed, not the one with debug information");
+        let full_id = krbd_install::set::module_identity(&krbd_kmod::KernelModule::parse(&full).unwrap());
+        assert_eq!(full_id.as_deref(), Some(f.patched.module(n).unwrap().identity.as_str()), "{n}: same identity");
+    }
+    // The loaded modules are still recognised by the build-id the full modules carry.
+    assert_set(&root, &f.release, &ids_of_set(&f.patched), "installed stripped");
+}
+
+#[test]
 fn install_over_stock_then_rollback_restores_the_stock_set() {
     let f = fixture();
     let (_d, root) = f.copy_of(f.stock_root.path());

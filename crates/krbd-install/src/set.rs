@@ -70,9 +70,10 @@ pub fn sha256_file(path: &Path) -> Result<String, InstallError> {
 }
 
 impl ShippedSet {
-    /// Opens and verifies the set in `dir`, whose top-level files are installed (in an out
-    /// folder the modules with debug information, in an unpacked installer tarball the
-    /// stripped copies). The folder must have its build report, which vouches for every
+    /// Opens and verifies the set in `dir`. What is installed is the debug-stripped copies,
+    /// as the packages ship them: an out folder's `stripped/` (each vouched for by its full
+    /// module's recorded sha256 and their common GNU build-id), an unpacked installer
+    /// tarball's top-level files; a folder without `stripped/` gives its top-level files. The folder must have its build report, which vouches for every
     /// module's sha256 ([`krbd_kmod::set::SetError::NoReport`] otherwise).
     pub fn from_dir(dir: &Path) -> Result<ShippedSet, InstallError> {
         ShippedSet::open(dir, true)
@@ -86,7 +87,7 @@ impl ShippedSet {
     }
 
     fn open(dir: &Path, require_report: bool) -> Result<ShippedSet, InstallError> {
-        let set = ModuleSet::open(dir, &OpenOptions { copy: ModuleCopy::Full, require_report })?;
+        let set = ModuleSet::open(dir, &OpenOptions { copy: ModuleCopy::Stripped, require_report })?;
         let mut modules = Vec::new();
         for m in &set.modules {
             let identity =
