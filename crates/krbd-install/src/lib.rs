@@ -60,8 +60,13 @@ pub enum InstallError {
     NoSuchKernel { dir: PathBuf, release: String, root: PathBuf },
     #[error("cannot tell the target release: {reason}; pass --kernel RELEASE")]
     UnknownRelease { reason: String },
-    #[error("no description of kernel {release} to check the set against (looked for {looked}); install its headers (linux-headers-{release} / kernel-devel-{release}), or pass --headers DIR, or --skip-load-check")]
-    NoLoadCheckTarget { release: String, looked: String },
+    #[error("no description of kernel {release} to check the set against (looked for {looked}); install its headers ({package}), or pass --headers DIR, or --skip-load-check")]
+    NoLoadCheckTarget {
+        release: String,
+        looked: String,
+        /// The headers package of the target's family (see [`load_check::headers_package`]).
+        package: String,
+    },
     #[error("the load check failed: {source}")]
     LoadCheck {
         #[source]
