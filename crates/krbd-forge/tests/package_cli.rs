@@ -138,3 +138,22 @@ fn packages_and_install_share_the_module_folder() {
         format!("/lib/modules/{release}/{}", krbd_install::host::INSTALL_SUBDIR)
     );
 }
+
+#[test]
+fn an_installer_that_needs_a_glibc_newer_than_2_17_is_refused() {
+    let built = default_build();
+    let dist = tempfile::tempdir().unwrap();
+    // This host's /bin/true is linked against this host's glibc, newer than RHEL 7's.
+    let out = forge()
+        .args(["package", "--format", "tar", "--json", "--installer", "/bin/true", "--out"])
+        .arg(dist.path())
+        .arg(&built.out)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "bad-input");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("needs GLIBC_2.") && msg.contains("newer than glibc 2.17"), "{msg}");
+    assert_eq!(std::fs::read_dir(dist.path()).unwrap().count(), 0, "nothing written");
+}
