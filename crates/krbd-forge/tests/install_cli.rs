@@ -222,6 +222,26 @@ fn kill_9_at_every_rollback_step_then_rerun_restores() {
 }
 
 #[test]
+fn install_places_the_stripped_copies_as_the_packages_do() {
+    let f = fixture();
+    let (_d, root) = f.copy_of(f.stock_root.path());
+    let o = forge_install(&root, &["install", "--json"], Some(&f.patched.source), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for n in krbd_install::MODULE_NAMES {
+        let installed =
+            std::fs::read(root.join(format!("lib/modules/{}/updates/krbd-forge/{n}.ko", f.release))).unwrap();
+        let stripped = std::fs::read(f.patched.source.join(format!("stripped/{n}.ko"))).unwrap();
+        let full = std::fs::read(f.patched.source.join(format!("{n}.ko"))).unwrap();
+        assert!(stripped.len() < full.len(), "{n}: the stripped copy is smaller");
+        assert!(installed == stripped, "{n}: the stripped copy is installed, not the one with debug information");
+        let full_id = krbd_install::set::module_identity(&krbd_kmod::KernelModule::parse(&full).unwrap());
+        assert_eq!(full_id.as_deref(), Some(f.patched.module(n).unwrap().identity.as_str()), "{n}: same identity");
+    }
+    // The loaded modules are still recognised by the build-id the full modules carry.
+    assert_set(&root, &f.release, &ids_of_set(&f.patched), "installed stripped");
+}
+
+#[test]
 fn install_over_stock_then_rollback_restores_the_stock_set() {
     let f = fixture();
     let (_d, root) = f.copy_of(f.stock_root.path());
@@ -356,15 +376,36 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
     let o = forge_install(&root, &["install", "--json"], Some(d.path()), &[]);
     check(&o, 5, "does not match its build report: sha256");
     std::fs::remove_file(d.path().join("build-report.json")).unwrap();
-    let o = forge_install(&root, &["install", "--json"], Some(d.path()), &[]);
+    let o = forge_install(&root, &["install", "--json", "--no-build-report"], Some(d.path()), &[]);
     check(&o, 5, "not a usable kernel module");
 
     // A mixed set (patched libceph, unpatched ceph and rbd): the kernel would refuse it.
     let d = set_copy(&f.unpatched);
     std::fs::remove_file(d.path().join("build-report.json")).unwrap();
     std::fs::copy(f.patched.source.join("libceph.ko"), d.path().join("libceph.ko")).unwrap();
-    let o = forge_install(&root, &["install", "--json"], Some(d.path()), &[]);
+    let o = forge_install(&root, &["install", "--json", "--no-build-report"], Some(d.path()), &[]);
     check(&o, 10, "the kernel would refuse this set");
+}
+
+#[test]
+fn a_set_without_its_build_report_needs_no_build_report() {
+    let f = fixture();
+    let (_d, root) = f.copy_of(&f.upgraded());
+    let before = journal(&root, &f.release);
+    let d = set_copy(&f.patched);
+    std::fs::remove_file(d.path().join("build-report.json")).unwrap();
+    // Nothing vouches for the modules' sha256: refused as bad input, with the way out.
+    let o = forge_install(&root, &["install", "--json"], Some(d.path()), &[]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", text(&o)));
+    assert!(v["error"]["message"].as_str().unwrap().contains("no build-report.json"), "{v}");
+    assert!(v["error"]["hint"].as_str().unwrap().contains("--no-build-report"), "{v}");
+    assert_set(&root, &f.release, &ids_of_set(&f.unpatched), "refused: nothing changed");
+    assert_eq!(journal(&root, &f.release), before, "refused: journal untouched");
+    // Asked for explicitly: checked by names and vermagic, and installed.
+    let o = forge_install(&root, &["install", "--json", "--no-build-report"], Some(d.path()), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_set(&root, &f.release, &ids_of_set(&f.patched), "installed without a report");
 }
 
 #[test]
@@ -455,6 +496,49 @@ fn a_live_swap_for_a_kernel_that_is_not_running_is_refused() {
     assert_set(&root, &f.release, &ids_of_set(&f.unpatched), "nothing changed");
     let o = forge_install(&root, &["install", "--no-reload", "--kernel", &f.release], Some(&f.patched.source), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn a_root_other_than_slash_installs_without_reload_and_says_so() {
+    let f = fixture();
+    let (_d, root) = f.copy_of(&f.upgraded());
+    // The real kernel (no simulation): it cannot swap the modules of a scratch root, so no
+    // --no-reload is needed; the files change, the loaded modules do not.
+    for (op, set) in [("install", Some(f.patched.source.as_path())), ("rollback", None)] {
+        let mut c = forge();
+        c.env_remove("KRBD_INSTALL_SIMULATE_KERNEL").env_remove("KRBD_INSTALL_CRASH_AFTER").args([op, "--json"]);
+        c.args(set).arg("--root").arg(&root);
+        let o = c.output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{op}: {}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["reloaded"], false, "{v}");
+        assert!(v["notes"].to_string().contains("is not the running system's root"), "{v}");
+        assert!(!v["steps"].to_string().contains("loaded"), "{v}");
+    }
+    let want: std::collections::BTreeMap<_, _> =
+        ids_of_set(&f.unpatched).into_iter().map(|(k, v)| (k, Some(v))).collect();
+    assert_eq!(installed_ids(&root, &f.release), want, "installed, then rolled back");
+    assert_eq!(loaded_ids(&root, &f.release), want, "the loaded set was never touched");
+}
+
+#[test]
+fn status_and_rollback_infer_the_release_under_a_root_as_install_does() {
+    let f = fixture();
+    let (_d, root) = f.copy_of(&f.upgraded());
+    // No running kernel to ask under this root: the journal names the release.
+    std::fs::remove_file(root.join("proc/sys/kernel/osrelease")).unwrap();
+    let o = forge_install(&root, &["status", "--json"], None, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["release"], f.release.as_str(), "{v}");
+    let o = forge_install(&root, &["install", "--no-reload"], Some(&f.patched.source), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = forge_install(&root, &["rollback", "--json", "--no-reload"], None, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["release"], f.release.as_str());
+    let want: std::collections::BTreeMap<_, _> =
+        ids_of_set(&f.unpatched).into_iter().map(|(k, v)| (k, Some(v))).collect();
+    assert_eq!(installed_ids(&root, &f.release), want, "rolled back");
 }
 
 /// The layout of an unpacked `krbd-forge package --format tar`: the debug-stripped copies

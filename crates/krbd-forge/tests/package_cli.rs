@@ -138,3 +138,50 @@ fn packages_and_install_share_the_module_folder() {
         format!("/lib/modules/{release}/{}", krbd_install::host::INSTALL_SUBDIR)
     );
 }
+
+#[test]
+fn an_installer_that_needs_a_glibc_newer_than_2_17_is_refused() {
+    let built = default_build();
+    let dist = tempfile::tempdir().unwrap();
+    // This host's /bin/true is linked against this host's glibc, newer than RHEL 7's.
+    let out = forge()
+        .args(["package", "--format", "tar", "--json", "--installer", "/bin/true", "--out"])
+        .arg(dist.path())
+        .arg(&built.out)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "bad-input");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("needs GLIBC_2.") && msg.contains("newer than glibc 2.17"), "{msg}");
+    assert_eq!(std::fs::read_dir(dist.path()).unwrap().count(), 0, "nothing written");
+}
+
+#[test]
+fn the_rpm_build_time_is_source_date_epoch_or_the_builds_not_1970() {
+    let built = default_build();
+    let published = std::fs::metadata(built.out.join("build-report.json")).unwrap().modified().unwrap();
+    let published = published.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(published > 0);
+    for (epoch, want) in [(Some("1700000000"), 1_700_000_000), (None, published)] {
+        let dist = tempfile::tempdir().unwrap();
+        let mut c = forge();
+        c.args(["package", "--format", "rpm", "--compression", "gzip", "--json", "--out"]).arg(dist.path());
+        c.arg(&built.out);
+        match epoch {
+            Some(e) => c.env("SOURCE_DATE_EPOCH", e),
+            None => c.env_remove("SOURCE_DATE_EPOCH"),
+        };
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let q = Command::new("rpm")
+            .args(["-qp", "--nosignature", "--qf", "%{BUILDTIME}"])
+            .arg(v["path"].as_str().unwrap())
+            .output()
+            .expect("run rpm");
+        let found: u64 = String::from_utf8_lossy(&q.stdout).trim().parse().unwrap_or_else(|_| panic!("{q:?}"));
+        assert_eq!(found, want, "SOURCE_DATE_EPOCH {epoch:?}");
+    }
+}

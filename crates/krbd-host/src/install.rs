@@ -15,12 +15,27 @@ pub struct HostArgs {
     /// /proc) is taken under it.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
-    /// The target kernel release. [default: the running kernel's, from <root>/proc]
+    /// The target kernel release. [default: the running kernel's; under a root other than /
+    /// the set's, else the root's one release with a krbd-forge journal, else its one
+    /// release in lib/modules, else <root>/proc's]
     #[arg(long, value_name = "RELEASE")]
     pub kernel: Option<String>,
     /// Print the result as JSON on stdout (errors as {"error": {...}}).
     #[arg(long)]
     pub json: bool,
+}
+
+impl HostArgs {
+    /// Without --kernel on a root other than `/` there is no running kernel to ask: the
+    /// release is the set's, or the root's one journaled or installed release (the same rule
+    /// for install, rollback and status; see [`krbd_install::infer_release`]).
+    fn with_inferred_release(&self, set_release: Option<&str>) -> HostArgs {
+        HostArgs {
+            kernel: self.kernel.clone().or_else(|| krbd_install::infer_release(&self.root, set_release)),
+            root: self.root.clone(),
+            json: self.json,
+        }
+    }
 }
 
 /// Install a built set (libceph, ceph, rbd) into /lib/modules/<release>/updates/krbd-forge
@@ -35,7 +50,8 @@ pub struct InstallArgs {
     #[command(flatten)]
     pub host: HostArgs,
     /// Do not touch the loaded modules; the set takes effect at the next boot. Needed while
-    /// an rbd device is mapped or a CephFS is mounted.
+    /// an rbd device is mapped or a CephFS is mounted. Implied with a --root other than /,
+    /// whose modules the running kernel cannot swap.
     #[arg(long)]
     pub no_reload: bool,
     /// Rebuild the release's initramfs (update-initramfs or dracut) if it holds the Ceph modules.
@@ -47,6 +63,11 @@ pub struct InstallArgs {
     /// Install without the offline loader check (when the target has no headers).
     #[arg(long)]
     pub skip_load_check: bool,
+    /// Accept a set folder without build-report.json. Without the report nothing vouches
+    /// for the modules' sha256: the set is then checked by module names and vermagic only
+    /// (and by the load check).
+    #[arg(long)]
+    pub no_build_report: bool,
 }
 
 /// Restore the set that the last install replaced (journaled like install).
@@ -56,6 +77,7 @@ pub struct RollbackArgs {
     #[command(flatten)]
     pub host: HostArgs,
     /// Do not touch the loaded modules; the restored set takes effect at the next boot.
+    /// Implied with a --root other than /.
     #[arg(long)]
     pub no_reload: bool,
 }
@@ -97,6 +119,9 @@ pub fn exit_code(e: &InstallError) -> ExitCode {
 pub fn failure(e: &InstallError) -> Failure {
     let failure = Failure::from_error(exit_code(e), e);
     match e {
+        InstallError::Set(krbd_kmod::set::SetError::NoReport { .. }) => failure.with_hint(Some(
+            "pass --no-build-report to install it anyway, checked by module names and vermagic only (no sha256)",
+        )),
         InstallError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
             failure.with_hint(Some("permission denied: run it as root (sudo)"))
         }
@@ -108,23 +133,29 @@ fn fail_with(json: bool, e: &InstallError) -> ExitCode {
     failure(e).report(json)
 }
 
-/// The kernel to drive: the real one only for the live root.
-fn kernel_for(host: &HostArgs, reload: bool) -> Result<Box<dyn Kernel>, Failure> {
+/// The kernel to drive, and whether it can swap the loaded modules of `host.root`: the
+/// real kernel only those of the live root (`--root /`); on another root the set takes
+/// effect when that system boots.
+fn kernel_for(host: &HostArgs) -> (Box<dyn Kernel>, bool) {
     // Only test builds (the `test-hooks` feature) can simulate the kernel.
     #[cfg(feature = "test-hooks")]
     if let Some(simulated) = krbd_install::fault::simulated_kernel_from_env() {
-        return Ok(Box::new(simulated));
+        return (Box::new(simulated), true);
     }
-    if reload && host.root != Path::new("/") {
-        return Err(Failure::new(
-            ExitCode::Usage,
-            format!(
-                "swapping the loaded modules needs --root / (the running kernel's root), not {}; add --no-reload",
-                host.root.display()
-            ),
-        ));
+    (Box::new(RealKernel), host.root == Path::new("/"))
+}
+
+/// Whether to swap the loaded modules: asked for (no `--no-reload`) and possible; when it is
+/// not possible, the note that says so.
+fn reload_for(host: &HostArgs, no_reload: bool, can_reload: bool) -> (bool, Option<String>) {
+    if no_reload || can_reload {
+        return (!no_reload, None);
     }
-    Ok(Box::new(RealKernel))
+    let note = format!(
+        "the loaded modules were not touched: {} is not the running system's root (--root /), so the change takes effect when that system boots",
+        host.root.display()
+    );
+    (false, Some(note))
 }
 
 fn open_host(host: &HostArgs) -> Result<TargetHost, InstallError> {
@@ -134,26 +165,20 @@ fn open_host(host: &HostArgs) -> Result<TargetHost, InstallError> {
 pub fn run_install(args: InstallArgs) -> ExitCode {
     let json = args.host.json;
     let listener = Terminal::new(json);
-    let set = match ShippedSet::from_dir(&args.set) {
+    let open = if args.no_build_report { ShippedSet::from_dir_without_report } else { ShippedSet::from_dir };
+    let set = match open(&args.set) {
         Ok(s) => s,
         Err(e) => return fail_with(json, &e),
     };
-    // Without --kernel on a scratch root there is no running kernel to ask: the set names it.
-    let host_args = HostArgs {
-        kernel: args.host.kernel.clone().or_else(|| (args.host.root != Path::new("/")).then(|| set.release.clone())),
-        root: args.host.root.clone(),
-        json,
-    };
+    let host_args = args.host.with_inferred_release(Some(&set.release));
     let host = match open_host(&host_args) {
         Ok(h) => h,
         Err(e) => return fail_with(json, &e),
     };
-    let kernel = match kernel_for(&host_args, !args.no_reload) {
-        Ok(k) => k,
-        Err(f) => return f.report(json),
-    };
+    let (kernel, can_reload) = kernel_for(&host_args);
+    let (reload, note) = reload_for(&host_args, args.no_reload, can_reload);
     let options = krbd_install::InstallOptions {
-        reload: !args.no_reload,
+        reload,
         update_initramfs: args.update_initramfs,
         load_check: match (args.skip_load_check, args.headers) {
             (true, _) => LoadCheck::Skip,
@@ -161,27 +186,30 @@ pub fn run_install(args: InstallArgs) -> ExitCode {
             (false, None) => LoadCheck::Auto,
         },
     };
-    finish(json, krbd_install::install(&set, &host, &options, kernel.as_ref(), &listener))
+    finish(json, krbd_install::install(&set, &host, &options, kernel.as_ref(), &listener), note)
 }
 
 pub fn run_rollback(args: RollbackArgs) -> ExitCode {
     let json = args.host.json;
     let listener = Terminal::new(json);
-    let host = match open_host(&args.host) {
+    let host_args = args.host.with_inferred_release(None);
+    let host = match open_host(&host_args) {
         Ok(h) => h,
         Err(e) => return fail_with(json, &e),
     };
-    let kernel = match kernel_for(&args.host, !args.no_reload) {
-        Ok(k) => k,
-        Err(f) => return f.report(json),
-    };
-    let options = krbd_install::RollbackOptions { reload: !args.no_reload };
-    finish(json, krbd_install::rollback(&host, &options, kernel.as_ref(), &listener))
+    let (kernel, can_reload) = kernel_for(&host_args);
+    let (reload, note) = reload_for(&host_args, args.no_reload, can_reload);
+    let options = krbd_install::RollbackOptions { reload };
+    finish(json, krbd_install::rollback(&host, &options, kernel.as_ref(), &listener), note)
 }
 
 /// Prints an install's or rollback's outcome (JSON with `--json`) or its error, and returns
-/// the exit code.
-fn finish(json: bool, result: Result<krbd_install::Outcome, InstallError>) -> ExitCode {
+/// the exit code. `note`: one more note for the outcome.
+fn finish(json: bool, result: Result<krbd_install::Outcome, InstallError>, note: Option<String>) -> ExitCode {
+    let result = result.map(|mut outcome| {
+        outcome.notes.extend(note);
+        outcome
+    });
     match result {
         Ok(outcome) if json => print_json(&outcome),
         Ok(outcome) => {
@@ -194,18 +222,11 @@ fn finish(json: bool, result: Result<krbd_install::Outcome, InstallError>) -> Ex
 
 pub fn run_status(args: StatusArgs) -> ExitCode {
     let json = args.host.json;
-    let set = match args.set.as_deref().map(ShippedSet::from_dir).transpose() {
+    let set = match args.set.as_deref().map(ShippedSet::from_dir_without_report).transpose() {
         Ok(s) => s,
         Err(e) => return fail_with(json, &e),
     };
-    let host_args =
-        HostArgs {
-            kernel: args.host.kernel.clone().or_else(|| {
-                (args.host.root != Path::new("/")).then(|| set.as_ref().map(|s| s.release.clone())).flatten()
-            }),
-            root: args.host.root.clone(),
-            json,
-        };
+    let host_args = args.host.with_inferred_release(set.as_ref().map(|s| s.release.as_str()));
     let host = match open_host(&host_args) {
         Ok(h) => h,
         Err(e) => return fail_with(json, &e),
@@ -252,7 +273,7 @@ fn print_outcome(o: &krbd_install::Outcome) {
         );
     }
     if !o.reloaded {
-        eprintln!("  the loaded modules were not touched (--no-reload): the set takes effect at the next boot");
+        eprintln!("  the loaded modules were not touched: the change takes effect at the next boot");
     }
 }
 

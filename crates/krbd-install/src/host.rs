@@ -193,6 +193,42 @@ impl TargetHost {
     }
 }
 
+/// The release to act on when none is named, under a root other than `/` (there the
+/// running kernel is not the root's): the set's, else the one release with a krbd-forge
+/// journal under the root, else the one release installed under `<root>/lib/modules`.
+/// `None` (on `/`, or when that does not settle it): the running kernel's, which
+/// [`TargetHost::new`] reads from `<root>/proc`.
+pub fn infer_release(root: &Path, set_release: Option<&str>) -> Option<String> {
+    if root == Path::new("/") {
+        return None;
+    }
+    if let Some(r) = set_release {
+        return Some(r.to_string());
+    }
+    let journaled = release_dirs(&root.join("var/lib/krbd-forge"), |d| d.join(crate::journal::JOURNAL_FILE).is_file());
+    match journaled.as_slice() {
+        [one] => return Some(one.clone()),
+        [] => {}
+        _ => return None,
+    }
+    match release_dirs(&root.join("lib/modules"), |_| true).as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
+
+/// The names of the folders in `dir` that `keep` accepts, sorted.
+fn release_dirs(dir: &Path, keep: impl Fn(&Path) -> bool) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir() && keep(&e.path()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// `kernel/net/ceph/libceph.ko.xz` -> `libceph` (module names use `_` where files may use `-`).
 pub fn module_file_name(path: &str) -> Option<&str> {
     let file = path.rsplit('/').next()?;
@@ -225,6 +261,23 @@ fn collect_named(dir: &Path, names: &[&str], skip: &Path, out: &mut Vec<PathBuf>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_release_is_inferred_from_the_set_the_journal_or_the_one_installed() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        assert_eq!(infer_release(Path::new("/"), Some("6.1.0-1-amd64")), None, "/ runs its own kernel");
+        assert_eq!(infer_release(r, None), None, "nothing there");
+        std::fs::create_dir_all(r.join("lib/modules/6.1.0-1-amd64")).unwrap();
+        assert_eq!(infer_release(r, None).as_deref(), Some("6.1.0-1-amd64"), "the one installed");
+        assert_eq!(infer_release(r, Some("6.1.0-2-amd64")).as_deref(), Some("6.1.0-2-amd64"), "the set's first");
+        std::fs::create_dir_all(r.join("lib/modules/6.1.0-2-amd64")).unwrap();
+        assert_eq!(infer_release(r, None), None, "two installed, no journal");
+        let state = r.join("var/lib/krbd-forge/6.1.0-2-amd64");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(state.join(crate::journal::JOURNAL_FILE), "{}").unwrap();
+        assert_eq!(infer_release(r, None).as_deref(), Some("6.1.0-2-amd64"), "the one with a journal");
+    }
 
     #[test]
     fn module_file_names() {

@@ -33,7 +33,7 @@ pub mod fault;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod simulated;
 
-pub use host::{InstalledModule, LoadedModule, TargetHost};
+pub use host::{infer_release, InstalledModule, LoadedModule, TargetHost};
 pub use journal::{Journal, Step, TxState};
 pub use kernel::{Kernel, KernelOpError, RealKernel};
 pub use load_check::LoadCheck;
@@ -60,8 +60,13 @@ pub enum InstallError {
     NoSuchKernel { dir: PathBuf, release: String, root: PathBuf },
     #[error("cannot tell the target release: {reason}; pass --kernel RELEASE")]
     UnknownRelease { reason: String },
-    #[error("no description of kernel {release} to check the set against (looked for {looked}); install its headers (linux-headers-{release} / kernel-devel-{release}), or pass --headers DIR, or --skip-load-check")]
-    NoLoadCheckTarget { release: String, looked: String },
+    #[error("no description of kernel {release} to check the set against (looked for {looked}); install its headers ({package}), or pass --headers DIR, or --skip-load-check")]
+    NoLoadCheckTarget {
+        release: String,
+        looked: String,
+        /// The headers package of the target's family (see [`load_check::headers_package`]).
+        package: String,
+    },
     #[error("the load check failed: {source}")]
     LoadCheck {
         #[source]

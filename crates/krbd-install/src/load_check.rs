@@ -39,6 +39,20 @@ pub fn header_candidates(host: &TargetHost) -> Vec<PathBuf> {
     out
 }
 
+/// The package that holds the release's headers on the target: `linux-headers-<release>`
+/// on Debian and its derivatives (`/etc/debian_version`), `kernel-devel-<release>` on the
+/// RHEL family (`/etc/redhat-release`), both names when the root says neither.
+pub fn headers_package(host: &TargetHost) -> String {
+    let release = &host.release;
+    if host.abs("etc/debian_version").exists() {
+        format!("linux-headers-{release}")
+    } else if host.abs("etc/redhat-release").exists() {
+        format!("kernel-devel-{release}")
+    } else {
+        format!("linux-headers-{release} or kernel-devel-{release}")
+    }
+}
+
 /// The first candidate with a Module.symvers.
 fn find_headers(host: &TargetHost) -> Result<PathBuf, InstallError> {
     let candidates = header_candidates(host);
@@ -47,6 +61,7 @@ fn find_headers(host: &TargetHost) -> Result<PathBuf, InstallError> {
         None => Err(InstallError::NoLoadCheckTarget {
             release: host.release.clone(),
             looked: candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", "),
+            package: headers_package(host),
         }),
     }
 }
@@ -92,4 +107,38 @@ fn summary(report: &SetReport, dir: &Path) -> String {
         report.target_vermagic.trim_end(),
         dir.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch root with a release installed but no headers, and `marker` under etc/.
+    fn root_without_headers(marker: Option<&str>) -> (tempfile::TempDir, TargetHost) {
+        let dir = tempfile::tempdir().unwrap();
+        let release = "6.1.0-1-amd64";
+        std::fs::create_dir_all(dir.path().join(format!("lib/modules/{release}"))).unwrap();
+        if let Some(m) = marker {
+            std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+            std::fs::write(dir.path().join("etc").join(m), "12.8\n").unwrap();
+        }
+        let host = TargetHost::new(dir.path(), Some(release.into())).unwrap();
+        (dir, host)
+    }
+
+    #[test]
+    fn the_missing_headers_hint_names_the_familys_package() {
+        for (marker, want, not) in [
+            (Some("debian_version"), "(linux-headers-6.1.0-1-amd64)", "kernel-devel"),
+            (Some("redhat-release"), "(kernel-devel-6.1.0-1-amd64)", "linux-headers"),
+            (None, "(linux-headers-6.1.0-1-amd64 or kernel-devel-6.1.0-1-amd64)", " / "),
+        ] {
+            let (_dir, host) = root_without_headers(marker);
+            let err = find_headers(&host).unwrap_err();
+            assert!(matches!(err, InstallError::NoLoadCheckTarget { .. }), "{err}");
+            let msg = err.to_string();
+            let hint = msg.split("install its headers").nth(1).unwrap_or_default();
+            assert!(hint.contains(want) && !hint.contains(not), "{marker:?}: {msg}");
+        }
+    }
 }

@@ -70,12 +70,24 @@ pub fn sha256_file(path: &Path) -> Result<String, InstallError> {
 }
 
 impl ShippedSet {
-    /// Opens and verifies the set in `dir`, whose top-level files are installed (in an out
-    /// folder the modules with debug information, in an unpacked installer tarball the
-    /// stripped copies). A folder without a build report takes its release from their
-    /// vermagic.
+    /// Opens and verifies the set in `dir`. What is installed is the debug-stripped copies,
+    /// as the packages ship them: an out folder's `stripped/` (each vouched for by its full
+    /// module's recorded sha256 and their common GNU build-id), an unpacked installer
+    /// tarball's top-level files; a folder without `stripped/` gives its top-level files. The folder must have its build report, which vouches for every
+    /// module's sha256 ([`krbd_kmod::set::SetError::NoReport`] otherwise).
     pub fn from_dir(dir: &Path) -> Result<ShippedSet, InstallError> {
-        let set = ModuleSet::open(dir, &OpenOptions { copy: ModuleCopy::Full, require_report: false })?;
+        ShippedSet::open(dir, true)
+    }
+
+    /// Like [`ShippedSet::from_dir`], but a folder without a build report is a set too: its
+    /// modules are then checked by name and vermagic only, and its release is taken from
+    /// their vermagic.
+    pub fn from_dir_without_report(dir: &Path) -> Result<ShippedSet, InstallError> {
+        ShippedSet::open(dir, false)
+    }
+
+    fn open(dir: &Path, require_report: bool) -> Result<ShippedSet, InstallError> {
+        let set = ModuleSet::open(dir, &OpenOptions { copy: ModuleCopy::Stripped, require_report })?;
         let mut modules = Vec::new();
         for m in &set.modules {
             let identity =
@@ -132,7 +144,9 @@ mod tests {
         let err = ShippedSet::from_dir(Path::new("/nonexistent/krbd")).unwrap_err();
         assert!(err.to_string().contains("not a folder"), "{err}");
         let dir = tempfile::tempdir().unwrap();
-        let err = ShippedSet::from_dir(dir.path()).unwrap_err();
+        let err = ShippedSet::from_dir_without_report(dir.path()).unwrap_err();
         assert!(err.to_string().contains("libceph.ko is missing"), "{err}");
+        let err = ShippedSet::from_dir(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("no build-report.json"), "{err}");
     }
 }

@@ -11,6 +11,8 @@ pub enum ShipError {
     SourcesMissing { build_key: String, release: String, looked: PathBuf },
     #[error("the installer {path} is not usable: {reason}")]
     BadInstaller { path: PathBuf, reason: String },
+    #[error("the installer {path} needs {version} (from {library}), newer than glibc {max} of the oldest supported targets (RHEL/CentOS 7); build it with scripts/build-target-binary.sh")]
+    InstallerNeedsNewerGlibc { path: PathBuf, version: String, library: String, max: &'static str },
     #[error("signing {module} failed: {reason}")]
     SignFailed { module: String, reason: String },
     #[error("{tool} is needed to {why} but was not found; install the `{package}` package")]

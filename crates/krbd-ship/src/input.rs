@@ -39,6 +39,15 @@ impl BuildSet {
         Ok(BuildSet { dir: set.dir, report: report.report, report_bytes: report.bytes, modules: set.modules })
     }
 
+    /// When the build published the set: the modification time of its build report, in
+    /// seconds since the epoch (0 for times before it, the largest u32 after 2106).
+    pub fn report_mtime(&self) -> Result<u32, ShipError> {
+        let path = self.dir.join(REPORT_FILE);
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).map_err(ShipError::io("inspect", &path))?;
+        let seconds = modified.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        Ok(u32::try_from(seconds).unwrap_or(u32::MAX))
+    }
+
     pub fn release(&self) -> &str {
         &self.report.release
     }

@@ -73,8 +73,10 @@ pub struct PackageOptions {
     pub compression: Compression,
     /// Folder the package is written to.
     pub out_dir: PathBuf,
-    /// Timestamp of every file and of the package itself (seconds since the epoch).
-    pub mtime: u32,
+    /// Timestamp of every file and of the package itself, the RPM's build time included
+    /// (seconds since the epoch). `None`: when the build published the set (the
+    /// modification time of its `build-report.json`), so the same folder gives the same bytes.
+    pub mtime: Option<u32>,
     /// `.deb` Maintainer field.
     pub maintainer: String,
     /// The target-side installer binary (tar format).
@@ -110,6 +112,10 @@ pub fn package(
     listener: &dyn krbd_progress::Listener,
 ) -> Result<PackageOutcome, ShipError> {
     let mut set = BuildSet::open(set_dir, opts.debug)?;
+    let mtime = match opts.mtime {
+        Some(t) => t,
+        None => set.report_mtime()?,
+    };
     let mut signed = false;
     if let Some(key) = &opts.signing {
         listener.info("signing the modules");
@@ -121,14 +127,14 @@ pub fn package(
     let (file_name, bytes, details, name, version) = match opts.format {
         Format::Rpm => {
             listener.info("writing the kmod RPM");
-            let (bytes, meta) = rpm::build_rpm(&set, opts.compression, opts.mtime)?;
+            let (bytes, meta) = rpm::build_rpm(&set, opts.compression, mtime)?;
             let file = format!("{}-{}-{}.x86_64.rpm", meta.name, meta.version, meta.release);
             let details = serde_json::to_value(&meta).unwrap_or_default();
             (file, bytes, details, meta.name, format!("{}-{}", naming.version, naming.revision))
         }
         Format::Deb => {
             listener.info("writing the .deb");
-            let (bytes, meta) = deb::build_deb(&set, opts.compression, opts.mtime, &opts.maintainer)?;
+            let (bytes, meta) = deb::build_deb(&set, opts.compression, mtime, &opts.maintainer)?;
             let file = format!("{}_{}_amd64.deb", meta.package, meta.version);
             let details = serde_json::to_value(&meta).unwrap_or_default();
             (file, bytes, details, meta.package, meta.version)
@@ -141,7 +147,7 @@ pub fn package(
                         .to_string(),
                 );
             }
-            let (bytes, meta) = tarball::build_tarball(&set, opts.compression, opts.mtime, opts.installer.as_deref())?;
+            let (bytes, meta) = tarball::build_tarball(&set, opts.compression, mtime, opts.installer.as_deref())?;
             let file = format!("{}.tar.{}", naming.tarball_stem, opts.compression.extension());
             let details = serde_json::to_value(&meta).unwrap_or_default();
             (file, bytes, details, naming.tarball_stem.clone(), format!("{}-{}", naming.version, naming.revision))
@@ -154,7 +160,7 @@ pub fn package(
                 looked: PathBuf::from("(no cache folder given)"),
             })?;
             let sources = dkms::sources_in_cache(cache, &set)?;
-            let (bytes, meta) = dkms::build_dkms_tarball(&set, &sources, opts.compression, opts.mtime)?;
+            let (bytes, meta) = dkms::build_dkms_tarball(&set, &sources, opts.compression, mtime)?;
             let file = format!("{}-{}.dkms.tar.{}", meta.name, meta.version, opts.compression.extension());
             let details = serde_json::to_value(&meta).unwrap_or_default();
             (file, bytes, details, meta.name, meta.version)

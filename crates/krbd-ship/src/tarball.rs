@@ -44,7 +44,46 @@ fn readme(set: &BuildSet, has_installer: bool) -> String {
     )
 }
 
-/// Checks an installer binary before shipping it.
+/// The newest glibc the installer may need: RHEL/CentOS 7's.
+pub const MAX_GLIBC: (u32, u32) = (2, 17);
+const MAX_GLIBC_TEXT: &str = "2.17";
+
+/// `GLIBC_2.17` → (2, 17); `GLIBC_2.2.5` → (2, 2); other version names → `None`.
+pub fn glibc_version(name: &str) -> Option<(u32, u32)> {
+    let mut parts = name.strip_prefix("GLIBC_")?.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = match parts.next() {
+        Some(m) => m.parse().ok()?,
+        None => 0,
+    };
+    Some((major, minor))
+}
+
+/// The newest `GLIBC_x.y` symbol version an ELF64 binary needs from a shared library (its
+/// `.gnu.version_r`), with that library: `None` when it needs none (a static binary).
+pub fn newest_glibc_needed(data: &[u8]) -> object::read::Result<Option<(String, String)>> {
+    use object::read::elf::FileHeader;
+    let header = object::elf::FileHeader64::<object::Endianness>::parse(data)?;
+    let endian = header.endian()?;
+    let sections = header.sections(endian, data)?;
+    let Some((mut needs, link)) = sections.gnu_verneed(endian, data)? else { return Ok(None) };
+    let strings = sections.strings(endian, data, link)?;
+    let mut newest: Option<((u32, u32), String, String)> = None;
+    while let Some((need, mut versions)) = needs.next()? {
+        let library = String::from_utf8_lossy(need.file(endian, strings)?).into_owned();
+        while let Some(aux) = versions.next()? {
+            let name = String::from_utf8_lossy(aux.name(endian, strings)?).into_owned();
+            let Some(v) = glibc_version(&name) else { continue };
+            if newest.as_ref().is_none_or(|(n, _, _)| v > *n) {
+                newest = Some((v, name, library.clone()));
+            }
+        }
+    }
+    Ok(newest.map(|(_, name, library)| (name, library)))
+}
+
+/// Checks an installer binary before shipping it: an ELF executable that runs on glibc
+/// 2.17 (nothing newer in its `.gnu.version_r`).
 fn read_installer(path: &Path) -> Result<Vec<u8>, ShipError> {
     let bytes =
         std::fs::read(path).map_err(|e| ShipError::BadInstaller { path: path.to_path_buf(), reason: e.to_string() })?;
@@ -52,6 +91,18 @@ fn read_installer(path: &Path) -> Result<Vec<u8>, ShipError> {
         return Err(ShipError::BadInstaller {
             path: path.to_path_buf(),
             reason: "not an ELF executable; build it with scripts/build-target-binary.sh".into(),
+        });
+    }
+    let needed = newest_glibc_needed(&bytes).map_err(|e| ShipError::BadInstaller {
+        path: path.to_path_buf(),
+        reason: format!("not a readable 64-bit ELF ({e}); build it with scripts/build-target-binary.sh"),
+    })?;
+    if let Some((version, library)) = needed.filter(|(v, _)| glibc_version(v).is_some_and(|v| v > MAX_GLIBC)) {
+        return Err(ShipError::InstallerNeedsNewerGlibc {
+            path: path.to_path_buf(),
+            version,
+            library,
+            max: MAX_GLIBC_TEXT,
         });
     }
     Ok(bytes)
@@ -149,4 +200,19 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Res
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glibc_versions_compare_by_number() {
+        assert_eq!(glibc_version("GLIBC_2.17"), Some((2, 17)));
+        assert_eq!(glibc_version("GLIBC_2.2.5"), Some((2, 2)));
+        assert_eq!(glibc_version("GLIBC_2"), Some((2, 0)));
+        assert_eq!(glibc_version("GCC_3.0"), None);
+        assert!(glibc_version("GLIBC_2.34").unwrap() > MAX_GLIBC);
+        assert!(glibc_version("GLIBC_2.3.4").unwrap() <= MAX_GLIBC);
+    }
 }

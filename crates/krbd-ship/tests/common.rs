@@ -74,7 +74,7 @@ pub fn options(format: krbd_ship::Format, out_dir: &Path) -> krbd_ship::PackageO
         format,
         compression: krbd_ship::Compression::Gzip,
         out_dir: out_dir.to_path_buf(),
-        mtime: 1_700_000_000,
+        mtime: Some(1_700_000_000),
         maintainer: "Test Maintainer <test@example.invalid>".into(),
         installer: None,
         cache_root: Some(cache_root()),

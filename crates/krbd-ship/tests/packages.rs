@@ -157,8 +157,9 @@ fn deb_has_control_data_and_installs_into_a_scratch_root() {
 fn tarball_unpacks_to_an_out_folder_whose_manifest_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(Format::Tar, dir.path());
-    // Any ELF executable stands for the installer here; the real one is tested in glibc.rs.
-    opts.installer = Some("/bin/true".into());
+    // Any ELF executable that runs on glibc 2.17 stands for the installer here (busybox-static
+    // needs no glibc at all); the real one is tested in glibc_target.rs.
+    opts.installer = Some("/bin/busybox".into());
     let out = krbd_ship::package(&built().out, &opts, &krbd_progress::Silent).expect("tar");
     assert!(out.warnings.is_empty());
     let x = tempfile::tempdir().unwrap();
@@ -191,6 +192,22 @@ fn tarball_unpacks_to_an_out_folder_whose_manifest_verifies() {
     std::fs::write(top.join("extra.ko"), b"x").unwrap();
     let err = krbd_ship::tarball::verify_manifest(&top).unwrap_err();
     assert!(err.to_string().contains("not listed"), "{err}");
+}
+
+#[test]
+fn tarball_refuses_an_installer_that_needs_a_newer_glibc() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(Format::Tar, dir.path());
+    // The host's own /bin/true is built against this host's glibc, newer than 2.17.
+    opts.installer = Some("/bin/true".into());
+    let err = krbd_ship::package(&built().out, &opts, &krbd_progress::Silent).unwrap_err();
+    let ShipError::InstallerNeedsNewerGlibc { version, library, .. } = &err else {
+        panic!("{err}");
+    };
+    assert!(krbd_ship::tarball::glibc_version(version).unwrap() > (2, 17), "{err}");
+    assert!(library.starts_with("libc.so"), "{err}");
+    assert!(err.to_string().contains(version.as_str()), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0), 0, "nothing written");
 }
 
 #[test]

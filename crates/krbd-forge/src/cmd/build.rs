@@ -220,7 +220,14 @@ fn options(args: &BuildArgs, kernel: Option<&str>) -> Result<BuildOptions, Build
     Ok(opts)
 }
 
-pub fn run(args: BuildArgs) -> ExitCode {
+/// The `--kernel` releases to build, each once, in the order first given.
+fn unique_kernels(kernels: &[String]) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    kernels.iter().filter(|k| seen.insert(k.as_str())).cloned().collect()
+}
+
+pub fn run(mut args: BuildArgs) -> ExitCode {
+    args.kernel = unique_kernels(&args.kernel);
     if args.kernel.len() > 1 {
         return run_matrix(&args);
     }
@@ -376,6 +383,14 @@ mod tests {
         assert!(parse_mirror("rocky").unwrap_err().contains("expected DISTRO=URL"));
         assert!(parse_mirror("fedora=http://x").unwrap_err().contains("mirrors are centos, buildlogs, rocky, alma"));
         assert!(parse_mirror("rocky=ftp://x").unwrap_err().contains("http:// or https://"));
+    }
+
+    #[test]
+    fn a_kernel_given_twice_is_built_once() {
+        let k = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(unique_kernels(&k(&["a", "a"])), k(&["a"]));
+        assert_eq!(unique_kernels(&k(&["b", "a", "b", "c", "a"])), k(&["b", "a", "c"]), "first order kept");
+        assert_eq!(unique_kernels(&[]), Vec::<String>::new());
     }
 
     #[test]

@@ -65,9 +65,11 @@ pub struct PackageArgs {
     #[arg(long, value_name = "NAME <EMAIL>", default_value = "krbd-forge <krbd-forge@localhost>")]
     maintainer: String,
 
-    /// The time stamp of every file in the package, in seconds since the epoch.
-    #[arg(long, value_name = "EPOCH", env = "SOURCE_DATE_EPOCH", default_value = "0")]
-    mtime: u32,
+    /// The time stamp of every file in the package and of the package itself (the RPM's
+    /// build time), in seconds since the epoch. [default: when the build published the set,
+    /// the modification time of its build-report.json]
+    #[arg(long, value_name = "EPOCH", env = "SOURCE_DATE_EPOCH")]
+    mtime: Option<u32>,
 
     #[command(flatten)]
     cache: super::CacheArgs,

@@ -55,14 +55,20 @@ pub fn crash_point_does_not_fire(bin: &Path) {
 }
 
 pub fn kernel_is_not_simulated(bin: &Path) {
-    // With the simulated kernel a live rollback on a scratch root would run and finish; the
-    // real kernel can only be driven on the live root, so the request is refused.
+    // With the simulated kernel a rollback on a scratch root would swap the loaded modules
+    // (steps rollback-unloaded, rollback-loaded); the real kernel can only swap those of the
+    // live root, so the rollback restores the files and leaves the loaded modules alone.
     let root = root_with_an_installed_journal();
-    let o = run(bin, root.path(), &["rollback"]);
+    let o = run(bin, root.path(), &["rollback", "--json"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.code().is_some_and(|c| c != 0), "{:?}: {stderr}", o.status);
-    assert!(stderr.contains("--root /"), "{stderr}");
-    assert_eq!(journal(root.path())["state"], "installed", "nothing was rolled back");
+    assert_eq!(o.status.code(), Some(0), "{:?}: {stderr}", o.status);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON outcome");
+    assert_eq!(v["reloaded"], false, "{v}");
+    assert!(v["notes"].to_string().contains("is not the running system's root"), "{v}");
+    let journal = journal(root.path());
+    assert_eq!(journal["state"], "rolled-back", "{journal}");
+    let steps = journal["steps"].as_array().unwrap();
+    assert!(!steps.iter().any(|s| s == "rollback-unloaded" || s == "rollback-loaded"), "{journal}");
 }
 
 pub fn help_does_not_mention_the_hooks(bin: &Path) {
