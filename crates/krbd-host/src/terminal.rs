@@ -85,6 +85,37 @@ pub struct VerbosityArgs {
     pub verbose: bool,
 }
 
+/// Checks that every command of `cmd` (a binary's whole clap tree, named `bin`) takes the
+/// global `--quiet`/`-q`/`--verbose`/`-v` after its name and `--quiet` before it, and that the
+/// two conflict. Both binaries' tests call it on their own tree.
+pub fn check_verbosity_flags(cmd: &clap::Command, bin: &str) -> Result<(), String> {
+    fn paths(cmd: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut path = prefix.to_vec();
+            path.push(sub.get_name().to_string());
+            paths(sub, &path, out);
+            out.push(path);
+        }
+    }
+    let mut all = Vec::new();
+    paths(cmd, &[], &mut all);
+    let shows_help = |args: Vec<String>| match cmd.clone().try_get_matches_from(&args) {
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => Ok(()),
+        other => Err(format!("{args:?}: {:?}", other.map(|_| "parsed without --help")).replace('\n', " ")),
+    };
+    for path in &all {
+        for flag in ["--quiet", "-q", "--verbose", "-v"] {
+            shows_help([&[bin.to_string()][..], path, &[flag.to_string(), "--help".to_string()]].concat())?;
+        }
+        shows_help([&[bin.to_string(), "--quiet".to_string()][..], path, &["--help".to_string()]].concat())?;
+    }
+    let Some(first) = all.iter().find(|p| p.len() == 1) else { return Err("no commands".into()) };
+    match cmd.clone().try_get_matches_from([bin, &first[0], "-q", "-v"]) {
+        Err(e) if e.kind() == clap::error::ErrorKind::ArgumentConflict => Ok(()),
+        _ => Err(format!("{bin} {} -q -v: no conflict", first[0])),
+    }
+}
+
 impl VerbosityArgs {
     /// Makes the flags the process's verbosity.
     pub fn apply(self) {
