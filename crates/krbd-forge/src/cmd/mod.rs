@@ -102,6 +102,6 @@ mod tests {
         let cmd = Cli::command();
         let plan = cmd.find_subcommand("placement").and_then(|p| p.find_subcommand("plan"));
         assert!(plan.is_some(), "nested commands are in the tree");
-        krbd_host::terminal::check_verbosity_flags(&cmd, "krbd-forge").unwrap();
+        terminal::check_verbosity_flags(&cmd, "krbd-forge").unwrap();
     }
 }
