@@ -1,0 +1,36 @@
+//! What can go wrong while publishing, with what to do about it.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// Only in the first, interface-only version of this crate.
+    #[error("{what} is not implemented yet")]
+    NotImplemented { what: &'static str },
+    #[error("{tool} is needed to {why} but was not found; install the `{package}` package")]
+    ToolMissing { tool: String, package: String, why: String },
+    #[error("{tool} failed while it tried to {why} (exit status {status}): {stderr}")]
+    ToolFailed { tool: String, why: String, status: String, stderr: String },
+    #[error("the signing key {key} cannot be used: {reason}")]
+    BadKey { key: String, reason: String },
+    #[error("{path} is not a package this repository takes: {reason}")]
+    BadPackage { path: PathBuf, reason: String },
+    #[error("{package} {version} ({architecture}) is already published with different contents; a published version never changes, so build it with a new version")]
+    Conflict { package: String, version: String, architecture: String },
+    #[error("the repository {root} is not usable: {reason}")]
+    Corrupt { root: PathBuf, reason: String },
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RepoError {
+    pub fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RepoError {
+        let path = path.to_path_buf();
+        move |source| RepoError::Io { action, path, source }
+    }
+}
