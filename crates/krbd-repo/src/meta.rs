@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 /// unchanged instead of conflicting).
 const MTIME: u64 = 1_700_000_000;
 
-/// The meta package's `control` file.
+/// The meta package's `control` file. `Protected: yes` (apt 2.2 and later) keeps apt's
+/// resolver from removing it to make room for a kernel without a proven set, as
+/// `apt full-upgrade` would otherwise do; removing it takes an explicit
+/// `apt remove --allow-remove-essential`.
 pub fn control(line: &LineMeta) -> String {
     let k = &line.kernel;
     let name = line.package_name();
@@ -27,6 +30,7 @@ pub fn control(line: &LineMeta) -> String {
          Depends: {kernel} (= {version}), {modules}\n\
          Section: kernel\n\
          Priority: optional\n\
+         Protected: yes\n\
          Description: Ceph kernel client modules proven for the kernel {kernel} points at\n \
          Installs the kernel that {kernel} {version} depends on ({release}) together\n \
          with its proven Ceph kernel client modules ({modules}).\n \
