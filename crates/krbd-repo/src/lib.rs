@@ -45,6 +45,7 @@ mod apt;
 mod error;
 mod generation;
 mod meta;
+mod meta_rpm;
 mod publish;
 mod sign;
 mod tool;
@@ -52,6 +53,7 @@ mod yum;
 
 pub use error::RepoError;
 pub use meta::{control as meta_control, meta_deb};
+pub use meta_rpm::{kmod_package_name, meta_rpm, meta_rpm_spec, RpmKernel, RPM_META_NAME};
 pub use sign::Signer;
 
 use std::path::PathBuf;

@@ -229,10 +229,7 @@ fn publish_killed_at_any_point_leaves_a_consistent_repository() {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         assert!(names.iter().all(|n| n.parse::<u64>().is_ok()), "leftovers after the next publish: {names:?}");
-        assert!(
-            p.generation > 0
-                && repo.contains(&format!("krbd-forge-linux-image-amd64"), &format!("1.{}", 1000 + i)).unwrap()
-        );
+        assert!(p.generation > 0 && repo.contains("krbd-forge-linux-image-amd64", &format!("1.{}", 1000 + i)).unwrap());
         check_consistent(&on_disk).unwrap();
     };
     // At each step the publish reports.
