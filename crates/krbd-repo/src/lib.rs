@@ -37,7 +37,39 @@
 //! [`meta_deb`] writes a meta package whose version equals the distribution's kernel meta
 //! package version and which depends on `<kernel meta> (= V)` and on the modules package:
 //! `apt upgrade` then brings the new kernel and its proven modules together, and keeps
-//! the kernel back while no proven set for it is published.
+//! the kernel back while no proven set for it is published (`Protected: yes` keeps
+//! `apt full-upgrade` from removing it instead). For RHEL, [`meta_rpm`] builds
+//! `krbd-forge-kernel` with `Conflicts` on newer kernels, the only hold dnf allows for
+//! installonly kernels.
+//!
+//! # Use (what `krbd-forge follow` does)
+//!
+//! ```no_run
+//! # use krbd_repo::*;
+//! # use std::path::{Path, PathBuf};
+//! # fn f(modules_deb: PathBuf, kmod_rpm: PathBuf) -> Result<(), RepoError> {
+//! let signer = Signer::import(Path::new("/etc/krbd-forge/repo-key.asc"), Path::new("/var/lib/krbd-forge/gnupg"), None)?;
+//! let apt = AptRepo {
+//!     root: "/srv/krbd-forge/apt".into(),
+//!     codename: "bookworm".into(),
+//!     component: "main".into(),
+//!     architectures: vec!["amd64".into()],
+//!     origin: "krbd-forge".into(),
+//!     label: "krbd-forge".into(),
+//! };
+//! // The line meta package of the kernel meta version whose release was just proven.
+//! let kernel = KernelMeta { package: "linux-image-amd64".into(), version: "6.1.192-3".into(), release: "6.1.0-57-amd64".into() };
+//! let meta = meta_deb(&LineMeta { kernel, maintainer: "Storage <storage@example.com>".into() }, Path::new("/tmp/meta"))?;
+//! // The set first, then the meta package that lets hosts upgrade to it: one generation.
+//! let publication = apt.publish(&[modules_deb, meta], &signer, &krbd_progress::Silent)?;
+//! assert!(apt.contains(&modules_package_name("6.1.0-57-amd64"), &publication.added[0].version)?);
+//! YumRepo { root: "/srv/krbd-forge/yum".into() }.publish(&[kmod_rpm], &signer, &krbd_progress::Silent)?;
+//! # Ok(()) }
+//! ```
+//!
+//! Errors are [`RepoError`] variants: `ToolMissing` (install the named Debian package),
+//! `ToolFailed`, `BadKey`, `BadPackage`, `Conflict` (a published version with other
+//! bytes), `Corrupt` (a root this crate did not make), `Io`.
 //!
 //! Nothing here prints: progress goes through [`krbd_progress::Listener`].
 
