@@ -68,8 +68,9 @@
 //! ```
 //!
 //! Errors are [`RepoError`] variants: `ToolMissing` (install the named Debian package),
-//! `ToolFailed`, `BadKey`, `BadPackage`, `Conflict` (a published version with other
-//! bytes), `Corrupt` (a root this crate did not make), `Io`.
+//! `ToolFailed`, `BadSetting` (a codename, component or architecture), `BadKey`,
+//! `BadPackage`, `Conflict` (a published version with other bytes), `Corrupt` (a root
+//! this crate did not make), `Io`.
 //!
 //! Nothing here prints: progress goes through [`krbd_progress::Listener`].
 
