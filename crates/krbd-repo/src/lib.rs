@@ -164,6 +164,23 @@ pub struct KernelMeta {
     pub release: String,
 }
 
+impl KernelMeta {
+    /// Reads a kernel meta package's index record (a stanza of a `Packages` file, or
+    /// `apt-cache show` output): `Package`, `Version`, and the release from
+    /// `Depends: linux-image-<release> (= <version>)`. `None` when the record is not a kernel
+    /// meta package of that shape (e.g. a versioned image itself, which depends on tools).
+    pub fn from_record(record: &str) -> Option<KernelMeta> {
+        let field = |name: &str| record.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).map(str::trim);
+        let (package, version) = (field("Package")?, field("Version")?);
+        let release = field("Depends")?.split(',').find_map(|dep| {
+            let (name, constraint) = dep.trim().split_once(' ')?;
+            let release = name.strip_prefix("linux-image-")?;
+            (constraint.trim() == format!("(= {version})")).then(|| release.to_string())
+        })?;
+        Some(KernelMeta { package: package.into(), version: version.into(), release })
+    }
+}
+
 /// The meta package of one followed line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineMeta {
@@ -192,4 +209,35 @@ pub fn meta_package_name(kernel_meta: &str) -> String {
 /// `linux-image-<release> (= <linux-image version>)`).
 pub fn modules_package_name(release: &str) -> String {
     format!("krbd-forge-modules-{release}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_kernel_meta_records() {
+        // Debian 12's records of both lines' meta packages, as `apt-cache show` prints them.
+        let line61 = "Package: linux-image-amd64\nSource: linux-signed-amd64 (6.1.192+3)\nVersion: 6.1.192-3\n\
+                      Provides: linux-image-generic, linux-latest-modules-6.1.0-57-amd64\n\
+                      Depends: linux-image-6.1.0-57-amd64 (= 6.1.192-3)\n";
+        assert_eq!(
+            KernelMeta::from_record(line61),
+            Some(KernelMeta {
+                package: "linux-image-amd64".into(),
+                version: "6.1.192-3".into(),
+                release: "6.1.0-57-amd64".into()
+            })
+        );
+        let line612 = "Package: linux-image-6.12-amd64\nVersion: 6.12.118-1~deb12u1\n\
+                       Depends: linux-image-6.12.118+deb12-amd64 (= 6.12.118-1~deb12u1)\n";
+        assert_eq!(KernelMeta::from_record(line612).map(|k| k.release), Some("6.12.118+deb12-amd64".into()));
+        let image = "Package: linux-image-6.1.0-56-amd64\nVersion: 6.1.192-2\n\
+                     Depends: kmod, linux-base (>= 4.3~), initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool\n";
+        assert_eq!(KernelMeta::from_record(image), None);
+        assert_eq!(
+            LineMeta { kernel: KernelMeta::from_record(line61).unwrap(), maintainer: "m".into() }.package_name(),
+            "krbd-forge-linux-image-amd64"
+        );
+    }
 }
