@@ -2,7 +2,8 @@
 //!
 //! - Readers fetch `InRelease` and then every index it lists (by hash, as apt does with
 //!   `Acquire-By-Hash: yes`) and every package file the index lists, over HTTP from
-//!   127.0.0.1, while publishes run: every hash always matches.
+//!   127.0.0.1, while publishes run: every hash always matches; `apt-get update` run over
+//!   and over at the same time always succeeds.
 //! - A child process publishing is killed (SIGKILL) at each step it reports and at
 //!   arbitrary times: the repository stays consistent and apt reads it, and the next
 //!   publish cleans up and succeeds.
@@ -102,7 +103,7 @@ fn http_get(port: u16, path: &str) -> Option<Vec<u8>> {
 fn readers_see_one_generation_or_the_next_never_a_mix() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (signer, _) = throwaway_signer(d, "atomic");
+    let (signer, public) = throwaway_signer(d, "atomic");
     let repo = repo(&d.join("repo"));
     repo.publish(&[deb(0, &d.join("debs"))], &signer, &Silent).unwrap();
     let server = StaticServer::start(&repo.root, None);
@@ -125,13 +126,34 @@ fn readers_see_one_generation_or_the_next_never_a_mix() {
             })
         })
         .collect();
+    // And apt itself, updating again and again from the same repository.
+    let apt = AptRoot::new(
+        &d.join("apt"),
+        &format!("deb [signed-by={}] {} bookworm main\n", public.display(), server.url("current")),
+        "",
+    );
+    let apt_stop = stop.clone();
+    let apt_reader = std::thread::spawn(move || {
+        let mut updates = 0;
+        while !apt_stop.load(Ordering::SeqCst) {
+            let update = apt.apt_get(&["update"]);
+            assert!(
+                update.status.success() && !text(&update).contains("W:"),
+                "apt-get update during publishes:\n{}",
+                text(&update)
+            );
+            updates += 1;
+        }
+        updates
+    });
     let publishes = 8;
     for n in 1..=publishes {
         let p = repo.publish(&[deb(n, &d.join("debs"))], &signer, &Silent).unwrap();
         assert_eq!(p.generation, u64::from(n) + 1);
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(200));
     }
     stop.store(true, Ordering::SeqCst);
+    assert!(apt_reader.join().expect("apt reader") >= 2, "apt updated during the publishes");
     for r in readers {
         let (reads, generations) = r.join().expect("reader");
         assert!(generations >= 3, "readers saw {generations} generations in {reads} reads: publishes ran under them");
