@@ -102,13 +102,26 @@ struct CachedBuild {
 /// Runs the build and publishes `out_root/<release>/`.
 pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcome, BuildError> {
     opts.require_given_files()?;
+    // 0. What can be decided from the release alone is decided before any download: the
+    // series' variant, and for RHEL-family kernels the distribution's compiler.
+    let early_series = match requested_release(&opts.inputs) {
+        Some(release) => Some(pick_series(opts.series.as_ref(), release, listener)?),
+        None => None,
+    };
+    if let Inputs::Rhel(req) = &opts.inputs {
+        require_distribution_compiler(&req.release)?;
+    }
     let mut stages = Stages::default();
     // 1. Resolve and fetch.
     let PreparedInputs { headers, sysroot_key, source, modules_dir, prep, mut inputs } =
         prepare_inputs(opts, &mut stages, listener)?;
     let release = headers.release.clone();
-    // 2. Check the series, the configuration and the toolchain before spending time on sources.
-    let series = pick_series(opts.series.as_ref(), &release, listener)?;
+    // 2. Check the series, the configuration and the toolchain before spending time on sources
+    // (prepare_inputs made sure the headers are those of a release asked for).
+    let series = match early_series {
+        Some(series) => series,
+        None => pick_series(opts.series.as_ref(), &release, listener)?,
+    };
     kbuild::check_config(&headers)?;
     let toolchain = kbuild::toolchain(&headers)?;
     // 3. The Ceph sources, cached by the tarball's hash (RHEL targets bring theirs, after
@@ -155,6 +168,25 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
         }
     })?;
     Ok(BuildOutcome { out, report })
+}
+
+/// The release asked for, when it is known before anything is fetched.
+fn requested_release(inputs: &Inputs) -> Option<&KernelRelease> {
+    match inputs {
+        Inputs::Rhel(req) => Some(&req.release),
+        Inputs::Debian { release } => release.as_ref(),
+        Inputs::Local { .. } => None,
+    }
+}
+
+/// An RHEL-family kernel of the distribution's own line needs the distribution's compiler;
+/// without it on this host, nothing is downloaded.
+fn require_distribution_compiler(release: &KernelRelease) -> Result<(), BuildError> {
+    let Ok(rhel) = crate::rhel::catalog::RhelRelease::parse(release.as_str()) else { return Ok(()) };
+    match rhel.distribution_compiler() {
+        Some((prefix, wanted)) => kbuild::require_distribution_compiler(release, prefix, wanted),
+        None => Ok(()),
+    }
 }
 
 /// Resolves and fetches the target, and checks that it is the release asked for.
