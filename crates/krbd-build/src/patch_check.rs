@@ -188,6 +188,28 @@ mod tests {
     }
 
     #[test]
+    fn an_rhel_release_checks_only_its_variant_and_refuses_before_fetching_without_one() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../patches/recovery-weight");
+        let series = SeriesSource::open(&dir).unwrap();
+        let spec = |r: &str| SourceSpec::from_arg(r, &Mirrors::default(), None).unwrap();
+        let picked = variants_to_check(&series, &spec("3.10.0-327.el7.x86_64")).unwrap();
+        let names: Vec<String> = picked.iter().map(|(s, _)| s.name.clone()).collect();
+        assert_eq!(names, ["recovery-weight/el7-327"]);
+        match variants_to_check(&series, &spec("4.18.0-372.9.1.el8_6.x86_64")) {
+            Err(BuildError::Series(SeriesError::NoVariant { series, known, .. })) => {
+                assert_eq!(series, "recovery-weight");
+                assert!(known.iter().any(|k| k.starts_with("el7-327")), "{known:?}");
+            }
+            other => panic!("{:?}", other.map(|v| v.len())),
+        }
+        // Debian releases and trees: every variant, as before.
+        assert_eq!(
+            variants_to_check(&series, &spec("6.12.117+deb12-amd64")).unwrap().len(),
+            series.all().unwrap().len()
+        );
+    }
+
+    #[test]
     fn a_missing_path_is_no_such_file_not_a_bad_release() {
         for missing in ["/no/such/dir", "no/such/dir", "missing.tar.xz", "linux-source-6.12.deb"] {
             match SourceSpec::from_arg(missing, &Mirrors::default(), None) {

@@ -480,3 +480,36 @@ fn prep_series(
         outcomes,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mirror_is_named_by_its_origin() {
+        assert_eq!(url_origin("http://127.0.0.1:8080/rocky/9.2/BaseOS/x.rpm"), "http://127.0.0.1:8080");
+        assert_eq!(url_origin("https://vault.centos.org/7.2.1511/os/x.rpm"), "https://vault.centos.org");
+        assert_eq!(url_origin("https://vault.centos.org"), "https://vault.centos.org");
+    }
+
+    #[test]
+    fn a_failing_mirror_is_said_once_for_all_its_urls() {
+        let e = BuildError::MirrorFailed {
+            release: "3.10.0-327.el7.x86_64".into(),
+            what: "the source RPM",
+            failed: vec![MirrorFailure {
+                site: "centos",
+                origin: "http://127.0.0.1:9".into(),
+                detail: "io: Connection refused (os error 111)".into(),
+                urls: vec!["http://127.0.0.1:9/a.rpm".into(), "http://127.0.0.1:9/b.rpm".into()],
+            }],
+            not_found: vec!["http://127.0.0.1:8/c.rpm".into()],
+        };
+        let text = e.to_string();
+        assert_eq!(text.matches("Connection refused").count(), 1, "{text}");
+        assert!(text.contains("the centos mirror http://127.0.0.1:9 failed"), "{text}");
+        assert!(
+            text.contains("\n    http://127.0.0.1:9/b.rpm") && text.contains("not found: http://127.0.0.1:8/c.rpm")
+        );
+    }
+}
