@@ -387,7 +387,7 @@ mod tests {
         }
         let h = Headers {
             dir: d.path().to_path_buf(),
-            release: crate::KernelRelease::parse("3.10.0-957.el7.x86_64").unwrap(),
+            release: KernelRelease::parse("3.10.0-957.el7.x86_64").unwrap(),
             config: crate::sysroot::KernelConfig::parse(config),
         };
         (d, h)
