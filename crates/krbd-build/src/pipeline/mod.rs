@@ -102,15 +102,11 @@ struct CachedBuild {
 /// Runs the build and publishes `out_root/<release>/`.
 pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcome, BuildError> {
     opts.require_given_files()?;
-    // 0. What can be decided from the release alone is decided before any download: the
-    // series' variant, and for RHEL-family kernels the distribution's compiler.
-    let early_series = match requested_release(&opts.inputs) {
-        Some(release) => Some(pick_series(opts.series.as_ref(), release, listener)?),
-        None => None,
+    // 0. RHEL-family targets: what the release alone decides, before any download.
+    let early_series = match &opts.inputs {
+        Inputs::Rhel(req) => Some(decide_before_download(opts.series.as_ref(), req, listener)?),
+        _ => None,
     };
-    if let Inputs::Rhel(req) = &opts.inputs {
-        require_distribution_compiler(&req.release)?;
-    }
     let mut stages = Stages::default();
     // 1. Resolve and fetch.
     let PreparedInputs { headers, sysroot_key, source, modules_dir, prep, mut inputs } =
@@ -170,13 +166,20 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
     Ok(BuildOutcome { out, report })
 }
 
-/// The release asked for, when it is known before anything is fetched.
-fn requested_release(inputs: &Inputs) -> Option<&KernelRelease> {
-    match inputs {
-        Inputs::Rhel(req) => Some(&req.release),
-        Inputs::Debian { release } => release.as_ref(),
-        Inputs::Local { .. } => None,
+/// What an RHEL-family release decides before anything is downloaded (the RPMs are large
+/// and the vaults slow): that the catalog knows it (when a package is to be fetched), the
+/// series' variant, and the distribution's compiler.
+fn decide_before_download(
+    series: Option<&SeriesSource>,
+    req: &RhelRequest,
+    listener: &dyn Listener,
+) -> Result<Option<Series>, BuildError> {
+    if req.srpm.is_none() || req.devel_rpm.is_none() {
+        crate::rhel::catalog::resolve(req.release.as_str(), &req.mirrors, req.distro)?;
     }
+    let series = pick_series(series, &req.release, listener)?;
+    require_distribution_compiler(&req.release)?;
+    Ok(series)
 }
 
 /// An RHEL-family kernel of the distribution's own line needs the distribution's compiler;
