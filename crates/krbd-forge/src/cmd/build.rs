@@ -139,6 +139,14 @@ impl BuildFailure {
         }
     }
 
+    /// What the error's own text cannot say (see `exit::hint`).
+    fn hint(&self) -> Option<String> {
+        match self {
+            BuildFailure::Usage(_) => None,
+            BuildFailure::Build(e) => exit::hint(e),
+        }
+    }
+
     /// Prints the error (and with `json`, its JSON form); returns the exit code.
     pub(super) fn report(&self, json: bool) -> ExitCode {
         match self {
@@ -287,6 +295,8 @@ struct MatrixRow {
     /// `name sha256` of each module.
     modules: Vec<serde_json::Value>,
     error: Option<String>,
+    /// What to do about the error, when its text cannot say (the mirror override, ...).
+    hint: Option<String>,
 }
 
 /// Builds every `--kernel` in turn (one cache, one out folder), then prints the table.
@@ -318,11 +328,15 @@ fn run_matrix(args: &BuildArgs) -> ExitCode {
                     .map(|m| serde_json::json!({"name": m.name, "sha256": m.sha256, "vermagic": m.vermagic}))
                     .collect(),
                 error: None,
+                hint: None,
             },
             Err(e) => {
                 let code = e.exit_code();
                 if !args.json {
                     eprintln!("error: {kernel}: {e}");
+                    if let Some(hint) = e.hint() {
+                        eprintln!("hint: {hint}");
+                    }
                 }
                 MatrixRow {
                     release: kernel.clone(),
@@ -333,6 +347,7 @@ fn run_matrix(args: &BuildArgs) -> ExitCode {
                     cache_hit: None,
                     modules: Vec::new(),
                     error: Some(e.to_string()),
+                    hint: e.hint(),
                 }
             }
         });
