@@ -14,7 +14,9 @@ use std::path::PathBuf;
 /// publish OUT/<release>/ with the modules, debug-stripped copies (stripped/) and
 /// build-report.json. Identical inputs are a cache hit. With several --kernel flags every
 /// target is built in turn, sharing the cache, and a table of the verdicts is printed; the
-/// exit code is that of the first failure.
+/// exit code is that of the first failure. For an RHEL-family release the series' variant
+/// and the distribution's compiler are decided before anything is downloaded: no variant
+/// is exit 6 (`--series none` builds the stock modules), the wrong gcc exit 7.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = krbd_host::exit::table())]
 #[command(group(clap::ArgGroup::new("release_source").args(["kernel", "devel_rpm"]).multiple(true)))]
