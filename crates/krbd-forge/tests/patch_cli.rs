@@ -47,11 +47,18 @@ fn a_release_needs_only_its_source_package() {
     let major_minor: Vec<&str> = release.split(['.', '-', '+']).take(2).collect();
     let source = krbd_testsupport::debian_package(&format!("linux-source-{}", major_minor.join(".")), Some(&version));
     // A fresh cache, so that nothing resolved earlier answers for apt; the source .deb is
-    // linked in (it is what `apt-get download` would fetch, under its sha256).
+    // linked in (it is what `apt-get download` would fetch, under its sha256), and its
+    // extracted Ceph files copied from the shared cache (extracting them takes half a minute).
     let cache = tempfile::tempdir_in(krbd_testsupport::test_cache_dir()).unwrap();
     let sha = krbd_formats::digest::sha256_file(&source, |_| {}).unwrap();
     std::fs::create_dir(cache.path().join("debs")).unwrap();
     std::fs::hard_link(&source, cache.path().join("debs").join(format!("{sha}.deb"))).unwrap();
+    let shared = krbd_fetch::cache::Cache::open(common::cache_dir()).unwrap();
+    let (subset, _) = krbd_build::source::cached_subset(&shared, &source, &sha, &krbd_progress::Silent).unwrap();
+    let copy = cache.path().join(subset.strip_prefix(shared.root()).unwrap());
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    let status = std::process::Command::new("cp").arg("-a").arg(&subset).arg(&copy).status().unwrap();
+    assert!(status.success());
     // apt as on a mirror that lost every package but the headers and the source: a build
     // could not resolve this release; checking the patches of its source must not care.
     let bin = cache.path().join("bin");
