@@ -19,6 +19,11 @@ pub enum BuildError {
     #[error("none of the places {what} of {release} should be could serve it:\n  {}\npoint the mirror at a copy (--mirror DISTRO=URL) or pass the file", tried.join("\n  "))]
     PackageNotFound { release: String, what: &'static str, tried: Vec<String> },
 
+    /// Some place a package should be at could not be asked (refused, no such host, timed
+    /// out, an HTTP error), and no other place had it.
+    #[error("{what} of {release} could not be fetched:{}", mirror_failures(.failed, .not_found))]
+    MirrorFailed { release: String, what: &'static str, failed: Vec<MirrorFailure>, not_found: Vec<String> },
+
     /// A file the request names (a source tarball, a source RPM, a kernel-devel RPM) is
     /// not there, or is not a regular file.
     #[error("{path}: no such file")]
@@ -64,6 +69,12 @@ pub enum BuildError {
         advice: Option<String>,
     },
 
+    #[error(
+        "{release} was built with {wanted}, like every kernel of its distribution release, and this host's gcc is {}; {advice} (nothing was downloaded)",
+        found.as_deref().map_or("not installed".to_string(), |f| format!("{f:?}"))
+    )]
+    DistributionCompiler { release: String, wanted: String, found: Option<String>, advice: String },
+
     #[error("`{tool}` is needed ({why}); install it with `apt-get install {package}`")]
     ToolMissing { tool: String, package: String, why: String },
 
@@ -83,6 +94,34 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// One mirror that failed the same way for one or more URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorFailure {
+    /// The vault it stands for: `centos`, `rocky`, `alma` (the name a mirror override takes).
+    pub site: &'static str,
+    /// `scheme://host[:port]` of the URLs.
+    pub origin: String,
+    /// What went wrong, once for all its URLs.
+    pub detail: String,
+    pub urls: Vec<String>,
+}
+
+/// Each failing mirror once with its reason and the URLs it was asked for, then the places
+/// that answered "not found".
+fn mirror_failures(failed: &[MirrorFailure], not_found: &[String]) -> String {
+    let mut s = String::new();
+    for f in failed {
+        s += &format!("\n  the {} mirror {} failed: {}; asked for", f.site, f.origin, f.detail);
+        for url in &f.urls {
+            s += &format!("\n    {url}");
+        }
+    }
+    for url in not_found {
+        s += &format!("\n  not found: {url}");
+    }
+    s
 }
 
 fn near_list(near: &[String]) -> String {

@@ -11,6 +11,7 @@
 
 use crate::error::BuildError;
 use crate::sysroot::Headers;
+use crate::target::KernelRelease;
 use krbd_progress::{Listener, Unit};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -130,28 +131,57 @@ pub fn kernel_compiler(headers: &Headers) -> Option<String> {
     None
 }
 
+/// The system whose own compiler is Red Hat's gcc of this major release.
+fn red_hat_system(major: &str) -> Option<&'static str> {
+    match major {
+        "4" => Some("CentOS/RHEL 7 (`yum install gcc make elfutils-libelf-devel`; a `centos:7` container will do)"),
+        "8" => Some("an el8 system such as Rocky or Alma 8 (`dnf install gcc make elfutils-libelf-devel`)"),
+        "11" => Some("an el9 system such as Rocky or Alma 9 (`dnf install gcc make elfutils-libelf-devel`)"),
+        _ => None,
+    }
+}
+
 /// Where a compiler release can be had, for the error message.
 fn compiler_advice(wanted: &str) -> String {
     let release = compiler_release(wanted).unwrap_or(wanted);
     let major = release.split('.').next().unwrap_or("");
-    let where_ = match major {
-        "4" if wanted.contains("Red Hat") => {
-            Some("CentOS/RHEL 7 (`yum install gcc make elfutils-libelf-devel`; a `centos:7` container will do)")
-        }
-        "8" if wanted.contains("Red Hat") => {
-            Some("an el8 system such as Rocky or Alma 8 (`dnf install gcc make elfutils-libelf-devel`)")
-        }
-        "11" if wanted.contains("Red Hat") => {
-            Some("an el9 system such as Rocky or Alma 9 (`dnf install gcc make elfutils-libelf-devel`)")
-        }
-        _ => None,
-    };
-    match where_ {
+    match red_hat_system(major).filter(|_| wanted.contains("Red Hat")) {
         Some(w) => format!("gcc {release} is the distribution's own compiler: run krbd-forge on {w}"),
         None => {
             format!("install gcc {release} and put it first in PATH, or run krbd-forge where it is the system compiler")
         }
     }
+}
+
+/// The first line of `gcc --version` on this host, if there is a gcc.
+fn host_gcc() -> Option<String> {
+    find_program("gcc")?;
+    let out = Command::new("gcc").arg("--version").env("LC_ALL", "C").output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").to_string())
+}
+
+/// Refuses, before anything is downloaded, an RHEL-family kernel whose distribution
+/// compiler (Red Hat's gcc `release_prefix`, such as `4.8` for every el7 kernel) is not
+/// this host's gcc. The exact release is checked again against the kernel's headers.
+pub fn require_distribution_compiler(
+    release: &KernelRelease,
+    release_prefix: &str,
+    wanted: &str,
+) -> Result<(), BuildError> {
+    let found = host_gcc();
+    let fits = found
+        .as_deref()
+        .and_then(compiler_release)
+        .is_some_and(|r| r == release_prefix || r.starts_with(&format!("{release_prefix}.")));
+    if fits {
+        return Ok(());
+    }
+    let major = release_prefix.split('.').next().unwrap_or("");
+    let advice = match red_hat_system(major) {
+        Some(w) => format!("it is the distribution's own compiler: run krbd-forge on {w}"),
+        None => format!("install gcc {release_prefix} and put it first in PATH"),
+    };
+    Err(BuildError::DistributionCompiler { release: release.to_string(), wanted: wanted.to_string(), found, advice })
 }
 
 /// Finds the kernel's compiler and the other tools the build needs.
@@ -357,7 +387,7 @@ mod tests {
         }
         let h = Headers {
             dir: d.path().to_path_buf(),
-            release: crate::KernelRelease::parse("3.10.0-957.el7.x86_64").unwrap(),
+            release: KernelRelease::parse("3.10.0-957.el7.x86_64").unwrap(),
             config: crate::sysroot::KernelConfig::parse(config),
         };
         (d, h)

@@ -278,6 +278,24 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Only the linux-source package of `release` (what `patch check` needs): the headers
+/// package gives the Debian version, and apt must offer linux-source at exactly that
+/// version. Unlike [`resolve`], no kbuild, headers-common or image package is looked up,
+/// so a release whose build packages apt cannot satisfy can still be checked.
+pub fn resolve_source(release: &KernelRelease) -> Result<AptPackage, BuildError> {
+    apt::require_lists()?;
+    let headers = apt::show(&headers_name(release.as_str()), None).map_err(|_| BuildError::UnknownRelease {
+        release: release.to_string(),
+        near: near_releases(release.as_str()).unwrap_or_default(),
+    })?;
+    let source_name = format!("linux-source-{}", release.major_minor());
+    apt::show(&source_name, Some(&headers.version)).map_err(|_| BuildError::SourceUnavailable {
+        release: release.to_string(),
+        package: source_name.clone(),
+        version: headers.version.clone(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

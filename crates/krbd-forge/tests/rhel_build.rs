@@ -468,3 +468,171 @@ fn rpm_key_refuses_unsigned_packages_and_debian_targets() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--rpm-key"), "{err}");
 }
+
+/// An el7 GA release of the catalog with a variant in the shipped series (`true`) or
+/// without one (`false`); vault releases do not move, but the series may gain variants.
+fn el7_release(with_variant: bool) -> String {
+    let dir = krbd_testsupport::workspace_root().join("patches/recovery-weight");
+    let series = krbd_build::patch::SeriesSource::open(&dir).unwrap();
+    [123, 229, 327, 514, 693, 862, 957, 1062, 1127, 1160]
+        .iter()
+        .map(|build| format!("3.10.0-{build}.el7.x86_64"))
+        .find(|r| series.select(r).is_ok() == with_variant)
+        .unwrap_or_else(|| panic!("no el7 GA release {} a variant", if with_variant { "with" } else { "without" }))
+}
+
+/// An el8 release: the shipped series has no variant for any.
+const EL8: &str = "4.18.0-372.9.1.el8_6.x86_64";
+
+/// A port on 127.0.0.1 that nothing listens on.
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/vault")
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn no_variant_and_no_distribution_compiler_are_refused_before_any_download() {
+    let empty = tempfile::tempdir().unwrap();
+    let server = StaticServer::start(empty.path(), None);
+    let mirrors: Vec<String> =
+        ["centos", "rocky", "alma"].iter().map(|site| format!("--mirror={site}={}", server.url(site))).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let run =
+        |args: &[&str]| forge().args(["build", "--out"]).arg(dir.path()).args(&mirrors).args(args).output().unwrap();
+    // No variant: exit 6, naming the variants there are and what --series none builds.
+    for release in [EL8.to_string(), el7_release(false)] {
+        let out = run(&["--kernel", &release]);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(6), "{release}: {err}");
+        assert!(err.contains(&format!("recovery-weight has no variant for {release}")), "{err}");
+        assert!(err.contains("el7-327 (3.10.0-327.*)") && err.contains("linux-6.1-6.12"), "{err}");
+        assert!(err.contains("`build --series none` builds the stock libceph, ceph and rbd"), "{err}");
+        assert!(!err.contains("/series/"), "the series by its name, not its cache folder: {err}");
+    }
+    // A variant, or no series, but not the distribution's compiler on this (Debian) host.
+    let host_gcc = Command::new("gcc").arg("-dumpfullversion").output().map(|o| o.stdout).unwrap_or_default();
+    assert!(
+        !host_gcc.starts_with(b"4.8") && !host_gcc.starts_with(b"8."),
+        "this test needs a gcc other than el7's/el8's"
+    );
+    for (release, series, system) in
+        [(el7_release(true), "recovery-weight", "centos:7"), (EL8.to_string(), "none", "Rocky or Alma 8")]
+    {
+        let out = run(&["--kernel", &release, "--series", series]);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(7), "{release}: {err}");
+        assert!(err.contains("this host's gcc is") && err.contains(system), "{err}");
+        assert!(err.contains("nothing was downloaded"), "{err}");
+    }
+    // `patch check` of a release without a variant: refused before the source RPM is fetched.
+    let out = forge().args(["patch", "check", "--source", EL8]).args(&mirrors).output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("has no variant for") && err.contains("--series none"), "{err}");
+    assert_eq!(server.requests(), Vec::<String>::new(), "nothing may be downloaded");
+}
+
+#[test]
+fn targets_says_which_variant_or_that_there_is_none() {
+    let out = forge().args(["targets", EL8]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(text.contains("vault"), "the URLs are still listed: {text}");
+    assert!(text.contains("patch series recovery-weight: no variant for this release"), "{text}");
+    assert!(
+        text.contains(&format!("`build --kernel {EL8} --series none` builds its stock libceph, ceph and rbd")),
+        "{text}"
+    );
+    assert!(text.contains("compiler: Red Hat's gcc 8"), "{text}");
+
+    let out = forge().args(["targets", "--json", EL8]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("targets --json");
+    assert_eq!(v["patch"]["series"], "recovery-weight");
+    assert_eq!(v["patch"]["variant"], serde_json::Value::Null);
+    let names: Vec<&str> =
+        v["patch"]["variants"].as_array().unwrap().iter().filter_map(|x| x["name"].as_str()).collect();
+    assert!(names.contains(&"el7-327"), "{v:#}");
+    assert!(v["patch"]["summary"].as_str().unwrap().contains("--series none"), "{v:#}");
+
+    let with = el7_release(true);
+    let out = forge().args(["targets", "--json", &with]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("targets --json");
+    assert!(v["patch"]["variant"]["name"].as_str().is_some_and(|n| n.starts_with("el7-")), "{v:#}");
+    assert!(v["compiler"].as_str().is_some_and(|c| c.contains("gcc 4.8")), "{v:#}");
+}
+
+#[test]
+fn an_unreachable_mirror_is_said_once_with_its_override() {
+    let closed = closed_port_url();
+    // build, with the mirror from the environment ...
+    let (t, _) = targets();
+    let el = format!("{}-284.1.el9_2.x86_64", t.upstream);
+    let out = forge()
+        .env("KRBD_FORGE_MIRROR_ROCKY", &closed)
+        .args(["build", "--json", "--series", "none", "--distro", "rocky", "--kernel", &el])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert_eq!(err.matches("Connection refused").count(), 1, "the failure once: {err}");
+    assert!(!err.contains("warning"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error");
+    let hint = v["error"]["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains("--mirror rocky=URL") && hint.contains("KRBD_FORGE_MIRROR_ROCKY"), "{v:#}");
+    assert_eq!(v["error"]["message"].as_str().unwrap_or_default().matches("Connection refused").count(), 1);
+    // ... and patch check of an el7 release, through the catalog (not apt), by flag.
+    let release = el7_release(true);
+    let out = forge()
+        .args(["patch", "check", "--source", &release, "--mirror"])
+        .arg(format!("centos={closed}"))
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(!err.contains("apt offers no kernel"), "an RHEL release is not looked up in apt: {err}");
+    assert_eq!(err.matches("Connection refused").count(), 1, "two URLs, one failure: {err}");
+    assert!(err.contains(&format!("the centos mirror {}", closed.trim_end_matches("/vault"))), "{err}");
+    assert!(err.contains("--mirror centos=URL") && err.contains("KRBD_FORGE_MIRROR_CENTOS"), "{err}");
+}
+
+#[test]
+fn patch_check_of_an_rhel_release_fetches_only_the_source_rpm_and_checks_its_variant() {
+    let (t, www) = fixture();
+    let server = StaticServer::start(&www, None);
+    // A series with a variant for the fixture's release and one for other kernels.
+    let dir = tempfile::tempdir().unwrap();
+    let series = dir.path().join("rw");
+    let shipped = krbd_testsupport::workspace_root().join("patches/recovery-weight/linux-6.1-6.12");
+    std::fs::create_dir(&series).unwrap();
+    for variant in ["other", "el9-fixture"] {
+        run(Command::new("cp").arg("-a").arg(&shipped).arg(series.join(variant)));
+    }
+    std::fs::write(
+        series.join("variants.toml"),
+        "[[variant]]\nname = \"other\"\nreleases = [\"6.1.*\"]\n\n\
+         [[variant]]\nname = \"el9-fixture\"\nreleases = [\"*.el9_2.x86_64\"]\n",
+    )
+    .unwrap();
+    let out = forge()
+        .args(["patch", "check", "--json", "--distro", "rocky", "--source", &t.el, "--series"])
+        .arg(&series)
+        .arg("--mirror")
+        .arg(format!("rocky={}", server.url("rocky")))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("patch check --json");
+    assert!(v["source"].as_str().unwrap().starts_with(&t.srpm()), "{v:#}");
+    let variants = v["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 1, "only the release's variant: {v:#}");
+    assert_eq!(variants[0]["series"], "rw/el9-fixture");
+    assert_eq!(variants[0]["applies"], true, "{v:#}");
+    let log = server.requests();
+    assert!(!log.is_empty() && log.iter().all(|l| l.contains(&t.srpm())), "only the source RPM: {log:?}");
+}

@@ -31,7 +31,7 @@ pub enum SeriesError {
     },
     #[error("{file}: {reason}")]
     BadVariants { file: PathBuf, reason: String },
-    #[error("{series} has no variant for {release}; its variants fit: {}. Pass another --series or add a variant", known.join("; "))]
+    #[error("{series} has no variant for {release}, so no patched modules can be built for it; its variants fit: {}", known.join("; "))]
     NoVariant { series: String, release: String, known: Vec<String> },
     #[error("{dir}: the series lists no patches")]
     Empty { dir: PathBuf },

@@ -60,7 +60,11 @@ impl SeriesSource {
                 let v =
                     variants.iter().find(|v| v.releases.iter().any(|g| glob_match(g, release))).ok_or_else(|| {
                         SeriesError::NoVariant {
-                            series: dir.display().to_string(),
+                            // The name, as in the series' own name: the built-in series
+                            // lives in the cache under a hash nobody asked about.
+                            series: dir
+                                .file_name()
+                                .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned()),
                             release: release.to_string(),
                             known: variants.iter().map(|v| format!("{} ({})", v.name, v.releases.join(", "))).collect(),
                         }

@@ -102,13 +102,22 @@ struct CachedBuild {
 /// Runs the build and publishes `out_root/<release>/`.
 pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcome, BuildError> {
     opts.require_given_files()?;
+    // 0. RHEL-family targets: what the release alone decides, before any download.
+    let early_series = match &opts.inputs {
+        Inputs::Rhel(req) => Some(decide_before_download(opts.series.as_ref(), req, listener)?),
+        _ => None,
+    };
     let mut stages = Stages::default();
     // 1. Resolve and fetch.
     let PreparedInputs { headers, sysroot_key, source, modules_dir, prep, mut inputs } =
         prepare_inputs(opts, &mut stages, listener)?;
     let release = headers.release.clone();
-    // 2. Check the series, the configuration and the toolchain before spending time on sources.
-    let series = pick_series(opts.series.as_ref(), &release, listener)?;
+    // 2. Check the series, the configuration and the toolchain before spending time on sources
+    // (prepare_inputs made sure the headers are those of a release asked for).
+    let series = match early_series {
+        Some(series) => series,
+        None => pick_series(opts.series.as_ref(), &release, listener)?,
+    };
     kbuild::check_config(&headers)?;
     let toolchain = kbuild::toolchain(&headers)?;
     // 3. The Ceph sources, cached by the tarball's hash (RHEL targets bring theirs, after
@@ -155,6 +164,32 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
         }
     })?;
     Ok(BuildOutcome { out, report })
+}
+
+/// What an RHEL-family release decides before anything is downloaded (the RPMs are large
+/// and the vaults slow): that the catalog knows it (when a package is to be fetched), the
+/// series' variant, and the distribution's compiler.
+fn decide_before_download(
+    series: Option<&SeriesSource>,
+    req: &RhelRequest,
+    listener: &dyn Listener,
+) -> Result<Option<Series>, BuildError> {
+    if req.srpm.is_none() || req.devel_rpm.is_none() {
+        crate::rhel::catalog::resolve(req.release.as_str(), &req.mirrors, req.distro)?;
+    }
+    let series = pick_series(series, &req.release, listener)?;
+    require_distribution_compiler(&req.release)?;
+    Ok(series)
+}
+
+/// An RHEL-family kernel of the distribution's own line needs the distribution's compiler;
+/// without it on this host, nothing is downloaded.
+fn require_distribution_compiler(release: &KernelRelease) -> Result<(), BuildError> {
+    let Ok(rhel) = crate::rhel::catalog::RhelRelease::parse(release.as_str()) else { return Ok(()) };
+    match rhel.distribution_compiler() {
+        Some((prefix, wanted)) => kbuild::require_distribution_compiler(release, prefix, wanted),
+        None => Ok(()),
+    }
 }
 
 /// Resolves and fetches the target, and checks that it is the release asked for.

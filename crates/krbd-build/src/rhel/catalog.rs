@@ -254,6 +254,20 @@ impl RhelRelease {
         format!("kernel-devel-{}-{}.{}.rpm", self.version, self.rpm_release, self.arch)
     }
 
+    /// The compiler the distribution builds this kernel with, when the release is one of
+    /// the distribution's own kernel line (3.10.0 for el7, 4.18.0 for el8, 5.14.0 for el9):
+    /// the release prefix `gcc --version` must show, and how to name it. Every el7 kernel
+    /// was built with Red Hat's gcc 4.8, el8's with gcc 8, el9's with gcc 11. Other kernels
+    /// with an elN tag (rebuilds of other versions) are judged by their headers only.
+    pub fn distribution_compiler(&self) -> Option<(&'static str, &'static str)> {
+        match (self.el, self.version.as_str()) {
+            (7, "3.10.0") => Some(("4.8", "Red Hat's gcc 4.8 (4.8.5 from 7.2 on)")),
+            (8, "4.18.0") => Some(("8", "Red Hat's gcc 8")),
+            (9, "5.14.0") => Some(("11", "Red Hat's gcc 11")),
+            _ => None,
+        }
+    }
+
     /// The OS minor release: from the dist tag, else from the build number.
     pub fn minor(&self) -> Option<u32> {
         if let Some(m) = self.dist_minor {

@@ -3,7 +3,7 @@
 
 use super::catalog::{self, Distro, Location, Mirrors, Resolved};
 use super::spec::{self, PrepPatch};
-use crate::error::BuildError;
+use crate::error::{BuildError, MirrorFailure};
 use crate::json_file;
 use crate::patch::series::SeriesPatch;
 use crate::patch::{apply_series, PatchFile, Series, SeriesReport};
@@ -116,19 +116,56 @@ pub fn prepare_rhel(
     })?;
     let headers = Headers::open(&root.join("usr/src/kernels").join(release))?;
 
-    let source_key = KeyHasher::new(LAYOUT).str(&srpm_input.sha256).finish();
-    let entry = stages.run("extract", || {
-        cache.get_or_create("srpm-sources", &source_key, |staging| {
-            let report = srpm_ceph_sources(&srpm, &staging.join("tree"), listener)?;
-            json_file::write(&staging.join("prep.json"), &report)
-        })
+    let (source_tree, source_key, prep) =
+        stages.run("extract", || cached_srpm_sources(cache, &srpm, &srpm_input.sha256, listener))?;
+    let inputs = vec![srpm_input, devel_input];
+    Ok(PreparedRhel { headers, sysroot_key, source_tree, source_key, inputs, prep })
+}
+
+/// The Ceph sources of a source RPM after what its `%prep` applies to them, extracted once
+/// into the cache by the package's sha256: the tree, the key builds from it are cached
+/// under, what `%prep` did, and whether it was already there.
+fn cached_srpm_sources(
+    cache: &Cache,
+    srpm: &RpmPackage,
+    srpm_sha256: &str,
+    listener: &dyn Listener,
+) -> Result<((PathBuf, String, PrepReport), bool), BuildError> {
+    let source_key = KeyHasher::new(LAYOUT).str(srpm_sha256).finish();
+    let (entry, hit) = cache.get_or_create("srpm-sources", &source_key, |staging| {
+        let report = srpm_ceph_sources(srpm, &staging.join("tree"), listener)?;
+        json_file::write(&staging.join("prep.json"), &report)
     })?;
     let prep: PrepReport = json_file::read(&entry.join("prep.json"))?;
     for p in &prep.patches {
         listener.info(&format!("%prep {}: {}", p.name, p.outcome));
     }
-    let inputs = vec![srpm_input, devel_input];
-    Ok(PreparedRhel { headers, sysroot_key, source_tree: entry.join("tree"), source_key, inputs, prep })
+    Ok(((entry.join("tree"), source_key, prep), hit))
+}
+
+/// The source RPM of `release` from the first catalogued place that has it (nothing else:
+/// no kernel-devel), its Ceph sources after `%prep`, and the package's file name. What
+/// `patch check` needs of an RHEL-family release.
+pub fn source_rpm_sources(
+    cache: &Cache,
+    release: &KernelRelease,
+    mirrors: &Mirrors,
+    distro: Option<Distro>,
+    listener: &dyn Listener,
+) -> Result<(PathBuf, PrepReport), BuildError> {
+    let resolved = catalog::resolve(release.as_str(), mirrors, distro)?;
+    listener.info(&format!("target {release} (el{}, {})", resolved.release.el, resolved.os_minor));
+    let (path, _) = fetch_first(cache, release.as_str(), "the source RPM", &resolved.srpm, listener)?;
+    let srpm = RpmPackage::open(&path)?;
+    if !srpm.info.is_source {
+        return Err(BuildError::BadSourceRpm {
+            package: path.clone(),
+            reason: format!("{} is a binary package, not the kernel's .src.rpm", srpm.info.nvra()),
+        });
+    }
+    let sha256 = krbd_formats::digest::sha256_file(&path, |_| {}).map_err(BuildError::io("read", &path))?;
+    let ((tree, _, prep), _) = cached_srpm_sources(cache, &srpm, &sha256, listener)?;
+    Ok((tree, prep))
 }
 
 /// The source RPM and the kernel-devel RPM: each the given file (checked against its own
@@ -214,7 +251,8 @@ fn file_name(path: &Path, rpm: &RpmPackage) -> String {
 }
 
 /// Tries each location in order; the first that has the file wins. The downloaded file
-/// must pass its own digests; one that does not is forgotten so it is fetched again.
+/// must pass its own digests; one that does not is forgotten so it is fetched again. When
+/// none has it and some could not be asked, each failing mirror is named once.
 fn fetch_first(
     cache: &Cache,
     release: &str,
@@ -222,8 +260,8 @@ fn fetch_first(
     locations: &[Location],
     listener: &dyn Listener,
 ) -> Result<(PathBuf, bool), BuildError> {
-    let mut tried = Vec::new();
-    let mut first_failure: Option<FetchError> = None;
+    let mut not_found = Vec::new();
+    let mut failed: Vec<MirrorFailure> = Vec::new();
     for loc in locations {
         match http::fetch(cache, &loc.url, None, listener) {
             Ok(FetchOutcome::Fetched { path, cached, .. }) => {
@@ -236,18 +274,29 @@ fn fetch_first(
                 }
                 return Ok((path, cached));
             }
-            Ok(FetchOutcome::NotFound) => tried.push(format!("{} (not found)", loc.url)),
-            Err(e) => {
-                tried.push(format!("{} ({e})", loc.url));
-                first_failure.get_or_insert(e);
+            Ok(FetchOutcome::NotFound) => not_found.push(loc.url.clone()),
+            Err(FetchError::DownloadFailed { url, detail }) => {
+                let origin = url_origin(&url).to_string();
+                match failed.iter_mut().find(|f| f.origin == origin && f.detail == detail) {
+                    Some(f) => f.urls.push(url),
+                    None => failed.push(MirrorFailure { site: loc.distro.name(), origin, detail, urls: vec![url] }),
+                }
             }
+            // The cache, not the mirror: no other location would fare better.
+            Err(e) => return Err(e.into()),
         }
     }
-    if let Some(e) = first_failure {
-        listener.warning(&format!("tried: {}", tried.join("; ")));
-        return Err(e.into());
+    if !failed.is_empty() {
+        return Err(BuildError::MirrorFailed { release: release.to_string(), what, failed, not_found });
     }
+    let tried = not_found.into_iter().map(|url| format!("{url} (not found)")).collect();
     Err(BuildError::PackageNotFound { release: release.to_string(), what, tried })
+}
+
+/// `http://127.0.0.1:8080` of `http://127.0.0.1:8080/rocky/9.2/...`.
+fn url_origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    url[after_scheme..].find('/').map_or(url, |i| &url[..after_scheme + i])
 }
 
 /// The releases whose headers a kernel-devel RPM holds (`/usr/src/kernels/<release>/`).
@@ -430,4 +479,37 @@ fn prep_series(
         Some(Series { name: format!("%prep of {}", srpm.info.nvra()), dir: srpm.path().to_path_buf(), patches }),
         outcomes,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mirror_is_named_by_its_origin() {
+        assert_eq!(url_origin("http://127.0.0.1:8080/rocky/9.2/BaseOS/x.rpm"), "http://127.0.0.1:8080");
+        assert_eq!(url_origin("https://vault.centos.org/7.2.1511/os/x.rpm"), "https://vault.centos.org");
+        assert_eq!(url_origin("https://vault.centos.org"), "https://vault.centos.org");
+    }
+
+    #[test]
+    fn a_failing_mirror_is_said_once_for_all_its_urls() {
+        let e = BuildError::MirrorFailed {
+            release: "3.10.0-327.el7.x86_64".into(),
+            what: "the source RPM",
+            failed: vec![MirrorFailure {
+                site: "centos",
+                origin: "http://127.0.0.1:9".into(),
+                detail: "io: Connection refused (os error 111)".into(),
+                urls: vec!["http://127.0.0.1:9/a.rpm".into(), "http://127.0.0.1:9/b.rpm".into()],
+            }],
+            not_found: vec!["http://127.0.0.1:8/c.rpm".into()],
+        };
+        let text = e.to_string();
+        assert_eq!(text.matches("Connection refused").count(), 1, "{text}");
+        assert!(text.contains("the centos mirror http://127.0.0.1:9 failed"), "{text}");
+        assert!(
+            text.contains("\n    http://127.0.0.1:9/b.rpm") && text.contains("not found: http://127.0.0.1:8/c.rpm")
+        );
+    }
 }

@@ -160,3 +160,14 @@ fn what_cannot_be_resolved_says_why() {
     assert!(is_rhel_release("3.10.0-957.el7.x86_64"));
     assert!(!is_rhel_release("6.12.117+deb12-amd64"));
 }
+
+#[test]
+fn the_distribution_compiler_is_known_for_the_distribution_kernel_lines_only() {
+    let compiler = |r: &str| RhelRelease::parse(r).unwrap().distribution_compiler().map(|(prefix, _)| prefix);
+    assert_eq!(compiler("3.10.0-327.el7.x86_64"), Some("4.8"));
+    assert_eq!(compiler("3.10.0-1160.119.1.el7.x86_64"), Some("4.8"));
+    assert_eq!(compiler("4.18.0-372.9.1.el8_6.x86_64"), Some("8"));
+    assert_eq!(compiler("5.14.0-284.11.1.el9_2.x86_64"), Some("11"));
+    // Another kernel with an el9 tag (a rebuild, the tests' repackaged Debian kernel).
+    assert_eq!(compiler("6.12.117-284.1.el9_2.x86_64"), None);
+}

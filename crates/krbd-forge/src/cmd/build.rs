@@ -14,7 +14,9 @@ use std::path::PathBuf;
 /// publish OUT/<release>/ with the modules, debug-stripped copies (stripped/) and
 /// build-report.json. Identical inputs are a cache hit. With several --kernel flags every
 /// target is built in turn, sharing the cache, and a table of the verdicts is printed; the
-/// exit code is that of the first failure.
+/// exit code is that of the first failure. For an RHEL-family release the series' variant
+/// and the distribution's compiler are decided before anything is downloaded: no variant
+/// is exit 6 (`--series none` builds the stock modules), the wrong gcc exit 7.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = krbd_host::exit::table())]
 #[command(group(clap::ArgGroup::new("release_source").args(["kernel", "devel_rpm"]).multiple(true)))]
@@ -136,6 +138,14 @@ impl BuildFailure {
         match self {
             BuildFailure::Usage(_) => ExitCode::Usage,
             BuildFailure::Build(e) => exit::build_code(e),
+        }
+    }
+
+    /// What the error's own text cannot say (see `exit::hint`).
+    fn hint(&self) -> Option<String> {
+        match self {
+            BuildFailure::Usage(_) => None,
+            BuildFailure::Build(e) => exit::hint(e),
         }
     }
 
@@ -287,6 +297,8 @@ struct MatrixRow {
     /// `name sha256` of each module.
     modules: Vec<serde_json::Value>,
     error: Option<String>,
+    /// What to do about the error, when its text cannot say (the mirror override, ...).
+    hint: Option<String>,
 }
 
 /// Builds every `--kernel` in turn (one cache, one out folder), then prints the table.
@@ -318,11 +330,15 @@ fn run_matrix(args: &BuildArgs) -> ExitCode {
                     .map(|m| serde_json::json!({"name": m.name, "sha256": m.sha256, "vermagic": m.vermagic}))
                     .collect(),
                 error: None,
+                hint: None,
             },
             Err(e) => {
                 let code = e.exit_code();
                 if !args.json {
                     eprintln!("error: {kernel}: {e}");
+                    if let Some(hint) = e.hint() {
+                        eprintln!("hint: {hint}");
+                    }
                 }
                 MatrixRow {
                     release: kernel.clone(),
@@ -333,6 +349,7 @@ fn run_matrix(args: &BuildArgs) -> ExitCode {
                     cache_hit: None,
                     modules: Vec::new(),
                     error: Some(e.to_string()),
+                    hint: e.hint(),
                 }
             }
         });

@@ -42,7 +42,7 @@ pub fn build_code(e: &BuildError) -> ExitCode {
         | BuildError::ReleaseMismatch { .. }
         | BuildError::NotAModule { .. }
         | BuildError::NotCatalogued { .. } => ExitCode::Target,
-        BuildError::PackageNotFound { .. } => ExitCode::Fetch,
+        BuildError::PackageNotFound { .. } | BuildError::MirrorFailed { .. } => ExitCode::Fetch,
         // A named file that is not there, as when opening it fails with NotFound.
         BuildError::InputNotFound { .. } => ExitCode::Environment,
         BuildError::BadSourceRpm { .. } => ExitCode::BadInput,
@@ -50,9 +50,10 @@ pub fn build_code(e: &BuildError) -> ExitCode {
         BuildError::NoCephSources { .. } => ExitCode::BadInput,
         BuildError::Series(SeriesError::Io { source, .. }) => ExitCode::of_io(source.kind()),
         BuildError::Series(_) => ExitCode::Patch,
-        BuildError::CompilerMissing { .. } | BuildError::CompilerMismatch { .. } | BuildError::ToolMissing { .. } => {
-            ExitCode::Toolchain
-        }
+        BuildError::CompilerMissing { .. }
+        | BuildError::CompilerMismatch { .. }
+        | BuildError::DistributionCompiler { .. }
+        | BuildError::ToolMissing { .. } => ExitCode::Toolchain,
         BuildError::CompileFailed { .. } => ExitCode::Compile,
         BuildError::Check(_) => ExitCode::BadInput,
         BuildError::WouldNotLoad { .. } => ExitCode::WouldNotLoad,
@@ -60,8 +61,33 @@ pub fn build_code(e: &BuildError) -> ExitCode {
     }
 }
 
+/// A hint for what the error's own text cannot say: the flags that get past it.
+pub fn hint(e: &BuildError) -> Option<String> {
+    match e {
+        BuildError::Series(SeriesError::NoVariant { .. }) => Some(
+            "`build --series none` builds the stock libceph, ceph and rbd of this release, unpatched; \
+             or pass another --series with a variant for it, or add one"
+                .into(),
+        ),
+        BuildError::MirrorFailed { failed, .. } => {
+            let mut sites: Vec<&str> = Vec::new();
+            for f in failed {
+                if !sites.contains(&f.site) {
+                    sites.push(f.site);
+                }
+            }
+            let overrides: Vec<String> = sites
+                .iter()
+                .map(|site| format!("--mirror {site}=URL (or KRBD_FORGE_MIRROR_{}=URL)", site.to_ascii_uppercase()))
+                .collect();
+            Some(format!("point the mirror at a reachable copy of the vault: {}", overrides.join(", ")))
+        }
+        _ => io_hint(e).map(String::from),
+    }
+}
+
 /// A hint for I/O failures that the error's own text cannot give.
-pub fn hint(e: &BuildError) -> Option<&'static str> {
+fn io_hint(e: &BuildError) -> Option<&'static str> {
     match e.io_kind()? {
         ErrorKind::StorageFull | ErrorKind::QuotaExceeded => {
             Some("no space left: free some, or point --out / --cache-dir at a larger file system")

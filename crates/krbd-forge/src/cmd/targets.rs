@@ -1,7 +1,10 @@
+use super::build::BuildFailure;
 use super::exit::ExitCode;
 use super::CacheArgs;
-use krbd_build::rhel::catalog::{self, Distro, Mirror};
+use krbd_build::patch::{SeriesError, SeriesSource};
+use krbd_build::rhel::catalog::{self, Distro, Mirror, RhelRelease};
 use krbd_build::target;
+use krbd_build::BuildError;
 use krbd_build::KernelRelease;
 use krbd_host::outln;
 
@@ -9,7 +12,9 @@ use krbd_host::outln;
 /// first: whether apt also has the exact source, whether the headers are already in the
 /// cache, and which one `build` picks by default. With a RELEASE, show what it resolves
 /// to: the exact Debian packages, or for CentOS/Rocky/Alma 7-9 releases
-/// (3.10.0-957.el7.x86_64) the source RPM and kernel-devel RPM URLs, in the order tried.
+/// (3.10.0-957.el7.x86_64) the source RPM and kernel-devel RPM URLs, in the order tried,
+/// the series variant `build` would apply (or that there is none, and what `--series none`
+/// builds instead) and the compiler the distribution built the kernel with.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = krbd_host::exit::table())]
 pub struct TargetsArgs {
@@ -25,6 +30,11 @@ pub struct TargetsArgs {
     /// RHEL family: only this distro's vaults (centos, rocky, alma).
     #[arg(long, value_name = "DISTRO")]
     distro: Option<Distro>,
+
+    /// RHEL family: the series whose variant for RELEASE is shown, as `build --series`
+    /// takes it.
+    #[arg(long, value_name = "SERIES", default_value = "recovery-weight")]
+    series: String,
 
     #[command(flatten)]
     cache: CacheArgs,
@@ -44,9 +54,15 @@ fn resolve_one(args: &TargetsArgs, release: &str) -> ExitCode {
             Ok(r) => r,
             Err(e) => return super::build::report_error(&e, args.json),
         };
+        let patch = match rhel_patch_plan(args, &r.release) {
+            Ok(plan) => plan,
+            Err(failure) => return failure.report(args.json),
+        };
         if args.json {
             let mut v = serde_json::to_value(&r).unwrap_or_default();
             v["kind"] = "rhel".into();
+            v["patch"] = patch;
+            v["compiler"] = r.release.distribution_compiler().map(|(_, text)| text).into();
             outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             return ExitCode::Ok;
         }
@@ -61,6 +77,10 @@ fn resolve_one(args: &TargetsArgs, release: &str) -> ExitCode {
         }
         for b in &r.browse {
             outln!("also kept below (time-stamped folders): {b}");
+        }
+        outln!("{}", patch["summary"].as_str().unwrap_or_default());
+        if let Some((_, compiler)) = r.release.distribution_compiler() {
+            outln!("compiler: {compiler} (checked before anything is downloaded)");
         }
         return ExitCode::Ok;
     }
@@ -92,6 +112,45 @@ fn resolve_one(args: &TargetsArgs, release: &str) -> ExitCode {
             ExitCode::Ok
         }
         Err(e) => super::build::report_error(&e, args.json),
+    }
+}
+
+/// What `build` would patch an RHEL-family release with: `series`, `variant` (null when the
+/// series has none for it), the `variants` it has, and a one-line `summary`.
+fn rhel_patch_plan(args: &TargetsArgs, release: &RhelRelease) -> Result<serde_json::Value, BuildFailure> {
+    let cache = args.cache.open()?;
+    let stock =
+        format!("`build --kernel {} --series none` builds its stock libceph, ceph and rbd, unpatched", release.release);
+    let Some(series) = super::series::find_series(&args.series, &cache)? else {
+        let summary = format!("patch series: none; {stock}");
+        return Ok(serde_json::json!({ "series": null, "variant": null, "variants": [], "summary": summary }));
+    };
+    let variants: Vec<serde_json::Value> = match &series {
+        SeriesSource::Variants { variants, .. } => {
+            variants.iter().map(|v| serde_json::json!({ "name": v.name, "releases": v.releases })).collect()
+        }
+        SeriesSource::Plain(_) => Vec::new(),
+    };
+    let json = |name: &str, variant: serde_json::Value, summary: String| serde_json::json!({ "series": name, "variant": variant, "variants": variants, "summary": summary });
+    match series.select(&release.release) {
+        Ok((s, Some(v))) => {
+            let summary = format!("patch series {}: variant {} ({})", args.series, v.name, v.description);
+            let name = s.name.split('/').next().unwrap_or(&s.name);
+            Ok(json(name, serde_json::json!({ "name": v.name, "description": v.description }), summary))
+        }
+        Ok((s, None)) => {
+            let summary = format!("patch series {}: applied as it is (it has no variants)", s.name);
+            Ok(json(&s.name, serde_json::Value::Null, summary))
+        }
+        Err(SeriesError::NoVariant { series: name, known, .. }) => {
+            let summary = format!(
+                "patch series {name}: no variant for this release, so no patched modules can be built for it \
+                 (its variants fit: {}); {stock}",
+                known.join("; ")
+            );
+            Ok(json(&name, serde_json::Value::Null, summary))
+        }
+        Err(e) => Err(BuildError::from(e).into()),
     }
 }
 
