@@ -11,6 +11,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+mod stock;
+pub use stock::*;
+
 /// The tool's cache shared by every test binary (packages are large).
 pub fn cache_dir() -> PathBuf {
     krbd_testsupport::test_cache_dir().join("forge-cache")
