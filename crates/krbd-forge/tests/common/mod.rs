@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 mod stock;
+// Not every test binary proves a build against its stock modules.
+#[allow(unused_imports)]
 pub use stock::*;
 
 /// The tool's cache shared by every test binary (packages are large).
