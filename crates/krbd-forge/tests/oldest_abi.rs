@@ -128,3 +128,94 @@ fn the_oldest_six_one_abi_builds_and_reproduces_its_stock_modules() {
     }
     assert!(input("headers-common")["relation"].as_str().is_some_and(|r| r.contains(&format!("(= {version})"))));
 }
+
+/// An apt configuration that sees Debian's archive as this machine's apt does, plus a local
+/// flat repository holding the given `Packages` stanzas: only apt-cache reads it (nothing
+/// reaches the network; the local index is made by `apt-get update` from a file: URI).
+struct LocalApt {
+    dir: tempfile::TempDir,
+}
+
+impl LocalApt {
+    fn with_packages(stanzas: &str) -> LocalApt {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = |rel: &str| dir.path().join(rel);
+        for sub in ["repo", "lists/partial", "cache/archives/partial", "parts-empty"] {
+            std::fs::create_dir_all(p(sub)).unwrap();
+        }
+        std::fs::write(p("repo/Packages"), stanzas).unwrap();
+        std::fs::write(p("sources.list"), format!("deb [trusted=yes] file:{} ./\n", p("repo").display())).unwrap();
+        let conf = |parts: &str| {
+            format!(
+                "Dir::State::Lists \"{}\";\nDir::Cache \"{}\";\nDir::Etc::SourceList \"{}\";\n\
+                 Dir::Etc::SourceParts \"{parts}\";\nAPT::Sandbox::User \"root\";\n",
+                p("lists").display(),
+                p("cache").display(),
+                p("sources.list").display()
+            )
+        };
+        // First only the local repository, so that `update` touches nothing else ...
+        std::fs::write(p("update.conf"), conf(&p("parts-empty").display().to_string())).unwrap();
+        let update = std::process::Command::new("apt-get")
+            .args(["update", "-q"])
+            .env("APT_CONFIG", p("update.conf"))
+            .output()
+            .expect("apt-get update of a local repository");
+        assert!(update.status.success(), "{}", String::from_utf8_lossy(&update.stderr));
+        // ... then the machine's own Debian sources, with the lists apt already has.
+        for e in std::fs::read_dir("/var/lib/apt/lists").unwrap().flatten() {
+            let name = e.file_name();
+            if name.to_string_lossy().contains("_Packages") || name.to_string_lossy().ends_with("Release") {
+                std::os::unix::fs::symlink(e.path(), p("lists").join(&name)).unwrap();
+            }
+        }
+        std::fs::write(p("apt.conf"), conf("/etc/apt/sources.list.d")).unwrap();
+        LocalApt { dir }
+    }
+
+    fn forge(&self) -> assert_cmd::Command {
+        let mut c = forge();
+        c.env("APT_CONFIG", self.dir.path().join("apt.conf"));
+        c
+    }
+}
+
+#[test]
+fn a_release_nothing_satisfies_is_listed_with_why_and_build_exits_3() {
+    // An ABI whose headers need a newer kbuild than any apt knows.
+    let apt = LocalApt::with_packages(
+        "Package: linux-headers-6.1.0-99-amd64\nSource: linux\nVersion: 6.1.999-1\nArchitecture: amd64\n\
+         Depends: linux-headers-6.1.0-99-common (= 6.1.999-1), linux-kbuild-6.1 (>= 6.1.999-1), gcc-12\n\
+         Filename: ./h.deb\nSize: 1\nSHA256: 00\nDescription: headers\n\n\
+         Package: linux-headers-6.1.0-99-common\nSource: linux\nVersion: 6.1.999-1\nArchitecture: all\n\
+         Filename: ./c.deb\nSize: 1\nSHA256: 00\nDescription: common\n\n",
+    );
+    let relation = "linux-kbuild-6.1 (>= 6.1.999-1)";
+    let out = apt.forge().args(["targets", "--json"]).output().expect("run targets");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Value = serde_json::from_slice(&out.stdout).expect("targets --json");
+    let row = rows.as_array().unwrap().iter().find(|t| t["release"] == "6.1.0-99-amd64").expect("the local ABI");
+    assert_eq!(row["buildable"], false, "{row}");
+    let why = row["why"].as_str().unwrap_or("");
+    assert!(why.contains(relation) && why.contains("linux-kbuild-6.1="), "{why}");
+    assert_ne!(row["default"], true);
+    let text = apt.forge().arg("targets").output().expect("run targets");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with("6.1.0-99-amd64") && l.split_whitespace().nth(2) == Some("no")),
+        "{text}"
+    );
+
+    let out_dir = tempfile::tempdir().unwrap();
+    let build = apt
+        .forge()
+        .args(["build", "--json", "--kernel", "6.1.0-99-amd64", "--series", "none", "--out"])
+        .arg(out_dir.path())
+        .output()
+        .expect("run build");
+    assert_eq!(build.status.code(), Some(3), "{}", String::from_utf8_lossy(&build.stderr));
+    let failure: Value = serde_json::from_slice(&build.stdout).expect("JSON failure");
+    let message = failure["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains(relation) && message.contains("apt-get update"), "{failure}");
+    assert!(std::fs::read_dir(out_dir.path()).unwrap().next().is_none(), "nothing written");
+}
