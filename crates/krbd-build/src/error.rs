@@ -35,6 +35,17 @@ pub enum BuildError {
     #[error("apt has no {package}={version}, the source of {release}; pass the tarball with --source-tarball")]
     SourceUnavailable { release: String, package: String, version: String },
 
+    /// Nothing apt's index holds satisfies one of the headers package's relations.
+    #[error(
+        "nothing apt knows satisfies `{relation}`, which the headers of {release} depend on ({}); run `apt-get update`, or add to apt's sources a suite that still carries it (snapshot.debian.org keeps every version); `krbd-forge targets` lists the releases that build",
+        known_versions(.known)
+    )]
+    Unsatisfiable { release: String, relation: String, known: Vec<String> },
+
+    /// The headers package lacks a relation every Debian kernel's headers have.
+    #[error("the headers of {release} depend on no {what} package; is it a Debian kernel's headers package?")]
+    NoRelation { release: String, what: &'static str },
+
     #[error(transparent)]
     Fetch(#[from] FetchError),
 
@@ -146,5 +157,13 @@ impl BuildError {
             BuildError::Series(SeriesError::Io { source, .. }) => Some(source.kind()),
             _ => None,
         }
+    }
+}
+
+fn known_versions(known: &[String]) -> String {
+    if known.is_empty() {
+        "apt knows no version of it".to_string()
+    } else {
+        format!("apt knows only {}", known.join(", "))
     }
 }

@@ -2,9 +2,11 @@
 
 use crate::error::BuildError;
 use krbd_fetch::apt::{self, AptPackage};
+use krbd_fetch::relation::Relation;
 use krbd_fetch::version;
 use serde::Serialize;
 use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A kernel release as `uname -r` prints it (`6.1.0-56-amd64`, `6.12.117+deb12-amd64`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord)]
@@ -70,6 +72,11 @@ pub struct DebianTarget {
     pub image: AptPackage,
     /// `None` when the source comes from elsewhere (`--source-tarball`).
     pub source: Option<AptPackage>,
+    /// The headers' `Depends` relation each package was chosen to satisfy, by role
+    /// (`headers-common`, `kbuild`), as Debian wrote it. The image and the source carry
+    /// the headers' own version and are looked up exactly.
+    #[serde(default)]
+    pub relations: BTreeMap<String, String>,
 }
 
 impl DebianTarget {
@@ -83,53 +90,102 @@ fn headers_name(release: &str) -> String {
     format!("linux-headers-{release}")
 }
 
-/// Resolves `release` through apt's index. `with_source`: also the matching linux-source.
+/// What the headers package of a release leads to: the relations apt follows when it
+/// installs the headers, and the exact image and source of the same Debian version.
+struct Wanted {
+    release: KernelRelease,
+    headers: AptPackage,
+    common: Relation,
+    kbuild: Relation,
+    image: String,
+    source: String,
+}
+
+impl Wanted {
+    fn of(release: &KernelRelease, headers: AptPackage) -> Result<Wanted, BuildError> {
+        let relations = headers.depends()?;
+        let find = |what: &'static str, wanted: &dyn Fn(&str) -> bool| {
+            relations
+                .iter()
+                .find(|r| r.names(wanted))
+                .cloned()
+                .ok_or_else(|| BuildError::NoRelation { release: release.to_string(), what })
+        };
+        let common = find("linux-headers-*-common", &|n| n.starts_with("linux-headers-") && n.ends_with("-common"))?;
+        let kbuild = find("linux-kbuild-*", &|n| n.starts_with("linux-kbuild-"))?;
+        Ok(Wanted {
+            release: release.clone(),
+            headers,
+            common,
+            kbuild,
+            image: format!("linux-image-{release}"),
+            source: format!("linux-source-{}", release.major_minor()),
+        })
+    }
+
+    /// Every package name whose versions the choice looks at.
+    fn names(&self) -> impl Iterator<Item = String> + '_ {
+        let related = self.common.alternatives.iter().chain(&self.kbuild.alternatives).map(|a| a.name.clone());
+        related.chain([self.image.clone(), self.source.clone()])
+    }
+
+    /// The target, choosing among `known` (every version apt holds of [`Wanted::names`])
+    /// what apt would: the highest version that satisfies each relation.
+    fn choose(self, known: &[AptPackage], with_source: bool) -> Result<DebianTarget, BuildError> {
+        let release = self.release.to_string();
+        let satisfy = |relation: &Relation| {
+            relation.choose(known).cloned().ok_or_else(|| BuildError::Unsatisfiable {
+                release: release.clone(),
+                relation: relation.to_string(),
+                known: known.iter().filter(|p| relation.names(|n| n == p.name)).map(AptPackage::spec).collect(),
+            })
+        };
+        let headers_common = satisfy(&self.common)?;
+        let kbuild = satisfy(&self.kbuild)?;
+        let v = &self.headers.version;
+        let exact = |name: &str| known.iter().find(|p| p.name == name && &p.version == v).cloned();
+        let image = exact(&self.image).ok_or_else(|| {
+            BuildError::Fetch(krbd_fetch::FetchError::UnknownPackage {
+                spec: format!("{}={v}", self.image),
+                hint: format!("; it is the kernel of {release}"),
+            })
+        })?;
+        let source = match with_source {
+            true => Some(exact(&self.source).ok_or_else(|| BuildError::SourceUnavailable {
+                release: release.clone(),
+                package: self.source.clone(),
+                version: v.clone(),
+            })?),
+            false => None,
+        };
+        let relations = BTreeMap::from([
+            ("headers-common".to_string(), self.common.to_string()),
+            ("kbuild".to_string(), self.kbuild.to_string()),
+        ]);
+        Ok(DebianTarget {
+            release: self.release,
+            headers: self.headers,
+            headers_common,
+            kbuild,
+            image,
+            source,
+            relations,
+        })
+    }
+}
+
+/// Resolves `release` through apt's index, following the headers package's relations as
+/// apt does. `with_source`: also the matching linux-source.
 pub fn resolve(release: &KernelRelease, with_source: bool) -> Result<DebianTarget, BuildError> {
     apt::require_lists()?;
     let headers = apt::show(&headers_name(release.as_str()), None).map_err(|_| BuildError::UnknownRelease {
         release: release.to_string(),
         near: near_releases(release.as_str()).unwrap_or_default(),
     })?;
-    let v = headers.version.clone();
-    let deps = headers.depends_on();
-    let dep = |prefix: &str, suffix: &str| {
-        deps.iter()
-            .find(|(n, _)| n.starts_with(prefix) && n.ends_with(suffix))
-            .map(|(n, pin)| (n.clone(), pin.clone().unwrap_or_else(|| v.clone())))
-    };
-    let (common_name, common_v) = dep("linux-headers-", "-common")
-        .ok_or_else(|| BuildError::UnknownRelease { release: release.to_string(), near: vec![] })?;
-    let (kbuild_name, kbuild_v) = dep("linux-kbuild-", "")
-        .ok_or_else(|| BuildError::UnknownRelease { release: release.to_string(), near: vec![] })?;
+    let wanted = Wanted::of(release, headers)?;
     // One apt-cache call for the rest: every call parses all of apt's lists.
-    let image_name = format!("linux-image-{release}");
-    let source_name = format!("linux-source-{}", release.major_minor());
-    let mut specs =
-        vec![format!("{common_name}={common_v}"), format!("{kbuild_name}={kbuild_v}"), format!("{image_name}={v}")];
-    if with_source {
-        specs.push(format!("{source_name}={v}"));
-    }
-    let found = apt::show_many(&specs)?;
-    let pick = |name: &str, version: &str| found.iter().find(|p| p.name == name && p.version == version).cloned();
-    let missing = |spec: String| {
-        BuildError::Fetch(krbd_fetch::FetchError::UnknownPackage {
-            spec,
-            hint: format!("; the headers of {release} depend on it"),
-        })
-    };
-    let headers_common = pick(&common_name, &common_v).ok_or_else(|| missing(format!("{common_name}={common_v}")))?;
-    let kbuild = pick(&kbuild_name, &kbuild_v).ok_or_else(|| missing(format!("{kbuild_name}={kbuild_v}")))?;
-    let image = pick(&image_name, &v).ok_or_else(|| missing(format!("{image_name}={v}")))?;
-    let source = if with_source {
-        Some(pick(&source_name, &v).ok_or_else(|| BuildError::SourceUnavailable {
-            release: release.to_string(),
-            package: source_name.clone(),
-            version: v.clone(),
-        })?)
-    } else {
-        None
-    };
-    Ok(DebianTarget { release: release.clone(), headers, headers_common, kbuild, image, source })
+    let known = apt::show_all_versions(&wanted.names().collect::<Vec<_>>())?;
+    wanted.choose(&known, with_source)
 }
 
 /// A fingerprint of apt's package lists: changes whenever `apt-get update` brings news.
@@ -161,7 +217,7 @@ pub fn resolve_cached(
     with_source: bool,
 ) -> Result<DebianTarget, BuildError> {
     apt::require_lists()?;
-    let key = krbd_fetch::hash::KeyHasher::new("resolve-v1")
+    let key = krbd_fetch::hash::KeyHasher::new("resolve-v2")
         .str(&lists_fingerprint())
         .str(release.map(|r| r.as_str()).unwrap_or("(default)"))
         .str(if with_source { "with-source" } else { "" })
@@ -186,38 +242,57 @@ pub fn resolve_cached(
     Ok(target)
 }
 
-/// A release apt can build, for `krbd-forge targets`.
+/// A release apt offers headers for, for `krbd-forge targets`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Available {
     pub release: KernelRelease,
     pub version: String,
     /// Whether apt also offers the exact linux-source for it.
     pub source_available: bool,
+    /// Whether `build` can resolve every package it needs (headers, their relations, the
+    /// image, the source) from apt's index as it is.
+    pub buildable: bool,
+    /// Why not, when it is not buildable: the resolution's error, with what to do.
+    pub why: Option<String>,
+    /// The kbuild package chosen (`name=version`) and the relation it satisfies.
+    pub kbuild: Option<String>,
+    pub kbuild_relation: Option<String>,
 }
 
-/// Every generic `-amd64` release apt offers headers for, newest first.
+/// Every generic `-amd64` release apt offers headers for, newest first, each resolved as
+/// `build` would resolve it. Three apt-cache calls in all, however many releases.
 pub fn available() -> Result<Vec<Available>, BuildError> {
     apt::require_lists()?;
     let names = apt::search_names("^linux-headers-[0-9].*-amd64$")?;
-    let mut out = Vec::new();
-    let mut source_versions: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut wanted = Vec::new();
     for p in apt::show_many(&names)? {
         let Some(rel) = p.name.strip_prefix("linux-headers-") else { continue };
         if !is_concrete_generic(rel) {
             continue;
         }
         let Ok(release) = KernelRelease::parse(rel) else { continue };
-        let mm = release.major_minor();
-        let versions = match source_versions.get(&mm) {
-            Some(v) => v.clone(),
-            None => {
-                let v = apt::versions(&format!("linux-source-{mm}"))?;
-                source_versions.insert(mm.clone(), v.clone());
-                v
-            }
-        };
-        out.push(Available { source_available: versions.contains(&p.version), version: p.version, release });
+        wanted.push((release.clone(), p.version.clone(), Wanted::of(&release, p)));
     }
+    let all_names: BTreeSet<String> =
+        wanted.iter().filter_map(|(_, _, w)| w.as_ref().ok()).flat_map(Wanted::names).collect();
+    let known = apt::show_all_versions(&all_names.into_iter().collect::<Vec<_>>())?;
+    let mut out: Vec<Available> = wanted
+        .into_iter()
+        .map(|(release, version, w)| {
+            let source = format!("linux-source-{}", release.major_minor());
+            let source_available = known.iter().any(|p| p.name == source && p.version == version);
+            let resolved = w.and_then(|w| w.choose(&known, true));
+            Available {
+                release,
+                version,
+                source_available,
+                buildable: resolved.is_ok(),
+                kbuild: resolved.as_ref().ok().map(|t| t.kbuild.spec()),
+                kbuild_relation: resolved.as_ref().ok().and_then(|t| t.relations.get("kbuild").cloned()),
+                why: resolved.err().map(|e| e.to_string()),
+            }
+        })
+        .collect();
     out.sort_by(newer_first);
     Ok(out)
 }
@@ -229,12 +304,12 @@ fn newer_first(a: &Available, b: &Available) -> Ordering {
         .then_with(|| version::compare(b.release.as_str(), a.release.as_str()))
 }
 
-/// The default target: the newest `-amd64` release apt offers for the newest linux-source
-/// branch, among those whose exact source apt also offers.
+/// The default target: the newest buildable `-amd64` release apt offers for the newest
+/// linux-source branch.
 pub fn default_release() -> Result<KernelRelease, BuildError> {
     available()?
         .into_iter()
-        .find(|a| a.source_available)
+        .find(|a| a.buildable)
         .map(|a| a.release)
         .ok_or_else(|| BuildError::UnknownRelease { release: "(default)".into(), near: vec![] })
 }
@@ -319,6 +394,76 @@ mod tests {
         assert!(!is_concrete_generic("6.12-amd64"));
         assert!(!is_concrete_generic("6.12.117+deb12-rt-amd64"));
         assert!(!is_concrete_generic("6.1.0-56-cloud-amd64"));
+    }
+
+    fn pkg(name: &str, version: &str, depends: &str) -> AptPackage {
+        AptPackage {
+            name: name.into(),
+            version: version.into(),
+            architecture: "amd64".into(),
+            sha256: format!("sha-of-{name}={version}"),
+            size: 1,
+            depends: depends.into(),
+            source: "linux".into(),
+        }
+    }
+
+    /// The headers of the oldest 6.1 ABI as Debian wrote them, and the archive apt indexes
+    /// once newer point releases replaced its kbuild.
+    fn oldest_six_one(kbuild_relation: &str) -> (KernelRelease, AptPackage, Vec<AptPackage>) {
+        let release = KernelRelease::parse("6.1.0-47-amd64").unwrap();
+        let depends =
+            format!("linux-headers-6.1.0-47-common (= 6.1.170-3), {kbuild_relation}, linux-compiler-gcc-12-x86");
+        let headers = pkg("linux-headers-6.1.0-47-amd64", "6.1.170-3", &depends);
+        let known = vec![
+            pkg("linux-headers-6.1.0-47-common", "6.1.170-3", ""),
+            pkg("linux-kbuild-6.1", "6.1.176-1", ""),
+            pkg("linux-kbuild-6.1", "6.1.192-3", ""),
+            pkg("linux-image-6.1.0-47-amd64", "6.1.170-3", ""),
+            pkg("linux-source-6.1", "6.1.170-3", ""),
+            pkg("linux-source-6.1", "6.1.192-3", ""),
+        ];
+        (release, headers, known)
+    }
+
+    #[test]
+    fn relations_are_followed_and_recorded_exact_ones_stay_exact() {
+        let (release, headers, known) = oldest_six_one("linux-kbuild-6.1 (>= 6.1.170-3)");
+        let t = Wanted::of(&release, headers).unwrap().choose(&known, true).unwrap();
+        assert_eq!(t.kbuild.spec(), "linux-kbuild-6.1=6.1.192-3", "the highest kbuild satisfying >=");
+        assert_eq!(t.relations["kbuild"], "linux-kbuild-6.1 (>= 6.1.170-3)");
+        assert_eq!(t.headers_common.spec(), "linux-headers-6.1.0-47-common=6.1.170-3");
+        assert_eq!(t.relations["headers-common"], "linux-headers-6.1.0-47-common (= 6.1.170-3)");
+        // The image and the source are the headers' own version, not the newest.
+        assert_eq!(t.image.spec(), "linux-image-6.1.0-47-amd64=6.1.170-3");
+        assert_eq!(t.source.as_ref().map(AptPackage::spec).as_deref(), Some("linux-source-6.1=6.1.170-3"));
+
+        let (release, headers, known) = oldest_six_one("linux-kbuild-6.1 (<< 6.1.192-3)");
+        let t = Wanted::of(&release, headers).unwrap().choose(&known, false).unwrap();
+        assert_eq!(t.kbuild.spec(), "linux-kbuild-6.1=6.1.176-1");
+        assert!(t.source.is_none());
+    }
+
+    #[test]
+    fn an_unsatisfiable_relation_names_itself_and_what_apt_knows() {
+        let (release, headers, known) = oldest_six_one("linux-kbuild-6.1 (= 6.1.170-3)");
+        let e = Wanted::of(&release, headers).unwrap().choose(&known, true).unwrap_err();
+        match &e {
+            BuildError::Unsatisfiable { relation, known, .. } => {
+                assert_eq!(relation, "linux-kbuild-6.1 (= 6.1.170-3)");
+                assert_eq!(known, &["linux-kbuild-6.1=6.1.176-1", "linux-kbuild-6.1=6.1.192-3"]);
+            }
+            other => panic!("expected Unsatisfiable, got {other:?}"),
+        }
+        assert!(e.to_string().contains("krbd-forge targets"), "{e}");
+
+        // No kbuild relation at all, and an image apt does not have.
+        let (release, headers, _) = oldest_six_one("gcc-12");
+        assert!(matches!(Wanted::of(&release, headers), Err(BuildError::NoRelation { what: "linux-kbuild-*", .. })));
+        let (release, headers, mut known) = oldest_six_one("linux-kbuild-6.1");
+        known.retain(|p| !p.name.starts_with("linux-image-"));
+        let e = Wanted::of(&release, headers).unwrap().choose(&known, true).unwrap_err();
+        assert!(e.to_string().contains("linux-image-6.1.0-47-amd64=6.1.170-3"), "{e}");
     }
 
     #[test]

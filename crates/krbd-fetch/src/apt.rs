@@ -5,6 +5,7 @@
 use crate::cache::Cache;
 use crate::deb::ControlFields;
 use crate::error::FetchError;
+use crate::relation::{self, Relation};
 use krbd_progress::{Listener, Unit};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -46,21 +47,9 @@ impl AptPackage {
         format!("{}={}", self.name, self.version)
     }
 
-    /// The packages named in `Depends` (alternatives flattened), with the version when it
-    /// is pinned by `(= v)`.
-    pub fn depends_on(&self) -> Vec<(String, Option<String>)> {
-        self.depends
-            .split([',', '|'])
-            .filter_map(|d| {
-                let d = d.trim();
-                let name = d.split([' ', '(']).next()?.trim();
-                if name.is_empty() {
-                    return None;
-                }
-                let pinned = d.split_once("(=").and_then(|(_, v)| v.split(')').next()).map(|v| v.trim().to_string());
-                Some((name.to_string(), pinned))
-            })
-            .collect()
+    /// The `Depends` field as relations, in the order written.
+    pub fn depends(&self) -> Result<Vec<Relation>, FetchError> {
+        relation::parse_field(&self.depends)
     }
 }
 
@@ -242,38 +231,32 @@ fn folder_bytes(dir: &std::path::Path) -> u64 {
 /// The candidate versions of several packages in one `apt-cache` call; unknown names are
 /// left out.
 pub fn show_many(names: &[String]) -> Result<Vec<AptPackage>, FetchError> {
+    show_stanzas(names, true)
+}
+
+/// Every version apt's index holds of several packages, in one `apt-cache` call (each call
+/// parses all of apt's lists: batching is what keeps listings fast); unknown names are
+/// left out, and a version that several suites carry appears once.
+pub fn show_all_versions(names: &[String]) -> Result<Vec<AptPackage>, FetchError> {
+    let mut all = show_stanzas(names, false)?;
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|p| seen.insert((p.name.clone(), p.version.clone())));
+    Ok(all)
+}
+
+fn show_stanzas(names: &[String], candidates_only: bool) -> Result<Vec<AptPackage>, FetchError> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let (_, stdout, _) = run(Command::new("apt-cache").arg("show").arg("--no-all-versions").args(names))?;
+    let mut cmd = Command::new("apt-cache");
+    cmd.arg("show");
+    if candidates_only {
+        cmd.arg("--no-all-versions");
+    }
+    let (_, stdout, _) = run(cmd.args(names))?;
     Ok(stdout
         .split("\n\n")
         .filter(|s| !s.trim().is_empty())
         .filter_map(|s| AptPackage::from_fields(&ControlFields::parse(s)))
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn depends_are_split_with_pins() {
-        let p = AptPackage {
-            name: "linux-headers-6.1.0-56-amd64".into(),
-            version: "6.1.192-2".into(),
-            architecture: "amd64".into(),
-            sha256: String::new(),
-            size: 0,
-            depends: "linux-headers-6.1.0-56-common (= 6.1.192-2), linux-kbuild-6.1 (>= 6.1.192-2), \
-                      linux-image-6.1.0-56-amd64 (= 6.1.192-2) | linux-image-6.1.0-56-amd64-unsigned (= 6.1.192-2), gcc-12"
-                .into(),
-            source: "linux".into(),
-        };
-        let d = p.depends_on();
-        assert_eq!(d[0], ("linux-headers-6.1.0-56-common".into(), Some("6.1.192-2".into())));
-        assert_eq!(d[1], ("linux-kbuild-6.1".into(), None));
-        assert_eq!(d[3], ("linux-image-6.1.0-56-amd64-unsigned".into(), Some("6.1.192-2".into())));
-        assert_eq!(d[4], ("gcc-12".into(), None));
-    }
 }

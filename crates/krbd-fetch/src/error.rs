@@ -48,6 +48,10 @@ pub enum FetchError {
     #[error("apt knows no package {spec}{hint}")]
     UnknownPackage { spec: String, hint: String },
 
+    /// A package relation (`Depends`) that does not follow Debian Policy's syntax.
+    #[error("cannot read the package relation `{relation}`: {reason}")]
+    BadRelation { relation: String, reason: String },
+
     #[error("`{command}` failed: {detail}")]
     AptFailed { command: String, detail: String },
 

@@ -8,6 +8,7 @@
 //! - [`cache`]: the tool's content-addressed cache with atomic, lock-protected entries.
 //! - [`apt`]: apt's view of the archive (`apt-cache`) and downloads (`apt-get download`).
 //! - [`version`]: Debian version ordering.
+//! - [`relation`]: Debian package relations and the version apt picks for one.
 //! - [`rpm`]: RPM packages (binary and source), streamed without `rpm`.
 //! - [`http`]: resumable, checksum-verified downloads into the cache.
 //! - [`hash`]: the cache's keys.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod hash;
 pub mod http;
+pub mod relation;
 pub mod rpm;
 pub mod version;
 

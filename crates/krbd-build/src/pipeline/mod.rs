@@ -245,9 +245,9 @@ fn prepare_debian_inputs(
     let mut inputs: Vec<InputRecord> =
         [("headers", &t.headers), ("headers-common", &t.headers_common), ("kbuild", &t.kbuild), ("image", &t.image)]
             .into_iter()
-            .map(|(role, p)| record(role, p))
+            .map(|(role, p)| record(role, p, t.relations.get(role)))
             .collect();
-    inputs.extend(t.source.iter().map(|s| record("source", s)));
+    inputs.extend(t.source.iter().map(|s| record("source", s, None)));
     let source = match (prepared.debs.source, &t.source) {
         (Some(deb), Some(package)) => SourceOrigin::Fetched { deb, sha256: package.sha256.clone() },
         _ => SourceOrigin::Elsewhere,
@@ -271,6 +271,7 @@ fn prepare_local_inputs(headers_dir: &Path) -> Result<PreparedInputs, BuildError
         role: "headers-dir".into(),
         name: headers_dir.display().to_string(),
         version: None,
+        relation: None,
         sha256: sha,
         signature: None,
     };
@@ -284,11 +285,12 @@ fn prepare_local_inputs(headers_dir: &Path) -> Result<PreparedInputs, BuildError
     })
 }
 
-fn record(role: &str, p: &AptPackage) -> InputRecord {
+fn record(role: &str, p: &AptPackage, relation: Option<&String>) -> InputRecord {
     InputRecord {
         role: role.to_string(),
         name: p.name.clone(),
         version: Some(p.version.clone()),
+        relation: relation.cloned(),
         sha256: p.sha256.clone(),
         signature: None,
     }
@@ -345,6 +347,7 @@ fn given_tarball(
         role: "source".into(),
         name: path.display().to_string(),
         version: None,
+        relation: None,
         sha256: sha.clone(),
         signature: None,
     });
@@ -365,7 +368,7 @@ fn apt_source(
         version: t.headers.version.clone(),
     })?;
     let (path, _) = apt::fetch(cache, &src, listener)?;
-    inputs.push(record("source", &src));
+    inputs.push(record("source", &src, None));
     Ok((path, src.sha256))
 }
 

@@ -202,6 +202,7 @@ fn rpm_input(role: &str, path: &Path, rpm: &RpmPackage, signature: SignatureReco
         role: role.into(),
         name: file_name(path, rpm),
         version: Some(format!("{}-{}", rpm.info.version, rpm.info.release)),
+        relation: None,
         sha256: krbd_formats::digest::sha256_file(path, |_| {}).map_err(BuildError::io("read", path))?,
         signature: Some(signature),
     })

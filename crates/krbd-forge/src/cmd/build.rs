@@ -21,10 +21,11 @@ use std::path::PathBuf;
 #[command(after_long_help = krbd_host::exit::table())]
 #[command(group(clap::ArgGroup::new("release_source").args(["kernel", "devel_rpm"]).multiple(true)))]
 pub struct BuildArgs {
-    /// The kernel release, as `uname -r` prints it: Debian (6.1.0-56-amd64,
-    /// 6.12.117+deb12-amd64) or RHEL family (3.10.0-957.el7.x86_64, 4.18.0-372.9.1.el8.x86_64,
+    /// The kernel release, as `uname -r` prints it: Debian (such as 6.1.0-56-amd64,
+    /// 6.12.117+deb12-amd64; `krbd-forge targets` lists those apt offers now and whether each
+    /// builds) or RHEL family (3.10.0-957.el7.x86_64, 4.18.0-372.9.1.el8.x86_64,
     /// 5.14.0-284.11.1.el9_2.x86_64). Repeat it to build several targets in one run.
-    /// [default: the newest -amd64 release apt offers for the newest linux-source]
+    /// [default: the newest buildable -amd64 release apt offers for the newest linux-source]
     #[arg(long, value_name = "RELEASE")]
     kernel: Vec<String>,
 

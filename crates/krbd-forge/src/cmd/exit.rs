@@ -27,7 +27,7 @@ pub fn fetch_code(e: &FetchError) -> ExitCode {
         FetchError::ChecksumMismatch { .. } | FetchError::AptFailed { .. } | FetchError::DownloadFailed { .. } => {
             ExitCode::Fetch
         }
-        FetchError::UnknownPackage { .. } | FetchError::NoAptLists => ExitCode::Target,
+        FetchError::UnknownPackage { .. } | FetchError::BadRelation { .. } | FetchError::NoAptLists => ExitCode::Target,
         FetchError::Io { source, .. } => ExitCode::of_io(source.kind()),
     }
 }
@@ -38,6 +38,8 @@ pub fn build_code(e: &BuildError) -> ExitCode {
         BuildError::BadRelease { .. }
         | BuildError::UnknownRelease { .. }
         | BuildError::SourceUnavailable { .. }
+        | BuildError::Unsatisfiable { .. }
+        | BuildError::NoRelation { .. }
         | BuildError::BadHeaders { .. }
         | BuildError::ReleaseMismatch { .. }
         | BuildError::NotAModule { .. }

@@ -9,9 +9,13 @@ use krbd_build::KernelRelease;
 use krbd_host::outln;
 
 /// List the Debian kernel releases apt offers headers for (generic -amd64 flavour), newest
-/// first: whether apt also has the exact source, whether the headers are already in the
-/// cache, and which one `build` picks by default. With a RELEASE, show what it resolves
-/// to: the exact Debian packages, or for CentOS/Rocky/Alma 7-9 releases
+/// first: whether `build` can build it from apt's index as it is (and if not, why), whether
+/// apt also has the exact source, whether the headers are already in the cache, and which
+/// one `build` picks by default (the newest buildable one). Packages are chosen as apt
+/// chooses them: the headers' Depends relations (`linux-kbuild-6.1 (>= 6.1.170-3)`) are
+/// met by the highest version apt knows that satisfies them. With a RELEASE, show what it
+/// resolves to: the exact Debian packages with the relation each one satisfies, or for
+/// CentOS/Rocky/Alma 7-9 releases
 /// (3.10.0-957.el7.x86_64) the source RPM and kernel-devel RPM URLs, in the order tried,
 /// the series variant `build` would apply (or that there is none, and what `--series none`
 /// builds instead) and the compiler the distribution built the kernel with.
@@ -108,6 +112,9 @@ fn resolve_one(args: &TargetsArgs, release: &str) -> ExitCode {
             .chain(source);
             for (role, p) in all {
                 outln!("  {role:<15} {}={}  sha256 {}", p.name, p.version, p.sha256);
+                if let Some(relation) = t.relations.get(role) {
+                    outln!("  {:<15} satisfies {relation}", "");
+                }
             }
             ExitCode::Ok
         }
@@ -163,7 +170,7 @@ pub fn run(args: TargetsArgs) -> ExitCode {
         Err(e) => return super::build::report_error(&e, args.json),
     };
     let cached = args.cache.open().map(|c| krbd_build::cache_listing::cached_sysroots(&c)).unwrap_or_default();
-    let default = available.iter().find(|a| a.source_available).map(|a| a.release.clone());
+    let default = available.iter().find(|a| a.buildable).map(|a| a.release.clone());
     if args.json {
         let rows: Vec<serde_json::Value> = available
             .iter()
@@ -172,6 +179,10 @@ pub fn run(args: TargetsArgs) -> ExitCode {
                     "release": a.release,
                     "version": a.version,
                     "source_available": a.source_available,
+                    "buildable": a.buildable,
+                    "why": a.why,
+                    "kbuild": a.kbuild,
+                    "kbuild_relation": a.kbuild_relation,
                     "cached": cached.contains(&a.release.to_string()),
                     "default": Some(&a.release) == default.as_ref(),
                 })
@@ -180,16 +191,21 @@ pub fn run(args: TargetsArgs) -> ExitCode {
         outln!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
         return ExitCode::Ok;
     }
-    outln!("{:<28} {:<22} {:<8} {:<7}", "RELEASE", "DEBIAN VERSION", "SOURCE", "CACHED");
+    outln!("{:<28} {:<22} {:<9} {:<8} {:<7}", "RELEASE", "DEBIAN VERSION", "BUILDABLE", "SOURCE", "CACHED");
     for a in &available {
         outln!(
-            "{:<28} {:<22} {:<8} {:<7}{}",
+            "{:<28} {:<22} {:<9} {:<8} {:<7}{}",
             a.release.as_str(),
             a.version,
+            if a.buildable { "yes" } else { "no" },
             if a.source_available { "yes" } else { "no" },
             if cached.contains(&a.release.to_string()) { "yes" } else { "" },
             if Some(&a.release) == default.as_ref() { "  (default)" } else { "" }
         );
+    }
+    // Why a release cannot be built, below the table: the reasons are long.
+    for a in available.iter().filter(|a| !a.buildable) {
+        outln!("\n{}: {}", a.release, a.why.as_deref().unwrap_or("cannot be resolved"));
     }
     ExitCode::Ok
 }

@@ -11,6 +11,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+mod stock;
+// Not every test binary proves a build against its stock modules.
+#[allow(unused_imports)]
+pub use stock::*;
+
 /// The tool's cache shared by every test binary (packages are large).
 pub fn cache_dir() -> PathBuf {
     krbd_testsupport::test_cache_dir().join("forge-cache")

@@ -41,6 +41,10 @@ pub struct InputRecord {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub version: Option<String>,
+    /// Debian packages chosen to satisfy a relation of the headers package: that relation
+    /// as Debian wrote it (`linux-kbuild-6.1 (>= 6.1.170-3)`); `version` is the one chosen.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub relation: Option<String>,
     pub sha256: String,
     /// RPMs: their OpenPGP signatures, and whether they were verified (`--rpm-key`).
     #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -1,7 +1,7 @@
 //! The set model on folders made here: small ELF objects with the sections the checks read
 //! (`.modinfo`, `.note.gnu.build-id`, and a stand-in for debug information).
 
-use super::report::{BuildReport, ModuleRecord, Toolchain, REPORT_FORMAT};
+use super::report::{BuildReport, InputRecord, ModuleRecord, Toolchain, REPORT_FORMAT};
 use super::*;
 use std::path::Path;
 
@@ -141,6 +141,33 @@ fn a_complete_out_folder_opens_with_either_copy() {
     let stripped = ModuleSet::open(d.path(), &STRIPPED).unwrap();
     assert_eq!(stripped.modules[2].path, d.path().join("stripped/rbd.ko"));
     assert!(stripped.modules[2].bytes.len() < full.modules[2].bytes.len());
+}
+
+#[test]
+fn inputs_chosen_by_a_relation_record_it_and_reports_without_one_still_open() {
+    let d = out_folder();
+    let mut r = read_report(d.path());
+    let kbuild = |relation: Option<&str>| InputRecord {
+        role: "kbuild".into(),
+        name: "linux-kbuild-6.1".into(),
+        version: Some("6.1.192-3".into()),
+        relation: relation.map(str::to_string),
+        sha256: "ab".repeat(32),
+        signature: None,
+    };
+    r.inputs = vec![kbuild(Some("linux-kbuild-6.1 (>= 6.1.170-3)"))];
+    write_report(d.path(), &r);
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join(REPORT_FILE)).unwrap()).unwrap();
+    assert_eq!(json["inputs"][0]["relation"], "linux-kbuild-6.1 (>= 6.1.170-3)");
+    let opened = ModuleSet::open(d.path(), &FULL).unwrap();
+    assert_eq!(opened.report.unwrap().report.inputs, r.inputs);
+
+    // Written before relations were recorded (or for an input not chosen by one): no field.
+    r.inputs = vec![kbuild(None)];
+    write_report(d.path(), &r);
+    let text = String::from_utf8(std::fs::read(d.path().join(REPORT_FILE)).unwrap()).unwrap();
+    assert!(!text.contains("\"relation\""), "{text}");
+    assert_eq!(ModuleSet::open(d.path(), &FULL).unwrap().report.unwrap().report.inputs, r.inputs);
 }
 
 #[test]
