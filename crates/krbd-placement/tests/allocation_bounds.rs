@@ -56,7 +56,7 @@ static ALLOCATOR: Counting = Counting;
 const BYTES_PER_INPUT_BYTE: usize = 128;
 const FIXED_ALLOWANCE: usize = 1 << 20;
 
-/// Held by each test that measures: the counters are global, so measurements take turns.
+/// Held by each test (each allocates): the counters are global, so tests take turns.
 static MEASURING: Mutex<()> = Mutex::new(());
 
 /// Runs `f` and returns the peak of heap memory it added.
@@ -260,5 +260,22 @@ fn incremental_max_osd_growth_is_bounded_by_the_kernel_limit() {
         if n <= 60_000 {
             assert_eq!(map.map_all(None), expected.map_all(None), "max_osd {n}: placement");
         }
+    }
+}
+
+/// An 843-byte incremental found by `apply_incremental` (committed as a regression seed):
+/// its CRUSH map holds a bucket whose id lies far outside the map's bucket slots, and
+/// mapping with it sized the per-bucket working state by that id (671 MB at once). The
+/// decoder now refuses such a bucket, as it is a slot index in Ceph's `crush_do_rule`.
+#[test]
+fn a_crush_bucket_id_outside_its_slots_is_refused() {
+    let _turn = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode_incremental/regression-crush-bucket-id");
+    let data = std::fs::read(&path).unwrap();
+    let err = Incremental::decode_with(&data, CrcCheck::Skip).expect_err("a bucket id outside its slots is refused");
+    assert!(err.to_string().contains("crush bucket id"), "{err}");
+    // Every real map's buckets sit in their slots: all of the corpus still decodes.
+    for data in corpus("OSDMap") {
+        OsdMap::decode(&data).unwrap();
     }
 }
