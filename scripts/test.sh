@@ -14,4 +14,10 @@ export KRBD_TEST_CACHE=${KRBD_TEST_CACHE:-/var/tmp/krbd-forge-test-cache}
 # --no-fail-fast: one run reports every failing test binary, not just the first.
 # krbd-forge/test-hooks: the install tests' fault injection (crash points, a simulated
 # kernel); the tests that need it are skipped without it.
-cargo test --workspace --release --no-fail-fast --features krbd-forge/test-hooks -- --test-threads="$(nproc)"
+status=0
+cargo test --workspace --release --no-fail-fast --features krbd-forge/test-hooks -- --test-threads="$(nproc)" || status=$?
+# The placement decoders' fuzz targets, a minute each on the committed seed corpus with a
+# 1 GB memory limit (nightly; installs cargo-fuzz if missing). Run even when a test failed,
+# so that one run reports both.
+scripts/fuzz.sh || status=1
+exit "$status"

@@ -197,3 +197,162 @@ fn bad_inputs_have_their_exit_codes() {
         "{help}"
     );
 }
+
+/// What a failed run said: stderr (its `error:` and `hint:` lines), or with `--json` the
+/// JSON error's message and hint (stderr says the same again).
+fn said(out: &std::process::Output, json: bool) -> String {
+    if !json {
+        return String::from_utf8_lossy(&out.stderr).into_owned();
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    format!(
+        "{}\n{}",
+        v["error"]["message"].as_str().unwrap_or_default(),
+        v["error"]["hint"].as_str().unwrap_or_default()
+    )
+}
+
+/// Runs `args` (plus `--json` the second time) through `run`: it fails with `code` and says
+/// `cause` exactly once, as text and as JSON.
+fn assert_cause_once(
+    run: impl Fn(&[&std::ffi::OsStr]) -> std::process::Output,
+    args: &[&std::ffi::OsStr],
+    cause: &str,
+    code: i32,
+) {
+    for json in [false, true] {
+        let mut all = args.to_vec();
+        if json {
+            all.push("--json".as_ref());
+        }
+        let out = run(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{all:?}: {stderr}");
+        for text in [said(&out, json), stderr.into_owned()] {
+            assert_eq!(text.matches(cause).count(), 1, "{all:?} should say {cause:?} once:\n{text}");
+        }
+    }
+}
+
+/// A folder anyone may enter, holding a copy of the binary, a module, a folder nobody may
+/// read, an empty folder and a plain file: the inputs of the directory errors.
+struct Places {
+    dir: tempfile::TempDir,
+}
+
+impl Places {
+    fn new(rbd: &[u8]) -> Places {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::copy(assert_cmd::cargo::cargo_bin("krbd-forge"), p.join("krbd-forge")).unwrap();
+        write_ko(p, "rbd", rbd);
+        std::fs::create_dir(p.join("noperm")).unwrap();
+        std::fs::set_permissions(p.join("noperm"), std::fs::Permissions::from_mode(0o000)).unwrap();
+        std::fs::create_dir(p.join("empty")).unwrap();
+        std::fs::write(p.join("afile"), b"a file, not a folder").unwrap();
+        Places { dir }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs the copied binary as an unprivileged user (root reads any folder), through
+    /// setpriv when the tests run as root.
+    fn run_unprivileged(&self, args: &[&std::ffi::OsStr]) -> std::process::Output {
+        use std::os::unix::fs::MetadataExt;
+        let bin = self.path("krbd-forge");
+        let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+        let mut cmd = if root {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&bin);
+            c
+        } else {
+            std::process::Command::new(&bin)
+        };
+        cmd.args(args).env("HOME", self.dir.path()).output().expect("run krbd-forge")
+    }
+}
+
+fn run_forge(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    forge().args(args).output().unwrap()
+}
+
+/// The default target release, as `targets --json` names it.
+fn default_release() -> String {
+    let out = forge().args(["targets", "--json"]).output().unwrap();
+    let targets: serde_json::Value = serde_json::from_slice(&out.stdout).expect("targets --json");
+    let default = targets.as_array().unwrap().iter().find(|t| t["default"] == true).expect("a default target");
+    default["release"].as_str().unwrap().to_string()
+}
+
+/// #13 point 8: a missing folder is refused before anything is fetched for --kernel, and
+/// says its cause once.
+#[test]
+fn a_missing_folder_says_its_cause_once_before_fetching() {
+    let release = default_release();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/dir");
+    let args = [missing.as_os_str(), "--kernel".as_ref(), release.as_ref()];
+    let check = |a: &[&std::ffi::OsStr]| forge().arg("check").args(a).output().unwrap();
+    assert_cause_once(check, &args, "No such file or directory (os error 2)", 9);
+    // Nothing was resolved or fetched for the release: the error is all that is said.
+    let out = check(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with(&format!("error: cannot read {}: ", missing.display())), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// #13 point 8: a folder without read permission, as a set or as --headers, says
+/// "Permission denied" once.
+#[test]
+fn an_unreadable_folder_says_its_cause_once() {
+    let fx = fixture();
+    let places = Places::new(&fx.unsigned_module("rbd"));
+    let run = |a: &[&std::ffi::OsStr]| places.run_unprivileged(a);
+    let (noperm, rbd, empty) = (places.path("noperm"), places.path("rbd.ko"), places.path("empty"));
+    let denied = "Permission denied (os error 13)";
+    assert_cause_once(run, &["check".as_ref(), noperm.as_os_str(), "--headers".as_ref(), empty.as_os_str()], denied, 9);
+    assert_cause_once(run, &["check".as_ref(), rbd.as_os_str(), "--headers".as_ref(), noperm.as_os_str()], denied, 9);
+}
+
+/// #13 point 8: a folder with no modules in it names the first missing one, once.
+#[test]
+fn a_folder_without_modules_says_so_once() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let args = [dir.path().as_os_str(), "--headers".as_ref(), fx.headers_dir.as_os_str()];
+    let check = |a: &[&std::ffi::OsStr]| run_forge(&[&["check".as_ref()], a].concat());
+    assert_cause_once(check, &args, "libceph.ko is missing", 5);
+}
+
+/// #13 point 8: a file where a folder is expected (a set path with a trailing `/`,
+/// --headers, --modules-dir) says "Not a directory" once, with the environment's exit code.
+#[test]
+fn a_file_where_a_folder_is_expected_says_its_cause_once() {
+    let fx = fixture();
+    let places = Places::new(&fx.unsigned_module("rbd"));
+    let (afile, rbd) = (places.path("afile"), places.path("rbd.ko"));
+    let slashed = std::ffi::OsString::from(format!("{}/", afile.display()));
+    let headers = fx.headers_dir.as_os_str();
+    let not_dir = "Not a directory (os error 20)";
+    let check = |a: &[&std::ffi::OsStr]| run_forge(&[&["check".as_ref()], a].concat());
+    assert_cause_once(check, &[slashed.as_os_str(), "--headers".as_ref(), headers], not_dir, 9);
+    assert_cause_once(check, &[rbd.as_os_str(), "--headers".as_ref(), afile.as_os_str()], not_dir, 9);
+    assert_cause_once(
+        check,
+        &[rbd.as_os_str(), "--headers".as_ref(), headers, "--modules-dir".as_ref(), afile.as_os_str()],
+        not_dir,
+        9,
+    );
+    // The cache folder of --kernel is the same kind of error: the environment's, not a bug.
+    let release = default_release();
+    assert_cause_once(
+        check,
+        &[rbd.as_os_str(), "--kernel".as_ref(), release.as_ref(), "--cache-dir".as_ref(), afile.as_os_str()],
+        not_dir,
+        9,
+    );
+}

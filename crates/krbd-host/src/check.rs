@@ -177,12 +177,17 @@ fn local_target(release: Option<&str>, root: &Path) -> Result<(TargetSpec, PathB
 /// Checks the set against `spec`, prints the verdicts (JSON with --json) and returns the
 /// exit code: 0 all load, would-not-load, or set-inconsistent.
 pub fn run(flags: &CheckFlags, spec: &TargetSpec) -> ExitCode {
+    match module_files(&flags.modules) {
+        Ok(modules) => run_modules(flags, &modules, spec),
+        Err(f) => f.report(flags.json),
+    }
+}
+
+/// [`run`] for module files already resolved by [`module_files`] (krbd-forge resolves them
+/// before it fetches the target's packages, so that a bad path fails at once).
+pub fn run_modules(flags: &CheckFlags, modules: &[PathBuf], spec: &TargetSpec) -> ExitCode {
     let options = SetOptions { ship_together: flags.ship_together.clone(), ..SetOptions::default() };
-    let modules = match module_files(&flags.modules) {
-        Ok(m) => m,
-        Err(f) => return f.report(flags.json),
-    };
-    let report = match check_with_policy(flags, &modules, spec, &options) {
+    let report = match check_with_policy(flags, modules, spec, &options) {
         Ok(r) => r,
         Err(e) => return Failure::from_error(exit_code(&e), &e).report(flags.json),
     };
@@ -200,10 +205,16 @@ pub fn run(flags: &CheckFlags, spec: &TargetSpec) -> ExitCode {
 
 /// The module files to check: files as given, and each folder's set through the one
 /// open-and-verify function (so a folder that `install` would refuse is refused here too).
-fn module_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
+/// A path that cannot be looked at (missing, no permission, a file followed by `/`) is
+/// refused here, with its cause said once.
+pub fn module_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
     let mut files = Vec::new();
     for path in paths {
-        if !path.is_dir() {
+        let meta = std::fs::metadata(path).map_err(|source| {
+            let e = CheckError::Read { path: path.display().to_string(), source };
+            Failure::from_error(exit_code(&e), &e)
+        })?;
+        if !meta.is_dir() {
             files.push(path.clone());
             continue;
         }
@@ -247,7 +258,8 @@ pub fn exit_code(e: &CheckError) -> ExitCode {
         CheckError::NotHeaders { .. } | CheckError::BadVermagic { .. } => ExitCode::Target,
         CheckError::Module { source: krbd_kmod::ModuleError::Read { .. }, .. }
         | CheckError::Symvers(krbd_kmod::SymversError::Read { .. })
-        | CheckError::Read { .. } => ExitCode::Environment,
+        | CheckError::Read { .. }
+        | CheckError::HeadersFolder { .. } => ExitCode::Environment,
         CheckError::Module { .. } | CheckError::Symvers(_) => ExitCode::BadInput,
         CheckError::NoModules => ExitCode::Usage,
     }

@@ -120,15 +120,17 @@ impl ExitCode {
         ExitCode::ALL.into_iter().find(|c| c.code() == code)
     }
 
-    /// For an I/O failure: the environment's fault (space, permissions, a missing file),
-    /// or else a bug.
+    /// For an I/O failure: the environment's fault (space, permissions, a missing file, a
+    /// file where a folder is expected), or else a bug.
     pub fn of_io(kind: ErrorKind) -> ExitCode {
         match kind {
             ErrorKind::StorageFull
             | ErrorKind::QuotaExceeded
             | ErrorKind::PermissionDenied
             | ErrorKind::ReadOnlyFilesystem
-            | ErrorKind::NotFound => ExitCode::Environment,
+            | ErrorKind::NotFound
+            | ErrorKind::NotADirectory
+            | ErrorKind::IsADirectory => ExitCode::Environment,
             _ => ExitCode::Internal,
         }
     }

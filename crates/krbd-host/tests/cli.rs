@@ -116,3 +116,34 @@ fn status_and_help_survive_a_closed_stdout() {
         assert_eq!(closed.status.code(), open.status.code(), "{args:?}:\n{stderr}");
     }
 }
+
+/// #13 point 8: a path that cannot be read (missing, a file where a folder is expected)
+/// says its cause exactly once, as text and in the JSON error, with exit code 9.
+#[test]
+fn check_says_a_directory_error_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ko = dir.path().join("rbd.ko");
+    std::fs::write(&ko, b"not a module").unwrap();
+    let missing = dir.path().join("no/such/dir");
+    let afile_slash = format!("{}/", ko.display());
+    let cases: [(Vec<&std::ffi::OsStr>, &str); 4] = [
+        (
+            vec![missing.as_os_str(), "--headers".as_ref(), dir.path().as_os_str()],
+            "No such file or directory (os error 2)",
+        ),
+        (vec![afile_slash.as_ref(), "--headers".as_ref(), dir.path().as_os_str()], "Not a directory (os error 20)"),
+        (vec![ko.as_os_str(), "--headers".as_ref(), missing.as_os_str()], "No such file or directory (os error 2)"),
+        (vec![ko.as_os_str(), "--headers".as_ref(), ko.as_os_str()], "Not a directory (os error 20)"),
+    ];
+    for (args, cause) in cases {
+        let out = host().arg("check").args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(9), "{args:?}: {stderr}");
+        assert_eq!(stderr.matches(cause).count(), 1, "{args:?}: {stderr}");
+        let out = host().arg("check").args(&args).arg("--json").output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+        let said = format!("{} {}", v["error"]["message"], v["error"]["hint"]);
+        assert_eq!(said.matches(cause).count(), 1, "{args:?}: {v}");
+        assert_eq!(v["error"]["exit_code"], 9, "{v}");
+    }
+}

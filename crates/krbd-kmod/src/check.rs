@@ -25,6 +25,13 @@ pub enum CheckError {
         #[source]
         source: std::io::Error,
     },
+    /// The headers folder itself cannot be read: missing, a file, or no permission.
+    #[error("cannot read the kernel headers folder {dir}: {source}")]
+    HeadersFolder {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("vermagic {vermagic:?} has no release part; give the whole string, e.g. \"6.12.117+deb12-amd64 SMP preempt mod_unload modversions \"")]
     BadVermagic { vermagic: String },
     #[error("no modules to check; name at least one .ko file")]
@@ -46,6 +53,9 @@ pub enum TargetSpec {
 pub fn load_target(spec: &TargetSpec, modules_dir: Option<&Path>) -> Result<Target, CheckError> {
     let (symvers, vermagic, config) = match spec {
         TargetSpec::Headers { dir } => {
+            // Its own cause (missing, a file, no permission), not "Module.symvers is missing".
+            std::fs::read_dir(dir)
+                .map_err(|source| CheckError::HeadersFolder { dir: dir.display().to_string(), source })?;
             let symvers_path = dir.join("Module.symvers");
             if !symvers_path.is_file() {
                 return Err(CheckError::NotHeaders { dir: dir.display().to_string(), missing: "Module.symvers" });
@@ -111,8 +121,11 @@ pub fn read_candidates(kos: &[PathBuf]) -> Result<Vec<Candidate>, CheckError> {
     }
     kos.iter()
         .map(|p| {
-            let module =
-                KernelModule::read(p).map_err(|source| CheckError::Module { path: p.display().to_string(), source })?;
+            let module = KernelModule::read(p).map_err(|source| match source {
+                // A file that cannot be read is not "not a usable kernel module": say why once.
+                ModuleError::Read { path, source } => CheckError::Read { path, source },
+                source => CheckError::Module { path: p.display().to_string(), source },
+            })?;
             Ok(Candidate { file: p.display().to_string(), module })
         })
         .collect()

@@ -198,8 +198,12 @@ impl CrushMap {
     pub fn decode(r: &mut Reader<'_>) -> Result<CrushMap> {
         let (max_buckets, max_rules) = decode_header(r)?;
         let mut map = CrushMap { tunables: Tunables::default(), ..Default::default() };
-        for _ in 0..max_buckets {
-            map.buckets.push(decode_bucket(r)?);
+        for slot in 0..max_buckets {
+            let bucket = decode_bucket(r)?;
+            if let Some(b) = &bucket {
+                check_bucket_id(r, b.id, slot, max_buckets)?;
+            }
+            map.buckets.push(bucket);
         }
         for _ in 0..max_rules {
             map.rules.push(decode_rule(r)?);
@@ -243,6 +247,19 @@ impl CrushMap {
         self.have_uniform_rules =
             self.rules.iter().enumerate().all(|(i, r)| r.as_ref().is_none_or(|r| r.ruleset as usize == i));
     }
+}
+
+/// A bucket's id must name a slot of the map: CRUSH keeps each bucket's working state at
+/// `-1 - id` in an array of `max_buckets` (Ceph's `crush_do_rule` indexes it unchecked), so
+/// an id outside `-1..=-max_buckets` is a corrupt map, refused before anything is sized by it.
+fn check_bucket_id(r: &Reader<'_>, id: i32, slot: u32, max_buckets: u32) -> Result<()> {
+    if bucket_index(id).is_none_or(|idx| idx >= max_buckets as usize) {
+        return Err(r.invalid(
+            "crush bucket id",
+            format!("the bucket in slot {slot} has id {id}, outside -1..=-{max_buckets}; the CRUSH map is corrupt"),
+        ));
+    }
+    Ok(())
 }
 
 fn bucket_index(id: i32) -> Option<usize> {

@@ -16,6 +16,13 @@ pub const OSD_IN: u32 = 0x10000;
 pub const DEFAULT_PRIMARY_AFFINITY: u32 = 0x10000;
 /// The fork marks its maps with this wrapper compat version (stock Ceph writes 7).
 pub const FORK_WRAPPER_COMPAT: u8 = 8;
+/// The most OSDs a map can have and still be used by the kernel client (15,790,320): its
+/// `osdmap_set_max_osd` allocates the per-OSD address array (a 136-byte
+/// `struct ceph_entity_addr` each) with kvmalloc, which refuses more than INT_MAX bytes, so
+/// a larger max_osd fails with ENOMEM ("corrupt inc osdmap"). Ceph's monitors stop far
+/// below (`mon_max_osd`, 10,000 by default; its QA grows a map to 60,000). A few bytes
+/// claiming more must not make us allocate gigabytes.
+pub const MAX_OSD_LIMIT: i32 = (i32::MAX as usize / 136) as i32;
 
 pub const POOL_TYPE_REPLICATED: u8 = 1;
 pub const POOL_TYPE_ERASURE: u8 = 3;
@@ -338,6 +345,20 @@ fn decode_crush_blob(r: &mut Reader<'_>) -> Result<CrushMap> {
 fn check_max_osd(r: &Reader<'_>, max_osd: i32) -> Result<()> {
     if max_osd < 0 {
         return Err(r.invalid("max_osd", format!("negative max_osd {max_osd}")));
+    }
+    check_max_osd_limit("max_osd", r.offset() - 4, max_osd)
+}
+
+/// Refuses a max_osd above [`MAX_OSD_LIMIT`], the largest the kernel client can allocate.
+pub(crate) fn check_max_osd_limit(what: &'static str, offset: usize, max_osd: i32) -> Result<()> {
+    if max_osd > MAX_OSD_LIMIT {
+        return Err(DecodeError::Invalid {
+            what,
+            offset,
+            detail: format!(
+                "{max_osd} OSDs, more than the {MAX_OSD_LIMIT} the kernel client can allocate (Ceph's kernel client refuses such a map with ENOMEM)"
+            ),
+        });
     }
     Ok(())
 }

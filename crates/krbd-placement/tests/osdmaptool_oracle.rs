@@ -490,3 +490,39 @@ fn compare_flips_with_osdmaptool(name: &str, data: &[u8], flips: &[(usize, usize
         }
     });
 }
+
+/// A CRUSH bucket whose id is not its slot's (a real cluster map, its first bucket's id
+/// rewritten, the CRC fixed up): within the map's slots osdmaptool maps it, and so do we,
+/// identically; outside them osdmaptool indexes its per-bucket work space out of bounds and
+/// crashes (SIGSEGV), and we refuse the map as corrupt.
+#[test]
+fn crush_bucket_ids_outside_their_slots_are_refused_where_osdmaptool_crashes() {
+    let base =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster/full-39.osdmap")).unwrap();
+    let lay = OsdMap::decode(&base).unwrap().layout.unwrap();
+    // The CRUSH blob's length, then its magic, max_buckets, max_rules, max_devices, and the
+    // first bucket's algorithm and id.
+    let magic = lay.primary_affinity.1 + 4;
+    let u32_at = |d: &[u8], o: usize| u32::from_le_bytes(d[o..o + 4].try_into().unwrap());
+    assert_eq!(u32_at(&base, magic), 0x0001_0000, "the CRUSH map follows primary_affinity");
+    let max_buckets = u32_at(&base, magic + 4) as i32;
+    let first_id = magic + 20;
+    assert_eq!(u32_at(&base, first_id) as i32, -1, "the first bucket sits in slot 0");
+    let tmp = tempfile::tempdir().unwrap();
+    let crash_dir = tmp.path().join("crash");
+    std::fs::create_dir(&crash_dir).unwrap();
+    for (id, in_slots) in [(-max_buckets, true), (-1_000_000, false)] {
+        let mut d = base.clone();
+        d[first_id..first_id + 4].copy_from_slice(&id.to_le_bytes());
+        let n = d.len() - 4;
+        let crc = krbd_placement::crc::ceph_crc32c(0xffff_ffff, &d[..n]);
+        d[n..].copy_from_slice(&crc.to_le_bytes());
+        let path = tmp.path().join(format!("bucket-id{id}"));
+        std::fs::write(&path, &d).unwrap();
+        match (osdmaptool_lines_if_accepted(&path, &crash_dir), OsdMap::decode(&d)) {
+            (Some(theirs), Ok(ours)) if in_slots => assert_eq!(theirs, our_lines(&ours), "bucket id {id}"),
+            (None, Err(e)) if !in_slots => assert!(e.to_string().contains("crush bucket id"), "{e}"),
+            (theirs, ours) => panic!("bucket id {id}: osdmaptool accepted: {}, ours: {ours:?}", theirs.is_some()),
+        }
+    }
+}

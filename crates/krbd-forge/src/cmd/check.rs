@@ -44,6 +44,11 @@ fn prepare_kernel(args: &mut CheckArgs, release: &str) -> Result<PathBuf, krbd_b
 }
 
 pub fn run(mut args: CheckArgs) -> ExitCode {
+    // The modules first: a bad path fails at once, before any package is fetched.
+    let modules = match krbd_host::check::module_files(&args.flags.modules) {
+        Ok(m) => m,
+        Err(f) => return f.report(args.flags.json),
+    };
     let spec = match args.kernel.clone() {
         Some(release) => match prepare_kernel(&mut args, &release) {
             Ok(dir) => TargetSpec::Headers { dir },
@@ -61,5 +66,5 @@ pub fn run(mut args: CheckArgs) -> ExitCode {
             }
         },
     };
-    krbd_host::check::run(&args.flags, &spec)
+    krbd_host::check::run_modules(&args.flags, &modules, &spec)
 }

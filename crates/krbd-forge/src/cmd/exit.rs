@@ -97,6 +97,9 @@ fn io_hint(e: &BuildError) -> Option<&'static str> {
         ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
             Some("cannot write there: choose a writable --out / --cache-dir, or fix the permissions")
         }
+        ErrorKind::NotADirectory => {
+            Some("a file stands where a folder is expected: choose another --out / --cache-dir, or move the file")
+        }
         _ => None,
     }
 }
