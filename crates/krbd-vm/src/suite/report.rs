@@ -298,6 +298,59 @@ pub fn classify(ours: &mut SuiteReport, stock: &SuiteReport) {
 mod tests {
     use super::*;
 
+    fn report(rows: &[(&str, Outcome)]) -> SuiteReport {
+        let row = |(name, outcome): &(&str, Outcome)| TestResult {
+            name: name.to_string(),
+            kind: TestKind::Script,
+            outcome: *outcome,
+            seconds: Some(1.0),
+            exit_code: None,
+            output: None,
+            output_truncated: false,
+            output_file: None,
+            kernel_concerns: vec![],
+            stock_outcome: None,
+            classification: if *outcome == Outcome::Pass { Classification::Pass } else { Classification::Unclassified },
+        };
+        SuiteReport {
+            kernel_release: "r".into(),
+            guest_release: None,
+            set: "ours".into(),
+            accelerator: "tcg".into(),
+            ms_mode: MsMode::Crc,
+            test_timeout_secs: 1,
+            map: None,
+            proof: vec![],
+            tests: rows.iter().map(row).collect(),
+            ready_secs: None,
+            elapsed_secs: 0.0,
+            timed_out: false,
+            serial_log: PathBuf::new(),
+            results_dir: PathBuf::new(),
+            passed: false,
+            problems: vec![],
+        }
+    }
+
+    #[test]
+    fn failures_on_both_sets_are_environment_and_only_on_ours_regressions() {
+        use Outcome::*;
+        let mut ours = report(&[("a", Pass), ("b", Fail), ("c", Timeout), ("d", Fail)]);
+        let stock = report(&[("a", Pass), ("b", Pass), ("c", Fail)]);
+        classify(&mut ours, &stock);
+        let got: Vec<(Classification, Option<Outcome>)> =
+            ours.tests.iter().map(|t| (t.classification, t.stock_outcome)).collect();
+        assert_eq!(
+            got,
+            [
+                (Classification::Pass, Some(Pass)),
+                (Classification::Regression, Some(Pass)),
+                (Classification::Environment, Some(Fail)),
+                (Classification::Unclassified, None),
+            ]
+        );
+    }
+
     #[test]
     fn concerns_are_oopses_warnings_and_libceph_errors() {
         assert!(is_concern("[  3.1] WARNING: CPU: 0 PID: 1 at net/ceph/osdmap.c:123"));
