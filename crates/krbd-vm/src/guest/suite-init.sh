@@ -72,6 +72,7 @@ run_test() {
 	out=/results/$name
 	mkdir -p "$out" "/testdir/$name"
 	dmesg -c >/dev/null
+	say "started|$name"
 	start=$(date +%s.%N)
 	case $name in
 	*.t) (cd "/testdir/$name" && TESTDIR=/testdir/$name timeout -k 10 "$TEST_TIMEOUT" cram --shell=/bin/bash "/krbd/suite/$name") ;;
