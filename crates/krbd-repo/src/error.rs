@@ -4,9 +4,6 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
-    /// Only in the first, interface-only version of this crate.
-    #[error("{what} is not implemented yet")]
-    NotImplemented { what: &'static str },
     #[error("{tool} is needed to {why} but was not found; install the `{package}` package")]
     ToolMissing { tool: String, package: String, why: String },
     #[error("{tool} failed while it tried to {why} (exit status {status}): {stderr}")]

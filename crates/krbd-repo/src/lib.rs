@@ -41,12 +41,20 @@
 //!
 //! Nothing here prints: progress goes through [`krbd_progress::Listener`].
 
+mod apt;
 mod error;
+mod generation;
+mod meta;
+mod publish;
+mod sign;
+mod tool;
+mod yum;
 
 pub use error::RepoError;
+pub use meta::{control as meta_control, meta_deb};
+pub use sign::Signer;
 
-use krbd_progress::Listener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// How many generations a repository keeps (the current one included). A client that read
 /// an index of an older generation than these fails its next fetch and retries.
@@ -55,48 +63,11 @@ pub const KEEP_GENERATIONS: usize = 4;
 /// The name of the symlink in a repository root that points at the served generation.
 pub const CURRENT_LINK: &str = "current";
 
-/// A signing key usable by `gpg`, in a `GNUPGHOME` that this crate owns (mode 0700).
-#[derive(Debug, Clone)]
-pub struct Signer {
-    gnupg_home: PathBuf,
-    /// The key's full fingerprint (40 hex digits, upper case).
-    fingerprint: String,
-    passphrase_file: Option<PathBuf>,
-}
-
-impl Signer {
-    /// Imports the armored (or binary) secret key in `secret_key` into the private
-    /// `gnupg_home` (created when missing) and uses it. The key must be able to sign.
-    pub fn import(secret_key: &Path, gnupg_home: &Path, passphrase_file: Option<&Path>) -> Result<Signer, RepoError> {
-        let _ = (secret_key, gnupg_home, passphrase_file);
-        Err(RepoError::NotImplemented { what: "Signer::import" })
-    }
-
-    /// Uses the secret key `key_id` (fingerprint, long id or user id) already in the
-    /// keyring `gnupg_home`.
-    pub fn from_keyring(gnupg_home: &Path, key_id: &str, passphrase_file: Option<&Path>) -> Result<Signer, RepoError> {
-        let _ = (gnupg_home, key_id, passphrase_file);
-        Err(RepoError::NotImplemented { what: "Signer::from_keyring" })
-    }
-
-    /// The signing key's fingerprint (40 upper-case hex digits).
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
-    }
-
-    /// The public key, armored: what clients put in `/etc/apt/keyrings/` (`signed-by=`) or a
-    /// `.repo` file's `gpgkey=`. Every generation also carries it as `signing-key.asc`.
-    pub fn public_key_armored(&self) -> Result<String, RepoError> {
-        let _ = &self.gnupg_home;
-        let _ = &self.passphrase_file;
-        Err(RepoError::NotImplemented { what: "Signer::public_key_armored" })
-    }
-}
-
 /// One package in a repository.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PublishedPackage {
     pub name: String,
+    /// Debian: the `Version` field. RPM: `[<epoch>:]<version>-<release>`.
     pub version: String,
     pub architecture: String,
     /// Path relative to the generation's top (`pool/main/k/<name>/<file>`, `Packages/<file>`).
@@ -107,20 +78,21 @@ pub struct PublishedPackage {
 /// What a publish did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Publication {
-    /// The new current generation's number.
+    /// The current generation's number after the publish.
     pub generation: u64,
     /// Its folder (`<root>/generations/<N>`).
     pub path: PathBuf,
     /// Packages this publish added.
     pub added: Vec<PublishedPackage>,
-    /// Packages given that were already in the repository with equal bytes (nothing to do
-    /// for them; a publish of only such packages still makes no new generation).
+    /// Packages given that were already published with equal bytes (a publish of only such
+    /// packages makes no new generation).
     pub unchanged: Vec<PublishedPackage>,
     /// Generation folders removed (older than the kept ones, or leftovers of a killed run).
     pub removed_generations: Vec<String>,
 }
 
-/// An APT repository with one suite (`codename`) and one component.
+/// An APT repository with one suite (`codename`) and one component. Clients use
+/// `deb [signed-by=<key>] <base URL>/current <codename> <component>`.
 #[derive(Debug, Clone)]
 pub struct AptRepo {
     /// The repository root (holds `current`, `generations/`).
@@ -136,59 +108,17 @@ pub struct AptRepo {
     pub label: String,
 }
 
-impl AptRepo {
-    /// Adds the `.deb` files in `add` to the repository and publishes a new signed
-    /// generation atomically (waiting for another publish of the same root to finish). A package whose name, version and architecture are already
-    /// published with different bytes is refused ([`RepoError::Conflict`]): a published
-    /// version is immutable. With nothing new to add, the current generation stays.
-    pub fn publish(&self, add: &[PathBuf], signer: &Signer, listener: &dyn Listener) -> Result<Publication, RepoError> {
-        let _ = (add, signer, listener);
-        Err(RepoError::NotImplemented { what: "AptRepo::publish" })
-    }
-
-    /// Whether the current generation holds `package` at `version` (any architecture).
-    pub fn contains(&self, package: &str, version: &str) -> Result<bool, RepoError> {
-        let _ = (package, version);
-        Err(RepoError::NotImplemented { what: "AptRepo::contains" })
-    }
-
-    /// Every package of the current generation (empty when nothing was published yet).
-    pub fn packages(&self) -> Result<Vec<PublishedPackage>, RepoError> {
-        Err(RepoError::NotImplemented { what: "AptRepo::packages" })
-    }
-}
-
-/// A YUM/DNF repository (one architecture-independent folder of RPMs).
+/// A YUM/DNF repository: one folder of RPMs. Clients use `baseurl=<base URL>/current/`.
 #[derive(Debug, Clone)]
 pub struct YumRepo {
     /// The repository root (holds `current`, `generations/`).
     pub root: PathBuf,
 }
 
-impl YumRepo {
-    /// Adds the `.rpm` files in `add` and publishes a new signed generation atomically, with
-    /// the same rules as [`AptRepo::publish`].
-    pub fn publish(&self, add: &[PathBuf], signer: &Signer, listener: &dyn Listener) -> Result<Publication, RepoError> {
-        let _ = (add, signer, listener);
-        Err(RepoError::NotImplemented { what: "YumRepo::publish" })
-    }
-
-    /// Whether the current generation holds `package` at `version` (`<version>-<release>`).
-    pub fn contains(&self, package: &str, version: &str) -> Result<bool, RepoError> {
-        let _ = (package, version);
-        Err(RepoError::NotImplemented { what: "YumRepo::contains" })
-    }
-
-    /// Every package of the current generation.
-    pub fn packages(&self) -> Result<Vec<PublishedPackage>, RepoError> {
-        Err(RepoError::NotImplemented { what: "YumRepo::packages" })
-    }
-}
-
-/// The distribution's kernel meta package of a followed line, as the distribution's
-/// index lists it: e.g. `linux-image-amd64` 6.1.x (Debian 12's 6.1 line) or
-/// `linux-image-6.12-amd64` (Debian 12's 6.12 line), and the kernel release its version
-/// depends on.
+/// The distribution's kernel meta package of a followed line at one version, as the
+/// distribution's index lists it: e.g. `linux-image-amd64` (Debian 12's 6.1 line) or
+/// `linux-image-6.12-amd64` (Debian 12's 6.12 line), and the kernel release that version
+/// depends on (`Depends: linux-image-<release> (= <version>)`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelMeta {
     /// The meta package's name, e.g. `linux-image-amd64`.
@@ -221,16 +151,10 @@ pub fn meta_package_name(kernel_meta: &str) -> String {
     format!("krbd-forge-{kernel_meta}")
 }
 
-/// `krbd-forge-modules-<release>`: the modules package of one release (krbd-ship's name).
+/// `krbd-forge-modules-<release>`: the modules package of one release, as krbd-ship names
+/// it (`krbd_ship::Naming::deb_name`; its version is
+/// `<linux-image version>+krbd<tool version>-<build key prefix>` and it depends on
+/// `linux-image-<release> (= <linux-image version>)`).
 pub fn modules_package_name(release: &str) -> String {
     format!("krbd-forge-modules-{release}")
-}
-
-/// Writes the line's meta package `<name>_<V>_amd64.deb` into `out_dir` and returns its
-/// path. Its version is the kernel meta's version `V`; it depends on
-/// `<kernel meta> (= V)` and on [`modules_package_name`] of `V`'s release, so it can only
-/// be installed (and upgraded) together with that kernel and its proven modules.
-pub fn meta_deb(line: &LineMeta, out_dir: &Path) -> Result<PathBuf, RepoError> {
-    let _ = (line, out_dir);
-    Err(RepoError::NotImplemented { what: "meta_deb" })
 }

@@ -52,6 +52,38 @@ fn data_tar(files: &[(String, Vec<u8>)], mtime: u32) -> Result<Vec<u8>, ShipErro
     data.into_inner().map_err(io("finish data.tar of"))
 }
 
+/// The Debian version of the kernel a set was built for. Debian builds `linux-image-<release>`
+/// (signed and `-unsigned`) and `linux-headers-<release>` from one upload with one version,
+/// so the headers input's version is the image's. `None` for sets built from a local
+/// headers folder or from RHEL packages.
+pub fn kernel_version(set: &BuildSet) -> Option<&str> {
+    let headers = format!("linux-headers-{}", set.release());
+    set.report.inputs.iter().find(|i| i.role == "headers" && i.name == headers).and_then(|i| i.version.as_deref())
+}
+
+/// `Depends:` of the modules package: exactly the kernel the set was built and proven for,
+/// signed or unsigned image. With the version pinned, apt can neither upgrade that image to
+/// a rebuild the set was not proven against (same release, new version) nor keep the set
+/// installed without it.
+pub fn depends(release: &str, kernel_version: Option<&str>) -> String {
+    match kernel_version {
+        Some(v) => format!("linux-image-{release} (= {v}) | linux-image-{release}-unsigned (= {v})"),
+        None => format!("linux-image-{release} | linux-image-{release}-unsigned"),
+    }
+}
+
+/// The package version: `<kernel version>+krbd<tool version>-<revision>` when the kernel's
+/// Debian version is known, so that a set for a rebuilt kernel of the same release (a new
+/// image version) sorts above the set for the old one and apt upgrades both together;
+/// otherwise `<tool version>-<revision>`. The revision (the build key's first 12 hex digits)
+/// tells two builds for one kernel and tool version apart but does not order them.
+pub fn version(naming: &Naming, kernel_version: Option<&str>) -> String {
+    match kernel_version {
+        Some(k) => format!("{k}+krbd{}-{}", naming.version, naming.revision),
+        None => format!("{}-{}", naming.version, naming.revision),
+    }
+}
+
 pub fn build_deb(
     set: &BuildSet,
     compression: Compression,
@@ -61,7 +93,8 @@ pub fn build_deb(
     let naming = Naming::of(set);
     let release = set.release();
     let package = naming.deb_name.clone();
-    let version = format!("{}-{}", naming.version, naming.revision);
+    let kernel_version = kernel_version(set);
+    let version = version(&naming, kernel_version);
     let io = |what: &'static str| ShipError::io(what, Path::new("the .deb"));
 
     let mut files: Vec<(String, Vec<u8>)> =
@@ -72,7 +105,7 @@ pub fn build_deb(
 
     // control.tar
     let installed_kib: u64 = files.iter().map(|(_, b)| (b.len() as u64).div_ceil(1024)).sum();
-    let depends = format!("linux-image-{release} | linux-image-{release}-unsigned");
+    let depends = depends(release, kernel_version);
     let series = set
         .report
         .series

@@ -111,6 +111,17 @@ pub fn redact(text: &str) -> String {
         .map(|l| if l.trim_start().starts_with("Installed-Size:") { " Installed-Size: [KIB]" } else { l })
         .map(|l| format!("{l}\n"))
         .collect();
+    let kernel_version = report["inputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["role"] == "headers")
+        .and_then(|i| i["version"].as_str())
+        .map(str::to_string);
+    let text = match kernel_version {
+        Some(v) => text.replace(&v, "[KVER]"),
+        None => text,
+    };
     text.replace(&key, "[BUILD-KEY]")
         .replace(&key[..12], "[REV]")
         .replace(&release, "[RELEASE]")

@@ -86,6 +86,7 @@ fn serve_one(mut conn: TcpStream, root: &Path, log: &Mutex<Vec<String>>, cut: &A
                 .to_string(),
         );
     }
+    let path = percent_decode(path.split('?').next().unwrap_or(""));
     let rel: PathBuf =
         Path::new(path.trim_start_matches('/')).components().filter(|c| matches!(c, Component::Normal(_))).collect();
     let file = root.join(rel);
@@ -125,4 +126,29 @@ fn serve_one(mut conn: TcpStream, root: &Path, log: &Mutex<Vec<String>>, cut: &A
         }
     }
     conn.flush()
+}
+
+/// `%XX` escapes decoded, as a web server does before it maps a path to a file (apt asks
+/// for `pool/.../name_1.0%7edeb12%2b1_amd64.deb`).
+fn percent_decode(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
