@@ -175,13 +175,6 @@ impl FollowConfig {
         if !(30..=7200).contains(&boot_test_timeout) {
             return Err(invalid("proofs.boot_test_timeout", format!("{boot_test_timeout}: give 30 to 7200 seconds")));
         }
-        let publish = raw.publish;
-        if publish.apt_dir.is_none() && publish.yum_dir.is_none() {
-            return Err(invalid(
-                "publish",
-                "name apt_dir, yum_dir or both: where proven packages are published".into(),
-            ));
-        }
         let debian = raw
             .debian
             .into_iter()
@@ -194,26 +187,7 @@ impl FollowConfig {
             .enumerate()
             .map(|(i, r)| rhel_source(r, i, &abs, &invalid))
             .collect::<Result<Vec<_>, _>>()?;
-        if debian.is_empty() && rhel.is_empty() {
-            return Err(invalid("debian", "no kernel line to follow: add a [[debian]] or [[rhel]] table".into()));
-        }
-        if !debian.is_empty() && publish.apt_dir.is_none() {
-            return Err(invalid(
-                "publish.apt_dir",
-                "Debian lines are followed, so an APT repository folder is needed".into(),
-            ));
-        }
-        if !rhel.is_empty() && publish.yum_dir.is_none() {
-            return Err(invalid(
-                "publish.yum_dir",
-                "RHEL lines are followed, so a YUM repository folder is needed".into(),
-            ));
-        }
-        let apt_codename = match publish.apt_codename.clone() {
-            Some(c) if is_word(&c) && !c.contains('/') => c,
-            Some(c) => return Err(invalid("publish.apt_codename", format!("{c:?}: a suite name such as bookworm"))),
-            None => debian.first().and_then(|d| d.suites.first()).cloned().unwrap_or_else(|| "stable".into()),
-        };
+        let publish = publish_section(raw.publish, &debian, &rhel, &abs, &invalid)?;
         let series = raw.series.unwrap_or_else(|| "recovery-weight".into());
         if series.trim().is_empty() {
             return Err(invalid("series", "empty: name a series (recovery-weight), a folder, or none".into()));
@@ -229,15 +203,7 @@ impl FollowConfig {
                 guest_suite: raw.proofs.guest_suite.unwrap_or(false),
                 boot_test_timeout,
             },
-            publish: Publish {
-                apt_dir: publish.apt_dir.map(&abs),
-                yum_dir: publish.yum_dir.map(&abs),
-                signing_key: abs(publish.signing_key),
-                signing_passphrase_file: publish.signing_passphrase_file.map(&abs),
-                apt_codename,
-                module_sign_key: publish.module_sign_key.map(&abs),
-                module_sign_cert: publish.module_sign_cert.map(&abs),
-            },
+            publish,
             debian,
             rhel,
         })
@@ -250,6 +216,45 @@ impl FollowConfig {
         lines.dedup();
         lines
     }
+}
+
+/// The `[publish]` table, checked against the lines followed.
+fn publish_section(
+    publish: RawPublish,
+    debian: &[DebianSource],
+    rhel: &[RhelSource],
+    abs: &dyn Fn(PathBuf) -> PathBuf,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Publish, ConfigError> {
+    if publish.apt_dir.is_none() && publish.yum_dir.is_none() {
+        return Err(invalid("publish", "name apt_dir, yum_dir or both: where proven packages are published".into()));
+    }
+    if debian.is_empty() && rhel.is_empty() {
+        return Err(invalid("debian", "no kernel line to follow: add a [[debian]] or [[rhel]] table".into()));
+    }
+    if !debian.is_empty() && publish.apt_dir.is_none() {
+        return Err(invalid(
+            "publish.apt_dir",
+            "Debian lines are followed, so an APT repository folder is needed".into(),
+        ));
+    }
+    if !rhel.is_empty() && publish.yum_dir.is_none() {
+        return Err(invalid("publish.yum_dir", "RHEL lines are followed, so a YUM repository folder is needed".into()));
+    }
+    let apt_codename = match publish.apt_codename {
+        Some(c) if is_word(&c) && !c.contains('/') => c,
+        Some(c) => return Err(invalid("publish.apt_codename", format!("{c:?}: a suite name such as bookworm"))),
+        None => debian.first().and_then(|d| d.suites.first()).cloned().unwrap_or_else(|| "stable".into()),
+    };
+    Ok(Publish {
+        apt_dir: publish.apt_dir.map(abs),
+        yum_dir: publish.yum_dir.map(abs),
+        signing_key: abs(publish.signing_key),
+        signing_passphrase_file: publish.signing_passphrase_file.map(abs),
+        apt_codename,
+        module_sign_key: publish.module_sign_key.map(abs),
+        module_sign_cert: publish.module_sign_cert.map(abs),
+    })
 }
 
 fn check_url(url: &str) -> Result<String, String> {
@@ -342,6 +347,14 @@ series = ["6.1", "6.12"]
         assert_eq!(c.debian[0].components, ["main"]);
         let names: Vec<String> = c.debian_lines().iter().map(KernelLine::name).collect();
         assert_eq!(names, ["debian/6.1-amd64", "debian/6.12-amd64"]);
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let text = include_str!("../../../dist/follow.toml.example");
+        let c = FollowConfig::parse(text, Path::new("/etc/krbd-forge/follow.toml")).unwrap();
+        assert_eq!(c.debian_lines().len(), 2);
+        assert_eq!(c.publish.apt_codename, "bookworm-security");
     }
 
     #[test]

@@ -40,6 +40,13 @@ impl Stage {
         }
     }
 
+    /// The stage named `name`.
+    pub fn from_name(name: &str) -> Option<Stage> {
+        [Stage::Build, Stage::Check, Stage::BootTest, Stage::GuestSuite, Stage::Package, Stage::Publish]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+
     /// The stages a release of `family` goes through under `config`'s proofs, in order.
     pub fn for_release(family: Family, config: &FollowConfig) -> Vec<Stage> {
         let mut stages = vec![Stage::Build, Stage::Check];
@@ -83,20 +90,25 @@ pub trait Layout {
     fn dir(&self, stage: Stage) -> PathBuf;
 }
 
-/// The command of `stage` for `release`, writing into `output`; `None` for the stages that
-/// are no command (publish, and the guest suite until it exists).
-pub fn command(
-    stage: Stage,
-    family: Family,
-    release: &str,
-    config: &FollowConfig,
-    series: &str,
-    layout: &dyn Layout,
-    output: &Path,
-) -> Option<JobCommand> {
+/// What a stage's command line is made from.
+pub struct CommandInputs<'a> {
+    pub family: Family,
+    pub release: &'a str,
+    pub config: &'a FollowConfig,
+    /// As `build --series` takes it.
+    pub series: &'a str,
+    pub layout: &'a dyn Layout,
+    /// The package cache (`--cache-dir`); `None`: the runner's default.
+    pub cache_dir: Option<&'a Path>,
+}
+
+/// The command of `stage`, writing into `output`; `None` for the stages that are no
+/// command (publish, and the guest suite until it exists).
+pub fn command(stage: Stage, inputs: &CommandInputs<'_>, output: &Path) -> Option<JobCommand> {
+    let CommandInputs { family, release, config, series, layout, cache_dir } = *inputs;
     let p = |path: &Path| path.display().to_string();
     let set = layout.dir(Stage::Build).join(release);
-    let cache = vec!["--cache-dir".to_string(), p(&config.cache_dir)];
+    let cache = cache_dir.map(|c| vec!["--cache-dir".to_string(), p(c)]).unwrap_or_default();
     let mut args: Vec<String> = match stage {
         Stage::Build => {
             let mut a = vec!["build", "--kernel", release, "--series", series, "--out"]

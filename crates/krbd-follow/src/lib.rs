@@ -10,7 +10,8 @@
 //! reasons. A stage's result is recorded only after its artifacts are in place, and only a
 //! release whose every stage passed is published ([`publish`], through krbd-repo), so a
 //! run killed at any point resumes on the next one. [`config`] reads the TOML file.
-//! Nothing here prints; progress goes through [`krbd_progress::Listener`].
+//! [`plan`] lists the same work as jobs for a CI system's runners and takes their outputs
+//! back. Nothing here prints; progress goes through [`krbd_progress::Listener`].
 
 pub mod config;
 pub mod discover;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod fault;
 pub mod job;
 pub mod lock;
+pub mod plan;
 pub mod private_apt;
 pub mod publish;
 pub mod run;

@@ -45,6 +45,9 @@ pub struct RunSummary {
     pub failed: Vec<ReleaseOutcome>,
     /// Releases already handled by earlier runs (nothing was done for them).
     pub already_handled: usize,
+    /// `follow publish`: releases whose proofs are not all in yet (left pending).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
 }
 
 /// A job's folders: `<out_dir>/<release>_<key>/<stage>/`.
@@ -71,11 +74,20 @@ pub fn job_key(d: &Discovered, series_digest: &str) -> String {
 
 /// Runs once: see the module's documentation.
 pub fn run(opts: &RunOptions<'_>) -> Result<RunSummary, FollowError> {
-    let config = opts.config;
-    let _lock = FollowLock::acquire(&config.state_dir)?;
-    let state = State::open(&state_path(config))?;
+    let _lock = FollowLock::acquire(&opts.config.state_dir)?;
+    let state = State::open(&state_path(opts.config))?;
     let run_id = state.begin_run()?;
-    let mut summary = RunSummary::default();
+    let mut summary = RunSummary { discovered: discover_and_record(opts, &state)?, ..RunSummary::default() };
+    crash_point("discovered");
+    work_pending(opts, &state, true, &mut summary)?;
+    state.end_run(run_id, summary.discovered.len(), summary.published.len(), summary.failed.len())?;
+    Ok(summary)
+}
+
+/// Lists the mirrors' releases and records the new ones; returns those.
+pub(crate) fn discover_and_record(opts: &RunOptions<'_>, state: &State) -> Result<Vec<Discovered>, FollowError> {
+    let config = opts.config;
+    let mut new_ones = Vec::new();
     for d in discover_all(config, opts.listener)? {
         let key = job_key(&d, &opts.series_digest);
         let new = NewRelease {
@@ -90,24 +102,34 @@ pub fn run(opts: &RunOptions<'_>) -> Result<RunSummary, FollowError> {
         };
         if state.add_release(&new)? {
             opts.listener.info(&format!("new release {} ({}, {})", d.release, d.line, d.version));
-            summary.discovered.push(d);
+            new_ones.push(d);
         }
     }
-    crash_point("discovered");
-    let mut publisher = Publisher::new(config);
+    Ok(new_ones)
+}
+
+/// Works every pending release of the current series. `run_commands`: run the missing
+/// command stages here; otherwise a release whose command stages are not all recorded is
+/// left for later (`follow publish` of CI outputs).
+pub(crate) fn work_pending(
+    opts: &RunOptions<'_>,
+    state: &State,
+    run_commands: bool,
+    summary: &mut RunSummary,
+) -> Result<(), FollowError> {
+    let mut publisher = Publisher::new(opts.config);
     for row in state.releases()? {
         if row.state != ReleaseState::Pending || row.series_digest != opts.series_digest {
             summary.already_handled += 1;
             continue;
         }
-        let outcome = work_release(opts, &state, &row, &mut publisher)?;
-        match outcome.state {
-            ReleaseState::Published => summary.published.push(outcome),
-            _ => summary.failed.push(outcome),
+        match work_release(opts, state, &row, &mut publisher, run_commands)? {
+            Some(outcome) if outcome.state == ReleaseState::Published => summary.published.push(outcome),
+            Some(outcome) => summary.failed.push(outcome),
+            None => summary.incomplete.push(row.release.clone()),
         }
     }
-    state.end_run(run_id, summary.discovered.len(), summary.published.len(), summary.failed.len())?;
-    Ok(summary)
+    Ok(())
 }
 
 /// Updates the private apt and lists the releases of every followed line.
@@ -130,7 +152,8 @@ fn work_release(
     state: &State,
     row: &ReleaseRow,
     publisher: &mut Publisher,
-) -> Result<ReleaseOutcome, FollowError> {
+    run_commands: bool,
+) -> Result<Option<ReleaseOutcome>, FollowError> {
     let family = if row.family == "rhel" { Family::Rhel } else { Family::Debian };
     let layout = LocalLayout { root: job_root(&opts.config.out_dir, row) };
     std::fs::create_dir_all(&layout.root).map_err(FollowError::io("create", &layout.root))?;
@@ -146,6 +169,9 @@ fn work_release(
         if done && (stage == Stage::Publish || layout.dir(stage).is_dir()) {
             continue;
         }
+        if !run_commands && stage != Stage::Publish {
+            return Ok(None);
+        }
         let end = match stage {
             Stage::Publish => publish_stage(opts, state, row, &layout, publisher)?,
             _ => command_stage(opts, state, row, family, stage, &layout)?,
@@ -158,12 +184,12 @@ fn work_release(
                 state.set_release_state(row.id, ReleaseState::Pending, Some(&reason))?;
             }
             opts.listener.warning(&format!("{} failed at {reason}", row.release));
-            return Ok(outcome(ReleaseState::Failed, Some(reason)));
+            return Ok(Some(outcome(ReleaseState::Failed, Some(reason))));
         }
     }
     state.set_release_state(row.id, ReleaseState::Published, None)?;
     opts.listener.info(&format!("{} published", row.release));
-    Ok(outcome(ReleaseState::Published, None))
+    Ok(Some(outcome(ReleaseState::Published, None)))
 }
 
 /// Runs (or adopts the finished results of) a stage that is a krbd-forge command.
@@ -188,7 +214,15 @@ fn command_stage(
     let staging = done_dir.with_extension("partial");
     remove_dir(&staging)?;
     std::fs::create_dir_all(&staging).map_err(FollowError::io("create", &staging))?;
-    let Some(cmd) = job::command(stage, family, &row.release, opts.config, &opts.series_arg, layout, &staging) else {
+    let inputs = job::CommandInputs {
+        family,
+        release: &row.release,
+        config: opts.config,
+        series: &opts.series_arg,
+        layout,
+        cache_dir: Some(&opts.config.cache_dir),
+    };
+    let Some(cmd) = job::command(stage, &inputs, &staging) else {
         let end = StageEnd {
             verdict: Verdict::Failed,
             exit_code: None,
@@ -233,7 +267,7 @@ fn finish_staging(stage: Stage, staging: &Path, json: Option<&serde_json::Value>
     crate::write_atomic(&result, &text)
 }
 
-fn record_success(
+pub(crate) fn record_success(
     state: &State,
     row: &ReleaseRow,
     stage: Stage,
@@ -257,7 +291,7 @@ fn record_success(
     Ok(end)
 }
 
-fn record_failure(
+pub(crate) fn record_failure(
     state: &State,
     row: &ReleaseRow,
     stage: Stage,
@@ -309,7 +343,7 @@ fn publish_stage(
     Ok(end)
 }
 
-fn remove_dir(dir: &Path) -> Result<(), FollowError> {
+pub(crate) fn remove_dir(dir: &Path) -> Result<(), FollowError> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -317,7 +351,7 @@ fn remove_dir(dir: &Path) -> Result<(), FollowError> {
     }
 }
 
-fn sync_parent(path: &Path) {
+pub(crate) fn sync_parent(path: &Path) {
     if let Some(parent) = path.parent() {
         // Durability of the rename; a failure here only weakens a crash guarantee.
         let _ = krbd_formats::atomic::sync_dir(parent);

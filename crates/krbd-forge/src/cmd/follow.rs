@@ -48,6 +48,16 @@ enum FollowCommand {
     Run,
     /// Show every release seen, each stage's verdict, times and the reason of a failure.
     Status,
+    /// Discover, then print the pending jobs (one per release and stage, each the normal
+    /// krbd-forge command line) for a CI system's runners (docs/follow-ci.md).
+    Plan,
+    /// Take finished job outputs (folders jobs/<release>/<stage>/ with job.json and
+    /// result.json) into the state and publish every release whose proofs are all in.
+    Publish {
+        /// The job output folders.
+        #[arg(value_name = "JOB_OUTPUT", required = true)]
+        outputs: Vec<PathBuf>,
+    },
 }
 
 pub fn run(args: FollowArgs) -> ExitCode {
@@ -56,8 +66,10 @@ pub fn run(args: FollowArgs) -> ExitCode {
         Err(e) => return report(&FollowError::Config(e), args.json),
     };
     match args.command.unwrap_or(FollowCommand::Run) {
-        FollowCommand::Run => run_once(&config, args.json),
+        FollowCommand::Run => run_once(&config, args.json, None),
         FollowCommand::Status => status(&config, args.json),
+        FollowCommand::Plan => plan(&config, args.json),
+        FollowCommand::Publish { outputs } => run_once(&config, args.json, Some(&outputs)),
     }
 }
 
@@ -129,7 +141,8 @@ fn folder_digest(dir: &Path) -> std::io::Result<String> {
     Ok(krbd_formats::digest::sha256_hex(text.as_bytes()))
 }
 
-fn run_once(config: &FollowConfig, json: bool) -> ExitCode {
+/// `follow run`, or with `outputs` `follow publish` of CI job outputs.
+fn run_once(config: &FollowConfig, json: bool, outputs: Option<&[PathBuf]>) -> ExitCode {
     let (series_arg, series_digest) = match series(config) {
         Ok(s) => s,
         Err(f) => return f.report(json),
@@ -140,7 +153,11 @@ fn run_once(config: &FollowConfig, json: bool) -> ExitCode {
     };
     let terminal = Terminal::new(false);
     let opts = RunOptions { config, program, series_arg, series_digest, listener: &terminal };
-    let summary = match krbd_follow::run::run(&opts) {
+    let result = match outputs {
+        None => krbd_follow::run::run(&opts),
+        Some(outputs) => krbd_follow::plan::publish_outputs(&opts, outputs),
+    };
+    let summary = match result {
         Ok(s) => s,
         Err(e) => return report(&e, json),
     };
@@ -153,6 +170,36 @@ fn run_once(config: &FollowConfig, json: bool) -> ExitCode {
         super::exit::print_json(&v);
     }
     exit
+}
+
+fn plan(config: &FollowConfig, json: bool) -> ExitCode {
+    let (_, series_digest) = match series(config) {
+        Ok(s) => s,
+        Err(f) => return f.report(json),
+    };
+    let terminal = Terminal::new(false);
+    let opts = RunOptions {
+        config,
+        program: PathBuf::from("krbd-forge"),
+        series_arg: config.series.clone(),
+        series_digest,
+        listener: &terminal,
+    };
+    let jobs = match krbd_follow::plan::plan(&opts) {
+        Ok(j) => j,
+        Err(e) => return report(&e, json),
+    };
+    drop(terminal);
+    if json {
+        return super::exit::print_json(&serde_json::json!({ "jobs": jobs }));
+    }
+    for j in &jobs {
+        outln!("{:<40} needs {:<40} {}", j.id, j.needs.as_deref().unwrap_or("-"), j.command);
+    }
+    if jobs.is_empty() {
+        outln!("nothing pending");
+    }
+    ExitCode::Ok
 }
 
 fn print_summary(s: &RunSummary) {
@@ -171,6 +218,9 @@ fn print_summary(s: &RunSummary) {
     }
     for r in &s.failed {
         eprintln!("  FAILED    {} ({}): {}", r.release, r.line, r.reason.as_deref().unwrap_or("?"));
+    }
+    for r in &s.incomplete {
+        eprintln!("  waiting   {r}: not every proof is in yet");
     }
 }
 
