@@ -114,6 +114,40 @@ pub fn debian(apt: &AptConfig, lines: &[KernelLine]) -> Result<Vec<Discovered>, 
     Ok(found)
 }
 
+/// The distribution's kernel meta package of `line` as the private apt offers it
+/// (`linux-image-6.12-amd64`, else `linux-image-amd64`), if one depends on a release of the
+/// line: the package the line's krbd-forge meta package moves in lockstep with.
+pub fn kernel_meta(apt: &AptConfig, line: &KernelLine) -> Result<Option<krbd_repo::KernelMeta>, FollowError> {
+    let candidates = [format!("linux-image-{}-{}", line.series, line.flavour), format!("linux-image-{}", line.flavour)];
+    // apt-cache show fails when one name is unknown; ask for each on its own then.
+    let shown: String = candidates
+        .iter()
+        .filter_map(|c| apt_cache(apt, &["show".into(), "--no-all-versions".into(), c.clone()]).ok())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    for stanza in shown.split("\n\n").filter(|s| !s.trim().is_empty()) {
+        let fields = ControlFields::parse(stanza);
+        let (Some(package), Some(version), Some(depends)) =
+            (fields.get("Package"), fields.get("Version"), fields.get("Depends"))
+        else {
+            continue;
+        };
+        let release = depends.split([',', '|']).find_map(|d| {
+            let name = d.trim().split([' ', '(']).next()?;
+            let release = name.strip_prefix("linux-image-")?;
+            line_release(line, &format!("linux-headers-{release}"))
+        });
+        if let Some(release) = release {
+            return Ok(Some(krbd_repo::KernelMeta {
+                package: package.to_string(),
+                version: version.to_string(),
+                release,
+            }));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -118,6 +118,7 @@ pub fn publish_outputs(opts: &RunOptions<'_>, outputs: &[PathBuf]) -> Result<Run
     }
     let mut summary = RunSummary::default();
     run::work_pending(opts, &state, false, &mut summary)?;
+    summary.line_meta = run::sync_line_metas(opts, &state);
     Ok(summary)
 }
 

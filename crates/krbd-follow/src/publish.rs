@@ -47,6 +47,38 @@ impl Publisher {
         })
     }
 
+    /// Publishes each Debian line's meta package (`krbd-forge-<kernel meta>`, version equal
+    /// to the distribution's kernel meta package, depending on it and on the modules) once
+    /// the release that kernel meta package points at is published here. Until then the
+    /// line's meta package stays at its older version, which keeps the kernel meta package
+    /// (and with it the new kernel) back on hosts. Returns the meta packages published.
+    pub fn sync_line_metas(
+        &mut self,
+        apt: &krbd_fetch::apt_config::AptConfig,
+        published_releases: &[String],
+        listener: &dyn Listener,
+    ) -> Result<Vec<String>, String> {
+        let config = self.config.clone();
+        let Some(repo) = Publisher::apt_repo(&config) else { return Ok(Vec::new()) };
+        let out_dir = config.out_dir.join("line-meta");
+        let mut done = Vec::new();
+        for line in config.debian_lines() {
+            let meta = crate::discover::kernel_meta(apt, &line).map_err(|e| e.to_string())?;
+            let Some(kernel) = meta.filter(|m| published_releases.contains(&m.release)) else { continue };
+            let line_meta = krbd_repo::LineMeta { kernel, maintainer: "krbd-forge <krbd-forge@localhost>".into() };
+            let name = line_meta.package_name();
+            if repo.contains(&name, &line_meta.kernel.version).map_err(|e| e.to_string())? {
+                continue;
+            }
+            std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+            let deb = krbd_repo::meta_deb(&line_meta, &out_dir).map_err(|e| format!("meta package {name}: {e}"))?;
+            let signer = self.signer()?.clone();
+            repo.publish(&[deb], &signer, listener).map_err(|e| format!("APT repository: {e}"))?;
+            done.push(format!("{name} {}", line_meta.kernel.version));
+        }
+        Ok(done)
+    }
+
     /// Publishes `packages` of `row`; the published files as artifacts, or why not.
     pub fn publish(
         &mut self,

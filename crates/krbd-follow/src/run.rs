@@ -45,6 +45,9 @@ pub struct RunSummary {
     pub failed: Vec<ReleaseOutcome>,
     /// Releases already handled by earlier runs (nothing was done for them).
     pub already_handled: usize,
+    /// Line meta packages published (`krbd-forge-linux-image-6.12-amd64 6.12.118-1~deb12u1`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub line_meta: Vec<String>,
     /// `follow publish`: releases whose proofs are not all in yet (left pending).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub incomplete: Vec<String>,
@@ -80,6 +83,7 @@ pub fn run(opts: &RunOptions<'_>) -> Result<RunSummary, FollowError> {
     let mut summary = RunSummary { discovered: discover_and_record(opts, &state)?, ..RunSummary::default() };
     crash_point("discovered");
     work_pending(opts, &state, true, &mut summary)?;
+    summary.line_meta = sync_line_metas(opts, &state);
     state.end_run(run_id, summary.discovered.len(), summary.published.len(), summary.failed.len())?;
     Ok(summary)
 }
@@ -130,6 +134,40 @@ pub(crate) fn work_pending(
         }
     }
     Ok(())
+}
+
+/// Publishes the line meta packages whose kernel is now proven and published; a failure
+/// is a warning (the next run tries again), never a reason to fail a release.
+pub(crate) fn sync_line_metas(opts: &RunOptions<'_>, state: &State) -> Vec<String> {
+    if opts.config.debian.is_empty() {
+        return Vec::new();
+    }
+    let published: Vec<String> = match state.releases() {
+        Ok(rows) => rows.into_iter().filter(|r| r.state == ReleaseState::Published).map(|r| r.release).collect(),
+        Err(e) => {
+            opts.listener.warning(&format!("line meta packages: {e}"));
+            return Vec::new();
+        }
+    };
+    let apt = match private_apt::prepare(opts.config) {
+        Ok(apt) => apt,
+        Err(e) => {
+            opts.listener.warning(&format!("line meta packages: {e}"));
+            return Vec::new();
+        }
+    };
+    match Publisher::new(opts.config).sync_line_metas(&apt, &published, opts.listener) {
+        Ok(done) => {
+            for m in &done {
+                opts.listener.info(&format!("line meta package {m} published"));
+            }
+            done
+        }
+        Err(e) => {
+            opts.listener.warning(&format!("line meta packages not published: {e}"));
+            Vec::new()
+        }
+    }
 }
 
 /// Updates the private apt and lists the releases of every followed line.

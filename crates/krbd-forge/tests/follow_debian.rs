@@ -62,6 +62,20 @@ fn abi(release: &str) -> Abi {
     Abi { release: release.to_string(), debs }
 }
 
+/// The distribution's kernel meta package of `abi`'s line (`linux-image-6.12-amd64`) when
+/// apt offers it at exactly `abi`'s version (apt keeps only the newest meta version).
+fn line_meta_deb(abi: &Abi) -> Option<PathBuf> {
+    let mut parts = abi.release.split(['.', '-', '+']);
+    let name = format!("linux-image-{}.{}-amd64", parts.next()?, parts.next()?);
+    let version = abi.debs.iter().find_map(|d| {
+        let out = Command::new("dpkg-deb").args(["-f"]).arg(d).arg("Version").output().ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    })?;
+    let shown = Command::new("apt-cache").args(["show", "--no-all-versions", &name]).output().ok()?;
+    let offered = String::from_utf8_lossy(&shown.stdout).lines().any(|l| l == format!("Version: {version}"));
+    offered.then(|| krbd_testsupport::debian_package(&name, Some(&version)))
+}
+
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -226,6 +240,9 @@ fn follows_a_local_mirror_release_by_release() {
     assert_eq!(status(&cfg), rows, "a rerun changes nothing");
     eprintln!("[{:>5.1} s] rerun: nothing to do ({:.1} s)", t0.elapsed().as_secs_f64(), rerun.elapsed().as_secs_f64());
 
+    let mut newer = newer;
+    let meta = line_meta_deb(&newer);
+    newer.debs.extend(meta.clone());
     mirror.offer(&newer);
     let crash_points = [
         "discovered",
@@ -258,16 +275,23 @@ fn follows_a_local_mirror_release_by_release() {
     assert_eq!(release_row(&after, &older.release), release_row(&rows, &older.release), "the older one untouched");
     assert_eq!(release_row(&after, &newer.release)["state"], "published");
     assert!(published(&cfg).contains(&format!("krbd-forge-modules-{}", newer.release)));
+    if let Some(meta) = &meta {
+        // The line's meta package follows the distribution's once its kernel is proven.
+        let kernel_meta = meta.file_name().unwrap().to_str().unwrap().split('_').next().unwrap().to_string();
+        assert!(published(&cfg).contains(&format!("krbd-forge-{kernel_meta}")), "{:?}", published(&cfg));
+        assert_eq!(json["line_meta"].as_array().map(Vec::len), Some(1), "{json}");
+    }
     eprintln!("[{:>5.1} s] {} published after 10 kills", t0.elapsed().as_secs_f64(), newer.release);
 
-    // A series that does not apply: every release fails at build, with the reason, unpublished.
+    // A series that does not apply (more context than the matcher's fuzz drops, none of it in
+    // any kernel): every release fails at build, with the reason, and is not published.
     let bad = dir.path().join("bad-series");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("series"), "0001-no-such-context.patch\n").unwrap();
     std::fs::write(
         bad.join("0001-no-such-context.patch"),
         "From: test\nSubject: [PATCH] context that no kernel has\n\n---\n--- a/net/ceph/osdmap.c\n+++ b/net/ceph/osdmap.c\n\
-         @@ -1,3 +1,4 @@\n this line is in no kernel\n nor is this one\n+int krbd_never;\n or this\n",
+         @@ -1,8 +1,9 @@\n no kernel has 1\n no kernel has 2\n no kernel has 3\n no kernel has 4\n+int krbd_never;\n          no kernel has 5\n no kernel has 6\n no kernel has 7\n no kernel has 8\n",
     )
     .unwrap();
     let bad_cfg = config(&dir.path().join("bad"), &mirror, &format!("series = \"{}\"", bad.display()), false);
