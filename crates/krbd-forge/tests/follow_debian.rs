@@ -207,21 +207,37 @@ fn published(config: &Path) -> Vec<String> {
     repo.packages().map(|p| p.into_iter().map(|p| p.name).collect()).unwrap_or_default()
 }
 
+/// What the phases of the test share.
+struct Ctx {
+    t0: Instant,
+    dir: PathBuf,
+    mirror: Mirror,
+}
+
 #[test]
 fn follows_a_local_mirror_release_by_release() {
     let t0 = Instant::now();
-    let dir = tempfile::Builder::new().prefix("krbd-follow-test.").tempdir().unwrap();
+    let tmp = tempfile::Builder::new().prefix("krbd-follow-test.").tempdir().unwrap();
     let (older, newer) = two_newest_612();
     let (older, newer) = (abi(&older), abi(&newer));
-    let mirror = Mirror::new(dir.path());
+    let mirror = Mirror::new(tmp.path());
     mirror.offer(&older);
-    let cfg = config(&dir.path().join("follow"), &mirror, "", true);
+    let ctx = Ctx { t0, dir: tmp.path().to_path_buf(), mirror };
+    let cfg = config(&ctx.dir.join("follow"), &ctx.mirror, "", true);
     eprintln!("[{:>5.1} s] mirror ready, offering {}", t0.elapsed().as_secs_f64(), older.release);
+    let rows = first_release_published(&ctx, &cfg, &older);
+    rerun_does_nothing(&ctx, &cfg, &rows);
+    let newer = newer_published_after_kills(&ctx, &cfg, &rows, &older, newer);
+    a_series_that_does_not_apply_fails(&ctx);
+    planned_jobs_run_elsewhere_are_published(&ctx, &newer);
+}
 
-    let (st, json, err) = follow(&cfg, &["run"], None);
+/// Only the older ABI offered: built, checked, boot-tested, packaged, published.
+fn first_release_published(ctx: &Ctx, cfg: &Path, older: &Abi) -> Vec<Value> {
+    let (st, json, err) = follow(cfg, &["run"], None);
     assert!(st.success(), "first run: {err}\n{json}");
     assert_eq!(json["published"][0]["release"], older.release.as_str(), "{json}");
-    let rows = status(&cfg);
+    let rows = status(cfg);
     let row = release_row(&rows, &older.release);
     assert_eq!(row["state"], "published");
     let stages: Vec<&str> = row["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
@@ -229,21 +245,32 @@ fn follows_a_local_mirror_release_by_release() {
     assert!(row["stages"].as_array().unwrap().iter().all(|s| s["verdict"] == "ok"), "{row}");
     assert!(row["inputs"].as_array().unwrap().iter().any(|i| i["role"] == "source"), "inputs recorded: {row}");
     let modules_pkg = format!("krbd-forge-modules-{}", older.release);
-    assert!(published(&cfg).contains(&modules_pkg), "{:?}", published(&cfg));
-    eprintln!("[{:>5.1} s] {} built, proven and published", t0.elapsed().as_secs_f64(), older.release);
+    assert!(published(cfg).contains(&modules_pkg), "{:?}", published(cfg));
+    eprintln!("[{:>5.1} s] {} built, proven and published", ctx.t0.elapsed().as_secs_f64(), older.release);
 
+    rows
+}
+
+fn rerun_does_nothing(ctx: &Ctx, cfg: &Path, rows: &[Value]) {
     let rerun = Instant::now();
-    let (st, json, err) = follow(&cfg, &["run"], None);
+    let (st, json, err) = follow(cfg, &["run"], None);
     assert!(st.success(), "rerun: {err}");
     assert_eq!((json["discovered"].as_array().unwrap().len(), json["published"].as_array().unwrap().len()), (0, 0));
     assert_eq!(json["already_handled"], 1);
-    assert_eq!(status(&cfg), rows, "a rerun changes nothing");
-    eprintln!("[{:>5.1} s] rerun: nothing to do ({:.1} s)", t0.elapsed().as_secs_f64(), rerun.elapsed().as_secs_f64());
+    assert_eq!(status(cfg), rows, "a rerun changes nothing");
+    eprintln!(
+        "[{:>5.1} s] rerun: nothing to do ({:.1} s)",
+        ctx.t0.elapsed().as_secs_f64(),
+        rerun.elapsed().as_secs_f64()
+    );
+}
 
+/// The newer ABI appears; follow is killed at every boundary until it is published.
+fn newer_published_after_kills(ctx: &Ctx, cfg: &Path, rows: &[Value], older: &Abi, newer: Abi) -> Abi {
     let mut newer = newer;
     let meta = line_meta_deb(&newer);
     newer.debs.extend(meta.clone());
-    mirror.offer(&newer);
+    ctx.mirror.offer(&newer);
     let crash_points = [
         "discovered",
         "staged:build",
@@ -257,35 +284,39 @@ fn follows_a_local_mirror_release_by_release() {
         "published",
     ];
     for point in crash_points {
-        let (st, _, err) = follow(&cfg, &["run"], Some(point));
+        let (st, _, err) = follow(cfg, &["run"], Some(point));
         assert_eq!(st.signal(), Some(9), "killed at {point}: {st:?}\n{err}");
         if point == "recorded:boot-test" {
             // The run before was killed with the boot test's results in place: recorded, not rerun.
             assert!(err.contains("boot-test: finished results found"), "adopted, not redone: {err}");
             assert!(!err.contains(&format!("boot-test {}", newer.release)), "no second boot test: {err}");
         }
-        let row = status(&cfg).into_iter().find(|r| r["release"] == newer.release.as_str()).expect("newer recorded");
+        let row = status(cfg).into_iter().find(|r| r["release"] == newer.release.as_str()).expect("newer recorded");
         assert_eq!(row["state"], "pending", "after a kill at {point}: {row}");
-        eprintln!("[{:>5.1} s] killed at {point}", t0.elapsed().as_secs_f64());
+        eprintln!("[{:>5.1} s] killed at {point}", ctx.t0.elapsed().as_secs_f64());
     }
-    let (st, json, err) = follow(&cfg, &["run"], None);
+    let (st, json, err) = follow(cfg, &["run"], None);
     assert!(st.success(), "the run after the kills: {err}\n{json}");
     assert_eq!(json["published"][0]["release"], newer.release.as_str(), "{json}");
-    let after = status(&cfg);
-    assert_eq!(release_row(&after, &older.release), release_row(&rows, &older.release), "the older one untouched");
+    let after = status(cfg);
+    assert_eq!(release_row(&after, &older.release), release_row(rows, &older.release), "the older one untouched");
     assert_eq!(release_row(&after, &newer.release)["state"], "published");
-    assert!(published(&cfg).contains(&format!("krbd-forge-modules-{}", newer.release)));
+    assert!(published(cfg).contains(&format!("krbd-forge-modules-{}", newer.release)));
     if let Some(meta) = &meta {
         // The line's meta package follows the distribution's once its kernel is proven.
         let kernel_meta = meta.file_name().unwrap().to_str().unwrap().split('_').next().unwrap().to_string();
-        assert!(published(&cfg).contains(&format!("krbd-forge-{kernel_meta}")), "{:?}", published(&cfg));
+        assert!(published(cfg).contains(&format!("krbd-forge-{kernel_meta}")), "{:?}", published(cfg));
         assert_eq!(json["line_meta"].as_array().map(Vec::len), Some(1), "{json}");
     }
-    eprintln!("[{:>5.1} s] {} published after 10 kills", t0.elapsed().as_secs_f64(), newer.release);
+    eprintln!("[{:>5.1} s] {} published after 10 kills", ctx.t0.elapsed().as_secs_f64(), newer.release);
 
+    newer
+}
+
+fn a_series_that_does_not_apply_fails(ctx: &Ctx) {
     // A series that does not apply (more context than the matcher's fuzz drops, none of it in
     // any kernel): every release fails at build, with the reason, and is not published.
-    let bad = dir.path().join("bad-series");
+    let bad = ctx.dir.join("bad-series");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("series"), "0001-no-such-context.patch\n").unwrap();
     std::fs::write(
@@ -294,7 +325,7 @@ fn follows_a_local_mirror_release_by_release() {
          @@ -1,8 +1,9 @@\n no kernel has 1\n no kernel has 2\n no kernel has 3\n no kernel has 4\n+int krbd_never;\n          no kernel has 5\n no kernel has 6\n no kernel has 7\n no kernel has 8\n",
     )
     .unwrap();
-    let bad_cfg = config(&dir.path().join("bad"), &mirror, &format!("series = \"{}\"", bad.display()), false);
+    let bad_cfg = config(&ctx.dir.join("bad"), &ctx.mirror, &format!("series = \"{}\"", bad.display()), false);
     let (st, json, err) = follow(&bad_cfg, &["run"], None);
     assert_eq!(st.code(), Some(20), "{err}\n{json}");
     assert_eq!(json["failed"].as_array().unwrap().len(), 2, "{json}");
@@ -307,18 +338,20 @@ fn follows_a_local_mirror_release_by_release() {
     assert!(published(&bad_cfg).is_empty(), "nothing published");
     let (st, json, _) = follow(&bad_cfg, &["run"], None);
     assert!(st.success() && json["already_handled"] == 2, "failed releases are handled: {json}");
-    eprintln!("[{:>5.1} s] a series that does not apply: both failed, recorded", t0.elapsed().as_secs_f64());
+    eprintln!("[{:>5.1} s] a series that does not apply: both failed, recorded", ctx.t0.elapsed().as_secs_f64());
+}
 
+fn planned_jobs_run_elsewhere_are_published(ctx: &Ctx, newer: &Abi) {
     // The same work as CI jobs: plan, each job's command line run in a runner's folder with
     // the runner's own apt, the outputs published back.
-    let ci_cfg = config(&dir.path().join("ci"), &mirror, "", false);
+    let ci_cfg = config(&ctx.dir.join("ci"), &ctx.mirror, "", false);
     let (st, plan, err) = follow(&ci_cfg, &["plan"], None);
     assert!(st.success(), "plan: {err}");
     let jobs = plan["jobs"].as_array().unwrap();
     let ids: Vec<&str> = jobs.iter().map(|j| j["id"].as_str().unwrap()).collect();
     assert_eq!(jobs.len(), 6, "build, check and package of both releases: {ids:?}");
     assert_eq!(jobs[1]["needs"], jobs[0]["id"], "check needs build");
-    let runner = dir.path().join("runner");
+    let runner = ctx.dir.join("runner");
     let mut outputs = Vec::new();
     for job in jobs {
         let out = runner.join(job["output"].as_str().unwrap());
@@ -344,7 +377,7 @@ fn follows_a_local_mirror_release_by_release() {
         );
     }
     assert!(published(&ci_cfg).contains(&format!("krbd-forge-modules-{}", newer.release)));
-    eprintln!("[{:>5.1} s] planned jobs run elsewhere, published by follow publish", t0.elapsed().as_secs_f64());
+    eprintln!("[{:>5.1} s] planned jobs run elsewhere, published by follow publish", ctx.t0.elapsed().as_secs_f64());
 }
 
 #[test]
