@@ -12,11 +12,12 @@ bench_pkgs=(flex bison bc libelf-dev libssl-dev python3)
 # debootstrap and e2fsprogs: the install test boots a debootstrapped root from an ext4
 # image made with `mkfs.ext4 -d`. openssl: throwaway signing keys in the package tests.
 # gnupg, gpgv: RPM signatures (throwaway keys, rpmsign, and --rpm-key's checks).
-# apt-utils: apt-ftparchive, which makes the follow test's local APT mirror.
+# apt-utils (apt-ftparchive), createrepo-c: the generators of the published APT and YUM
+# repositories (krbd-repo), apt-ftparchive also makes the follow test's local APT mirror;
+# dnf: the tests check the signed YUM repository with dnf itself.
 test_pkgs=(qemu-system-x86 busybox-static cpio kmod rpm openssl dpkg gnupg gpgv
            ceph-mon ceph-osd ceph-mgr ceph-common ceph-base iproute2
-           debootstrap e2fsprogs
-           apt-utils)
+           debootstrap e2fsprogs apt-utils createrepo-c dnf)
 
 want=("${build_pkgs[@]}")
 case "${1:-all}" in

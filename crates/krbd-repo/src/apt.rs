@@ -44,15 +44,16 @@ impl AptRepo {
 
     fn validate(&self) -> Result<(), RepoError> {
         let word = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-        let names = [&self.codename, &self.component].into_iter().chain(&self.architectures);
-        if let Some(bad) = names.into_iter().find(|s| !word(s)) {
-            return Err(RepoError::Corrupt {
-                root: self.root.clone(),
-                reason: format!("{bad:?} is not a valid codename, component or architecture"),
-            });
+        let settings = [("codename", &self.codename), ("component", &self.component)]
+            .into_iter()
+            .chain(self.architectures.iter().map(|a| ("architecture", a)));
+        for (setting, value) in settings {
+            if !word(value) {
+                return Err(RepoError::BadSetting { setting, value: value.clone() });
+            }
         }
         if self.architectures.is_empty() {
-            return Err(RepoError::Corrupt { root: self.root.clone(), reason: "no architectures configured".into() });
+            return Err(RepoError::BadSetting { setting: "architectures", value: String::new() });
         }
         Ok(())
     }

@@ -8,6 +8,8 @@ pub enum RepoError {
     ToolMissing { tool: String, package: String, why: String },
     #[error("{tool} failed while it tried to {why} (exit status {status}): {stderr}")]
     ToolFailed { tool: String, why: String, status: String, stderr: String },
+    #[error("{setting} {value:?} is not valid: use letters, digits, '.', '_' and '-' only")]
+    BadSetting { setting: &'static str, value: String },
     #[error("the signing key {key} cannot be used: {reason}")]
     BadKey { key: String, reason: String },
     #[error("{path} is not a package this repository takes: {reason}")]

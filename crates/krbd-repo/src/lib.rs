@@ -37,7 +37,40 @@
 //! [`meta_deb`] writes a meta package whose version equals the distribution's kernel meta
 //! package version and which depends on `<kernel meta> (= V)` and on the modules package:
 //! `apt upgrade` then brings the new kernel and its proven modules together, and keeps
-//! the kernel back while no proven set for it is published.
+//! the kernel back while no proven set for it is published (`Protected: yes` keeps
+//! `apt full-upgrade` from removing it instead). For RHEL, [`meta_rpm`] builds
+//! `krbd-forge-kernel` with `Conflicts` on newer kernels, the only hold dnf allows for
+//! installonly kernels.
+//!
+//! # Use (what `krbd-forge follow` does)
+//!
+//! ```no_run
+//! # use krbd_repo::*;
+//! # use std::path::{Path, PathBuf};
+//! # fn f(modules_deb: PathBuf, kmod_rpm: PathBuf) -> Result<(), RepoError> {
+//! let signer = Signer::import(Path::new("/etc/krbd-forge/repo-key.asc"), Path::new("/var/lib/krbd-forge/gnupg"), None)?;
+//! let apt = AptRepo {
+//!     root: "/srv/krbd-forge/apt".into(),
+//!     codename: "bookworm".into(),
+//!     component: "main".into(),
+//!     architectures: vec!["amd64".into()],
+//!     origin: "krbd-forge".into(),
+//!     label: "krbd-forge".into(),
+//! };
+//! // The line meta package of the kernel meta version whose release was just proven.
+//! let kernel = KernelMeta { package: "linux-image-amd64".into(), version: "6.1.192-3".into(), release: "6.1.0-57-amd64".into() };
+//! let meta = meta_deb(&LineMeta { kernel, maintainer: "Storage <storage@example.com>".into() }, Path::new("/tmp/meta"))?;
+//! // The set first, then the meta package that lets hosts upgrade to it: one generation.
+//! let publication = apt.publish(&[modules_deb, meta], &signer, &krbd_progress::Silent)?;
+//! assert!(apt.contains(&modules_package_name("6.1.0-57-amd64"), &publication.added[0].version)?);
+//! YumRepo { root: "/srv/krbd-forge/yum".into() }.publish(&[kmod_rpm], &signer, &krbd_progress::Silent)?;
+//! # Ok(()) }
+//! ```
+//!
+//! Errors are [`RepoError`] variants: `ToolMissing` (install the named Debian package),
+//! `ToolFailed`, `BadSetting` (a codename, component or architecture), `BadKey`,
+//! `BadPackage`, `Conflict` (a published version with other bytes), `Corrupt` (a root
+//! this crate did not make), `Io`.
 //!
 //! Nothing here prints: progress goes through [`krbd_progress::Listener`].
 
@@ -45,6 +78,7 @@ mod apt;
 mod error;
 mod generation;
 mod meta;
+mod meta_rpm;
 mod publish;
 mod sign;
 mod tool;
@@ -52,6 +86,7 @@ mod yum;
 
 pub use error::RepoError;
 pub use meta::{control as meta_control, meta_deb};
+pub use meta_rpm::{kmod_package_name, meta_rpm, meta_rpm_spec, RpmKernel, RPM_META_NAME};
 pub use sign::Signer;
 
 use std::path::PathBuf;
@@ -129,6 +164,23 @@ pub struct KernelMeta {
     pub release: String,
 }
 
+impl KernelMeta {
+    /// Reads a kernel meta package's index record (a stanza of a `Packages` file, or
+    /// `apt-cache show` output): `Package`, `Version`, and the release from
+    /// `Depends: linux-image-<release> (= <version>)`. `None` when the record is not a kernel
+    /// meta package of that shape (e.g. a versioned image itself, which depends on tools).
+    pub fn from_record(record: &str) -> Option<KernelMeta> {
+        let field = |name: &str| record.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).map(str::trim);
+        let (package, version) = (field("Package")?, field("Version")?);
+        let release = field("Depends")?.split(',').find_map(|dep| {
+            let (name, constraint) = dep.trim().split_once(' ')?;
+            let release = name.strip_prefix("linux-image-")?;
+            (constraint.trim() == format!("(= {version})")).then(|| release.to_string())
+        })?;
+        Some(KernelMeta { package: package.into(), version: version.into(), release })
+    }
+}
+
 /// The meta package of one followed line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineMeta {
@@ -157,4 +209,35 @@ pub fn meta_package_name(kernel_meta: &str) -> String {
 /// `linux-image-<release> (= <linux-image version>)`).
 pub fn modules_package_name(release: &str) -> String {
     format!("krbd-forge-modules-{release}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_kernel_meta_records() {
+        // Debian 12's records of both lines' meta packages, as `apt-cache show` prints them.
+        let line61 = "Package: linux-image-amd64\nSource: linux-signed-amd64 (6.1.192+3)\nVersion: 6.1.192-3\n\
+                      Provides: linux-image-generic, linux-latest-modules-6.1.0-57-amd64\n\
+                      Depends: linux-image-6.1.0-57-amd64 (= 6.1.192-3)\n";
+        assert_eq!(
+            KernelMeta::from_record(line61),
+            Some(KernelMeta {
+                package: "linux-image-amd64".into(),
+                version: "6.1.192-3".into(),
+                release: "6.1.0-57-amd64".into()
+            })
+        );
+        let line612 = "Package: linux-image-6.12-amd64\nVersion: 6.12.118-1~deb12u1\n\
+                       Depends: linux-image-6.12.118+deb12-amd64 (= 6.12.118-1~deb12u1)\n";
+        assert_eq!(KernelMeta::from_record(line612).map(|k| k.release), Some("6.12.118+deb12-amd64".into()));
+        let image = "Package: linux-image-6.1.0-56-amd64\nVersion: 6.1.192-2\n\
+                     Depends: kmod, linux-base (>= 4.3~), initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool\n";
+        assert_eq!(KernelMeta::from_record(image), None);
+        assert_eq!(
+            LineMeta { kernel: KernelMeta::from_record(line61).unwrap(), maintainer: "m".into() }.package_name(),
+            "krbd-forge-linux-image-amd64"
+        );
+    }
 }

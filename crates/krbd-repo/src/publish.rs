@@ -52,32 +52,60 @@ pub(crate) fn publish(
     }
     let (number, staging) = locked.staging()?;
     listener.task_start(&format!("build generation {number}"), Some(3), Unit::Steps);
-    if let Some((_, dir)) = &current {
-        for p in &existing {
-            link(&dir.join(&p.path), &staging.join(&p.path))?;
-        }
-    }
-    for a in &added {
-        copy_synced(&a.source, &staging.join(&a.package.path))?;
-    }
-    listener.task_progress(1);
-    let kept = locked.kept_after_switch()?;
-    indexer.index(&staging, &kept, signer, listener)?;
-    listener.task_progress(2);
-    write_synced(&staging.join(PUBLIC_KEY_FILE), signer.public_key_armored()?.as_bytes())?;
-    let mut packages: Vec<PublishedPackage> = existing;
-    packages.extend(added.iter().map(|a| a.package.clone()));
-    packages.sort_by(|a, b| (&a.name, &a.version, &a.architecture).cmp(&(&b.name, &b.version, &b.architecture)));
-    // The manifest last: a generation folder with one is complete.
-    Manifest { generation: number, packages }.write(&staging)?;
-    generation::sync_dir(&staging)?;
-    listener.task_progress(3);
+    let next = NextGeneration { locked: &locked, staging: &staging, number, current: current.map(|(_, dir)| dir) };
+    let built = next.build(existing, &added, indexer, signer, listener);
     listener.task_finish();
+    built?;
     listener.info(&format!("generation {number} built"));
     let path = locked.switch(number, &staging, listener)?;
     removed.extend(locked.prune()?);
     let added = added.into_iter().map(|a| a.package).collect();
     Ok(Publication { generation: number, path, added, unchanged, removed_generations: removed })
+}
+
+/// The generation a publish is building.
+struct NextGeneration<'a> {
+    locked: &'a Locked,
+    staging: &'a Path,
+    number: u64,
+    /// The served generation's folder, if any.
+    current: Option<PathBuf>,
+}
+
+impl NextGeneration<'_> {
+    /// Fills the staging folder: the current generation's packages as hard links, the new
+    /// ones copied, the indices and signatures, the public key, and last the manifest that
+    /// marks a generation complete.
+    fn build(
+        &self,
+        existing: Vec<PublishedPackage>,
+        added: &[Incoming],
+        indexer: &dyn Indexer,
+        signer: &Signer,
+        listener: &dyn Listener,
+    ) -> Result<(), RepoError> {
+        let staging = self.staging;
+        if let Some(dir) = &self.current {
+            for p in &existing {
+                link(&dir.join(&p.path), &staging.join(&p.path))?;
+            }
+        }
+        for a in added {
+            copy_synced(&a.source, &staging.join(&a.package.path))?;
+        }
+        listener.task_progress(1);
+        let kept = self.locked.kept_after_switch()?;
+        indexer.index(staging, &kept, signer, listener)?;
+        listener.task_progress(2);
+        write_synced(&staging.join(PUBLIC_KEY_FILE), signer.public_key_armored()?.as_bytes())?;
+        let mut packages: Vec<PublishedPackage> = existing;
+        packages.extend(added.iter().map(|a| a.package.clone()));
+        packages.sort_by(|a, b| (&a.name, &a.version, &a.architecture).cmp(&(&b.name, &b.version, &b.architecture)));
+        Manifest { generation: self.number, packages }.write(staging)?;
+        generation::sync_dir(staging)?;
+        listener.task_progress(3);
+        Ok(())
+    }
 }
 
 /// Splits `incoming` into new packages and ones already published with equal bytes; the

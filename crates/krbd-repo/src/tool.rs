@@ -15,6 +15,7 @@ pub(crate) const GPG: Tool = Tool { program: "gpg", package: "gnupg" };
 pub(crate) const GPGCONF: Tool = Tool { program: "gpgconf", package: "gnupg" };
 pub(crate) const APT_FTPARCHIVE: Tool = Tool { program: "apt-ftparchive", package: "apt-utils" };
 pub(crate) const CREATEREPO: Tool = Tool { program: "createrepo_c", package: "createrepo-c" };
+pub(crate) const RPMBUILD: Tool = Tool { program: "rpmbuild", package: "rpm" };
 
 impl Tool {
     pub fn command(self) -> Command {

@@ -106,3 +106,42 @@ fn apt_download(apt: &AptRoot, into: &Path, spec: &str) -> std::path::PathBuf {
         .find(|p| p.extension().is_some_and(|e| e == "deb"))
         .expect("apt-get download left a .deb")
 }
+
+#[test]
+fn a_published_version_never_changes_and_leftovers_are_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (signer, _) = throwaway_signer(d, "conflict");
+    let repo = repo(&d.join("repo"));
+    let meta = |maintainer: &str, out: &str| {
+        let kernel = krbd_repo::KernelMeta {
+            package: "linux-image-amd64".into(),
+            version: "6.1.1-1".into(),
+            release: "6.1.0-1-amd64".into(),
+        };
+        krbd_repo::meta_deb(&krbd_repo::LineMeta { kernel, maintainer: maintainer.into() }, &d.join(out)).unwrap()
+    };
+    let first = meta("A <a@example.invalid>", "a");
+    repo.publish(std::slice::from_ref(&first), &signer, &Silent).unwrap();
+    // Same name, version and architecture, other bytes: refused, nothing changes.
+    let other = meta("B <b@example.invalid>", "b");
+    let err = repo.publish(&[other], &signer, &Silent).unwrap_err();
+    assert!(matches!(err, krbd_repo::RepoError::Conflict { .. }), "{err}");
+    assert_eq!(std::fs::read_link(repo.root.join("current")).unwrap(), Path::new("generations/1"));
+    // The same bytes written again (meta_deb is reproducible): unchanged.
+    let again = repo.publish(&[meta("A <a@example.invalid>", "c")], &signer, &Silent).unwrap();
+    assert_eq!((again.generation, again.unchanged.len()), (1, 1));
+    // A staging folder and an unswitched generation, as a killed publish leaves them.
+    std::fs::create_dir_all(repo.root.join("generations/.staging-7/pool")).unwrap();
+    std::fs::create_dir_all(repo.root.join("generations/5")).unwrap();
+    let next = repo.publish(&[meta("A <a@example.invalid>", "a")], &signer, &Silent).unwrap();
+    let mut removed = next.removed_generations.clone();
+    removed.sort();
+    assert_eq!(removed, [".staging-7", "5"]);
+    // Not a .deb: refused before anything is touched.
+    let junk = d.join("junk.deb");
+    std::fs::write(&junk, b"not a package").unwrap();
+    let err = repo.publish(&[junk], &signer, &Silent).unwrap_err();
+    assert!(matches!(err, krbd_repo::RepoError::BadPackage { .. }), "{err}");
+    signer.stop_agent();
+}

@@ -25,12 +25,8 @@ const KERNEL_META: &str = "linux-image-amd64";
 fn kernel_meta_versions() -> ((String, String), (String, String)) {
     let mut versions: Vec<(String, String)> = apt_records(KERNEL_META)
         .iter()
-        .map(|r| {
-            let version = field(r, "Version").expect("Version").to_string();
-            let depends = field(r, "Depends").expect("Depends");
-            let release = depends.trim_start_matches("linux-image-").split(' ').next().unwrap().to_string();
-            (version, release)
-        })
+        .map(|r| KernelMeta::from_record(r).unwrap_or_else(|| panic!("a kernel meta record: {r}")))
+        .map(|k| (k.version, k.release))
         .collect();
     versions.sort_by(|a, b| {
         let lt = Command::new("dpkg").args(["--compare-versions", &a.0, "lt", &b.0]).status().unwrap().success();

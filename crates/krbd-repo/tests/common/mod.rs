@@ -43,6 +43,8 @@ pub fn throwaway_signer(dir: &Path, name: &str) -> (Signer, PathBuf) {
     let signer = Signer::import(&secret, &dir.join(format!("{name}-gpg")), None).expect("import the throwaway key");
     let public = dir.join(format!("{name}.asc"));
     std::fs::write(&public, signer.public_key_armored().expect("export the public key")).unwrap();
+    // The import started an agent; signing starts it again on demand.
+    signer.stop_agent();
     (signer, public)
 }
 
