@@ -125,27 +125,11 @@ pub fn kernel_meta(apt: &AptConfig, line: &KernelLine) -> Result<Option<krbd_rep
         .filter_map(|c| apt_cache(apt, &["show".into(), "--no-all-versions".into(), c.clone()]).ok())
         .collect::<Vec<_>>()
         .join("\n\n");
-    for stanza in shown.split("\n\n").filter(|s| !s.trim().is_empty()) {
-        let fields = ControlFields::parse(stanza);
-        let (Some(package), Some(version), Some(depends)) =
-            (fields.get("Package"), fields.get("Version"), fields.get("Depends"))
-        else {
-            continue;
-        };
-        let release = depends.split([',', '|']).find_map(|d| {
-            let name = d.trim().split([' ', '(']).next()?;
-            let release = name.strip_prefix("linux-image-")?;
-            line_release(line, &format!("linux-headers-{release}"))
-        });
-        if let Some(release) = release {
-            return Ok(Some(krbd_repo::KernelMeta {
-                package: package.to_string(),
-                version: version.to_string(),
-                release,
-            }));
-        }
-    }
-    Ok(None)
+    // krbd-repo reads the record the way its line meta package relies on.
+    Ok(shown
+        .split("\n\n")
+        .filter_map(krbd_repo::KernelMeta::from_record)
+        .find(|m| line_release(line, &format!("linux-headers-{}", m.release)).is_some()))
 }
 
 #[cfg(test)]
