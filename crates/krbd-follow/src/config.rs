@@ -188,6 +188,15 @@ impl FollowConfig {
             .map(|(i, r)| rhel_source(r, i, &abs, &invalid))
             .collect::<Result<Vec<_>, _>>()?;
         let publish = publish_section(raw.publish, &debian, &rhel, &abs, &invalid)?;
+        if !rhel.is_empty() {
+            // Said plainly rather than followed silently: nothing discovers them yet.
+            return Err(invalid(
+                "rhel",
+                "following RHEL-family repositories (repodata kernel-devel discovery) is not implemented yet; \
+                 remove the [[rhel]] tables and build those releases with `krbd-forge build`"
+                    .into(),
+            ));
+        }
         let series = raw.series.unwrap_or_else(|| "recovery-weight".into());
         if series.trim().is_empty() {
             return Err(invalid("series", "empty: name a series (recovery-weight), a folder, or none".into()));
