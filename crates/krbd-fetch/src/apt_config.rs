@@ -4,9 +4,9 @@
 //! `krbd-forge follow` keeps a private apt for the mirrors it follows, so that the host's
 //! apt is never touched; the builds it runs must then resolve and fetch through that same
 //! configuration. apt itself reads the file named by `APT_CONFIG` after its own
-//! `apt.conf.d`, so the choice travels to every apt child as that variable. Within one
-//! process the choice is made once ([`select`]), like the verbosity; without a choice,
-//! `APT_CONFIG` in the environment is honoured, else the system's configuration is used.
+//! `apt.conf.d`, so the choice travels to every apt child (and to krbd-forge's own stage
+//! commands) as that variable: [`current`] is `APT_CONFIG`'s file when it is set, else the
+//! system's configuration.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,21 +24,8 @@ pub enum AptConfig {
     File { file: PathBuf, lists: PathBuf },
 }
 
-static SELECTED: OnceLock<AptConfig> = OnceLock::new();
-
-/// Makes `config` the one every apt call of this process uses. Only the first call counts
-/// (`false` when another configuration was selected before).
-pub fn select(config: AptConfig) -> bool {
-    let wanted = config.clone();
-    SELECTED.get_or_init(|| config) == &wanted
-}
-
-/// The configuration apt calls use now: the selected one, else `APT_CONFIG`'s, else the
-/// system's.
+/// The configuration apt calls use: `APT_CONFIG`'s file, else the system's (read once).
 pub fn current() -> AptConfig {
-    if let Some(c) = SELECTED.get() {
-        return c.clone();
-    }
     static FROM_ENV: OnceLock<AptConfig> = OnceLock::new();
     FROM_ENV
         .get_or_init(|| match std::env::var_os(APT_CONFIG_VAR).filter(|v| !v.is_empty()) {
