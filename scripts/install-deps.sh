@@ -14,7 +14,8 @@ bench_pkgs=(flex bison bc libelf-dev libssl-dev python3)
 # openssl: throwaway signing keys in the package tests.
 # gnupg, gpgv: RPM signatures (throwaway keys, rpmsign, and --rpm-key's checks).
 # apt-utils (apt-ftparchive), createrepo-c: the generators of the published APT and YUM
-# repositories (krbd-repo); dnf: the tests check the signed YUM repository with dnf itself.
+# repositories (krbd-repo), apt-ftparchive also makes the follow test's local APT mirror;
+# dnf: the tests check the signed YUM repository with dnf itself.
 # g++: libfuzzer-sys compiles libFuzzer (C++) for scripts/fuzz.sh.
 test_pkgs=(qemu-system-x86 busybox-static cpio kmod rpm openssl dpkg gnupg gpgv
            ceph-mon ceph-osd ceph-mgr ceph-common ceph-base iproute2

@@ -190,7 +190,7 @@ pub fn resolve(release: &KernelRelease, with_source: bool) -> Result<DebianTarge
 
 /// A fingerprint of apt's package lists: changes whenever `apt-get update` brings news.
 fn lists_fingerprint() -> String {
-    let mut entries: Vec<(String, u64, u128)> = std::fs::read_dir("/var/lib/apt/lists")
+    let mut entries: Vec<(String, u64, u128)> = std::fs::read_dir(krbd_fetch::apt_config::current().lists_dir())
         .into_iter()
         .flatten()
         .flatten()

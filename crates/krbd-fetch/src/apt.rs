@@ -1,7 +1,9 @@
 //! apt's view of the Debian archive. Queries go through `apt-cache`; downloads through
 //! `apt-get download`, which verifies each file against the signed index. Nothing is
-//! installed into the system.
+//! installed into the system. Every call runs under the process's apt configuration
+//! ([`apt_config`]: the system's, or a private one).
 
+use crate::apt_config;
 use crate::cache::Cache;
 use crate::deb::ControlFields;
 use crate::error::FetchError;
@@ -73,7 +75,7 @@ pub fn show(name: &str, version: Option<&str>) -> Result<AptPackage, FetchError>
         Some(v) => format!("{name}={v}"),
         None => name.to_string(),
     };
-    let (ok, stdout, _) = run(Command::new("apt-cache").args(["show", "--no-all-versions", &spec]))?;
+    let (ok, stdout, _) = run(apt_config::command("apt-cache").args(["show", "--no-all-versions", &spec]))?;
     let stanza = stdout.split("\n\n").find(|s| !s.trim().is_empty());
     match stanza.and_then(|s| AptPackage::from_fields(&ControlFields::parse(s))) {
         Some(p) if ok => Ok(p),
@@ -83,7 +85,7 @@ pub fn show(name: &str, version: Option<&str>) -> Result<AptPackage, FetchError>
 
 /// Package names matching an extended regular expression (`apt-cache search --names-only`).
 pub fn search_names(regex: &str) -> Result<Vec<String>, FetchError> {
-    let (ok, stdout, stderr) = run(Command::new("apt-cache").args(["search", "--names-only", regex]))?;
+    let (ok, stdout, stderr) = run(apt_config::command("apt-cache").args(["search", "--names-only", regex]))?;
     if !ok {
         return Err(FetchError::AptFailed {
             command: format!("apt-cache search --names-only {regex}"),
@@ -103,7 +105,7 @@ pub fn search_names(regex: &str) -> Result<Vec<String>, FetchError> {
 
 /// Every version of `name` that apt can fetch, newest first.
 pub fn versions(name: &str) -> Result<Vec<String>, FetchError> {
-    let (_, stdout, _) = run(Command::new("apt-cache").args(["madison", name]))?;
+    let (_, stdout, _) = run(apt_config::command("apt-cache").args(["madison", name]))?;
     let mut vs: Vec<String> = stdout
         .lines()
         .filter_map(|l| l.split('|').nth(1))
@@ -117,8 +119,8 @@ pub fn versions(name: &str) -> Result<Vec<String>, FetchError> {
 
 /// Errors out with [`FetchError::NoAptLists`] when apt has never been updated.
 pub fn require_lists() -> Result<(), FetchError> {
-    let lists = std::path::Path::new("/var/lib/apt/lists");
-    let any = std::fs::read_dir(lists)
+    let config = apt_config::current();
+    let any = std::fs::read_dir(config.lists_dir())
         .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().contains("_Packages")))
         .unwrap_or(false);
     if any {
@@ -143,7 +145,7 @@ pub fn fetch(cache: &Cache, pkg: &AptPackage, listener: &dyn Listener) -> Result
     let staging = cache.staging("download")?;
     let dir = staging.path().to_path_buf();
     listener.task_start(&format!("download {}", pkg.spec()), Some(pkg.size), Unit::Bytes);
-    let mut child = Command::new("apt-get")
+    let mut child = apt_config::command("apt-get")
         .args(["download", "-q=2", &pkg.spec()])
         .current_dir(&dir)
         .env("LC_ALL", "C")
@@ -248,7 +250,7 @@ fn show_stanzas(names: &[String], candidates_only: bool) -> Result<Vec<AptPackag
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let mut cmd = Command::new("apt-cache");
+    let mut cmd = apt_config::command("apt-cache");
     cmd.arg("show");
     if candidates_only {
         cmd.arg("--no-all-versions");

@@ -7,6 +7,7 @@
 //!   extracts its data entries ([`extract`]).
 //! - [`cache`]: the tool's content-addressed cache with atomic, lock-protected entries.
 //! - [`apt`]: apt's view of the archive (`apt-cache`) and downloads (`apt-get download`).
+//! - [`apt_config`]: which apt configuration those calls use (the system's or a private one).
 //! - [`version`]: Debian version ordering.
 //! - [`relation`]: Debian package relations and the version apt picks for one.
 //! - [`rpm`]: RPM packages (binary and source), streamed without `rpm`.
@@ -14,6 +15,7 @@
 //! - [`hash`]: the cache's keys.
 
 pub mod apt;
+pub mod apt_config;
 pub mod cache;
 pub mod deb;
 pub mod error;

@@ -29,6 +29,8 @@ pub enum ExitCode {
     Guest,
     Cluster,
     Disagreement,
+    ReleasesFailed,
+    FollowLocked,
     SuiteEnvironment,
     Interrupted,
 }
@@ -46,7 +48,7 @@ const fn row(code: i32, kind: &'static str, meaning: &'static str) -> Row {
 
 impl ExitCode {
     /// Every code, in the table's order.
-    pub const ALL: [ExitCode; 22] = {
+    pub const ALL: [ExitCode; 24] = {
         use ExitCode::*;
         [
             Ok,
@@ -69,6 +71,8 @@ impl ExitCode {
             Guest,
             Cluster,
             Disagreement,
+            ReleasesFailed,
+            FollowLocked,
             SuiteEnvironment,
             Interrupted,
         ]
@@ -98,6 +102,8 @@ impl ExitCode {
             Guest => row(17, "guest", "boot-test: the guest never finished: timeout, or QEMU exited early (the relevant serial lines are shown)"),
             Cluster => row(18, "cluster", "boot-test --cluster: the throwaway Ceph cluster did not start or a Ceph command failed"),
             Disagreement => row(19, "disagreement", "boot-test --agreement: the kernel and `check` disagree on at least one module"),
+            ReleasesFailed => row(20, "releases-failed", "follow: at least one release failed a stage and was not published (`follow status` shows each reason); the others were handled"),
+            FollowLocked => row(21, "follow-locked", "follow: another follow run holds the state's lock; nothing was done (it is released when that run ends, however it ends)"),
             SuiteEnvironment => row(22, "suite-environment", "boot-test --suite --stock: tests failed, but each failed with the stock modules too (environment problems, no regression; the report lists them)"),
             Interrupted => row(130, "interrupted", "interrupted (SIGINT, SIGTERM, SIGHUP); QEMU, the cluster and its namespace were torn down"),
         }

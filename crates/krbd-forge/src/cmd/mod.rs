@@ -9,6 +9,7 @@ mod boot_test;
 mod build;
 mod check;
 mod exit;
+mod follow;
 mod package;
 mod patch;
 mod placement;
@@ -58,6 +59,9 @@ pub enum Command {
     Status(install::StatusArgs),
     /// Package a built set: kmod RPM, .deb, installer tarball or DKMS source tree.
     Package(package::PackageArgs),
+    /// Follow the distribution: build, prove and publish every new kernel release of the
+    /// configured lines, then exit (`follow status`: what happened to each).
+    Follow(follow::FollowArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -75,6 +79,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Rollback(args) => install::run_rollback(args),
         Command::Status(args) => install::run_status(args),
         Command::Package(args) => package::run(args),
+        Command::Follow(args) => follow::run(args),
     }
 }
 
