@@ -192,7 +192,7 @@ impl Layout {
     fn of(table_len: usize, crc_len: Option<usize>) -> Option<Layout> {
         let shapes = [(12, true, 4), (24, false, 4), (16, false, 4), (16, false, 8), (24, false, 8)];
         shapes.into_iter().find_map(|(entry_size, relative, crc_size)| {
-            if table_len % entry_size != 0 {
+            if !table_len.is_multiple_of(entry_size) {
                 return None;
             }
             let count = table_len / entry_size;
