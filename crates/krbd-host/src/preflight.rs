@@ -80,7 +80,8 @@ fn set_files(dir: &Path) -> Vec<PathBuf> {
         .map(|e| e.path())
         .filter(|p| {
             let name = p.file_name().and_then(|f| f.to_str()).unwrap_or_default();
-            name.split_once(".ko").is_some_and(|(_, rest)| rest.is_empty() || rest.starts_with('.')) && p.is_file()
+            // Modules as depmod sees them; an install's staging leftovers are not part of the set.
+            name.split_once(".ko").is_some_and(|(_, rest)| matches!(rest, "" | ".xz" | ".zst" | ".gz")) && p.is_file()
         })
         .collect();
     files.sort();
