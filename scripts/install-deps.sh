@@ -12,9 +12,10 @@ bench_pkgs=(flex bison bc libelf-dev libssl-dev python3)
 # debootstrap and e2fsprogs: the install test boots a debootstrapped root from an ext4
 # image made with `mkfs.ext4 -d`. openssl: throwaway signing keys in the package tests.
 # gnupg, gpgv: RPM signatures (throwaway keys, rpmsign, and --rpm-key's checks).
+# man-db (with groff-base): the generated man pages are rendered with `man -l` in tests.
 test_pkgs=(qemu-system-x86 busybox-static cpio kmod rpm openssl dpkg gnupg gpgv
            ceph-mon ceph-osd ceph-mgr ceph-common ceph-base iproute2
-           debootstrap e2fsprogs)
+           debootstrap e2fsprogs man-db)
 
 want=("${build_pkgs[@]}")
 case "${1:-all}" in
