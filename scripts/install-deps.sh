@@ -16,10 +16,11 @@ bench_pkgs=(flex bison bc libelf-dev libssl-dev python3)
 # apt-utils (apt-ftparchive), createrepo-c: the generators of the published APT and YUM
 # repositories (krbd-repo), apt-ftparchive also makes the follow test's local APT mirror;
 # dnf: the tests check the signed YUM repository with dnf itself.
+# man-db (with groff-base): the generated man pages are rendered with `man -l` in tests.
 # g++: libfuzzer-sys compiles libFuzzer (C++) for scripts/fuzz.sh.
 test_pkgs=(qemu-system-x86 busybox-static cpio kmod rpm openssl dpkg gnupg gpgv
            ceph-mon ceph-osd ceph-mgr ceph-common ceph-base iproute2
-           debootstrap e2fsprogs apt-utils createrepo-c dnf g++)
+           debootstrap e2fsprogs apt-utils createrepo-c dnf g++ man-db)
 
 want=("${build_pkgs[@]}")
 case "${1:-all}" in

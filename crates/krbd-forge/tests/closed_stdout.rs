@@ -64,3 +64,12 @@ fn check_json_survives_a_closed_stdout() {
 fn patch_check_json_survives_a_closed_stdout() {
     assert_survives_closed_stdout(&["patch", "check", "--source", "not-a-release", "--json"]);
 }
+
+#[test]
+fn generate_and_preflight_survive_a_closed_stdout() {
+    assert_survives_closed_stdout(&["generate", "completions", "bash"]);
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(root.path().join("lib/modules/6.12.0-1-amd64")).expect("mkdir");
+    let root = root.path().to_str().expect("a UTF-8 temp path");
+    assert_survives_closed_stdout(&["preflight", "6.12.0-1-amd64", "--root", root, "--json"]);
+}

@@ -16,6 +16,7 @@
 
 pub mod archive_path;
 pub mod atomic;
+pub mod bzimage;
 pub mod compress;
 pub mod cpio;
 pub mod deb;

@@ -255,7 +255,11 @@ pub fn verdict(report: &SetReport) -> ExitCode {
 /// The exit code of each check error; a new variant needs one line here.
 pub fn exit_code(e: &CheckError) -> ExitCode {
     match e {
-        CheckError::NotHeaders { .. } | CheckError::BadVermagic { .. } => ExitCode::Target,
+        CheckError::NotHeaders { .. }
+        | CheckError::BadVermagic { .. }
+        | CheckError::NotInstalled { .. }
+        | CheckError::ImageMissing { .. }
+        | CheckError::ExportTable { .. } => ExitCode::Target,
         CheckError::Module { source: krbd_kmod::ModuleError::Read { .. }, .. }
         | CheckError::Symvers(krbd_kmod::SymversError::Read { .. })
         | CheckError::Read { .. }

@@ -2,8 +2,8 @@
 
 use crate::exit::{table, ExitCode};
 use crate::terminal::VerbosityArgs;
-use crate::{check, install};
-use clap::{Parser, Subcommand};
+use crate::{check, generate, install, preflight};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Install, roll back and inspect the Ceph kernel client modules (libceph, ceph, rbd) that
 /// krbd-forge built for this host's kernel, and check modules against that kernel offline.
@@ -27,7 +27,15 @@ pub enum Command {
     Status(install::StatusArgs),
     /// Check offline whether modules would load on this host's kernel, as its loader decides.
     Check(check::HostCheckArgs),
+    /// Check offline whether the set installed for a kernel release would load on that
+    /// kernel, before it boots (what the kernel-install hooks run); no headers needed.
+    Preflight(preflight::PreflightArgs),
+    /// Write man pages (section 8) or shell completions generated from these definitions.
+    Generate(generate::GenerateArgs),
 }
+
+/// The section krbd-host's man pages belong to: a tool for root.
+pub const MAN_SECTION: &str = "8";
 
 pub fn run(cli: Cli) -> ExitCode {
     cli.verbosity.apply();
@@ -36,13 +44,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Rollback(args) => install::run_rollback(args),
         Command::Status(args) => install::run_status(args),
         Command::Check(args) => check::run_host(args),
+        Command::Preflight(args) => preflight::run(args),
+        Command::Generate(args) => generate::run(args, Cli::command(), MAN_SECTION),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn every_command_accepts_quiet_and_verbose() {

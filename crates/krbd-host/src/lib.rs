@@ -1,5 +1,5 @@
 //! The host side of krbd-forge: the commands a customer host runs (install, rollback,
-//! status, check against local headers), built into the slim `krbd-host` binary that the
+//! status, check against local headers, preflight of an installed kernel, generate), built into the slim `krbd-host` binary that the
 //! installer tarball carries, and reused by `krbd-forge` for the same commands.
 //!
 //! This crate is a command line front end, like krbd-forge's `cmd` module: it parses
@@ -11,7 +11,9 @@
 pub mod check;
 pub mod cli;
 pub mod exit;
+pub mod generate;
 pub mod install;
+pub mod preflight;
 pub mod report;
 pub mod terminal;
 

@@ -1,5 +1,5 @@
 //! `krbd-host`: install, roll back and inspect a Ceph module set on the host it runs on,
-//! and check modules against this host's kernel. Built for glibc 2.17 by
+//! check modules against this host's kernel, and preflight a newly installed kernel. Built for glibc 2.17 by
 //! scripts/build-target-binary.sh.
 
 use clap::Parser;

@@ -147,3 +147,27 @@ fn check_says_a_directory_error_once() {
         assert_eq!(v["error"]["exit_code"], 9, "{v}");
     }
 }
+
+/// `generate man` writes one page per command (section 8: a root tool), each renders with
+/// man(1); the bash completion script loads in bash and completes a command name.
+#[test]
+fn generated_man_pages_and_completions_cover_every_command() {
+    let bin = assert_cmd::cargo::cargo_bin("krbd-host");
+    let dir = tempfile::tempdir().unwrap();
+    let out = host().args(["generate", "man", "--out"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pages = krbd_testsupport::docs::check_man_pages(&bin, "8", dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(pages >= 6, "{pages} pages");
+    assert!(dir.path().join("krbd-host-preflight.8").is_file());
+
+    let out = host().args(["generate", "completions", "bash", "--out"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    krbd_testsupport::docs::check_bash_completion(&dir.path().join("krbd-host"), "krbd-host", "pre", "preflight")
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (shell, file) in [("zsh", "_krbd-host"), ("fish", "krbd-host.fish")] {
+        let printed = host().args(["generate", "completions", shell]).output().unwrap();
+        assert!(printed.status.success());
+        host().args(["generate", "completions", shell, "--out"]).arg(dir.path()).assert().success();
+        assert_eq!(std::fs::read(dir.path().join(file)).unwrap(), printed.stdout, "{shell}");
+    }
+}

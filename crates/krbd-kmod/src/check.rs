@@ -36,6 +36,12 @@ pub enum CheckError {
     BadVermagic { vermagic: String },
     #[error("no modules to check; name at least one .ko file")]
     NoModules,
+    #[error("kernel {release} is not installed: {dir} does not exist")]
+    NotInstalled { release: String, dir: String },
+    #[error("kernel {release} is installed without its {what} (looked for {looked})")]
+    ImageMissing { release: String, what: &'static str, looked: String },
+    #[error("cannot read the kernel's exports from {path}: {reason}")]
+    ExportTable { path: String, reason: String },
 }
 
 /// Where the description of the target kernel comes from.
@@ -83,6 +89,17 @@ pub fn load_target(spec: &TargetSpec, modules_dir: Option<&Path>) -> Result<Targ
             (Symvers::read(symvers)?, vermagic, config)
         }
     };
+    finish_target(symvers, vermagic, config, modules_dir)
+}
+
+/// The target from its symbols and vermagic: the loader policy from the release and
+/// `.config`, and the target's module names and `struct module` size from `modules_dir`.
+pub(crate) fn finish_target(
+    symvers: Symvers,
+    vermagic: String,
+    config: Option<KernelConfig>,
+    modules_dir: Option<&Path>,
+) -> Result<Target, CheckError> {
     let release = vermagic.split(' ').next().unwrap_or("");
     if release.is_empty() {
         return Err(CheckError::BadVermagic { vermagic });
@@ -92,7 +109,7 @@ pub fn load_target(spec: &TargetSpec, modules_dir: Option<&Path>) -> Result<Targ
     let mut struct_module_size = None;
     if let Some(dir) = modules_dir {
         let mut first_module = None;
-        collect_module_names(dir, &mut extra_modules, &mut first_module)?;
+        collect_module_names(dir, &mut extra_modules, &mut first_module, &mut Vec::new())?;
         if let Some(path) = first_module {
             let m = KernelModule::read(&path)
                 .map_err(|source| CheckError::Module { path: path.display().to_string(), source })?;
@@ -176,9 +193,14 @@ pub fn vermagic_string(release: &str, config: &KernelConfig, headers: &Path) -> 
     s
 }
 
-/// Module names under `dir`, and the first module file found (in name order, so that the
-/// choice is stable).
-fn collect_module_names(dir: &Path, out: &mut BTreeSet<String>, first: &mut Option<PathBuf>) -> Result<(), CheckError> {
+/// Module names under `dir`, the first module file found (in name order, so that the
+/// choice is stable), and every module file in `all`.
+pub(crate) fn collect_module_names(
+    dir: &Path,
+    out: &mut BTreeSet<String>,
+    first: &mut Option<PathBuf>,
+    all: &mut Vec<PathBuf>,
+) -> Result<(), CheckError> {
     let entries =
         std::fs::read_dir(dir).map_err(|source| CheckError::Read { path: dir.display().to_string(), source })?;
     let mut entries: Vec<_> = entries.flatten().collect();
@@ -187,11 +209,12 @@ fn collect_module_names(dir: &Path, out: &mut BTreeSet<String>, first: &mut Opti
         let path = entry.path();
         let Ok(kind) = entry.file_type() else { continue };
         if kind.is_dir() {
-            collect_module_names(&path, out, first)?;
+            collect_module_names(&path, out, first, all)?;
         } else if let Some(file) = path.file_name().and_then(|f| f.to_str()) {
             if let Some((stem, rest)) = file.split_once(".ko") {
                 if rest.is_empty() || rest.starts_with('.') {
                     out.insert(normalize_module_name(stem));
+                    all.push(path.clone());
                     if first.is_none() {
                         *first = Some(path.clone());
                     }

@@ -12,6 +12,7 @@
 pub mod check;
 pub mod config;
 pub mod corpus;
+pub mod installed;
 mod load_module;
 pub mod loader;
 pub mod module;

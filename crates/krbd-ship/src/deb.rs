@@ -169,3 +169,72 @@ pub fn build_deb(
         },
     ))
 }
+
+/// A .deb described field by field: the host package's shape (files with their own modes,
+/// conffiles, no kernel dependency).
+pub struct DebPackage<'a> {
+    pub package: &'a str,
+    pub version: &'a str,
+    pub depends: &'a str,
+    pub section: &'a str,
+    /// The Description's first line.
+    pub summary: &'a str,
+    /// The long description, one paragraph.
+    pub description: &'a str,
+    pub maintainer: &'a str,
+    pub files: &'a [crate::host::HostFile],
+    /// Maintainer scripts: (name, text).
+    pub scripts: &'a [(&'a str, String)],
+    pub compression: Compression,
+    pub mtime: u32,
+}
+
+/// Writes the .deb of `p`: data.tar with every parent folder, control.tar with control,
+/// md5sums, conffiles (the files marked config) and the scripts.
+pub fn write_package(p: &DebPackage<'_>) -> Result<Vec<u8>, ShipError> {
+    let io = |what: &'static str| ShipError::io(what, Path::new("the .deb"));
+    let mut data = tar::Builder::new(Vec::new());
+    let mut seen = BTreeSet::new();
+    tar_dir(&mut data, "./", p.mtime).map_err(io("write data.tar of"))?;
+    seen.insert("./".to_string());
+    for f in p.files {
+        let rel = format!(".{}", f.path);
+        tar_parents(&mut data, &rel, &mut seen, p.mtime).map_err(io("write data.tar of"))?;
+        tar_file(&mut data, &rel, f.mode, &f.data, p.mtime).map_err(io("write data.tar of"))?;
+    }
+    let data_tar = data.into_inner().map_err(io("finish data.tar of"))?;
+    let installed_kib: u64 = p.files.iter().map(|f| (f.data.len() as u64).div_ceil(1024)).sum();
+    let long: String = p.description.lines().map(|l| format!(" {l}\n")).collect();
+    let control = format!(
+        "Package: {}\nSource: krbd-forge\nVersion: {}\nArchitecture: amd64\nMaintainer: {}\n\
+         Installed-Size: {installed_kib}\nDepends: {}\nSection: {}\nPriority: optional\n\
+         Description: {}\n{long}",
+        p.package, p.version, p.maintainer, p.depends, p.section, p.summary
+    );
+    let md5sums: String = p
+        .files
+        .iter()
+        .map(|f| format!("{}  {}\n", hex::encode(Md5::digest(&f.data)), f.path.trim_start_matches('/')))
+        .collect();
+    let conffiles: String = p.files.iter().filter(|f| f.config).map(|f| format!("{}\n", f.path)).collect();
+    let mut members: Vec<(String, u32, String)> =
+        vec![("./control".into(), 0o644, control), ("./md5sums".into(), 0o644, md5sums)];
+    if !conffiles.is_empty() {
+        members.push(("./conffiles".into(), 0o644, conffiles));
+    }
+    members.extend(p.scripts.iter().map(|(name, text)| (format!("./{name}"), 0o755, text.clone())));
+    let mut ctl = tar::Builder::new(Vec::new());
+    tar_dir(&mut ctl, "./", p.mtime).map_err(io("write control.tar of"))?;
+    for (name, mode, text) in &members {
+        tar_file(&mut ctl, name, *mode, text.as_bytes(), p.mtime).map_err(io("write control.tar of"))?;
+    }
+    let control_tar = ctl.into_inner().map_err(io("finish control.tar of"))?;
+    let ext = p.compression.extension();
+    let (control_name, data_name) = (format!("control.tar.{ext}"), format!("data.tar.{ext}"));
+    write_deb(
+        TarMember { name: &control_name, bytes: &compress(&control_tar, p.compression)? },
+        TarMember { name: &data_name, bytes: &compress(&data_tar, p.compression)? },
+        p.mtime.into(),
+    )
+    .map_err(io("write the ar archive of"))
+}

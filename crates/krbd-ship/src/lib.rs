@@ -9,6 +9,7 @@
 pub mod deb;
 pub mod dkms;
 pub mod error;
+pub mod host;
 pub mod input;
 pub mod layout;
 pub mod rpm;
@@ -81,6 +82,8 @@ pub struct PackageOptions {
     pub maintainer: String,
     /// The target-side installer binary (tar format).
     pub installer: Option<PathBuf>,
+    /// krbd-host's man pages and completions, shipped beside the installer (tar format).
+    pub host_docs: Option<host::HostDocs>,
     /// The cache holding the build's patched sources (dkms format).
     pub cache_root: Option<PathBuf>,
     /// Ship the modules with debug information (default: the debug-stripped copies).
@@ -92,7 +95,8 @@ pub struct PackageOptions {
 /// What was written.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PackageOutcome {
-    pub format: Format,
+    /// `rpm`, `deb`, `tar`, `dkms`, `host-deb`, `host-rpm`.
+    pub format: String,
     pub path: PathBuf,
     pub size: u64,
     pub sha256: String,
@@ -147,7 +151,8 @@ pub fn package(
                         .to_string(),
                 );
             }
-            let (bytes, meta) = tarball::build_tarball(&set, opts.compression, mtime, opts.installer.as_deref())?;
+            let installer = opts.installer.as_deref().map(|p| (p, opts.host_docs.as_ref()));
+            let (bytes, meta) = tarball::build_tarball(&set, opts.compression, mtime, installer)?;
             let file = format!("{}.tar.{}", naming.tarball_stem, opts.compression.extension());
             let details = serde_json::to_value(&meta).unwrap_or_default();
             (file, bytes, details, naming.tarball_stem.clone(), format!("{}-{}", naming.version, naming.revision))
@@ -169,7 +174,7 @@ pub fn package(
     let path = opts.out_dir.join(&file_name);
     write_into_place(&path, &bytes)?;
     Ok(PackageOutcome {
-        format: opts.format,
+        format: serde_json::to_value(opts.format).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
         size: bytes.len() as u64,
         sha256: krbd_formats::digest::sha256_hex(&bytes),
         path,
@@ -179,6 +184,76 @@ pub fn package(
         details,
         signed,
         warnings,
+    })
+}
+
+/// The host package's formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostFormat {
+    Deb,
+    Rpm,
+}
+
+/// What a host package run asks for, validated.
+#[derive(Debug, Clone)]
+pub struct HostPackageOptions {
+    pub format: HostFormat,
+    pub installer: PathBuf,
+    pub docs: host::HostDocs,
+    /// The package version (the tool's).
+    pub version: String,
+    pub compression: Compression,
+    pub out_dir: PathBuf,
+    /// Time stamp of every file and of the package. `None`: the installer's modification time.
+    pub mtime: Option<u32>,
+    pub maintainer: String,
+}
+
+/// Builds the host package (`krbd-forge-host`: krbd-host, its man pages, completions and
+/// kernel hooks); no module set is involved.
+pub fn package_host(
+    opts: &HostPackageOptions,
+    listener: &dyn krbd_progress::Listener,
+) -> Result<PackageOutcome, ShipError> {
+    let mtime = match opts.mtime {
+        Some(t) => t,
+        None => std::fs::metadata(&opts.installer)
+            .and_then(|m| m.modified())
+            .map_err(|e| ShipError::BadInstaller { path: opts.installer.clone(), reason: e.to_string() })?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as u32),
+    };
+    let input = host::HostInput {
+        installer: &opts.installer,
+        docs: &opts.docs,
+        version: &opts.version,
+        mtime,
+        maintainer: &opts.maintainer,
+        compression: opts.compression,
+    };
+    let (format, (bytes, meta), file_name) = match opts.format {
+        HostFormat::Deb => {
+            listener.info("writing the host .deb");
+            ("host-deb", host::build_host_deb(&input)?, format!("{}_{}_amd64.deb", host::HOST_PACKAGE, opts.version))
+        }
+        HostFormat::Rpm => {
+            listener.info("writing the host RPM");
+            ("host-rpm", host::build_host_rpm(&input)?, format!("{}-{}-1.x86_64.rpm", host::HOST_PACKAGE, opts.version))
+        }
+    };
+    let path = opts.out_dir.join(&file_name);
+    write_into_place(&path, &bytes)?;
+    Ok(PackageOutcome {
+        format: format.to_string(),
+        size: bytes.len() as u64,
+        sha256: krbd_formats::digest::sha256_hex(&bytes),
+        path,
+        name: meta.package.clone(),
+        version: meta.version.clone(),
+        release: String::new(),
+        details: serde_json::to_value(&meta).unwrap_or_default(),
+        signed: false,
+        warnings: Vec::new(),
     })
 }
 

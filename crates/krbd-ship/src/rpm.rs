@@ -305,3 +305,79 @@ fn signature_header(header: &[u8], payload: &[u8], archive_len: usize) -> Vec<u8
         ],
     )
 }
+
+/// The host package's RPM: `krbd-forge-host-<version>-1.x86_64`, the given files with
+/// their own modes, no scripts.
+pub fn build_host_rpm(
+    files: &[crate::host::HostFile],
+    version: &str,
+    compression: Compression,
+    mtime: u32,
+) -> Result<Vec<u8>, ShipError> {
+    let name = crate::host::HOST_PACKAGE;
+    let release = "1";
+    let files: Vec<RpmFile> = files
+        .iter()
+        .map(|f| RpmFile {
+            path: f.path.clone(),
+            mode: 0o100000 | (f.mode & 0o7777) as u16,
+            data: f.data.clone(),
+            flags: if f.config { tag::FILE_CONFIG | tag::FILE_NOREPLACE } else { 0 },
+        })
+        .collect();
+    let (archive_len, payload) = payload(&files, compression, name)?;
+    let rpmlib = tag::SENSE_RPMLIB | tag::SENSE_LESS | tag::SENSE_EQUAL;
+    let mut requires = vec![
+        dep("/bin/sh", 0, ""),
+        dep("rpmlib(CompressedFileNames)", rpmlib, "3.0.4-1"),
+        dep("rpmlib(FileDigests)", rpmlib, "4.6.0-1"),
+        dep("rpmlib(PayloadFilesHavePrefix)", rpmlib, "4.0-1"),
+    ];
+    if compression == Compression::Xz {
+        requires.push(dep("rpmlib(PayloadIsXz)", rpmlib, "5.2-1"));
+    }
+    let evr = format!("{version}-{release}");
+    let provides =
+        vec![dep(name, tag::SENSE_EQUAL, evr.clone()), dep(format!("{name}(x86-64)"), tag::SENSE_EQUAL, evr)];
+    let total: u64 = files.iter().map(|f| f.data.len() as u64).sum();
+    let text = |s: &str| Value::String(s.to_string());
+    let mut tags = vec![
+        (tag::HEADERI18NTABLE, Value::StringArray(vec!["C".into()])),
+        (tag::NAME, text(name)),
+        (tag::VERSION, text(version)),
+        (tag::RELEASE, text(release)),
+        (tag::SUMMARY, Value::I18nString(vec!["krbd-forge's host tool and kernel-install check".into()])),
+        (tag::DESCRIPTION, Value::I18nString(vec![crate::host::DESCRIPTION.replace('\n', " ")])),
+        (tag::BUILDTIME, Value::Int32(vec![mtime])),
+        (tag::BUILDHOST, text("krbd-forge")),
+        (tag::SIZE, Value::Int32(vec![total as u32])),
+        (tag::LICENSE, text("GPL-2.0-only")),
+        (tag::GROUP, Value::I18nString(vec!["System Environment/Base".into()])),
+        (tag::OS, text("linux")),
+        (tag::ARCH, text("x86_64")),
+        (tag::SOURCERPM, Value::String(format!("{name}-{version}-{release}.src.rpm"))),
+        (tag::RPMVERSION, text("4.11.3")),
+    ];
+    tags.extend(file_list_tags(&files, mtime));
+    tags.extend(dependency_tags(&requires, tag::REQUIRENAME, tag::REQUIREFLAGS, tag::REQUIREVERSION));
+    tags.extend(dependency_tags(&provides, tag::PROVIDENAME, tag::PROVIDEFLAGS, tag::PROVIDEVERSION));
+    let (compressor, level) = match compression {
+        Compression::Xz => ("xz", "6"),
+        Compression::Gzip => ("gzip", "9"),
+    };
+    tags.extend([
+        (tag::PAYLOADFORMAT, text("cpio")),
+        (tag::PAYLOADCOMPRESSOR, text(compressor)),
+        (tag::PAYLOADFLAGS, text(level)),
+        (tag::PAYLOADDIGEST, Value::StringArray(vec![sha256_hex(&payload)])),
+        (tag::PAYLOADDIGESTALGO, Value::Int32(vec![tag::HASH_SHA256])),
+    ]);
+    let header = header::encode(Some(tag::HEADERIMMUTABLE), tags);
+    let signature = signature_header(&header, &payload, archive_len);
+    let mut out = Lead::binary(&format!("{name}-{version}-{release}")).to_bytes().to_vec();
+    out.extend_from_slice(&signature);
+    out.resize(out.len() + header::signature_padding(signature.len()), 0);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&payload);
+    Ok(out)
+}

@@ -4,9 +4,12 @@
 //! - `bin/krbd-host`: the slim host-side binary (install, rollback, status, check; built
 //!   for glibc 2.17), when given;
 //! - `MANIFEST.sha256`: `sha256sum -c` format, one line per other file;
+//! - `share/`: krbd-host's man pages (section 8) and shell completions, laid out as under
+//!   `/usr`, when the installer is given with them;
 //! - `README`: the one command to run.
 
 use crate::error::ShipError;
+use crate::host::{completion_paths, Family, HostDocs};
 use crate::input::BuildSet;
 use crate::layout::{self, Naming};
 use crate::{compress, tar_dir, tar_file, Compression};
@@ -24,10 +27,16 @@ pub struct TarballMetadata {
     pub installer: bool,
 }
 
-fn readme(set: &BuildSet, has_installer: bool) -> String {
+fn readme(set: &BuildSet, has_installer: bool, has_docs: bool) -> String {
     let release = set.release();
     let install = if has_installer {
-        "    sudo ./bin/krbd-host install .\n".to_string()
+        let docs = if has_docs {
+            "\nIts manual: man -l share/man/man8/krbd-host.8 (one page per command, e.g.\n\
+             krbd-host-install.8); shell completions are under share/ as a /usr prefix lays them out.\n"
+        } else {
+            ""
+        };
+        format!("    sudo ./bin/krbd-host install .\n{docs}")
     } else {
         "    sudo krbd-host install .\n\n(this tarball carries no installer binary: copy a krbd-host built with\nscripts/build-target-binary.sh, or repackage with `krbd-forge package --format tar --installer PATH`)\n".to_string()
     };
@@ -84,7 +93,7 @@ pub fn newest_glibc_needed(data: &[u8]) -> object::read::Result<Option<(String, 
 
 /// Checks an installer binary before shipping it: an ELF executable that runs on glibc
 /// 2.17 (nothing newer in its `.gnu.version_r`).
-fn read_installer(path: &Path) -> Result<Vec<u8>, ShipError> {
+pub(crate) fn read_installer(path: &Path) -> Result<Vec<u8>, ShipError> {
     let bytes =
         std::fs::read(path).map_err(|e| ShipError::BadInstaller { path: path.to_path_buf(), reason: e.to_string() })?;
     if !bytes.starts_with(b"\x7fELF") {
@@ -112,17 +121,22 @@ pub fn build_tarball(
     set: &BuildSet,
     compression: Compression,
     mtime: u32,
-    installer: Option<&Path>,
+    installer: Option<(&Path, Option<&HostDocs>)>,
 ) -> Result<(Vec<u8>, TarballMetadata), ShipError> {
     let naming = Naming::of(set);
     let top = naming.tarball_stem.clone();
     let mut files: Vec<(String, u32, Vec<u8>)> =
         set.modules.iter().map(|m| (m.file_name(), 0o644, m.bytes.clone())).collect();
     files.push((crate::input::REPORT_FILE.to_string(), 0o644, set.report_bytes.clone()));
-    if let Some(p) = installer {
+    if let Some((p, docs)) = installer {
         files.push((INSTALLER.to_string(), 0o755, read_installer(p)?));
+        files.extend(docs.map(host_docs_files).unwrap_or_default());
     }
-    files.push(("README".to_string(), 0o644, readme(set, installer.is_some()).into_bytes()));
+    files.push((
+        "README".to_string(),
+        0o644,
+        readme(set, installer.is_some(), installer.is_some_and(|(_, d)| d.is_some())).into_bytes(),
+    ));
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let manifest: String = files.iter().map(|(p, _, b)| format!("{}  {p}\n", sha256_hex(b))).collect();
     files.push((MANIFEST.to_string(), 0o644, manifest.into_bytes()));
@@ -130,11 +144,10 @@ pub fn build_tarball(
     let io = ShipError::io("write the tarball", Path::new(&top));
     let mut b = tar::Builder::new(Vec::new());
     let result = (|| -> std::io::Result<()> {
+        let mut seen = std::collections::BTreeSet::from([format!("{top}/")]);
         tar_dir(&mut b, &format!("{top}/"), mtime)?;
-        if installer.is_some() {
-            tar_dir(&mut b, &format!("{top}/bin/"), mtime)?;
-        }
         for (p, mode, data) in &files {
+            crate::tar_parents(&mut b, &format!("{top}/{p}"), &mut seen, mtime)?;
             tar_file(&mut b, &format!("{top}/{p}"), *mode, data, mtime)?;
         }
         Ok(())
@@ -145,6 +158,23 @@ pub fn build_tarball(
         compress(&raw, compression)?,
         TarballMetadata { top, files: files.into_iter().map(|(p, _, _)| p).collect(), installer: installer.is_some() },
     ))
+}
+
+/// krbd-host's man pages (`share/man/man8/`, uncompressed so that `man -l` reads them in
+/// place) and completions (`share/...`, the layout of a `/usr` prefix).
+fn host_docs_files(docs: &HostDocs) -> Vec<(String, u32, Vec<u8>)> {
+    let mut files: Vec<(String, u32, Vec<u8>)> = docs
+        .man_pages
+        .iter()
+        .map(|(name, roff)| {
+            let section = name.rsplit('.').next().unwrap_or("8");
+            (format!("share/man/man{section}/{name}"), 0o644, roff.clone())
+        })
+        .collect();
+    for (path, data) in completion_paths(Family::Rhel).into_iter().zip([&docs.bash, &docs.zsh, &docs.fish]) {
+        files.push((path.to_string(), 0o644, data.clone()));
+    }
+    files
 }
 
 /// Verifies an unpacked tarball's folder against its manifest: every listed file has its

@@ -77,6 +77,7 @@ pub fn options(format: krbd_ship::Format, out_dir: &Path) -> krbd_ship::PackageO
         mtime: Some(1_700_000_000),
         maintainer: "Test Maintainer <test@example.invalid>".into(),
         installer: None,
+        host_docs: None,
         cache_root: Some(cache_root()),
         debug: false,
         signing: None,

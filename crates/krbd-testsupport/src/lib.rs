@@ -4,6 +4,7 @@
 //! folder that all tests share, under a file lock so that parallel test binaries wait for
 //! each other instead of downloading twice.
 
+pub mod docs;
 pub mod http;
 
 use std::fs::File;

@@ -16,10 +16,10 @@ mod placement;
 mod series;
 mod targets;
 
-use clap::{Parser, Subcommand};
-use krbd_host::install;
+use clap::{CommandFactory, Parser, Subcommand};
 pub use krbd_host::terminal;
 use krbd_host::ExitCode;
+use krbd_host::{generate, install, preflight};
 
 /// Build, prove and ship patched Ceph kernel client modules (libceph, ceph, rbd) for the
 /// exact kernel a customer runs.
@@ -57,12 +57,21 @@ pub enum Command {
     Rollback(install::RollbackArgs),
     /// Show the Ceph modules installed, loaded and shipped, side by side.
     Status(install::StatusArgs),
-    /// Package a built set: kmod RPM, .deb, installer tarball or DKMS source tree.
+    /// Package a built set: kmod RPM, .deb, installer tarball or DKMS source tree; or the
+    /// host package (krbd-host, its man pages, completions and kernel-install hooks).
     Package(package::PackageArgs),
     /// Follow the distribution: build, prove and publish every new kernel release of the
     /// configured lines, then exit (`follow status`: what happened to each).
     Follow(follow::FollowArgs),
+    /// Check offline whether the set installed for a kernel release would load on that
+    /// kernel, before it boots (what the host package's kernel hooks run); no headers needed.
+    Preflight(preflight::PreflightArgs),
+    /// Write man pages (section 1) or shell completions generated from these definitions.
+    Generate(generate::GenerateArgs),
 }
+
+/// The section krbd-forge's man pages belong to.
+pub const MAN_SECTION: &str = "1";
 
 pub fn run(cli: Cli) -> ExitCode {
     cli.verbosity.apply();
@@ -80,6 +89,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => install::run_status(args),
         Command::Package(args) => package::run(args),
         Command::Follow(args) => follow::run(args),
+        Command::Preflight(args) => preflight::run(args),
+        Command::Generate(args) => generate::run(args, Cli::command(), MAN_SECTION),
     }
 }
 
@@ -102,7 +113,6 @@ impl CacheArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn every_command_accepts_quiet_and_verbose() {

@@ -1,7 +1,8 @@
 use super::exit::{help_with_table, ExitCode, Failure};
 use super::terminal::Terminal;
+use krbd_ship::host::HostDocs;
 use krbd_ship::sign::SigningKey;
-use krbd_ship::{Compression, Format, PackageOptions, ShipError};
+use krbd_ship::{Compression, Format, HostFormat, HostPackageOptions, PackageOptions, ShipError};
 use std::path::{Path, PathBuf};
 
 /// Package a built module set for the target host, from a build's out folder
@@ -16,6 +17,13 @@ use std::path::{Path, PathBuf};
 ///   dkms  a DKMS source tree (usr/src/krbd-forge-<version>/: the patched sources from
 ///         the build's cache entry, dkms.conf, Makefile and Kbuild) as a tarball to unpack
 ///         at /.
+///   host-deb, host-rpm
+///         the host package krbd-forge-host, once per host and independent of any kernel
+///         (no OUT_FOLDER): /usr/sbin/krbd-host (from --installer), its man pages
+///         (section 8) and bash/zsh/fish completions, and the kernel hook that runs
+///         `krbd-host preflight` when a kernel is installed (.deb:
+///         /etc/kernel/postinst.d/krbd-forge; .rpm: the kernel-install plugin
+///         /usr/lib/kernel/install.d/99-krbd-forge.install).
 ///
 /// Modules go to /lib/modules/<release>/updates/, which depmod searches before the
 /// kernel's own. The same input gives the same bytes (--mtime / SOURCE_DATE_EPOCH). With
@@ -39,8 +47,9 @@ pub struct PackageArgs {
     #[arg(long, value_enum, default_value = "xz")]
     compression: CompressionArg,
 
-    /// The host-side binary for the tarball: krbd-host, built for glibc 2.17 by
-    /// scripts/build-target-binary.sh.
+    /// The host-side binary for the tarball and the host package: krbd-host, built for
+    /// glibc 2.17 by scripts/build-target-binary.sh (the tarball and the host package also
+    /// carry its man pages and completions).
     #[arg(long, value_name = "PATH", env = "KRBD_FORGE_INSTALLER")]
     installer: Option<PathBuf>,
 
@@ -67,7 +76,7 @@ pub struct PackageArgs {
 
     /// The time stamp of every file in the package and of the package itself (the RPM's
     /// build time), in seconds since the epoch. [default: when the build published the set,
-    /// the modification time of its build-report.json]
+    /// the modification time of its build-report.json; host packages: the installer's]
     #[arg(long, value_name = "EPOCH", env = "SOURCE_DATE_EPOCH")]
     mtime: Option<u32>,
 
@@ -90,6 +99,8 @@ enum FormatArg {
     Deb,
     Tar,
     Dkms,
+    HostDeb,
+    HostRpm,
 }
 
 /// The digests the kernel's module signing supports (krbd_ship::sign::HASHES).
@@ -168,6 +179,7 @@ fn options(args: &PackageArgs) -> Result<(PathBuf, PackageOptions), Usage> {
         FormatArg::Deb => Format::Deb,
         FormatArg::Tar => Format::Tar,
         FormatArg::Dkms => Format::Dkms,
+        FormatArg::HostDeb | FormatArg::HostRpm => return Err(Usage("the host package takes no OUT_FOLDER".into())),
     };
     let cache_root = args.cache.cache_dir.clone().unwrap_or_else(krbd_fetch::cache::Cache::default_root);
     Ok((
@@ -182,6 +194,7 @@ fn options(args: &PackageArgs) -> Result<(PathBuf, PackageOptions), Usage> {
             mtime: args.mtime,
             maintainer: args.maintainer.clone(),
             installer: if format == Format::Tar { args.installer.clone() } else { None },
+            host_docs: (format == Format::Tar && args.installer.is_some()).then(host_docs),
             cache_root: Some(cache_root),
             debug: args.with_debug,
             signing,
@@ -199,25 +212,81 @@ pub fn code(e: &ShipError) -> ExitCode {
     }
 }
 
+/// krbd-host's man pages and completions, generated from its clap definitions.
+fn host_docs() -> HostDocs {
+    use clap::CommandFactory;
+    use krbd_host::generate::{completion, man_pages, Shell};
+    let cmd = krbd_host::cli::Cli::command();
+    HostDocs {
+        man_pages: man_pages(cmd.clone(), krbd_host::cli::MAN_SECTION),
+        bash: completion(cmd.clone(), Shell::Bash),
+        zsh: completion(cmd.clone(), Shell::Zsh),
+        fish: completion(cmd, Shell::Fish),
+    }
+}
+
+/// The host package's options: the installer is required, an out folder is refused.
+fn host_options(args: &PackageArgs, format: HostFormat) -> Result<HostPackageOptions, Usage> {
+    if let Some(set) = &args.set {
+        return Err(Usage(format!(
+            "the host package carries no module set, only krbd-host and its hooks: drop {}",
+            set.display()
+        )));
+    }
+    if args.sign_key.is_some() || args.with_debug {
+        return Err(Usage("--sign-key and --with-debug apply to module packages, not the host package".into()));
+    }
+    let installer = args.installer.clone().ok_or_else(|| {
+        Usage("the host package needs --installer PATH (krbd-host built by scripts/build-target-binary.sh)".into())
+    })?;
+    if args.maintainer.contains('\n') {
+        return Err(Usage("--maintainer must be one line".into()));
+    }
+    Ok(HostPackageOptions {
+        format,
+        installer,
+        docs: host_docs(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        compression: match args.compression {
+            CompressionArg::Xz => Compression::Xz,
+            CompressionArg::Gzip => Compression::Gzip,
+        },
+        out_dir: args.out.clone(),
+        mtime: args.mtime,
+        maintainer: args.maintainer.clone(),
+    })
+}
+
 pub fn run(args: PackageArgs) -> ExitCode {
     let terminal = Terminal::new(args.json);
-    let (set, opts) = match options(&args) {
-        Ok(v) => v,
-        Err(Usage(msg)) => return Failure::new(ExitCode::Usage, msg).report(args.json),
+    let host_format = match args.format {
+        FormatArg::HostDeb => Some(HostFormat::Deb),
+        FormatArg::HostRpm => Some(HostFormat::Rpm),
+        _ => None,
     };
-    match krbd_ship::package(&set, &opts, &terminal) {
+    let result = match host_format {
+        Some(format) => match host_options(&args, format) {
+            Ok(opts) => krbd_ship::package_host(&opts, &terminal),
+            Err(Usage(msg)) => return Failure::new(ExitCode::Usage, msg).report(args.json),
+        },
+        None => match options(&args) {
+            Ok((set, opts)) => krbd_ship::package(&set, &opts, &terminal),
+            Err(Usage(msg)) => return Failure::new(ExitCode::Usage, msg).report(args.json),
+        },
+    };
+    match result {
         Ok(outcome) => {
             for w in &outcome.warnings {
                 eprintln!("warning: {w}");
             }
+            let target = if outcome.release.is_empty() { String::new() } else { format!(" for {}", outcome.release) };
             eprintln!(
-                "wrote {} ({} bytes{}): {} {} for {}",
+                "wrote {} ({} bytes{}): {} {}{target}",
                 outcome.path.display(),
                 outcome.size,
                 if outcome.signed { ", modules signed" } else { "" },
                 outcome.name,
                 outcome.version,
-                outcome.release
             );
             if args.json {
                 super::exit::print_json(&outcome)

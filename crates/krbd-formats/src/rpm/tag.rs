@@ -83,7 +83,9 @@ pub const SENSE_SCRIPT_POSTUN: u32 = 1 << 12;
 pub const SENSE_RPMLIB: u32 = 1 << 24;
 
 /// `FILEFLAGS`: a documentation file (`%doc`).
+pub const FILE_CONFIG: u32 = 1 << 0;
 pub const FILE_DOC: u32 = 1 << 1;
+pub const FILE_NOREPLACE: u32 = 1 << 4;
 
 /// The comparison a dependency's flags ask for (`<`, `>=`, ...), or `""` for none.
 pub fn sense_operator(flags: u32) -> &'static str {
