@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# OSDMaps growing from 8 to 60,000 OSD slots through incrementals and back.
+#
+# Every `ceph osd setmaxosd N` is an incremental whose new max_osd makes the kernel
+# resize each per-OSD array (state, weight, addresses, primary affinity and, in
+# the patched libceph, recovery_weight) while keeping the values it has.  A full
+# map of 60,000 slots is about 16 MB, most of it ignored by the client.  The test
+# maps an image, grows max_osd step by step, forces the client to the newest map
+# after each step and checks that its epoch equals the monitor's and that I/O
+# still works; then it re-sends the CRUSH map (an incremental carrying a full
+# CRUSH map).  The second half maps while the map is huge (a 16 MB full map)
+# and shrinks step by step, with a primary affinity set so that the optional
+# affinity array is resized as well.  KRBD_OSDMAP_STEPS overrides the steps.
+#
+# Needs: `mon max osd >= 60000`; when the monitor allows less, the test raises it
+# through the config database and removes that setting at the end.
+set -ex
+
+STEPS=${KRBD_OSDMAP_STEPS:-8 60 600 6000 60000}
+IMAGE=osdmap-growth
+WORK=$(mktemp -d "${TESTDIR:-${TMPDIR:-/tmp}}/osdmap-growth.XXXXXX")
+DEV=
+ORIG_MAX=$(ceph osd getmaxosd | awk '{ print $3 }')
+SET_MON_MAX=
+
+cleanup() {
+    set +e
+    [ -n "$DEV" ] && rbd unmap "$DEV"
+    rbd rm --no-progress "$IMAGE" 2>/dev/null
+    ceph osd primary-affinity osd.0 1
+    ceph osd setmaxosd "$ORIG_MAX"
+    [ -n "$SET_MON_MAX" ] && ceph config rm mon mon_max_osd
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+mon_epoch() {
+    ceph osd stat --format json | python3 -c 'import json, sys; print(json.load(sys.stdin)["epoch"])'
+}
+
+kernel_epochs() {
+    mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug
+    local f
+    for f in /sys/kernel/debug/ceph/*/osdmap; do
+        [ -e "$f" ] && awk 'NR == 1 && $1 == "epoch" { print $2 }' "$f"
+    done
+    return 0
+}
+
+# The kernel's max_osd: the osdmap debugfs file lists one "osdN" line per slot.
+kernel_max_osd() {
+    local f
+    for f in /sys/kernel/debug/ceph/*/osdmap; do
+        grep -c '^osd[0-9]' "$f"
+    done | sort -u | paste -sd' '
+}
+
+# Same trick as latest_osdmap_on_map.sh: a spec for a pool that does not exist,
+# through the mapped device's options (so its client is reused), makes the kernel
+# fetch the newest OSDMap before it answers ENOENT.  Pacific's `rbd map
+# wait_for/latest_osdmap` fails in userspace, hence sysfs.
+fetch_newest_osdmap() {
+    local id=${DEV#/dev/rbd} mons opts rest name= p kept=()
+    read -r mons opts rest < "/sys/bus/rbd/devices/$id/config_info"
+    IFS=, read -ra parts <<< "$opts"
+    for p in "${parts[@]}"; do
+        case $p in
+            name=*) name=${p#name=}; kept+=("$p") ;;
+            key=* | secret=*) ;;
+            *) kept+=("$p") ;;
+        esac
+    done
+    kept+=("secret=$(ceph auth get-key "client.${name:-admin}")")
+    opts=$(IFS=,; echo "${kept[*]}")
+    local add=/sys/bus/rbd/add_single_major
+    [ -e $add ] || add=/sys/bus/rbd/add
+    local answer
+    answer=$(python3 - "$add" "$mons $opts osdmap-growth-no-such-pool no-such-image -" <<'PY'
+import errno, sys
+try:
+    with open(sys.argv[1], "w") as f:
+        f.write(sys.argv[2])
+    print("mapped")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))
+PY
+)
+    [ "$answer" = ENOENT ]
+}
+
+# After a map change: the client holds the monitor's epoch and the new size, and a
+# fresh 1 MiB pattern goes through the device and back with O_DIRECT.  A primary
+# affinity change makes PGs peer, which moves the epoch on by itself for a moment:
+# compare only while the monitor's epoch stands still.
+check_step() {
+    local max=$1 step=$2 before after kernel i
+    for i in 1 2 3 4 5 6; do
+        before=$(mon_epoch)
+        fetch_newest_osdmap
+        after=$(mon_epoch)
+        kernel=$(kernel_epochs | sort -u | paste -sd' ')
+        [ "$before" = "$after" ] && [ "$kernel" = "$after" ] && break
+        if [ "$before" = "$after" ] || [ $i = 6 ]; then
+            echo "kernel OSDMap epoch(s) '$kernel', monitor's $after" >&2
+            return 1
+        fi
+        sleep 2
+    done
+    [ "$(kernel_max_osd)" = "$max" ]
+    head -c 1M /dev/urandom > "$WORK/pattern"
+    dd if="$WORK/pattern" of="$DEV" bs=1M seek=$((step % 12)) oflag=direct status=none
+    dd if="$DEV" bs=1M skip=$((step % 12)) count=1 iflag=direct status=none | cmp - "$WORK/pattern"
+}
+
+walk() {
+    local max step=0
+    for max in "$@"; do
+        ceph osd setmaxosd "$max"
+        check_step "$max" $((step++))
+    done
+    ceph osd getcrushmap -o "$WORK/crush"
+    ceph osd setcrushmap -i "$WORK/crush"
+    check_step "$max" $((step++))
+}
+
+largest=$(tr ' ' '\n' <<< "$STEPS" | sort -n | tail -1)
+allowed=$(ceph config get mon mon_max_osd)
+if [ "${allowed:-0}" -lt "$largest" ]; then
+    ceph config set mon mon_max_osd "$largest"
+    SET_MON_MAX=1
+fi
+
+rbd create --size 12M "$IMAGE"
+
+# Small map first, growing through incrementals.
+DEV=$(rbd map "$IMAGE")
+walk $STEPS
+rbd unmap "$DEV"
+DEV=
+
+# Mapped while huge (one 16 MB full map), shrinking, with a primary affinity.
+ceph osd primary-affinity osd.0 0.5
+DEV=$(rbd map "$IMAGE")
+check_step "$largest" 0
+walk $(tr ' ' '\n' <<< "$STEPS" | sort -rn)
+rbd unmap "$DEV"
+DEV=
+
+echo OK
