@@ -72,6 +72,21 @@ pub enum VmError {
     /// A Ceph tool the cluster needs is not installed.
     #[error("Ceph cluster: looking for the Ceph tools failed: {tool} is not in PATH; install ceph-mon ceph-osd ceph-mgr ceph-common iproute2 (scripts/install-deps.sh)")]
     CephToolMissing { tool: &'static str },
+    /// Building the suite guest's root file system (debootstrap, mkfs.ext4) failed.
+    #[error("building the guest root: {step} failed ({detail}); log {log}; check that the Debian mirror answers and debootstrap is installed (scripts/install-deps.sh)")]
+    GuestRoot { step: &'static str, log: PathBuf, detail: String },
+    /// The suite folder cannot be read.
+    #[error("suite folder {dir}: cannot read it: {source}")]
+    SuiteUnreadable { dir: PathBuf, source: std::io::Error },
+    /// The suite folder holds no `*.sh` or `*.t`.
+    #[error("suite folder {dir}: no tests in it (workunit scripts *.sh, cram tests *.t)")]
+    SuiteEmpty { dir: PathBuf },
+    /// `--test` names a test the suite does not have.
+    #[error("suite folder {dir}: no test {name} (it has: {})", .available.join(", "))]
+    SuiteTestUnknown { dir: PathBuf, name: String, available: Vec<String> },
+    /// The guest's results disk is not a readable tar.
+    #[error("the suite's results disk {path}: {source}")]
+    SuiteResults { path: PathBuf, source: std::io::Error },
     #[error("Ceph cluster: {step} failed: {failure}")]
     Cluster {
         step: ClusterStep,
@@ -88,6 +103,8 @@ pub enum VmError {
 pub enum IoAction {
     Create,
     Write,
+    Read,
+    Lock,
 }
 
 impl std::fmt::Display for IoAction {
@@ -95,6 +112,8 @@ impl std::fmt::Display for IoAction {
         f.write_str(match self {
             IoAction::Create => "create",
             IoAction::Write => "write",
+            IoAction::Read => "read",
+            IoAction::Lock => "lock",
         })
     }
 }
@@ -223,7 +242,10 @@ impl VmError {
             | VmError::OurModuleTwice { .. }
             | VmError::NoOurModules { .. }
             | VmError::MissingDependency { .. }
-            | VmError::DependencyCycle { .. } => VmErrorKind::BadInput,
+            | VmError::DependencyCycle { .. }
+            | VmError::SuiteUnreadable { .. }
+            | VmError::SuiteEmpty { .. }
+            | VmError::SuiteTestUnknown { .. } => VmErrorKind::BadInput,
             VmError::BusyboxUnreadable { .. }
             | VmError::BusyboxUnusable { .. }
             | VmError::Initramfs { .. }
@@ -232,8 +254,11 @@ impl VmError {
             | VmError::QemuWait { .. }
             | VmError::Io { .. }
             | VmError::CephToolMissing { .. }
-            | VmError::Netns { .. } => VmErrorKind::Environment,
-            VmError::GuestTimeout { .. } | VmError::GuestDied { .. } => VmErrorKind::Guest,
+            | VmError::Netns { .. }
+            | VmError::GuestRoot { .. } => VmErrorKind::Environment,
+            VmError::GuestTimeout { .. } | VmError::GuestDied { .. } | VmError::SuiteResults { .. } => {
+                VmErrorKind::Guest
+            }
             VmError::Cluster { .. } => VmErrorKind::Cluster,
             VmError::Interrupted => VmErrorKind::Interrupted,
         }

@@ -21,16 +21,18 @@ pub mod cluster;
 pub mod deps;
 pub mod error;
 pub mod guest;
+pub mod guest_root;
 pub mod initramfs;
 pub mod interrupt;
 pub mod linux_image;
 pub mod process;
 pub mod qemu;
+pub mod suite;
 
 pub use boot::{
     load_our_modules, run_boot_test, run_boot_test_with_task, BootReport, BootTestSpec, GuestTask, ModuleVerdict,
 };
-pub use cluster::{Cluster, ClusterSpec};
+pub use cluster::{Cluster, ClusterSpec, MsMode};
 pub use error::{BusyboxProblem, ClusterFailure, ClusterStep, IoAction, VmError, VmErrorKind};
 pub use linux_image::KernelPackage;
 pub use process::CommandError;

@@ -34,6 +34,9 @@ pub struct KernelPackage {
     pub builtin: BTreeSet<String>,
     /// Aliases provided by built-in code (`alias=` in `modules.builtin.modinfo`).
     pub builtin_aliases: BTreeSet<String>,
+    /// `modules.builtin` and `modules.builtin.modinfo` as packaged, by file name (depmod
+    /// reads them when a guest gets the package's whole module tree).
+    pub builtin_files: BTreeMap<String, Vec<u8>>,
 }
 
 /// A module name as the kernel spells it: file stem without `.ko*`, `-` turned into `_`.
@@ -147,7 +150,15 @@ impl KernelPackage {
             .unwrap_or_default();
         let builtin_aliases =
             builtin_lists.get("modules.builtin.modinfo").map(|d| builtin_aliases(d)).unwrap_or_default();
-        Ok(KernelPackage { deb: deb.to_path_buf(), release, vmlinuz, modules, builtin, builtin_aliases })
+        Ok(KernelPackage {
+            deb: deb.to_path_buf(),
+            release,
+            vmlinuz,
+            modules,
+            builtin,
+            builtin_aliases,
+            builtin_files: builtin_lists,
+        })
     }
 
     /// The decompressed bytes of a packaged module.

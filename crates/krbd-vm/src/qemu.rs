@@ -33,6 +33,17 @@ pub struct GuestNetwork {
     pub tap: String,
 }
 
+/// One more disk for [`run_with_drives`], after [`QemuSpec::drive`] (`/dev/vdb`, `/dev/vdc`, ...
+/// in the guest, in order).
+#[derive(Debug, Clone)]
+pub struct Drive {
+    /// A raw image.
+    pub path: PathBuf,
+    /// The guest's writes go to a temporary overlay that QEMU discards: the image itself
+    /// is only read, so one cached image serves any number of guests at once.
+    pub discard_writes: bool,
+}
+
 /// How the run ended.
 #[derive(Debug)]
 pub struct QemuOutcome {
@@ -63,6 +74,11 @@ pub fn run(spec: &QemuSpec) -> Result<QemuOutcome, VmError> {
 
 /// [`run`] with the given accelerator.
 pub fn run_with(spec: &QemuSpec, accel: Accel) -> Result<QemuOutcome, VmError> {
+    run_with_drives(spec, accel, &[])
+}
+
+/// [`run_with`] with more disks attached as virtio-blk devices after `spec.drive`.
+pub fn run_with_drives(spec: &QemuSpec, accel: Accel, drives: &[Drive]) -> Result<QemuOutcome, VmError> {
     let qemu = find_program(&spec.qemu).ok_or_else(|| VmError::QemuMissing {
         program: spec.qemu.clone(),
         path_env: std::env::var("PATH").unwrap_or_default(),
@@ -75,6 +91,10 @@ pub fn run_with(spec: &QemuSpec, accel: Accel) -> Result<QemuOutcome, VmError> {
         source,
     })?;
     let mut cmd = qemu_command(spec, &qemu, accel);
+    for d in drives {
+        let overlay = if d.discard_writes { ",snapshot=on" } else { ",cache=unsafe" };
+        cmd.arg("-drive").arg(format!("file={},format=raw,if=virtio{overlay}", d.path.display()));
+    }
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr_file);
     die_with_parent(&mut cmd);
     let start = Instant::now();

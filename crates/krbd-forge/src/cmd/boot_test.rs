@@ -50,9 +50,10 @@ pub struct BootTestArgs {
     /// namespace of its own, map an RBD image in the guest and check I/O through it. Needs root.
     #[arg(long)]
     pub cluster: bool,
-    /// Number of OSDs of the throwaway cluster.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
-    pub osds: u32,
+    /// Number of OSDs of the throwaway cluster. [default: 1; 3 with --suite, so that
+    /// erasure-coded pools and pools of size 2 and 3 work]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub osds: Option<u32>,
     /// Hard limit for the guest run, in seconds (QEMU is killed after it).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(5..=3600))]
     pub timeout: u64,
@@ -75,10 +76,55 @@ pub struct BootTestArgs {
     /// verdict and message with `krbd-forge check` (see below).
     #[arg(long, conflicts_with_all = ["cluster", "modules"])]
     pub agreement: bool,
+    /// Run a suite instead of the one I/O check: each workunit-style script (DIR/*.sh, passes
+    /// when it exits 0) and cram test (DIR/*.t, passes when its output is exactly the
+    /// expected one) in a Debian 12 guest with the Ceph CLI (`rbd map` through udev and
+    /// modprobe), against a throwaway 3-OSD cluster. See below.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["agreement", "cluster"])]
+    pub suite: Option<PathBuf>,
+    /// With --suite: run only this test (file name, with or without .sh/.t); repeatable.
+    #[arg(long = "test", value_name = "NAME", requires = "suite")]
+    pub tests: Vec<String>,
+    /// With --suite: each test's own limit in seconds; the guest kills a test after it
+    /// and reports it as timed out.
+    #[arg(long, default_value_t = 600, value_name = "SECS", requires = "suite",
+          value_parser = clap::value_parser!(u64).range(5..=86400))]
+    pub test_timeout: u64,
+    /// With --suite: also run the suite against the target's stock modules as a control, and
+    /// classify each failure: regression (fails only with the set under test) or
+    /// environment (fails with the stock set too).
+    #[arg(long, requires = "suite")]
+    pub stock: bool,
+    /// With --suite: how the guest's kernel client talks to the cluster: msgr2 in crc or
+    /// secure mode, or the legacy protocol.
+    #[arg(long, value_enum, default_value_t = MsModeArg::Crc, requires = "suite")]
+    pub ms_mode: MsModeArg,
+    /// With --suite: one more Debian package for the guest root (repeatable); a changed
+    /// package list builds (and caches) another root.
+    #[arg(long = "guest-package", value_name = "PACKAGE", requires = "suite")]
+    pub guest_packages: Vec<String>,
     /// With --agreement: the target's headers folder (Module.symvers, .config); default:
     /// fetched through the cache like `check --kernel`.
     #[arg(long, value_name = "DIR", requires = "agreement")]
     pub headers: Option<PathBuf>,
+}
+
+/// `--ms-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MsModeArg {
+    Crc,
+    Secure,
+    Legacy,
+}
+
+impl From<MsModeArg> for krbd_vm::MsMode {
+    fn from(m: MsModeArg) -> Self {
+        match m {
+            MsModeArg::Crc => krbd_vm::MsMode::Crc,
+            MsModeArg::Secure => krbd_vm::MsMode::Secure,
+            MsModeArg::Legacy => krbd_vm::MsMode::Legacy,
+        }
+    }
 }
 
 /// The exit code of each kind of VM error.
@@ -123,14 +169,15 @@ pub(crate) fn remember_accel_verdicts(cache: &super::CacheArgs) {
 
 /// Starts the cluster and, meanwhile, chooses the accelerator (the KVM probe boot), which
 /// the boot test then reuses. A probe that cannot run is left for the boot test to report.
-fn start_cluster_while_probing(
+pub(super) fn start_cluster_while_probing(
     args: &BootTestArgs,
     image_deb: &std::path::Path,
     release: &str,
     work_dir: &std::path::Path,
     listener: &Terminal,
 ) -> Result<Cluster, VmError> {
-    let spec = ClusterSpec { dir: work_dir.join("ceph"), osds: args.osds, start_timeout: Duration::from_secs(240) };
+    let osds = args.osds.unwrap_or(if args.suite.is_some() { 3 } else { 1 });
+    let spec = ClusterSpec { dir: work_dir.join("ceph"), osds, start_timeout: Duration::from_secs(240) };
     std::thread::scope(|s| {
         let probe =
             s.spawn(|| krbd_vm::boot::choose_accel(image_deb, Some(release), &args.busybox, &args.qemu, work_dir));
@@ -216,7 +263,7 @@ pub fn run(args: BootTestArgs) -> ExitCode {
 /// The modules to boot. A build's out folder (it has a build report) is verified as a set
 /// first, and the verified bytes are what the guest loads; any other folder (e.g. a
 /// package's .ko.xz files) is read as it is.
-fn modules_under_test(dir: &std::path::Path) -> Result<Vec<krbd_vm::deps::OurModule>, Failure> {
+pub(super) fn modules_under_test(dir: &std::path::Path) -> Result<Vec<krbd_vm::deps::OurModule>, Failure> {
     use krbd_kmod::set::{ModuleCopy, ModuleSet, OpenOptions, REPORT_FILE};
     if !dir.join(REPORT_FILE).exists() {
         return krbd_vm::load_our_modules(dir).map_err(|e| Failure::from_error(exit_code_of(&e), &e));
@@ -249,7 +296,11 @@ pub(crate) fn publish_report<R: serde::Serialize>(report: &R, path: &std::path::
     }
 }
 
-fn download_image(release: &str, cache: &super::CacheArgs, listener: &dyn Listener) -> Result<PathBuf, Failure> {
+pub(super) fn download_image(
+    release: &str,
+    cache: &super::CacheArgs,
+    listener: &dyn Listener,
+) -> Result<PathBuf, Failure> {
     use krbd_fetch::apt;
     let fail = |e: &krbd_fetch::FetchError| Failure::from_error(super::exit::fetch_code(e), e);
     let name = format!("linux-image-{release}");

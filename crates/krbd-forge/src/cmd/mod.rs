@@ -4,6 +4,7 @@
 //! `--kernel RELEASE` through apt.
 
 mod agreement;
+mod boot_suite;
 mod boot_test;
 mod build;
 mod check;
@@ -67,6 +68,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Patch(args) => patch::run(args),
         Command::Check(args) => check::run(args),
         Command::BootTest(args) if args.agreement => agreement::run(args),
+        Command::BootTest(args) if args.suite.is_some() => boot_suite::run(args),
         Command::BootTest(args) => boot_test::run(args),
         Command::Placement(args) => placement::run(args),
         Command::Install(args) => install::run_install(args),

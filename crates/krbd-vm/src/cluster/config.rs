@@ -62,6 +62,9 @@ mon data avail warn = 1
 mon data avail crit = 1
 mon warn on insecure global id reclaim allowed = false
 osd crush chooseleaf type = 0
+mon allow pool delete = true
+mon max osd = 100000
+osd pool default erasure code profile = plugin=jerasure technique=reed_sol_van k=2 m=1 crush-failure-domain=osd
 osd op num shards = 1
 osd op num threads per shard = 2
 [mon]
@@ -72,6 +75,48 @@ keyring = {dd}/$name/keyring
 keyring = {dd}/$name/keyring
 ",
         mon_host = mon_addr()
+    )
+}
+
+/// How the guest's kernel client talks to the cluster: msgr2 in `crc` or `secure` mode,
+/// or the legacy (msgr1) protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MsMode {
+    Crc,
+    Secure,
+    Legacy,
+}
+
+impl MsMode {
+    /// The krbd `ms_mode=` map option.
+    pub fn map_option(self) -> &'static str {
+        match self {
+            MsMode::Crc => "ms_mode=crc",
+            MsMode::Secure => "ms_mode=secure",
+            MsMode::Legacy => "ms_mode=legacy",
+        }
+    }
+}
+
+/// The guest's ceph.conf: the monitor, client.admin's keyring in /etc/ceph, and the client
+/// settings of Ceph's own krbd QA (`rbd default features = 37`: layering, exclusive-lock,
+/// deep-flatten; the Pacific default 61 changes discard and namespace results), with every
+/// `rbd map` using `ms_mode`.
+pub(super) fn guest_ceph_conf(ms_mode: MsMode) -> String {
+    format!(
+        "[global]
+mon host = {mon_host}
+ms bind ipv6 = false
+keyring = /etc/ceph/ceph.client.admin.keyring
+[client]
+rbd default features = 37
+rbd default map options = {opt}
+log file = /var/log/ceph/$name.$pid.log
+admin socket = /var/run/ceph/$cluster-$name.$pid.asok
+",
+        mon_host = mon_addr(),
+        opt = ms_mode.map_option()
     )
 }
 

@@ -13,6 +13,7 @@ mod config;
 mod netns;
 mod session;
 
+pub use config::MsMode;
 pub use session::{pattern, ClusterReport, GuestSession, GuestStep};
 
 use self::config::CLUSTER_IP;

@@ -168,6 +168,20 @@ impl GuestSession<'_> {
         )
     }
 
+    /// The guest's `/etc/ceph/ceph.conf` and `/etc/ceph/ceph.client.admin.keyring`, as
+    /// (file name, text).
+    pub fn guest_ceph_files(&self, ms_mode: super::MsMode) -> [(&'static str, String); 2] {
+        [
+            ("ceph.conf", super::config::guest_ceph_conf(ms_mode)),
+            ("ceph.client.admin.keyring", super::config::admin_keyring(&self.cluster.admin_key)),
+        ]
+    }
+
+    /// The guest's address and its gateway (the tap), e.g. ("10.254.3.2", "10.254.3.1").
+    pub fn guest_addresses(&self) -> (String, String) {
+        (format!("10.254.{}.2", self.k), format!("10.254.{}.1", self.k))
+    }
+
     /// Checks the guest's steps and compares checksums with the host's view of the images.
     pub fn verify(&self, events: &[GuestEvent], listener: &dyn Listener) -> ClusterReport {
         let steps = guest_steps(events);

@@ -1,0 +1,208 @@
+//! `boot-test --suite`: workunit-style scripts (`*.sh`, pass = exit 0) and cram tests (`*.t`,
+//! pass = exact output) run in a real Debian guest ([`crate::guest_root`]) on the target's
+//! own kernel, against the throwaway cluster, each with its own timeout.
+//!
+//! One run is one boot with three disks: the cached root (`/dev/vda`, writes discarded),
+//! the run's payload (`/dev/vdb`: the kernel's whole module tree with the set under test in
+//! `updates/krbd-forge/` where `install` puts it and depmod run, the cluster's client
+//! config, the suite, the init), and a raw results disk (`/dev/vdc`) onto which the guest
+//! writes a tar of every test's exit status, time, output and kernel log before it powers
+//! off. The console carries one short record per test as well, so that a guest killed
+//! half-way still reports what finished. `rbd map` in the guest modprobes the set; the
+//! report proves it with the GNU build-ids of the loaded modules.
+
+mod payload;
+mod report;
+
+pub use report::{classify, Classification, ModuleProof, Outcome, SuiteReport, TestResult};
+
+use crate::boot::{io_err, kernel_for_boot, prepare_host, read_kernel_package};
+use crate::cluster::{Cluster, MsMode};
+use crate::deps::{plan_load_order, OurModule};
+use crate::guest::{parse_log, GuestEvent};
+use crate::guest_root::GuestRoot;
+use crate::qemu::{self, Drive, QemuSpec};
+use crate::{IoAction, VmError};
+use krbd_progress::{Listener, Unit};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What kind of test a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestKind {
+    /// A workunit-style script: passes when it exits 0.
+    Script,
+    /// A cram test: passes when the output is exactly the expected one.
+    Cram,
+}
+
+/// One test of a suite folder.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SuiteTest {
+    /// The file name (`krbd_discard.sh`, `unmap.t`).
+    pub name: String,
+    pub kind: TestKind,
+}
+
+/// The tests of `dir` (its top-level `*.sh` and `*.t`, by name), or those of them named in
+/// `only` (file name, or file name without `.sh`/`.t`), in the order given.
+pub fn discover(dir: &Path, only: &[String]) -> Result<Vec<SuiteTest>, VmError> {
+    let unreadable = |source| VmError::SuiteUnreadable { dir: dir.to_path_buf(), source };
+    let mut all: Vec<SuiteTest> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let entry = entry.map_err(unreadable)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = if name.ends_with(".sh") {
+            TestKind::Script
+        } else if name.ends_with(".t") {
+            TestKind::Cram
+        } else {
+            continue;
+        };
+        if entry.file_type().map_err(unreadable)?.is_file() && !name.starts_with('.') {
+            all.push(SuiteTest { name, kind });
+        }
+    }
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    if all.is_empty() {
+        return Err(VmError::SuiteEmpty { dir: dir.to_path_buf() });
+    }
+    if only.is_empty() {
+        return Ok(all);
+    }
+    only.iter()
+        .map(|want| {
+            all.iter()
+                .find(|t| &t.name == want || t.name.strip_suffix(".sh").or(t.name.strip_suffix(".t")) == Some(want))
+                .cloned()
+                .ok_or_else(|| VmError::SuiteTestUnknown {
+                    dir: dir.to_path_buf(),
+                    name: want.clone(),
+                    available: all.iter().map(|t| t.name.clone()).collect(),
+                })
+        })
+        .collect()
+}
+
+/// Which modules the guest's `rbd map` is to load.
+#[derive(Debug, Clone)]
+pub enum SetUnderTest {
+    /// Our set, placed in `updates/krbd-forge/` as `install` does.
+    Ours(Vec<OurModule>),
+    /// The kernel package's own modules (the control run).
+    Stock,
+}
+
+impl SetUnderTest {
+    pub fn label(&self) -> &'static str {
+        match self {
+            SetUnderTest::Ours(_) => "ours",
+            SetUnderTest::Stock => "stock",
+        }
+    }
+}
+
+/// One suite run.
+pub struct SuiteSpec<'a> {
+    pub image_deb: PathBuf,
+    pub release: Option<String>,
+    pub set: SetUnderTest,
+    pub suite_dir: PathBuf,
+    pub tests: Vec<SuiteTest>,
+    /// Each test's own limit; the guest kills a test after it.
+    pub test_timeout: Duration,
+    pub root: GuestRoot,
+    pub cluster: &'a Cluster,
+    pub ms_mode: MsMode,
+    pub busybox: PathBuf,
+    pub qemu: PathBuf,
+    /// Created if missing; holds the disks, the serial log and the extracted results.
+    pub work_dir: PathBuf,
+    pub memory_mb: u32,
+}
+
+/// The modules the initramfs loads to reach the disks.
+const DISK_MODULES: [&str; 3] = ["virtio_blk", "ext4", "crc32c_generic"];
+
+/// Boot, udev, network and the proof take about a minute under TCG; the guest's own end
+/// (tar, power-off) a few seconds.
+const BOOT_ALLOWANCE: Duration = Duration::from_secs(300);
+
+/// Runs the suite in one guest and reports every test.
+pub fn run_suite(spec: &SuiteSpec, listener: &dyn Listener) -> Result<SuiteReport, VmError> {
+    std::fs::create_dir_all(&spec.work_dir).map_err(io_err(IoAction::Create, &spec.work_dir))?;
+    let busybox = prepare_host(&spec.work_dir, &spec.busybox, &spec.qemu)?;
+    let pkg = read_kernel_package(&spec.image_deb, spec.release.as_deref(), listener)?;
+    let (kernel, _) = kernel_for_boot(&pkg, &spec.work_dir, listener)?;
+    let accel = qemu::probe_accel_once(&spec.qemu, &kernel, &busybox, &spec.work_dir);
+    let disk_plan = plan_load_order(&pkg, &[], &DISK_MODULES, listener)?;
+    let init = include_str!("../guest/suite-initramfs.sh");
+    let initrd_bytes = crate::initramfs::build(&busybox, &disk_plan, init, &Default::default())?;
+    let initrd = spec.work_dir.join("suite-initramfs.cpio.gz");
+    std::fs::write(&initrd, initrd_bytes).map_err(io_err(IoAction::Write, &initrd))?;
+    let expected = report::expected_build_ids(&pkg, &spec.set, listener)?;
+
+    let session = spec.cluster.guest_session(&spec.work_dir, listener)?;
+    let payload_disk = payload::make(spec, &pkg, &session, listener)?;
+    let results_disk = payload::results_disk(&spec.work_dir)?;
+    let serial_log = spec.work_dir.join("serial.log");
+    let qspec = QemuSpec {
+        qemu: spec.qemu.clone(),
+        kernel,
+        initrd,
+        append: qemu::GUEST_APPEND.into(),
+        memory_mb: spec.memory_mb,
+        serial_log: serial_log.clone(),
+        network: Some(session.network.clone()),
+        timeout: BOOT_ALLOWANCE + (spec.test_timeout + Duration::from_secs(15)) * spec.tests.len() as u32,
+        drive: None,
+    };
+    let drives = [
+        Drive { path: spec.root.image.clone(), discard_writes: true },
+        Drive { path: payload_disk.clone(), discard_writes: false },
+        Drive { path: results_disk.clone(), discard_writes: false },
+    ];
+    listener.task_start(
+        &format!(
+            "running {} test(s) in the guest ({}, {} set)",
+            spec.tests.len(),
+            accel.accel.name(),
+            spec.set.label()
+        ),
+        None,
+        Unit::Steps,
+    );
+    let outcome = qemu::run_with_drives(&qspec, accel.accel, &drives);
+    listener.task_finish();
+    let outcome = outcome?;
+    drop(session);
+    let _ = std::fs::remove_file(&payload_disk);
+    let events = parse_log(&outcome.serial);
+    let results_dir = spec.work_dir.join("results");
+    let files = payload::read_results(&results_disk, &results_dir)?;
+    let _ = std::fs::remove_file(&results_disk);
+    Ok(report::assemble(spec, &pkg.release, &accel.to_string(), &events, &files, &outcome, &serial_log, &expected))
+}
+
+/// The guest's `KRBD|suite|<name>|<rc>|<seconds>` records.
+pub(crate) fn console_records(events: &[GuestEvent]) -> Vec<(String, Option<i32>, Option<f64>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            GuestEvent::Other { kind, fields } if kind == "suite" => {
+                let joined = fields.join("|");
+                let mut parts = joined.rsplitn(3, '|');
+                let secs = parts.next()?.trim().parse().ok();
+                let rc = parts.next()?.trim().parse().ok();
+                Some((parts.next()?.to_string(), rc, secs))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Where the results of one run's tests are kept on the host.
+pub fn results_dir(work_dir: &Path) -> PathBuf {
+    work_dir.join("results")
+}
