@@ -101,7 +101,9 @@ Wrong names for map:
   rbd: error opening image nosuch: (2) No such file or directory
   [2]
   $ rbd device map img@nosuch
-  rbd: error setting snapshot context: (2) No such file or directory
+  rbd: sysfs write failed
+  In some cases useful info is found in syslog - try "dmesg | tail".
+  rbd: map failed: (2) No such file or directory
   [2]
   $ rbd device map krbd-nosuch/img
   rbd: error opening pool 'krbd-nosuch': (2) No such file or directory

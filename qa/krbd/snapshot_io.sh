@@ -12,7 +12,7 @@
 # write to the snapshot device is refused.
 set -ex
 
-POOL=$(rbd config global get global rbd_default_pool 2>/dev/null || echo rbd)
+POOL=rbd
 IMAGE=snapshot-io
 WORK=$(mktemp -d "${TESTDIR:-${TMPDIR:-/tmp}}/snapshot-io.XXXXXX")
 HEAD_DEV=
