@@ -41,23 +41,15 @@ fn debian_rootfs() -> PathBuf {
         }
         let staging = cache.join(format!("{ROOTFS_KEY}.tmp"));
         let _ = std::fs::remove_dir_all(&staging);
-        let mirror = std::env::var("KRBD_TEST_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into());
-        let out = Command::new("timeout")
-            .args(["900", "debootstrap", "--variant=minbase", "--include=kmod", "bookworm"])
-            .arg(&staging)
-            .arg(&mirror)
-            .output()
-            .expect("run debootstrap (scripts/install-deps.sh installs it)");
-        assert!(
-            out.status.success(),
-            "debootstrap failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // What a boot does not need, and what would only make the image larger.
-        for d in ["var/cache/apt/archives", "usr/share/doc", "usr/share/man", "usr/share/locale"] {
-            let _ = std::fs::remove_dir_all(staging.join(d));
-        }
+        let mirror =
+            std::env::var("KRBD_TEST_DEBIAN_MIRROR").unwrap_or_else(|_| krbd_vm::guest_root::configured_mirror());
+        krbd_vm::guest_root::debootstrap(
+            &["kmod".to_string()],
+            &mirror,
+            &staging,
+            &cache.join(format!("{ROOTFS_KEY}.log")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         std::fs::rename(&staging, &dir).expect("publish the root file system");
     });
     dir

@@ -29,6 +29,7 @@ pub enum ExitCode {
     Guest,
     Cluster,
     Disagreement,
+    SuiteEnvironment,
     Interrupted,
 }
 
@@ -45,7 +46,7 @@ const fn row(code: i32, kind: &'static str, meaning: &'static str) -> Row {
 
 impl ExitCode {
     /// Every code, in the table's order.
-    pub const ALL: [ExitCode; 21] = {
+    pub const ALL: [ExitCode; 22] = {
         use ExitCode::*;
         [
             Ok,
@@ -68,6 +69,7 @@ impl ExitCode {
             Guest,
             Cluster,
             Disagreement,
+            SuiteEnvironment,
             Interrupted,
         ]
     };
@@ -92,10 +94,11 @@ impl ExitCode {
             NeedsAttention => row(13, "needs-attention", "the rollback failed or the journal is unreadable: rerun `rollback` after fixing the cause shown; or the set is installed but loading it failed"),
             NothingToRollBack => row(14, "nothing-to-roll-back", "rollback: nothing to roll back"),
             SetInconsistent => row(15, "set-inconsistent", "check: every module loads, but the set is inconsistent (see the findings)"),
-            TestFailed => row(16, "test-failed", "boot-test ran and something failed: a module was refused by the booted kernel (its message is shown), a build-id or srcversion differs, or a cluster I/O check failed"),
+            TestFailed => row(16, "test-failed", "boot-test ran and something failed: a module was refused by the booted kernel (its message is shown), a build-id or srcversion differs, a cluster I/O check failed, or a --suite test failed (with --stock: at least one only with the set under test, a regression)"),
             Guest => row(17, "guest", "boot-test: the guest never finished: timeout, or QEMU exited early (the relevant serial lines are shown)"),
             Cluster => row(18, "cluster", "boot-test --cluster: the throwaway Ceph cluster did not start or a Ceph command failed"),
             Disagreement => row(19, "disagreement", "boot-test --agreement: the kernel and `check` disagree on at least one module"),
+            SuiteEnvironment => row(22, "suite-environment", "boot-test --suite --stock: tests failed, but each failed with the stock modules too (environment problems, no regression; the report lists them)"),
             Interrupted => row(130, "interrupted", "interrupted (SIGINT, SIGTERM, SIGHUP); QEMU, the cluster and its namespace were torn down"),
         }
     }

@@ -150,11 +150,7 @@ fn build(spec: &GuestRootSpec, base: &Path, key: &str, listener: &dyn Listener) 
     let _ = std::fs::remove_dir_all(&staging);
     let tree = staging.join("tree");
     std::fs::create_dir_all(&staging).map_err(crate::boot::io_err(IoAction::Create, &staging))?;
-    let mut cmd = Command::new("debootstrap");
-    cmd.args(["--variant=minbase", &format!("--include={}", spec.packages.join(",")), SUITE])
-        .arg(&tree)
-        .arg(&spec.mirror);
-    run_step(cmd, "debootstrap", DEBOOTSTRAP_TIMEOUT, &staging.join("debootstrap.log"))?;
+    debootstrap(&spec.packages, &spec.mirror, &tree, &staging.join("debootstrap.log"))?;
     listener.task_progress(1);
     trim_and_prepare(&tree)?;
     listener.task_progress(2);
@@ -174,6 +170,19 @@ fn build(spec: &GuestRootSpec, base: &Path, key: &str, listener: &dyn Listener) 
     Ok(())
 }
 
+/// A Debian 12 minbase with `packages` into the folder `tree` (made; must not exist),
+/// docs, manuals, locales and apt's downloads removed; debootstrap's output kept in `log`.
+/// Also the base of the install test's root (minbase + kmod), which adds its own files.
+pub fn debootstrap(packages: &[String], mirror: &str, tree: &Path, log: &Path) -> Result<(), VmError> {
+    let mut cmd = Command::new("debootstrap");
+    cmd.args(["--variant=minbase", &format!("--include={}", packages.join(",")), SUITE]).arg(tree).arg(mirror);
+    run_step(cmd, "debootstrap", DEBOOTSTRAP_TIMEOUT, log)?;
+    for d in ["var/cache/apt/archives", "usr/share/doc", "usr/share/man", "usr/share/locale", "var/lib/apt/lists"] {
+        let _ = std::fs::remove_dir_all(tree.join(d));
+    }
+    Ok(())
+}
+
 /// Runs one build step, its output kept in `log`; a failure names the step and the log.
 fn run_step(mut cmd: Command, step: &'static str, timeout: Duration, log: &Path) -> Result<(), VmError> {
     match run_with_timeout(&mut cmd, timeout) {
@@ -189,12 +198,9 @@ fn run_step(mut cmd: Command, step: &'static str, timeout: Duration, log: &Path)
     }
 }
 
-/// Removes what a guest never reads (docs, apt's downloads) and adds what the suite's init
-/// expects: the payload disk's mount point, a host name, an empty fstab.
+/// Adds what the suite's init expects: the payload disk's mount point, a host name, an
+/// empty fstab, `cram`.
 fn trim_and_prepare(tree: &Path) -> Result<(), VmError> {
-    for d in ["var/cache/apt/archives", "usr/share/doc", "usr/share/man", "usr/share/locale", "var/lib/apt/lists"] {
-        let _ = std::fs::remove_dir_all(tree.join(d));
-    }
     let write = |rel: &str, text: &str| {
         let p = tree.join(rel);
         std::fs::write(&p, text).map_err(crate::boot::io_err(IoAction::Write, &p))

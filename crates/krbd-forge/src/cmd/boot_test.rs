@@ -25,6 +25,23 @@ kernel messages are compared with the check's; it prints \"N/N modules agree\" a
 disagreement with both sides. Exit 0: all agree; 19 (disagreement): at least one
 disagrees. The headers come from --headers or, like `check --kernel`, through the cache.
 
+With --suite DIR: a Debian 12 guest root (debootstrap: ceph-common, udev, xfsprogs,
+e2fsprogs, python3, cram, ...; built once into the cache under guest-root/, keyed by its
+package list) boots the target's kernel with the package's whole module tree and the set
+under test in /lib/modules/RELEASE/updates/krbd-forge/ (where `install` puts it; depmod
+run). The guest starts udevd, reaches the throwaway cluster (3 OSDs unless --osds; pool
+deletion allowed; client settings of Ceph's krbd QA: rbd default features = 37, every map
+with --ms-mode), proves that `rbd map` loads the set (GNU build-ids in /sys/module equal
+the files'), then runs each DIR/*.sh (pass: exit 0; environment: $CEPH_ARGS, $CEPH_ID,
+a writable $TESTDIR as the working folder, /dev/rbd/POOL/IMAGE links, /dev/fd) and each
+DIR/*.t (cram; pass: exact output), each killed after --test-timeout. Per test the report
+has pass/fail/timeout, seconds, the failing output (cram's diff), and the kernel's oops,
+WARN, BUG and libceph error lines; every output in full is under WORK_DIR/ours/results/.
+--stock runs the same suite on the stock modules as a control: a test failing on both
+is an environment failure, one failing only with the set under test a regression. Exit 0:
+all passed; 16: a test failed (with --stock: at least one regression or the proof
+failed); 22: with --stock, every failure failed on the stock set too.
+
 QEMU uses KVM only when /dev/kvm opens and a short probe boot under KVM works; otherwise
 TCG. The report says which and why (e.g. \"tcg: /dev/kvm absent\").";
 
