@@ -134,9 +134,9 @@ the object stays:
   0
   $ fill cd
   $ blkdiscard "$DEV" 2>&1 | sed "s|$DEV|DEV|"
-  blkdiscard: BLKDISCARD: DEV ioctl failed: Operation not supported
+  blkdiscard: DEV: BLKDISCARD ioctl failed: Operation not supported
   $ fallocate -p -l 4M "$DEV"
-  fallocate: fallocate failed: Operation not supported
+  fallocate: fallocate failed: keep size mode is unsupported
   [1]
   $ show
   000000 cd cd cd cd cd cd cd cd cd cd cd cd cd cd cd cd
