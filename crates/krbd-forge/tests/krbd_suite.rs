@@ -67,8 +67,9 @@ fn krbd_suite_passes_with_the_patched_set_and_the_stock_control() {
         .expect("run boot-test --suite");
     let wall = started.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("boot-test --suite --json ({e}):\n{stderr}\n{}", String::from_utf8_lossy(&out.stdout)));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("boot-test --suite --json ({e}):\n{stderr}\n{}", String::from_utf8_lossy(&out.stdout))
+    });
     let (ours, stock) = (&v["ours"], &v["stock"]);
     let table = describe(ours);
     eprintln!(
