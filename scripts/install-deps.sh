@@ -9,8 +9,9 @@ set -euo pipefail
 # kernels embed in modules.
 build_pkgs=(gcc-12 make libelf1 binutils dwarves xz-utils ca-certificates)
 bench_pkgs=(flex bison bc libelf-dev libssl-dev python3)
-# debootstrap and e2fsprogs: the install test boots a debootstrapped root from an ext4
-# image made with `mkfs.ext4 -d`. openssl: throwaway signing keys in the package tests.
+# debootstrap and e2fsprogs: the install test and `boot-test --suite` boot debootstrapped roots from
+# ext4 images made with `mkfs.ext4 -d` (kmod's depmod lays out the suite guest's module tree).
+# openssl: throwaway signing keys in the package tests.
 # gnupg, gpgv: RPM signatures (throwaway keys, rpmsign, and --rpm-key's checks).
 test_pkgs=(qemu-system-x86 busybox-static cpio kmod rpm openssl dpkg gnupg gpgv
            ceph-mon ceph-osd ceph-mgr ceph-common ceph-base iproute2

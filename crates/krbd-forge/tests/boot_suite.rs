@@ -3,7 +3,8 @@
 //! cache), a throwaway 3-OSD cluster, and the stock set as the control in the same
 //! invocation. One run proves the runner's reporting:
 //!
-//! - pass.sh (workunit conventions, `rbd map` with its udev link, I/O) and pass.t pass;
+//! - pass.sh (workunit conventions, features 37, `rbd map` with its udev link and
+//!   `--ms-mode secure` reaching the kernel, I/O) and pass.t pass;
 //! - fail.sh fails with its output kept; mismatch.t fails with cram's diff;
 //! - hang.sh is killed after --test-timeout and reported as timed out;
 //! - regression.sh fails only with the set in updates/: classified a regression, while
@@ -33,7 +34,7 @@ fn tiny_suite_reports_pass_fail_timeout_diff_and_proves_the_loaded_set() {
     let suite = krbd_testsupport::workspace_root().join("crates/krbd-forge/tests/tiny-suite");
     let started = std::time::Instant::now();
     let out = forge()
-        .args(["boot-test", "--json", "--stock", "--kernel", &release, "--modules"])
+        .args(["boot-test", "--json", "--stock", "--ms-mode", "secure", "--kernel", &release, "--modules"])
         .arg(&built.out)
         .arg("--image-deb")
         .arg(input_deb(&built.report, "image"))
@@ -63,6 +64,9 @@ fn tiny_suite_reports_pass_fail_timeout_diff_and_proves_the_loaded_set() {
         assert_eq!(t["outcome"], "pass", "{t:#}");
         assert_eq!(t["stock_outcome"], "pass", "{t:#}");
     }
+    // Every output is kept in full; pass.sh printed the kernel client's options.
+    let pass_output = std::fs::read_to_string(row(ours, "pass.sh")["output_file"].as_str().unwrap()).unwrap();
+    assert!(pass_output.contains("ms_mode=secure"), "--ms-mode reaches the kernel: {pass_output}");
     let fail = row(ours, "fail.sh");
     assert_eq!((fail["outcome"].as_str(), fail["exit_code"].as_i64()), (Some("fail"), Some(3)), "{fail:#}");
     assert!(fail["output"].as_str().unwrap_or("").contains("the reason is on stderr"), "{fail:#}");

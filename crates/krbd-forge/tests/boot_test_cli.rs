@@ -333,3 +333,28 @@ fn kernel_and_modules_default_to_the_default_build() {
     let message = v["error"]["message"].as_str().unwrap_or("");
     assert!(message.contains(&format!("out/{release}")), "{release} not in: {message}");
 }
+
+#[test]
+fn a_bad_suite_folder_or_test_name_exits_5_before_anything_starts() {
+    let out = forge().args(["boot-test", "--json", "--suite", "/nonexistent/suite"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "bad-input");
+    assert_eq!(v["error"]["stage"], "suite");
+    let suite = krbd_testsupport::workspace_root().join("crates/krbd-forge/tests/tiny-suite");
+    let out = forge().args(["boot-test", "--test", "nope", "--suite"]).arg(&suite).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no test nope (it has: fail.sh, hang.sh, mismatch.t, pass.sh, pass.t, regression.sh)"),
+        "{stderr}"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let out = forge().args(["boot-test", "--suite"]).arg(empty.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no tests in it"));
+    // --test needs --suite; --suite and --cluster do not mix.
+    assert_eq!(forge().args(["boot-test", "--test", "x"]).output().unwrap().status.code(), Some(2));
+    let out = forge().args(["boot-test", "--cluster", "--suite"]).arg(&suite).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

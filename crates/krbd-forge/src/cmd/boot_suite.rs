@@ -119,10 +119,16 @@ pub fn run(args: BootTestArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail_vm(json, "cluster", &e),
     };
+    listener.task_start("reading the kernel package", None, krbd_progress::Unit::Steps);
+    let package = krbd_vm::KernelPackage::read(&p.image_deb, Some(&p.release));
+    listener.task_finish();
+    let package = match package {
+        Ok(pkg) => pkg,
+        Err(e) => return fail_vm(json, "kernel-package", &e),
+    };
     let run_one = |set: SetUnderTest, sub: &str| {
         let spec = suite::SuiteSpec {
-            image_deb: p.image_deb.clone(),
-            release: Some(p.release.clone()),
+            package: &package,
             set,
             suite_dir: p.suite_dir.clone(),
             tests: p.tests.clone(),

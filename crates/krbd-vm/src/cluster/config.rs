@@ -64,6 +64,7 @@ mon warn on insecure global id reclaim allowed = false
 osd crush chooseleaf type = 0
 mon allow pool delete = true
 mon max osd = 100000
+mon debug no require bluestore for ec overwrites = true
 osd pool default erasure code profile = plugin=jerasure technique=reed_sol_van k=2 m=1 crush-failure-domain=osd
 osd op num shards = 1
 osd op num threads per shard = 2

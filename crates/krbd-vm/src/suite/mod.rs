@@ -16,11 +16,12 @@ mod report;
 
 pub use report::{classify, Classification, ModuleProof, Outcome, SuiteReport, TestResult};
 
-use crate::boot::{io_err, kernel_for_boot, prepare_host, read_kernel_package};
+use crate::boot::{io_err, kernel_for_boot, prepare_host};
 use crate::cluster::{Cluster, MsMode};
 use crate::deps::{plan_load_order, OurModule};
 use crate::guest::{parse_log, GuestEvent};
 use crate::guest_root::GuestRoot;
+use crate::linux_image::KernelPackage;
 use crate::qemu::{self, Drive, QemuSpec};
 use crate::{IoAction, VmError};
 use krbd_progress::{Listener, Unit};
@@ -105,8 +106,8 @@ impl SetUnderTest {
 
 /// One suite run.
 pub struct SuiteSpec<'a> {
-    pub image_deb: PathBuf,
-    pub release: Option<String>,
+    /// The target's linux-image package (read once for both runs of a `--stock` pair).
+    pub package: &'a KernelPackage,
     pub set: SetUnderTest,
     pub suite_dir: PathBuf,
     pub tests: Vec<SuiteTest>,
@@ -133,18 +134,18 @@ const BOOT_ALLOWANCE: Duration = Duration::from_secs(300);
 pub fn run_suite(spec: &SuiteSpec, listener: &dyn Listener) -> Result<SuiteReport, VmError> {
     std::fs::create_dir_all(&spec.work_dir).map_err(io_err(IoAction::Create, &spec.work_dir))?;
     let busybox = prepare_host(&spec.work_dir, &spec.busybox, &spec.qemu)?;
-    let pkg = read_kernel_package(&spec.image_deb, spec.release.as_deref(), listener)?;
-    let (kernel, _) = kernel_for_boot(&pkg, &spec.work_dir, listener)?;
+    let pkg = spec.package;
+    let (kernel, _) = kernel_for_boot(pkg, &spec.work_dir, listener)?;
     let accel = qemu::probe_accel_once(&spec.qemu, &kernel, &busybox, &spec.work_dir);
-    let disk_plan = plan_load_order(&pkg, &[], &DISK_MODULES, listener)?;
+    let disk_plan = plan_load_order(pkg, &[], &DISK_MODULES, listener)?;
     let init = include_str!("../guest/suite-initramfs.sh");
     let initrd_bytes = crate::initramfs::build(&busybox, &disk_plan, init, &Default::default())?;
     let initrd = spec.work_dir.join("suite-initramfs.cpio.gz");
     std::fs::write(&initrd, initrd_bytes).map_err(io_err(IoAction::Write, &initrd))?;
-    let expected = report::expected_build_ids(&pkg, &spec.set, listener)?;
+    let expected = report::expected_build_ids(pkg, &spec.set, listener)?;
 
     let session = spec.cluster.guest_session(&spec.work_dir, listener)?;
-    let payload_disk = payload::make(spec, &pkg, &session, listener)?;
+    let payload_disk = payload::make(spec, pkg, &session, listener)?;
     let results_disk = payload::results_disk(&spec.work_dir)?;
     let serial_log = spec.work_dir.join("serial.log");
     let qspec = QemuSpec {
@@ -205,4 +206,40 @@ pub(crate) fn console_records(events: &[GuestEvent]) -> Vec<(String, Option<i32>
 /// Where the results of one run's tests are kept on the host.
 pub fn results_dir(work_dir: &Path) -> PathBuf {
     work_dir.join("results")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_takes_top_level_scripts_and_cram_tests_and_picks_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["b.t", "a.sh", "notes.txt", ".hidden.sh"] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("lib.sh")).unwrap();
+        let names = |v: Vec<SuiteTest>| v.into_iter().map(|t| (t.name, t.kind)).collect::<Vec<_>>();
+        assert_eq!(
+            names(discover(dir.path(), &[]).unwrap()),
+            [("a.sh".to_string(), TestKind::Script), ("b.t".to_string(), TestKind::Cram)]
+        );
+        let picked = discover(dir.path(), &["b".into(), "a.sh".into()]).unwrap();
+        assert_eq!(names(picked), [("b.t".to_string(), TestKind::Cram), ("a.sh".to_string(), TestKind::Script)]);
+        let err = discover(dir.path(), &["c".into()]).unwrap_err();
+        assert!(matches!(&err, VmError::SuiteTestUnknown { available, .. } if available.len() == 2), "{err:?}");
+        assert!(err.to_string().contains("no test c (it has: a.sh, b.t)"), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(discover(empty.path(), &[]), Err(VmError::SuiteEmpty { .. })));
+        assert!(matches!(discover(&empty.path().join("nope"), &[]), Err(VmError::SuiteUnreadable { .. })));
+    }
+
+    #[test]
+    fn console_records_survive_names_with_bars_and_missing_numbers() {
+        let events = parse_log("x KRBD|suite|a.sh|0|1.50\nKRBD|suite|odd|name.t|124|60.1\nKRBD|suite|b.sh|x|y\n");
+        let records = console_records(&events);
+        assert_eq!(records[0], ("a.sh".to_string(), Some(0), Some(1.5)));
+        assert_eq!(records[1], ("odd|name.t".to_string(), Some(124), Some(60.1)));
+        assert_eq!(records[2], ("b.sh".to_string(), None, None));
+    }
 }

@@ -27,7 +27,7 @@ const OUTPUT_IN_REPORT: usize = 64 * 1024;
 pub enum Outcome {
     Pass,
     Fail,
-    /// Killed after its timeout.
+    /// Killed after its timeout (or still hung past it when the guest's own time ran out).
     Timeout,
     /// The guest never got to it (it died or ran out of time before).
     NotRun,
@@ -167,6 +167,7 @@ fn test_row(
     test: &super::SuiteTest,
     files: Option<&TestFiles>,
     record: Option<&(String, Option<i32>, Option<f64>)>,
+    started: bool,
     timeout_secs: u64,
     results_dir: &Path,
 ) -> TestResult {
@@ -175,6 +176,9 @@ fn test_row(
     // timeout(1) exits 124 after its signal, 137 when it had to SIGKILL.
     let timed_out = |rc| rc == 124 || (rc == 137 && seconds.is_some_and(|s| s + 1.0 >= timeout_secs as f64));
     let outcome = match exit_code {
+        // Started but never ended: hung beyond timeout(1)'s SIGKILL (a task stuck in the
+        // kernel) until the guest's own time ran out.
+        None if started => Outcome::Timeout,
         None => Outcome::NotRun,
         Some(0) => Outcome::Pass,
         Some(rc) if timed_out(rc) => Outcome::Timeout,
@@ -220,7 +224,13 @@ pub(super) fn assemble(
     let tests: Vec<TestResult> = spec
         .tests
         .iter()
-        .map(|t| test_row(t, files.get(&t.name), records.iter().find(|r| r.0 == t.name), timeout_secs, &results_dir))
+        .map(|t| {
+            let record = records.iter().find(|r| r.0 == t.name);
+            let started = events.iter().any(
+                |e| matches!(e, GuestEvent::Other { kind, fields } if kind == "started" && fields.join("|") == t.name),
+            );
+            test_row(t, files.get(&t.name), record, started, timeout_secs, &results_dir)
+        })
         .collect();
     let proof = proof(events, expected);
     let map = events.iter().find_map(|e| match e {
@@ -297,6 +307,75 @@ pub fn classify(ours: &mut SuiteReport, stock: &SuiteReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report(rows: &[(&str, Outcome)]) -> SuiteReport {
+        let row = |(name, outcome): &(&str, Outcome)| TestResult {
+            name: name.to_string(),
+            kind: TestKind::Script,
+            outcome: *outcome,
+            seconds: Some(1.0),
+            exit_code: None,
+            output: None,
+            output_truncated: false,
+            output_file: None,
+            kernel_concerns: vec![],
+            stock_outcome: None,
+            classification: if *outcome == Outcome::Pass { Classification::Pass } else { Classification::Unclassified },
+        };
+        SuiteReport {
+            kernel_release: "r".into(),
+            guest_release: None,
+            set: "ours".into(),
+            accelerator: "tcg".into(),
+            ms_mode: MsMode::Crc,
+            test_timeout_secs: 1,
+            map: None,
+            proof: vec![],
+            tests: rows.iter().map(row).collect(),
+            ready_secs: None,
+            elapsed_secs: 0.0,
+            timed_out: false,
+            serial_log: PathBuf::new(),
+            results_dir: PathBuf::new(),
+            passed: false,
+            problems: vec![],
+        }
+    }
+
+    #[test]
+    fn failures_on_both_sets_are_environment_and_only_on_ours_regressions() {
+        use Outcome::*;
+        let mut ours = report(&[("a", Pass), ("b", Fail), ("c", Timeout), ("d", Fail)]);
+        let stock = report(&[("a", Pass), ("b", Pass), ("c", Fail)]);
+        classify(&mut ours, &stock);
+        let got: Vec<(Classification, Option<Outcome>)> =
+            ours.tests.iter().map(|t| (t.classification, t.stock_outcome)).collect();
+        assert_eq!(
+            got,
+            [
+                (Classification::Pass, Some(Pass)),
+                (Classification::Regression, Some(Pass)),
+                (Classification::Environment, Some(Fail)),
+                (Classification::Unclassified, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn outcomes_from_exit_status_time_and_the_console() {
+        let t = super::super::SuiteTest { name: "t.sh".into(), kind: TestKind::Script };
+        let dir = Path::new("/nonexistent");
+        let rec = |rc, secs| ("t.sh".to_string(), Some(rc), Some(secs));
+        let outcome = |record: Option<(String, Option<i32>, Option<f64>)>, started| {
+            test_row(&t, None, record.as_ref(), started, 20, dir).outcome
+        };
+        assert_eq!(outcome(Some(rec(0, 1.0)), true), Outcome::Pass);
+        assert_eq!(outcome(Some(rec(124, 20.1)), true), Outcome::Timeout);
+        assert_eq!(outcome(Some(rec(137, 30.0)), true), Outcome::Timeout, "SIGKILL after the grace period");
+        assert_eq!(outcome(Some(rec(137, 3.0)), true), Outcome::Fail, "killed by something else, early");
+        assert_eq!(outcome(None, true), Outcome::Timeout, "started, never ended");
+        assert_eq!(outcome(None, false), Outcome::NotRun);
+    }
 
     #[test]
     fn concerns_are_oopses_warnings_and_libceph_errors() {
