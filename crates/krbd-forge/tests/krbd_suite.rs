@@ -19,17 +19,23 @@ fn rows(report: &Value) -> &Vec<Value> {
     report["tests"].as_array().unwrap_or_else(|| panic!("no test rows: {report:#}"))
 }
 
-/// One line per test: outcome, seconds, classification, and the output tail of failures.
-fn describe(report: &Value) -> String {
+fn seconds(row: Option<&Value>) -> String {
+    row.and_then(|t| t["seconds"].as_f64()).map_or("-".into(), |s| format!("{s:.1} s"))
+}
+
+/// One line per test: outcome and seconds with our set and with the stock set (`control`),
+/// the classification, and the output tail of failures.
+fn describe(report: &Value, control: &Value) -> String {
     let mut text = String::new();
     for t in rows(report) {
-        let secs = t["seconds"].as_f64().map_or("-".into(), |s| format!("{s:.1} s"));
+        let stock_row = control["tests"].as_array().and_then(|a| a.iter().find(|c| c["name"] == t["name"]));
         text += &format!(
-            "{:<28} {:<8} {:>9}  stock: {:<8} {}\n",
+            "{:<28} {:<8} {:>9}  stock: {:<8} {:>9}  {}\n",
             t["name"].as_str().unwrap_or("?"),
             t["outcome"].as_str().unwrap_or("?"),
-            secs,
+            seconds(Some(t)),
             t["stock_outcome"].as_str().unwrap_or("-"),
+            seconds(stock_row),
             t["classification"].as_str().unwrap_or("-"),
         );
         if t["outcome"] != "pass" {
@@ -71,7 +77,7 @@ fn krbd_suite_passes_with_the_patched_set_and_the_stock_control() {
         panic!("boot-test --suite --json ({e}):\n{stderr}\n{}", String::from_utf8_lossy(&out.stdout))
     });
     let (ours, stock) = (&v["ours"], &v["stock"]);
-    let table = describe(ours);
+    let table = describe(ours, stock);
     eprintln!(
         "qa/krbd on {release}: {wall:.0} s wall for both runs; ours {:.0} s, stock {:.0} s in the guest ({})\n{table}",
         ours["elapsed_secs"].as_f64().unwrap_or(0.0),
@@ -96,7 +102,7 @@ fn krbd_suite_passes_with_the_patched_set_and_the_stock_control() {
         .collect();
     files.sort();
     assert_eq!(names, files, "{table}");
-    assert_eq!(rows(stock).len(), files.len(), "the control ran every test:\n{}", describe(stock));
+    assert_eq!(rows(stock).len(), files.len(), "the control ran every test:\n{}", describe(stock, ours));
 
     assert_eq!(v["regressions"], serde_json::json!([]), "failed only with our set:\n{table}");
     assert_eq!(v["environment_failures"], serde_json::json!([]), "failed with the stock set too:\n{table}");
