@@ -6,7 +6,8 @@
 //! - pass.sh (workunit conventions, features 37, `rbd map` with its udev link and
 //!   `--ms-mode secure` reaching the kernel, I/O) and pass.t pass;
 //! - fail.sh fails with its output kept; mismatch.t fails with cram's diff;
-//! - hang.sh is killed after --test-timeout and reported as timed out;
+//! - hang.sh is killed after the limit it declares (`krbd-timeout:`, below --test-timeout)
+//!   and reported as timed out;
 //! - regression.sh fails only with the set in updates/: classified a regression, while
 //!   fail.sh (fails on both) is an environment failure;
 //! - the loaded libceph, rbd and ceph are the files under test (GNU build-id), loaded by
@@ -72,10 +73,12 @@ fn tiny_suite_reports_pass_fail_timeout_diff_and_proves_the_loaded_set() {
     assert!(fail["output"].as_str().unwrap_or("").contains("the reason is on stderr"), "{fail:#}");
     assert_eq!(fail["classification"], "environment", "fails with the stock set too: {fail:#}");
 
+    // hang.sh declares its own limit (krbd-timeout: 12), below the run's 20 s.
     let hang = row(ours, "hang.sh");
-    assert_eq!(hang["outcome"], "timeout", "{hang:#}");
+    assert_eq!((hang["outcome"].as_str(), hang["timeout_secs"].as_u64()), (Some("timeout"), Some(12)), "{hang:#}");
     let secs = hang["seconds"].as_f64().unwrap_or(0.0);
-    assert!((TEST_TIMEOUT as f64..TEST_TIMEOUT as f64 + 15.0).contains(&secs), "{hang:#}");
+    assert!((12.0..TEST_TIMEOUT as f64).contains(&secs), "{hang:#}");
+    assert_eq!(row(ours, "pass.sh")["timeout_secs"], TEST_TIMEOUT, "the run's limit");
 
     let diff = row(ours, "mismatch.t");
     assert_eq!(diff["outcome"], "fail", "{diff:#}");

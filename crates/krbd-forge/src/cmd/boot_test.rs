@@ -34,7 +34,8 @@ deletion allowed; client settings of Ceph's krbd QA: rbd default features = 37, 
 with --ms-mode), proves that `rbd map` loads the set (GNU build-ids in /sys/module equal
 the files'), then runs each DIR/*.sh (pass: exit 0; environment: $CEPH_ARGS, $CEPH_ID,
 a writable $TESTDIR as the working folder, /dev/rbd/POOL/IMAGE links, /dev/fd) and each
-DIR/*.t (cram; pass: exact output), each killed after --test-timeout. Per test the report
+DIR/*.t (cram; pass: exact output), each killed after --test-timeout or the limit it
+declares (`krbd-timeout: SECS` on one of its first 30 lines). Per test the report
 has pass/fail/timeout, seconds, the failing output (cram's diff), and the kernel's oops,
 WARN, BUG and libceph error lines; every output in full is under WORK_DIR/ours/results/.
 --stock runs the same suite on the stock modules as a control: a test failing on both
@@ -102,8 +103,8 @@ pub struct BootTestArgs {
     /// With --suite: run only this test (file name, with or without .sh/.t); repeatable.
     #[arg(long = "test", value_name = "NAME", requires = "suite")]
     pub tests: Vec<String>,
-    /// With --suite: each test's own limit in seconds; the guest kills a test after it
-    /// and reports it as timed out.
+    /// With --suite: each test's limit in seconds (unless the test declares its own with
+    /// `krbd-timeout: SECS`); the guest kills a test after it and reports it as timed out.
     #[arg(long, default_value_t = 600, value_name = "SECS", requires = "suite",
           value_parser = clap::value_parser!(u64).range(5..=86400))]
     pub test_timeout: u64,

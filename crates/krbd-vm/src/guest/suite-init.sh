@@ -68,15 +68,16 @@ export CEPH_ARGS="--cluster ceph" CEPH_ID=admin CEPH_BASE=/krbd/suite CEPH_ROOT=
 # One test: in its own scratch folder ($TESTDIR), stdin closed, killed after its timeout
 # (timeout signals the test's whole process group).
 run_test() {
-	name=$1
+	name=${1%:*}
+	limit=${1##*:}
 	out=/results/$name
 	mkdir -p "$out" "/testdir/$name"
 	dmesg -c >/dev/null
 	say "started|$name"
 	start=$(date +%s.%N)
 	case $name in
-	*.t) (cd "/testdir/$name" && TESTDIR=/testdir/$name timeout -k 10 "$TEST_TIMEOUT" cram --shell=/bin/bash "/krbd/suite/$name") ;;
-	*) (cd "/testdir/$name" && TESTDIR=/testdir/$name CEPH_MNT=/testdir/$name timeout -k 10 "$TEST_TIMEOUT" bash "/krbd/suite/$name") ;;
+	*.t) (cd "/testdir/$name" && TESTDIR=/testdir/$name timeout -k 10 "$limit" cram --shell=/bin/bash "/krbd/suite/$name") ;;
+	*) (cd "/testdir/$name" && TESTDIR=/testdir/$name CEPH_MNT=/testdir/$name timeout -k 10 "$limit" bash "/krbd/suite/$name") ;;
 	esac >"$out/output" 2>&1 </dev/null
 	rc=$?
 	end=$(date +%s.%N)

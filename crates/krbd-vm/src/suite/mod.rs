@@ -44,6 +44,18 @@ pub struct SuiteTest {
     /// The file name (`krbd_discard.sh`, `unmap.t`).
     pub name: String,
     pub kind: TestKind,
+    /// Its own limit, declared in the file (`krbd-timeout: SECS` on one of its first 30
+    /// lines, e.g. a comment); otherwise the run's.
+    pub timeout_secs: Option<u64>,
+}
+
+/// The `krbd-timeout: SECS` a test declares on one of its first 30 lines.
+fn declared_timeout(path: &Path) -> Option<u64> {
+    let text = std::fs::read(path).ok()?;
+    String::from_utf8_lossy(&text).lines().take(30).find_map(|l| {
+        let rest = l.split_once("krbd-timeout:")?.1.trim();
+        rest.split_whitespace().next()?.parse().ok().filter(|s| *s > 0)
+    })
 }
 
 /// The tests of `dir` (its top-level `*.sh` and `*.t`, by name), or those of them named in
@@ -62,7 +74,8 @@ pub fn discover(dir: &Path, only: &[String]) -> Result<Vec<SuiteTest>, VmError> 
             continue;
         };
         if entry.file_type().map_err(unreadable)?.is_file() && !name.starts_with('.') {
-            all.push(SuiteTest { name, kind });
+            let timeout_secs = declared_timeout(&entry.path());
+            all.push(SuiteTest { name, kind, timeout_secs });
         }
     }
     all.sort_by(|a, b| a.name.cmp(&b.name));
@@ -111,7 +124,7 @@ pub struct SuiteSpec<'a> {
     pub set: SetUnderTest,
     pub suite_dir: PathBuf,
     pub tests: Vec<SuiteTest>,
-    /// Each test's own limit; the guest kills a test after it.
+    /// Each test's limit unless it declares its own; the guest kills a test after it.
     pub test_timeout: Duration,
     pub root: GuestRoot,
     pub cluster: &'a Cluster,
@@ -121,6 +134,13 @@ pub struct SuiteSpec<'a> {
     /// Created if missing; holds the disks, the serial log and the extracted results.
     pub work_dir: PathBuf,
     pub memory_mb: u32,
+}
+
+impl SuiteSpec<'_> {
+    /// The limit of `test`: its own, or the run's.
+    pub fn timeout_secs(&self, test: &SuiteTest) -> u64 {
+        test.timeout_secs.unwrap_or(self.test_timeout.as_secs())
+    }
 }
 
 /// The modules the initramfs loads to reach the disks.
@@ -156,7 +176,8 @@ pub fn run_suite(spec: &SuiteSpec, listener: &dyn Listener) -> Result<SuiteRepor
         memory_mb: spec.memory_mb,
         serial_log: serial_log.clone(),
         network: Some(session.network.clone()),
-        timeout: BOOT_ALLOWANCE + (spec.test_timeout + Duration::from_secs(15)) * spec.tests.len() as u32,
+        timeout: BOOT_ALLOWANCE
+            + spec.tests.iter().map(|t| Duration::from_secs(spec.timeout_secs(t) + 15)).sum::<Duration>(),
         drive: None,
     };
     let drives = [
@@ -218,12 +239,15 @@ mod tests {
         for f in ["b.t", "a.sh", "notes.txt", ".hidden.sh"] {
             std::fs::write(dir.path().join(f), "").unwrap();
         }
+        std::fs::write(dir.path().join("b.t"), "Slow:\n  krbd-timeout: 900 (seconds)\n  $ true\n").unwrap();
         std::fs::create_dir(dir.path().join("lib.sh")).unwrap();
         let names = |v: Vec<SuiteTest>| v.into_iter().map(|t| (t.name, t.kind)).collect::<Vec<_>>();
         assert_eq!(
             names(discover(dir.path(), &[]).unwrap()),
             [("a.sh".to_string(), TestKind::Script), ("b.t".to_string(), TestKind::Cram)]
         );
+        let timeouts: Vec<Option<u64>> = discover(dir.path(), &[]).unwrap().iter().map(|t| t.timeout_secs).collect();
+        assert_eq!(timeouts, [None, Some(900)]);
         let picked = discover(dir.path(), &["b".into(), "a.sh".into()]).unwrap();
         assert_eq!(names(picked), [("b.t".to_string(), TestKind::Cram), ("a.sh".to_string(), TestKind::Script)]);
         let err = discover(dir.path(), &["c".into()]).unwrap_err();

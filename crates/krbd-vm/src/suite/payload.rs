@@ -33,10 +33,10 @@ pub(super) fn make(
     }
     copy_suite(&spec.suite_dir, &dir.join("suite"))?;
     let (guest_ip, gw) = session.guest_addresses();
-    let tests: Vec<&str> = spec.tests.iter().map(|t| t.name.as_str()).collect();
+    // name:seconds, each test with its own limit.
+    let tests: Vec<String> = spec.tests.iter().map(|t| format!("{}:{}", t.name, spec.timeout_secs(t))).collect();
     let env = format!(
-        "#!/bin/bash\nGUEST_IP={guest_ip}\nGW={gw}\nMON_IP=10.254.0.1\nTEST_TIMEOUT={}\nTESTS='{}'\nSET={}\n",
-        spec.test_timeout.as_secs(),
+        "#!/bin/bash\nGUEST_IP={guest_ip}\nGW={gw}\nMON_IP=10.254.0.1\nTESTS='{}'\nSET={}\n",
         tests.join(" "),
         spec.set.label()
     );

@@ -54,6 +54,8 @@ pub struct TestResult {
     pub kind: TestKind,
     pub outcome: Outcome,
     pub seconds: Option<f64>,
+    /// Its limit (its own `krbd-timeout:` or the run's).
+    pub timeout_secs: u64,
     pub exit_code: Option<i32>,
     /// The end of the output (cram's diff) when the test did not pass.
     pub output: Option<String>,
@@ -194,6 +196,7 @@ fn test_row(
         kind: test.kind,
         outcome,
         seconds,
+        timeout_secs,
         exit_code,
         output: (failed && files.is_some()).then(|| String::from_utf8_lossy(tail).into_owned()),
         output_truncated: failed && truncated,
@@ -229,7 +232,7 @@ pub(super) fn assemble(
             let started = events.iter().any(
                 |e| matches!(e, GuestEvent::Other { kind, fields } if kind == "started" && fields.join("|") == t.name),
             );
-            test_row(t, files.get(&t.name), record, started, timeout_secs, &results_dir)
+            test_row(t, files.get(&t.name), record, started, spec.timeout_secs(t), &results_dir)
         })
         .collect();
     let proof = proof(events, expected);
@@ -314,6 +317,7 @@ mod tests {
             kind: TestKind::Script,
             outcome: *outcome,
             seconds: Some(1.0),
+            timeout_secs: 1,
             exit_code: None,
             output: None,
             output_truncated: false,
@@ -363,7 +367,7 @@ mod tests {
 
     #[test]
     fn outcomes_from_exit_status_time_and_the_console() {
-        let t = super::super::SuiteTest { name: "t.sh".into(), kind: TestKind::Script };
+        let t = super::super::SuiteTest { name: "t.sh".into(), kind: TestKind::Script, timeout_secs: None };
         let dir = Path::new("/nonexistent");
         let rec = |rc, secs| ("t.sh".to_string(), Some(rc), Some(secs));
         let outcome = |record: Option<(String, Option<i32>, Option<f64>)>, started| {
