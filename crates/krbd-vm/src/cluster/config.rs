@@ -103,7 +103,9 @@ impl MsMode {
 /// The guest's ceph.conf: the monitor, client.admin's keyring in /etc/ceph, and the client
 /// settings of Ceph's own krbd QA (`rbd default features = 37`: layering, exclusive-lock,
 /// deep-flatten; the Pacific default 61 changes discard and namespace results), with every
-/// `rbd map` using `ms_mode`.
+/// `rbd map` using `ms_mode`. The CLIs' own log lines go to their log file only: Pacific's
+/// CLIs print spurious ones on stderr now and then (`monclient: get_auth_request but no
+/// auth handler is set up` at exit), which would break cram tests' exact output.
 pub(super) fn guest_ceph_conf(ms_mode: MsMode) -> String {
     format!(
         "[global]
@@ -113,6 +115,7 @@ keyring = /etc/ceph/ceph.client.admin.keyring
 [client]
 rbd default features = 37
 rbd default map options = {opt}
+log to stderr = false
 log file = /var/log/ceph/$name.$pid.log
 admin socket = /var/run/ceph/$cluster-$name.$pid.asok
 ",
