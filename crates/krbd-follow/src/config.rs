@@ -34,7 +34,7 @@ struct RawConfig {
 struct RawProofs {
     check: Option<bool>,
     boot_test_cluster: Option<bool>,
-    guest_suite: Option<bool>,
+    guest_suite: Option<PathBuf>,
     boot_test_timeout: Option<u64>,
 }
 
@@ -87,12 +87,14 @@ pub struct FollowConfig {
 }
 
 /// Which proofs a release needs before it is packaged. `check` is always required.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proofs {
     /// `boot-test --cluster` for Debian releases (their linux-image boots under QEMU).
     pub boot_test_cluster: bool,
-    /// The guest test suite stage (a later issue adds it).
-    pub guest_suite: bool,
+    /// `boot-test --suite DIR` for Debian releases: the suite folder (workunit scripts and
+    /// cram tests, e.g. the repository's `qa/krbd`) every release must pass before it is
+    /// packaged; `None`: no suite stage.
+    pub guest_suite: Option<PathBuf>,
     /// The boot test's hard limit, in seconds.
     pub boot_test_timeout: u64,
 }
@@ -171,6 +173,12 @@ impl FollowConfig {
         if raw.proofs.check == Some(false) {
             return Err(invalid("proofs.check", "the offline loader check is always required; remove the key".into()));
         }
+        let guest_suite = raw.proofs.guest_suite.clone().map(&abs);
+        if let Some(dir) = &guest_suite {
+            if !dir.is_dir() {
+                return Err(invalid("proofs.guest_suite", format!("{}: not a folder of suite tests", dir.display())));
+            }
+        }
         let boot_test_timeout = raw.proofs.boot_test_timeout.unwrap_or(600);
         if !(30..=7200).contains(&boot_test_timeout) {
             return Err(invalid("proofs.boot_test_timeout", format!("{boot_test_timeout}: give 30 to 7200 seconds")));
@@ -209,7 +217,7 @@ impl FollowConfig {
             series,
             proofs: Proofs {
                 boot_test_cluster: raw.proofs.boot_test_cluster.unwrap_or(true),
-                guest_suite: raw.proofs.guest_suite.unwrap_or(false),
+                guest_suite,
                 boot_test_timeout,
             },
             publish,
@@ -343,6 +351,53 @@ series = ["6.1", "6.12"]
         FollowConfig::parse(text, Path::new("/etc/krbd-forge/follow.toml"))
     }
 
+    /// `proofs.guest_suite` names a suite folder: Debian releases get a guest-suite stage
+    /// between the boot test and packaging, running `boot-test --suite` on the built set; a
+    /// folder that is not there is refused by name.
+    #[test]
+    fn a_guest_suite_folder_adds_the_suite_stage() {
+        use crate::discover::Family;
+        use crate::job::{self, Layout, Stage};
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("follow.toml");
+        let suite = dir.path().join("qa");
+        std::fs::create_dir(&suite).unwrap();
+        let text = format!("{GOOD}\n[proofs]\nguest_suite = \"qa\"\n");
+        let c = FollowConfig::parse(&text, &config_path).unwrap();
+        assert_eq!(c.proofs.guest_suite.as_deref(), Some(suite.as_path()));
+        let stages = Stage::for_release(Family::Debian, &c);
+        assert_eq!(
+            stages,
+            [Stage::Build, Stage::Check, Stage::BootTest, Stage::GuestSuite, Stage::Package, Stage::Publish]
+        );
+        struct Here(PathBuf);
+        impl Layout for Here {
+            fn dir(&self, stage: Stage) -> PathBuf {
+                self.0.join(stage.name())
+            }
+        }
+        let layout = Here(dir.path().join("out"));
+        let inputs = job::CommandInputs {
+            family: Family::Debian,
+            release: "6.12.1+deb12-amd64",
+            config: &c,
+            series: "recovery-weight",
+            layout: &layout,
+            cache_dir: None,
+        };
+        let cmd = job::command(Stage::GuestSuite, &inputs, &dir.path().join("o")).expect("a command line");
+        let line = cmd.shell_line("krbd-forge");
+        let set = layout.dir(Stage::Build).join("6.12.1+deb12-amd64");
+        assert!(line.starts_with("krbd-forge boot-test --kernel 6.12.1+deb12-amd64 --modules "), "{line}");
+        assert!(line.contains(&format!("--modules {} --suite {} ", set.display(), suite.display())), "{line}");
+        assert!(line.ends_with(" --json"), "{line}");
+
+        let missing = format!("{GOOD}\n[proofs]\nguest_suite = \"no-such-suite\"\n");
+        let e = FollowConfig::parse(&missing, &config_path).unwrap_err().to_string();
+        assert!(e.contains("proofs.guest_suite") && e.contains("no-such-suite"), "{e}");
+        assert_eq!(Stage::for_release(Family::Debian, &parse(GOOD).unwrap()).len(), 5, "off when absent");
+    }
+
     #[test]
     fn a_good_config_gets_its_defaults() {
         let c = parse(GOOD).unwrap();
@@ -351,7 +406,7 @@ series = ["6.1", "6.12"]
         assert_eq!(c.cache_dir, Path::new(DEFAULT_CACHE_DIR));
         assert_eq!(c.publish.signing_key, Path::new("/etc/krbd-forge/repo.asc"));
         assert!(c.proofs.boot_test_cluster, "boot-test --cluster is on by default");
-        assert!(!c.proofs.guest_suite);
+        assert!(c.proofs.guest_suite.is_none(), "no suite stage unless configured");
         assert_eq!(c.debian[0].mirror, "http://deb.debian.org/debian");
         assert_eq!(c.debian[0].components, ["main"]);
         let names: Vec<String> = c.debian_lines().iter().map(KernelLine::name).collect();

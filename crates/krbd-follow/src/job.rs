@@ -20,7 +20,8 @@ pub enum Stage {
     Check,
     /// `krbd-forge boot-test --cluster`: the release's own kernel under QEMU with RBD I/O.
     BootTest,
-    /// The guest test suite (a later issue adds it; off unless configured).
+    /// `krbd-forge boot-test --suite DIR`: the configured suite in a Debian guest (off unless
+    /// `proofs.guest_suite` names a folder).
     GuestSuite,
     /// `krbd-forge package`: the .deb (Debian) or kmod RPM (RHEL family).
     Package,
@@ -53,7 +54,7 @@ impl Stage {
         if family == Family::Debian && config.proofs.boot_test_cluster {
             stages.push(Stage::BootTest);
         }
-        if family == Family::Debian && config.proofs.guest_suite {
+        if family == Family::Debian && config.proofs.guest_suite.is_some() {
             stages.push(Stage::GuestSuite);
         }
         stages.extend([Stage::Package, Stage::Publish]);
@@ -103,7 +104,7 @@ pub struct CommandInputs<'a> {
 }
 
 /// The command of `stage`, writing into `output`; `None` for the stages that are no
-/// command (publish, and the guest suite until it exists).
+/// command (publish).
 pub fn command(stage: Stage, inputs: &CommandInputs<'_>, output: &Path) -> Option<JobCommand> {
     let CommandInputs { family, release, config, series, layout, cache_dir } = *inputs;
     let p = |path: &Path| path.display().to_string();
@@ -150,7 +151,14 @@ pub fn command(stage: Stage, inputs: &CommandInputs<'_>, output: &Path) -> Optio
             }
             a
         }
-        Stage::GuestSuite | Stage::Publish => return None,
+        Stage::GuestSuite => {
+            let suite = config.proofs.guest_suite.as_deref()?;
+            let mut a: Vec<String> =
+                ["boot-test", "--kernel", release, "--modules"].iter().map(|s| s.to_string()).collect();
+            a.extend([p(&set), "--suite".into(), p(suite), "--work-dir".into(), p(&output.join("work"))]);
+            a
+        }
+        Stage::Publish => return None,
     };
     if stage != Stage::Package {
         args.extend(cache);
@@ -185,6 +193,17 @@ impl ChildOutcome {
             let message = e["message"].as_str().unwrap_or("failed").to_string();
             let hint = e["hint"].as_str().map(|h| format!(" ({h})")).unwrap_or_default();
             return (e["kind"].as_str().map(String::from), format!("{message}{hint}"));
+        }
+        // boot-test --suite's report: the tests that did not pass.
+        if let Some(tests) = json["ours"]["tests"].as_array() {
+            let failed: Vec<String> = tests
+                .iter()
+                .filter(|t| t["outcome"] != "pass")
+                .map(|t| format!("{} {}", t["name"].as_str().unwrap_or("?"), t["outcome"].as_str().unwrap_or("?")))
+                .collect();
+            if !failed.is_empty() {
+                return (Some("test-failed".into()), format!("suite tests failed: {}", failed.join(", ")));
+            }
         }
         // boot-test's report: its problems; check's: the refused modules.
         let problems: Vec<String> = json["problems"]

@@ -63,7 +63,8 @@ fn describe(report: &Value, control: &Value) -> String {
 }
 
 /// The tests CI runs: the fast ones, about five minutes of guest time under TCG.
-const QUICK: [&str; 5] = ["stable_writes_resize.sh", "snapshot_io.sh", "discard_zeroout.t", "huge_image.t", "parent_overlap.t"];
+const QUICK: [&str; 5] =
+    ["stable_writes_resize.sh", "snapshot_io.sh", "discard_zeroout.t", "huge_image.t", "parent_overlap.t"];
 
 #[test]
 fn krbd_suite_quick_subset_passes_with_the_patched_set() {
