@@ -76,6 +76,7 @@ pub fn ship(set_out: &Path, format: krbd_ship::Format, dir: &Path) -> PathBuf {
         maintainer: "Test Maintainer <test@example.invalid>".into(),
         installer: None,
         cache_root: None,
+        host_docs: None,
         debug: false,
         signing: None,
     };
