@@ -27,10 +27,11 @@ Not decided offline: whether a signature is valid and its key trusted.";
 const HOST_EXAMPLES: &str = "\
 Examples:
   krbd-host check libceph.ko ceph.ko rbd.ko          (this host's running kernel)
-  krbd-host check *.ko --kernel 6.12.117+deb12-amd64 (its /lib/modules/<release>/build)
-  krbd-host check libceph.ko ceph.ko rbd.ko --headers /usr/src/linux-headers-6.12.117+deb12-amd64
+  krbd-host check *.ko --kernel RELEASE              (its /lib/modules/RELEASE/build)
+  krbd-host check libceph.ko ceph.ko rbd.ko --headers /usr/src/linux-headers-RELEASE
   krbd-host check rbd.ko --symvers Module.symvers \\
-      --vermagic '6.12.117+deb12-amd64 SMP preempt mod_unload modversions '";
+      --vermagic 'RELEASE SMP preempt mod_unload modversions'
+(RELEASE: a kernel release as `uname -r` prints it, e.g. one in /lib/modules.)";
 
 /// The flags every `check` has: the set, a target description given as files, output.
 #[derive(Debug, clap::Args)]
@@ -51,7 +52,8 @@ pub struct CheckFlags {
     pub symvers: Option<PathBuf>,
 
     /// The target kernel's vermagic string, e.g.
-    /// "6.12.117+deb12-amd64 SMP preempt mod_unload modversions " (mind the trailing space).
+    /// "RELEASE SMP preempt mod_unload modversions" (with or without the trailing space the
+    /// kernel's string has).
     #[arg(long, value_name = "STRING", requires = "symvers")]
     pub vermagic: Option<String>,
 

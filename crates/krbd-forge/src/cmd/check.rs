@@ -8,10 +8,12 @@ use std::path::PathBuf;
 
 const EXAMPLES: &str = "\
 Examples:
-  krbd-forge check out/6.12.117+deb12-amd64/*.ko --kernel 6.12.117+deb12-amd64
-  krbd-forge check libceph.ko ceph.ko rbd.ko --headers /usr/src/linux-headers-6.12.117+deb12-amd64
+  krbd-forge check out/RELEASE/*.ko --kernel RELEASE
+  krbd-forge check libceph.ko ceph.ko rbd.ko --headers /usr/src/linux-headers-RELEASE
   krbd-forge check rbd.ko --symvers Module.symvers \\
-      --vermagic '6.12.117+deb12-amd64 SMP preempt mod_unload modversions '";
+      --vermagic 'RELEASE SMP preempt mod_unload modversions'
+(RELEASE: a kernel release such as `uname -r` prints; `krbd-forge targets` lists the
+Debian ones apt offers today.)";
 
 /// Check offline whether kernel modules would load on a target kernel, as the kernel decides.
 #[derive(Debug, clap::Args)]
