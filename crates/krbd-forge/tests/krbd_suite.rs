@@ -14,6 +14,7 @@
 //!   stock set as the control. A test that fails only with ours is a regression and fails
 //!   this test by name; one that fails with both (an environment problem) fails it too,
 //!   reported as such.
+//!
 //! Every row, with its time, is printed (`--nocapture`) for the README's performance table.
 
 mod common;
