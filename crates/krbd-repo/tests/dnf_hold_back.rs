@@ -50,7 +50,9 @@ fn dnf(dir: &Path, repos: &str, args: &[&str]) -> Output {
         .arg(format!("--installroot={}", dir.join("root").display()))
         .arg(format!("--setopt=reposdir={}", reposdir.display()))
         .arg(format!("--setopt=cachedir={}", dir.join("cache").display()))
-        .args(["--releasever=9", "--assumeyes", "--setopt=metadata_expire=0"])
+        // --refresh: metadata_expire=0 alone still trusts a cache written in the same second
+        // (its age, 0 s, is not over 0), so a publish right after a dnf run went unseen.
+        .args(["--releasever=9", "--assumeyes", "--refresh", "--setopt=metadata_expire=0"])
         .args(args)
         .output()
         .expect("run dnf")
