@@ -42,24 +42,9 @@ pub struct PlannedModule {
     pub build_id: Option<String>,
 }
 
-/// The descriptor of the first GNU build-id note (type 3) in an ELF note blob, as hex.
-pub fn gnu_build_id(notes: &[u8]) -> Option<String> {
-    let mut p = 0usize;
-    let word =
-        |at: usize| -> Option<usize> { Some(u32::from_le_bytes(notes.get(at..at + 4)?.try_into().ok()?) as usize) };
-    while p + 12 <= notes.len() {
-        let (namesz, descsz, kind) = (word(p)?, word(p + 4)?, word(p + 8)?);
-        let name_at = p + 12;
-        let desc_at = name_at + namesz.div_ceil(4) * 4;
-        let next = desc_at + descsz.div_ceil(4) * 4;
-        let name = notes.get(name_at..name_at + namesz)?;
-        if kind == 3 && name == b"GNU\0" {
-            return Some(hex::encode(notes.get(desc_at..desc_at + descsz)?));
-        }
-        p = next;
-    }
-    None
-}
+/// The GNU build-id in an ELF note blob: one parser for the whole workspace, krbd-install's
+/// (the installer and `status` read the same notes).
+pub use krbd_install::set::gnu_build_id;
 
 /// A module of ours given by the caller.
 #[derive(Debug, Clone)]
