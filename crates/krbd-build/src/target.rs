@@ -307,10 +307,15 @@ fn newer_first(a: &Available, b: &Available) -> Ordering {
 /// The default target: the newest buildable `-amd64` release apt offers for the newest
 /// linux-source branch.
 pub fn default_release() -> Result<KernelRelease, BuildError> {
+    default_target().map(|a| a.release)
+}
+
+/// The default target as `targets` lists it, with its Debian version (what the tests that
+/// need one real kernel's packages use, so that none names a release the archive may drop).
+pub fn default_target() -> Result<Available, BuildError> {
     available()?
         .into_iter()
         .find(|a| a.buildable)
-        .map(|a| a.release)
         .ok_or_else(|| BuildError::UnknownRelease { release: "(default)".into(), near: vec![] })
 }
 

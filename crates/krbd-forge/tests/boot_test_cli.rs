@@ -3,10 +3,15 @@
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
-const RELEASE: &str = "6.12.117+deb12-amd64";
+/// The default target's release, as `targets --json` names it (never a fixed one: the
+/// archive drops old releases).
+fn release() -> &'static str {
+    &krbd_testsupport::default_target().release
+}
 
 fn image_deb() -> PathBuf {
-    krbd_testsupport::debian_package(&format!("linux-image-{RELEASE}"), Some("6.12.117-1~deb12u1"))
+    let t = krbd_testsupport::default_target();
+    krbd_testsupport::debian_package(&format!("linux-image-{}", t.release), Some(&t.version))
 }
 
 /// The package's own libceph/ceph/rbd (.ko.xz as shipped) stand in for our build.
@@ -85,7 +90,7 @@ fn missing_kernel_package_exits_5() {
     std::fs::create_dir(&mods).unwrap();
     stock_modules(&mods);
     let out = forge()
-        .args(["boot-test", "--kernel", RELEASE, "--json", "--modules"])
+        .args(["boot-test", "--kernel", release(), "--json", "--modules"])
         .arg(&mods)
         .arg("--image-deb")
         .arg(tmp.path().join("no-such.deb"))
@@ -104,7 +109,7 @@ fn missing_kernel_package_exits_5() {
 #[test]
 fn empty_modules_folder_exits_5() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = forge().args(["boot-test", "--kernel", RELEASE, "--modules"]).arg(tmp.path()).output().unwrap();
+    let out = forge().args(["boot-test", "--kernel", release(), "--modules"]).arg(tmp.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no .ko files"), "{}", String::from_utf8_lossy(&out.stderr));
 }
@@ -137,7 +142,7 @@ fn qemu_not_in_path_exits_9() {
     std::fs::create_dir(&empty_bin).unwrap();
     let out = forge()
         .env("PATH", &empty_bin)
-        .args(["boot-test", "--kernel", RELEASE, "--modules"])
+        .args(["boot-test", "--kernel", release(), "--modules"])
         .arg(&mods)
         .arg("--image-deb")
         .arg(image_deb())
@@ -156,7 +161,7 @@ fn stock_set_passes_with_json_report() {
     stock_modules(&mods);
     let work = tmp.path().join("work");
     let out = forge()
-        .args(["boot-test", "--kernel", RELEASE, "--json", "--timeout", "300", "--modules"])
+        .args(["boot-test", "--kernel", release(), "--json", "--timeout", "300", "--modules"])
         .arg(&mods)
         .arg("--image-deb")
         .arg(image_deb())
@@ -167,7 +172,7 @@ fn stock_set_passes_with_json_report() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["passed"], true);
-    assert_eq!(v["guest_release"], RELEASE);
+    assert_eq!(v["guest_release"], release());
     let modules = v["modules"].as_array().unwrap();
     for name in ["libceph", "ceph", "rbd"] {
         let m = modules.iter().find(|m| m["name"] == name).unwrap_or_else(|| panic!("{name} missing: {v}"));
@@ -175,8 +180,9 @@ fn stock_set_passes_with_json_report() {
         assert_eq!(m["loaded"], true, "{m}");
     }
     assert!(work.join("report.json").is_file() && work.join("serial.log").is_file());
-    // The report's shape, for scripts. Paths and timings vary; build-ids are the stock
-    // package's and so are fixed.
+    // The report's shape, for scripts. Paths, timings, the release and the stock package's
+    // build-ids vary (the default target moves with the archive); each loaded build-id must
+    // equal the file's.
     let libceph = modules.iter().find(|m| m["name"] == "libceph").unwrap();
     assert!(libceph["kernel_messages"]
         .as_array()
@@ -186,10 +192,18 @@ fn stock_set_passes_with_json_report() {
     // Which accelerator depends on the machine; the reason is always given.
     let accel = v["accelerator"].as_str().unwrap_or("");
     assert!(accel.starts_with("tcg: ") || accel.starts_with("kvm: "), "{accel}");
-    insta::assert_json_snapshot!("boot_test_report_stock_6_12", v, {
+    for m in modules.iter().filter(|m| m["loaded"] == true) {
+        assert_eq!(m["loaded_build_id"], m["expected_build_id"], "{m}");
+    }
+    assert_eq!(v["kernel_release"], release());
+    insta::assert_json_snapshot!("boot_test_report_stock", v, {
         ".accelerator" => "[accelerator]",
         ".serial_log" => "[path]",
         ".elapsed_secs" => "[secs]",
+        ".guest_release" => "[release]",
+        ".kernel_release" => "[release]",
+        ".modules[].expected_build_id" => "[build-id]",
+        ".modules[].loaded_build_id" => "[build-id]",
         ".modules[].origin" => "[origin]",
         // Asynchronous kernel lines (e.g. "random: crng init done") land wherever they land.
         ".modules[].kernel_messages" => "[kernel messages]",
@@ -206,7 +220,7 @@ fn guest_timeout_with_cluster_tears_everything_down() {
     stock_modules(&mods);
     let work = tmp.path().join("work");
     let out = forge()
-        .args(["boot-test", "--kernel", RELEASE, "--cluster", "--timeout", "5", "--modules"])
+        .args(["boot-test", "--kernel", release(), "--cluster", "--timeout", "5", "--modules"])
         .arg(&mods)
         .arg("--image-deb")
         .arg(image_deb())
@@ -236,7 +250,7 @@ fn sigterm_during_the_cluster_run_tears_everything_down() {
     let work = tmp.path().join("work");
     let bin = assert_cmd::cargo::cargo_bin("krbd-forge");
     let mut child = std::process::Command::new(bin)
-        .args(["boot-test", "--kernel", RELEASE, "--cluster", "--modules"])
+        .args(["boot-test", "--kernel", release(), "--cluster", "--modules"])
         .arg(&mods)
         .arg("--image-deb")
         .arg(image_deb())
@@ -271,7 +285,7 @@ fn agreement_run_counts_every_corpus_module() {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().join("work");
     let out = forge()
-        .args(["boot-test", "--agreement", "--kernel", RELEASE, "--timeout", "600", "--image-deb"])
+        .args(["boot-test", "--agreement", "--kernel", release(), "--timeout", "600", "--image-deb"])
         .arg(image_deb())
         .arg("--headers")
         .arg(krbd_testsupport::kmod_corpus().headers_dir)
@@ -293,14 +307,14 @@ fn agreement_run_counts_every_corpus_module() {
 
 #[test]
 fn agreement_excludes_a_module_set() {
-    let out = forge().args(["boot-test", "--agreement", "--kernel", RELEASE, "--modules", "/tmp"]).output().unwrap();
+    let out = forge().args(["boot-test", "--agreement", "--kernel", release(), "--modules", "/tmp"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
 fn agreement_without_qemu_is_a_json_error_with_exit_9() {
     let out = forge()
-        .args(["boot-test", "--agreement", "--json", "--kernel", RELEASE, "--qemu", "/nonexistent/qemu-system-x86_64"])
+        .args(["boot-test", "--agreement", "--json", "--kernel", release(), "--qemu", "/nonexistent/qemu-system-x86_64"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(9), "{}", String::from_utf8_lossy(&out.stderr));

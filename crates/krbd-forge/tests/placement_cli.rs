@@ -6,10 +6,7 @@ use std::process::Command;
 use assert_cmd::prelude::*;
 
 fn corpus_map() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/ceph-object-corpus/16.2.0-90-g50f1821b4c/OSDMap/2a53d6a9e9e3450cb83844a8a73866b7");
-    assert!(p.is_file(), "the shared ceph-object-corpus is missing at {}", p.display());
-    p
+    corpus_file("16.2.0-90-g50f1821b4c/OSDMap/2a53d6a9e9e3450cb83844a8a73866b7")
 }
 
 fn forge() -> Command {
@@ -168,8 +165,8 @@ fn every_help_shows_the_one_exit_code_table() {
 }
 
 fn corpus_file(rel: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/ceph-object-corpus").join(rel);
-    assert!(p.is_file(), "the shared ceph-object-corpus is missing {}", p.display());
+    let p = krbd_testsupport::shared_fixture("ceph-object-corpus").join(rel);
+    assert!(p.is_file(), "the shared ceph-object-corpus lacks {rel} (at {})", p.display());
     p
 }
 

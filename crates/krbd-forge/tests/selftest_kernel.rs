@@ -152,7 +152,7 @@ fn cases(tmp: &Path) -> Vec<Case> {
     let fx = cluster_fixtures_dir();
     let mut out = cluster_map_cases(&fx, &mut rng);
     out.push(stretched_pg_num_case(&fx));
-    out.extend(corpus_case(&mut rng));
+    out.push(corpus_case(&mut rng));
     let simple_fork = encode_fork_of_osdmaptool_map(tmp, &mut rng);
     out.push(valid("osdmaptool-192pgs-encode-fork", vec![simple_fork.clone()]));
     out.push(wrapping_pg_num_case(&simple_fork));
@@ -202,13 +202,13 @@ fn stretched_pg_num_case(fx: &Path) -> Case {
     valid("cluster-pg66536", vec![big.encode_wrapped(&base, Flavor::Fork).unwrap()])
 }
 
-/// A real Pacific map from ceph-object-corpus, when the shared folder holds the corpus.
-fn corpus_case(rng: &mut Rng) -> Option<Case> {
-    let shared = krbd_testsupport::shared_dir()?;
-    let p = shared.join("ceph-object-corpus/16.2.0-90-g50f1821b4c/OSDMap/2a53d6a9e9e3450cb83844a8a73866b7");
+/// A real Pacific map from the shared ceph-object-corpus (CI has it; its absence is an error).
+fn corpus_case(rng: &mut Rng) -> Case {
+    let p = krbd_testsupport::shared_fixture("ceph-object-corpus")
+        .join("16.2.0-90-g50f1821b4c/OSDMap/2a53d6a9e9e3450cb83844a8a73866b7");
     let bytes = read(&p);
     let n = OsdMap::decode(&bytes).unwrap().max_osd;
-    Some(valid("corpus-16.2", vec![fork_of(&bytes, rng.weights(n))]))
+    valid("corpus-16.2", vec![fork_of(&bytes, rng.weights(n))])
 }
 
 /// osdmaptool's own map, one OSD down, written by `krbd-forge placement encode-fork` with

@@ -362,8 +362,9 @@ fn bump_vermagic_release(elf: &mut [u8]) -> Result<(), EditError> {
 }
 
 /// `6.12.117+deb12-amd64` -> `6.12.118+deb12-amd64`: the last digit of the version part
-/// (before `+`/`-`) changed, so that the length stays.
-fn bump_release(release: &str) -> Option<String> {
+/// (before `+`/`-`) changed, so that the length stays (the corpus tests use it to name
+/// "another release" of whatever release they run on).
+pub fn bump_release(release: &str) -> Option<String> {
     let end = release.find(['+', '-']).unwrap_or(release.len());
     let at = release[..end].rfind(|c: char| c.is_ascii_digit())?;
     let d = release.as_bytes()[at] - b'0';

@@ -93,7 +93,7 @@ fn fuzz_incremental(data: &[u8]) {
 }
 
 fn corpus(kind: &str) -> Vec<Vec<u8>> {
-    let root = krbd_testsupport::shared_dir().expect("../shared").join("ceph-object-corpus");
+    let root = krbd_testsupport::shared_fixture("ceph-object-corpus");
     let mut files = Vec::new();
     for v in std::fs::read_dir(&root).unwrap() {
         if let Ok(rd) = std::fs::read_dir(v.unwrap().path().join(kind)) {

@@ -8,7 +8,7 @@ use krbd_placement::incremental::Incremental;
 use krbd_placement::OsdMap;
 
 fn corpus(kind: &str) -> Vec<PathBuf> {
-    let root = krbd_testsupport::shared_dir().expect("../shared with ceph-object-corpus").join("ceph-object-corpus");
+    let root = krbd_testsupport::shared_fixture("ceph-object-corpus");
     let mut out = Vec::new();
     for v in std::fs::read_dir(&root).unwrap() {
         if let Ok(rd) = std::fs::read_dir(v.unwrap().path().join(kind)) {
@@ -49,7 +49,7 @@ fn every_corpus_incremental_decodes_and_reencodes() {
 #[test]
 fn real_incremental_chain_reproduces_each_epoch() {
     // 0.46's corpus holds full maps 1..8 and the incrementals between them.
-    let root = krbd_testsupport::shared_dir().unwrap().join("ceph-object-corpus/0.46-add-osd-uuid");
+    let root = krbd_testsupport::shared_fixture("ceph-object-corpus").join("0.46-add-osd-uuid");
     let mut map = OsdMap::decode(&std::fs::read(root.join("OSDMap/1")).unwrap()).unwrap();
     for e in 2..=8 {
         let inc = Incremental::decode(&std::fs::read(root.join(format!("OSDMap-Incremental/{e}"))).unwrap()).unwrap();
@@ -66,7 +66,7 @@ fn real_incremental_chain_reproduces_each_epoch() {
 
 #[test]
 fn fork_incremental_applies_recovery_weights() {
-    let root = krbd_testsupport::shared_dir().unwrap().join("ceph-object-corpus/16.2.0-90-g50f1821b4c");
+    let root = krbd_testsupport::shared_fixture("ceph-object-corpus").join("16.2.0-90-g50f1821b4c");
     let full = std::fs::read(root.join("OSDMap/2a53d6a9e9e3450cb83844a8a73866b7")).unwrap();
     let mut map = OsdMap::decode(&full).unwrap();
     let incs = corpus("OSDMap-Incremental");

@@ -5,7 +5,7 @@ use krbd_placement::incremental::Incremental;
 use krbd_placement::{CrcCheck, OsdMap};
 
 fn corpus(kind: &str) -> Vec<Vec<u8>> {
-    let root = krbd_testsupport::shared_dir().expect("../shared").join("ceph-object-corpus");
+    let root = krbd_testsupport::shared_fixture("ceph-object-corpus");
     let mut files = Vec::new();
     for v in std::fs::read_dir(&root).unwrap() {
         if let Ok(rd) = std::fs::read_dir(v.unwrap().path().join(kind)) {

@@ -72,7 +72,7 @@ fn assert_same(label: &str, path: &Path) -> usize {
 }
 
 fn corpus_maps() -> Vec<PathBuf> {
-    let root = krbd_testsupport::shared_dir().expect("../shared with ceph-object-corpus").join("ceph-object-corpus");
+    let root = krbd_testsupport::shared_fixture("ceph-object-corpus");
     let mut out = Vec::new();
     for v in std::fs::read_dir(&root).expect("corpus folder") {
         let d = v.unwrap().path().join("OSDMap");
@@ -430,7 +430,7 @@ const FLIP_MAPS: &[&str] = &[
 /// decoders; the windows are short enough (4 to 22 bytes) that no field goes unhit for long.
 #[test]
 fn single_bit_flips_are_refused_like_osdmaptool_refuses_them() {
-    let root = krbd_testsupport::shared_dir().expect("../shared with ceph-object-corpus").join("ceph-object-corpus");
+    let root = krbd_testsupport::shared_fixture("ceph-object-corpus");
     let tmp = tempfile::tempdir().unwrap();
     let crash_dir = tmp.path().join("crash");
     std::fs::create_dir(&crash_dir).unwrap();

@@ -6,7 +6,7 @@ use krbd_placement::osdmap::Encoding;
 use krbd_placement::OsdMap;
 
 fn corpus_maps() -> Vec<std::path::PathBuf> {
-    let root = krbd_testsupport::shared_dir().expect("../shared with ceph-object-corpus").join("ceph-object-corpus");
+    let root = krbd_testsupport::shared_fixture("ceph-object-corpus");
     let mut out = Vec::new();
     for v in std::fs::read_dir(&root).expect("corpus folder") {
         let d = v.unwrap().path().join("OSDMap");

@@ -10,6 +10,7 @@ pub mod http;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 /// The folder shared by all tests: `$KRBD_TEST_CACHE`, or `target/test-cache` of this workspace.
 pub fn test_cache_dir() -> PathBuf {
@@ -30,10 +31,40 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `../shared` beside the checkout (CI lays a copy there), if present.
-pub fn shared_dir() -> Option<PathBuf> {
-    let d = workspace_root().join("..").join("shared");
-    d.is_dir().then_some(d)
+/// `../shared` beside the checkout, where CI lays the fixtures that are not committed.
+fn shared_root() -> PathBuf {
+    workspace_root().join("..").join("shared")
+}
+
+/// The fixture folder `name` in `../shared` beside the checkout (`ceph-object-corpus`: real
+/// encoded maps that are not committed here). CI always lays it there, so a missing folder
+/// is an error, not a reason to skip: this panics with one message that names the folder and
+/// says how to get it, instead of each test failing on its own unwrap.
+pub fn shared_fixture(name: &str) -> PathBuf {
+    let dir = shared_root().join(name);
+    if !dir.is_dir() {
+        panic!("{}", missing_shared_fixture(name, &dir));
+    }
+    dir
+}
+
+/// The message for a missing `../shared/<name>`: where it was looked for, and how to get it.
+pub fn missing_shared_fixture(name: &str, looked_at: &Path) -> String {
+    let how = match name {
+        "ceph-object-corpus" => {
+            "It holds real encoded OSDMaps, incrementals and CRUSH maps of Ceph 0.46 ... 16.2 from the \
+             public ceph/ceph-object-corpus repository. Make it with `scripts/shared-corpus.sh` (clones \
+             that repository, or takes a clone with --from DIR, and lays the maps out as \
+             <version>/{OSDMap,OSDMap-Incremental,CrushWrapper}/<hash>), or link an existing `shared/` \
+             folder beside the checkout."
+        }
+        _ => "Link or copy an existing `shared/` folder beside the checkout.",
+    };
+    format!(
+        "the shared test fixture {name}/ is missing: looked for {} (the `shared/` folder beside the \
+         checkout, which CI provides). {how}",
+        looked_at.display()
+    )
 }
 
 /// Runs `f` while holding an exclusive lock named `name` in the test cache.
@@ -78,17 +109,35 @@ pub fn debian_package(name: &str, version: Option<&str>) -> PathBuf {
     })
 }
 
-/// The default target of the kernel-module tests.
-pub const KMOD_RELEASE: &str = "6.12.117+deb12-amd64";
-pub const KMOD_DEB_VERSION: &str = "6.12.117-1~deb12u1";
+/// One real Debian kernel: its release (`uname -r`) and its packages' Debian version.
+#[derive(Debug, Clone)]
+pub struct KernelTarget {
+    pub release: String,
+    pub version: String,
+}
+
+/// The default target, as `krbd-forge targets --json` marks it (krbd-build's own rule: the
+/// newest release whose packages apt can all provide), asked once per test binary. Tests
+/// that need one real kernel take it from here and never name a release: the archive drops
+/// old ones, and a fixed release would break a fresh CI machine on that day.
+pub fn default_target() -> &'static KernelTarget {
+    static TARGET: OnceLock<KernelTarget> = OnceLock::new();
+    TARGET.get_or_init(|| {
+        let t = krbd_build::target::default_target()
+            .unwrap_or_else(|e| panic!("the default target (what `krbd-forge targets` marks): {e}"));
+        KernelTarget { release: t.release.to_string(), version: t.version }
+    })
+}
 
 /// The module files the kmod corpus is made from, by file name inside the image.
 pub const KMOD_CORPUS_MODULES: &[&str] =
     &["libceph.ko.xz", "ceph.ko.xz", "rbd.ko.xz", "libcrc32c.ko.xz", "netfs.ko.xz"];
 
 /// The raw material of the kernel-module corpus: Debian's real modules and headers of
-/// [`KMOD_RELEASE`].
+/// [`KmodCorpus::release`], the default target.
 pub struct KmodCorpus {
+    /// The release the modules and headers are of (the default target when first asked).
+    pub release: String,
     /// `<name>.ko.xz` files, as shipped (signed, compressed).
     pub modules_dir: PathBuf,
     /// A headers folder with `Module.symvers`, `.config`, `include/config/kernel.release` and
@@ -99,8 +148,10 @@ pub struct KmodCorpus {
 /// Unpacks (once, under a lock) the modules and the headers that the kmod corpus needs
 /// into the shared test cache.
 pub fn kmod_corpus() -> KmodCorpus {
+    let KernelTarget { release, version } = default_target();
+    // Keyed by the release: when the default target moves on, the corpus follows it.
     // v2: with include/generated/utsrelease.h.
-    let root = test_cache_dir().join(format!("kmod-corpus-v2-{KMOD_RELEASE}"));
+    let root = test_cache_dir().join(format!("kmod-corpus-v2-{release}"));
     let modules_dir = root.join("modules");
     let headers_dir = root.join("headers");
     with_lock("kmod-corpus", || {
@@ -112,7 +163,7 @@ pub fn kmod_corpus() -> KmodCorpus {
         std::fs::create_dir_all(&modules_dir).expect("create corpus folder");
         std::fs::create_dir_all(&headers_dir).expect("create corpus folder");
 
-        let image = debian_package(&format!("linux-image-{KMOD_RELEASE}"), Some(KMOD_DEB_VERSION));
+        let image = debian_package(&format!("linux-image-{release}"), Some(version));
         extract_from_deb(&image, |path| {
             let file = path.rsplit('/').next()?;
             (path.contains("/lib/modules/") && KMOD_CORPUS_MODULES.contains(&file)).then(|| modules_dir.join(file))
@@ -121,8 +172,8 @@ pub fn kmod_corpus() -> KmodCorpus {
             assert!(modules_dir.join(m).is_file(), "{m} not found in the linux-image package");
         }
 
-        let headers = debian_package(&format!("linux-headers-{KMOD_RELEASE}"), Some(KMOD_DEB_VERSION));
-        let prefix = format!("./usr/src/linux-headers-{KMOD_RELEASE}/");
+        let headers = debian_package(&format!("linux-headers-{release}"), Some(version));
+        let prefix = format!("./usr/src/linux-headers-{release}/");
         extract_from_deb(&headers, |path| {
             let rel = path.strip_prefix(&prefix)?;
             matches!(
@@ -136,7 +187,7 @@ pub fn kmod_corpus() -> KmodCorpus {
         }
         std::fs::write(&done, b"").expect("mark corpus complete");
     });
-    KmodCorpus { modules_dir, headers_dir }
+    KmodCorpus { release: release.clone(), modules_dir, headers_dir }
 }
 
 /// Streams a .deb's data tarball (`dpkg-deb --fsys-tarfile`) and writes the entries that

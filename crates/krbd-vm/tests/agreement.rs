@@ -15,7 +15,7 @@ fn kernel_and_check_agree_on_every_corpus_module() {
     let work = tmp.path().join("work");
     let spec = AgreementSpec {
         image_deb: image_deb(),
-        release: Some(RELEASE.into()),
+        release: Some(release().into()),
         headers_dir: krbd_testsupport::kmod_corpus().headers_dir,
         busybox: PathBuf::from("/bin/busybox"),
         qemu: PathBuf::from("qemu-system-x86_64"),
@@ -35,7 +35,7 @@ fn kernel_and_check_agree_on_every_corpus_module() {
         report.modules_total,
         disagreements.join("\n")
     );
-    assert_eq!(report.guest_release.as_deref(), Some(RELEASE));
+    assert_eq!(report.guest_release.as_deref(), Some(release()));
 
     // The count is every module of every case of the corpus, each one compared.
     let pkg = package();

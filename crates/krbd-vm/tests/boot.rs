@@ -12,7 +12,7 @@ use std::time::Duration;
 fn spec(work: &std::path::Path, modules_dir: &std::path::Path) -> BootTestSpec<'static> {
     BootTestSpec {
         image_deb: image_deb(),
-        release: Some(RELEASE.into()),
+        release: Some(release().into()),
         modules: stock_set(modules_dir),
         busybox: PathBuf::from("/bin/busybox"),
         qemu: PathBuf::from("qemu-system-x86_64"),
@@ -35,7 +35,7 @@ fn stock_set_loads_on_the_default_target() {
         Err(e) => panic!("boot test failed: {e}"),
     };
     assert!(report.passed, "{:#?}", report);
-    assert_eq!(report.guest_release.as_deref(), Some(RELEASE));
+    assert_eq!(report.guest_release.as_deref(), Some(release()));
     assert_eq!(report.boot_method, krbd_vm::boot::BootMethod::Pvh);
     let names: Vec<&str> = report.modules.iter().map(|m| m.name.as_str()).collect();
     let pos = |n: &str| names.iter().position(|m| *m == n).unwrap_or_else(|| panic!("{n} not in {names:?}"));

@@ -48,7 +48,7 @@ fn stock_set_maps_and_moves_data_through_a_real_cluster() {
     let work = tmp.path().join("work");
     let spec = BootTestSpec {
         image_deb: image_deb(),
-        release: Some(RELEASE.into()),
+        release: Some(release().into()),
         modules: stock_set(&mods),
         busybox: PathBuf::from("/bin/busybox"),
         qemu: PathBuf::from("qemu-system-x86_64"),

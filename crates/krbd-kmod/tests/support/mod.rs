@@ -1,13 +1,21 @@
-//! The corpus's raw material: Debian's real 6.12.117 modules and headers, unpacked once into
-//! the shared test cache (krbd_testsupport::kmod_corpus), and the byte edits of
-//! krbd_kmod::corpus with failures turned into panics.
+//! The corpus's raw material: Debian's real modules and headers of the default target (as
+//! `krbd-forge targets` names it), unpacked once into the shared test cache
+//! (krbd_testsupport::kmod_corpus), and the byte edits of krbd_kmod::corpus with failures
+//! turned into panics.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
-pub const RELEASE: &str = krbd_testsupport::KMOD_RELEASE;
-pub const VERMAGIC: &str = "6.12.117+deb12-amd64 SMP preempt mod_unload modversions ";
+/// The corpus's release: the default target (never a fixed one: the archive drops them).
+pub fn release() -> &'static str {
+    &krbd_testsupport::default_target().release
+}
+
+/// The vermagic of Debian's amd64 kernels of the default target's line.
+pub fn vermagic() -> String {
+    format!("{} SMP preempt mod_unload modversions ", release())
+}
 
 pub struct Fixture {
     /// `<name>.ko.xz` files, as shipped (signed, compressed).

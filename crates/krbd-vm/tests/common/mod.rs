@@ -9,15 +9,20 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-pub const RELEASE: &str = "6.12.117+deb12-amd64";
+/// The default target's release, as `krbd-forge targets` names it (never a fixed one: the
+/// archive drops old releases).
+pub fn release() -> &'static str {
+    &krbd_testsupport::default_target().release
+}
 
 pub fn image_deb() -> PathBuf {
-    krbd_testsupport::debian_package(&format!("linux-image-{RELEASE}"), Some("6.12.117-1~deb12u1"))
+    let t = krbd_testsupport::default_target();
+    krbd_testsupport::debian_package(&format!("linux-image-{}", t.release), Some(&t.version))
 }
 
 pub fn package() -> &'static KernelPackage {
     static PKG: OnceLock<KernelPackage> = OnceLock::new();
-    PKG.get_or_init(|| KernelPackage::read(&image_deb(), Some(RELEASE)).expect("read the default target's package"))
+    PKG.get_or_init(|| KernelPackage::read(&image_deb(), Some(release())).expect("read the default target's package"))
 }
 
 /// libceph, ceph and rbd from the package, decompressed, written to `dir` as plain .ko.
