@@ -314,7 +314,15 @@ fn agreement_excludes_a_module_set() {
 #[test]
 fn agreement_without_qemu_is_a_json_error_with_exit_9() {
     let out = forge()
-        .args(["boot-test", "--agreement", "--json", "--kernel", release(), "--qemu", "/nonexistent/qemu-system-x86_64"])
+        .args([
+            "boot-test",
+            "--agreement",
+            "--json",
+            "--kernel",
+            release(),
+            "--qemu",
+            "/nonexistent/qemu-system-x86_64",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(9), "{}", String::from_utf8_lossy(&out.stderr));

@@ -148,7 +148,12 @@ fn release_changed_still_loads_under_modversions() {
     let mut rbd = fx.unsigned_module("rbd");
     // Another release of the same length (the section keeps its size).
     let other = krbd_kmod::corpus::bump_release(release()).expect("a release with a digit");
-    patch_in_section(&mut rbd, ".modinfo", format!("vermagic={}", release()).as_bytes(), format!("vermagic={other}").as_bytes());
+    patch_in_section(
+        &mut rbd,
+        ".modinfo",
+        format!("vermagic={}", release()).as_bytes(),
+        format!("vermagic={other}").as_bytes(),
+    );
     let r = run(&set_with(&fx, "rbd", rbd.clone()), &target(&fx));
     assert_loads_quietly(&r, &["libceph", "ceph", "rbd"]);
     assert!(verdict(&r, "rbd").log.is_empty());

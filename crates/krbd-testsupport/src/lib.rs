@@ -31,13 +31,17 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `../shared` beside the checkout, where CI lays the fixtures that are not committed.
+/// Where the fixtures that are not committed live: `$KRBD_TEST_SHARED`, or `../shared`
+/// beside the checkout (where CI lays them).
 fn shared_root() -> PathBuf {
-    workspace_root().join("..").join("shared")
+    match std::env::var_os("KRBD_TEST_SHARED") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => workspace_root().join("..").join("shared"),
+    }
 }
 
-/// The fixture folder `name` in `../shared` beside the checkout (`ceph-object-corpus`: real
-/// encoded maps that are not committed here). CI always lays it there, so a missing folder
+/// The fixture folder `name` in the shared folder (`$KRBD_TEST_SHARED` or `../shared`;
+/// `ceph-object-corpus`: real encoded maps that are not committed here). CI always lays it there, so a missing folder
 /// is an error, not a reason to skip: this panics with one message that names the folder and
 /// says how to get it, instead of each test failing on its own unwrap.
 pub fn shared_fixture(name: &str) -> PathBuf {
@@ -56,13 +60,13 @@ pub fn missing_shared_fixture(name: &str, looked_at: &Path) -> String {
              public ceph/ceph-object-corpus repository. Make it with `scripts/shared-corpus.sh` (clones \
              that repository, or takes a clone with --from DIR, and lays the maps out as \
              <version>/{OSDMap,OSDMap-Incremental,CrushWrapper}/<hash>), or link an existing `shared/` \
-             folder beside the checkout."
+             folder beside the checkout, or point $KRBD_TEST_SHARED at one."
         }
-        _ => "Link or copy an existing `shared/` folder beside the checkout.",
+        _ => "Link an existing `shared/` folder beside the checkout, or point $KRBD_TEST_SHARED at one.",
     };
     format!(
-        "the shared test fixture {name}/ is missing: looked for {} (the `shared/` folder beside the \
-         checkout, which CI provides). {how}",
+        "the shared test fixture {name}/ is missing: looked for {} ($KRBD_TEST_SHARED, else the `shared/` \
+         folder beside the checkout, which CI provides). {how}",
         looked_at.display()
     )
 }
@@ -221,4 +225,17 @@ fn extract_from_deb(deb: &Path, dest: impl Fn(&str) -> Option<PathBuf>) {
     let _ = std::io::copy(&mut archive.into_inner(), &mut std::io::sink());
     let status = child.wait().expect("wait for dpkg-deb");
     assert!(status.success(), "dpkg-deb --fsys-tarfile {} failed", deb.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_shared_fixture_names_the_folder_and_how_to_get_it() {
+        let msg = missing_shared_fixture("ceph-object-corpus", Path::new("/x/shared/ceph-object-corpus"));
+        for needle in ["ceph-object-corpus/ is missing", "/x/shared/ceph-object-corpus", "scripts/shared-corpus.sh"] {
+            assert!(msg.contains(needle), "{needle} not in: {msg}");
+        }
+    }
 }

@@ -18,7 +18,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Bump when the way the image is made changes (not the package list: that is in the key).
-pub const RECIPE_VERSION: u32 = 1;
+/// 2: the `ubuntu` user.
+pub const RECIPE_VERSION: u32 = 2;
+
+/// The account Ceph's QA machines have (teuthology's), with its uid: some of Ceph's
+/// workunits hand files to it (`map-snapshot-io.sh`: `sudo chown ubuntu /sys/bus/rbd/add`).
+pub const QA_USER: &str = "ubuntu";
+const QA_UID: u32 = 1000;
 
 /// The Debian release the root is made of (the Ceph client of the test cluster, 16.2.15).
 pub const SUITE: &str = "bookworm";
@@ -199,7 +205,7 @@ fn run_step(mut cmd: Command, step: &'static str, timeout: Duration, log: &Path)
 }
 
 /// Adds what the suite's init expects: the payload disk's mount point, a host name, an
-/// empty fstab, `cram`.
+/// empty fstab, `cram`, and the QA user.
 fn trim_and_prepare(tree: &Path) -> Result<(), VmError> {
     let write = |rel: &str, text: &str| {
         let p = tree.join(rel);
@@ -217,7 +223,40 @@ fn trim_and_prepare(tree: &Path) -> Result<(), VmError> {
     let _ = std::fs::create_dir_all(tree.join("usr/local/bin"));
     let _ = std::fs::remove_file(&cram);
     std::os::unix::fs::symlink("/usr/bin/cram3", &cram).map_err(crate::boot::io_err(IoAction::Write, &cram))?;
-    Ok(())
+    add_qa_user(tree)
+}
+
+/// [`QA_USER`] as teuthology sets it up: its own group, a home, a locked password and
+/// password-less sudo. Written into the account files directly (minbase has no user of that
+/// uid), so that the recipe needs no chroot.
+fn add_qa_user(tree: &Path) -> Result<(), VmError> {
+    let (user, id) = (QA_USER, QA_UID);
+    let append = |rel: &str, line: String| {
+        let p = tree.join(rel);
+        let mut text = std::fs::read_to_string(&p).map_err(crate::boot::io_err(IoAction::Read, &p))?;
+        if text.lines().any(|l| l.split(':').next() == Some(user)) {
+            return Ok(());
+        }
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&line);
+        std::fs::write(&p, text).map_err(crate::boot::io_err(IoAction::Write, &p))
+    };
+    append("etc/passwd", format!("{user}:x:{id}:{id}:Ceph QA user:/home/{user}:/bin/bash\n"))?;
+    append("etc/group", format!("{user}:x:{id}:\n"))?;
+    append("etc/shadow", format!("{user}:!:19000:0:99999:7:::\n"))?;
+    append("etc/gshadow", format!("{user}:!::\n"))?;
+    let home = tree.join("home").join(user);
+    std::fs::create_dir_all(&home).map_err(crate::boot::io_err(IoAction::Create, &home))?;
+    std::os::unix::fs::chown(&home, Some(id), Some(id)).map_err(crate::boot::io_err(IoAction::Write, &home))?;
+    let sudoers = tree.join("etc/sudoers.d").join(user);
+    std::fs::create_dir_all(tree.join("etc/sudoers.d")).map_err(crate::boot::io_err(IoAction::Create, &sudoers))?;
+    std::fs::write(&sudoers, format!("{user} ALL=(ALL) NOPASSWD:ALL\n"))
+        .map_err(crate::boot::io_err(IoAction::Write, &sudoers))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&sudoers, std::fs::Permissions::from_mode(0o440))
+        .map_err(crate::boot::io_err(IoAction::Write, &sudoers))
 }
 
 /// Bytes of the files under `tree` (`du`), for the image's size.
@@ -275,5 +314,30 @@ mod tests {
         a.packages.push("c".into());
         assert_ne!(a.key(), k1);
         assert!(k1.starts_with("bookworm-"), "{k1}");
+    }
+
+    #[test]
+    fn the_qa_user_is_added_once_with_its_home_and_sudo() {
+        let tree = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tree.path().join("etc")).unwrap();
+        std::fs::write(tree.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\n").unwrap();
+        std::fs::write(tree.path().join("etc/group"), "root:x:0:").unwrap();
+        std::fs::write(tree.path().join("etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
+        std::fs::write(tree.path().join("etc/gshadow"), "root:*::\n").unwrap();
+        add_qa_user(tree.path()).unwrap();
+        add_qa_user(tree.path()).unwrap();
+        let read = |rel: &str| std::fs::read_to_string(tree.path().join(rel)).unwrap();
+        assert_eq!(
+            read("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/bash\nubuntu:x:1000:1000:Ceph QA user:/home/ubuntu:/bin/bash\n"
+        );
+        assert_eq!(read("etc/group"), "root:x:0:\nubuntu:x:1000:\n");
+        assert_eq!(read("etc/shadow").lines().filter(|l| l.starts_with("ubuntu:!:")).count(), 1);
+        assert_eq!(read("etc/gshadow").lines().last(), Some("ubuntu:!::"));
+        assert_eq!(read("etc/sudoers.d/ubuntu"), "ubuntu ALL=(ALL) NOPASSWD:ALL\n");
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let sudoers = std::fs::metadata(tree.path().join("etc/sudoers.d/ubuntu")).unwrap();
+        assert_eq!(sudoers.permissions().mode() & 0o777, 0o440);
+        assert_eq!(std::fs::metadata(tree.path().join("home/ubuntu")).unwrap().uid(), 1000);
     }
 }
