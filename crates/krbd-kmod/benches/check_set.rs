@@ -1,5 +1,5 @@
 //! How long `check` takes for libceph, ceph and rbd against the full Module.symvers of
-//! Debian's 6.12.117 (about 27,000 symbols). Not a timed test: it prints its figures.
+//! the default target (Debian's 6.12.117 when written: about 27,000 symbols). Not a timed test: it prints its figures.
 //! Run with `cargo bench -p krbd-kmod --bench check_set`. Target: under 50 ms per check.
 
 #[path = "../tests/support/mod.rs"]
