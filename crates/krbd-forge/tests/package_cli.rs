@@ -132,7 +132,8 @@ fn check_reports_the_signer_of_a_signed_module() {
 /// module under `updates/` leave depmod's choice between them to directory order.
 #[test]
 fn packages_and_install_share_the_module_folder() {
-    let release = "6.12.117+deb12-amd64";
+    // A made-up release: only the path rule is compared, nothing is fetched.
+    let release = "6.12.0-1-amd64";
     assert_eq!(
         krbd_ship::layout::module_dir(release),
         format!("/lib/modules/{release}/{}", krbd_install::host::INSTALL_SUBDIR)

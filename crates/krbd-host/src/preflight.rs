@@ -24,9 +24,9 @@ Statuses: 0 the set loads; 3 the kernel is not installed, or no set is installed
 10 at least one module would be refused; 15 all load but the set is inconsistent;
 5 a module file is corrupt.
 
-Examples:
-  krbd-host preflight 6.12.117+deb12-amd64
-  krbd-host preflight 6.12.117+deb12-amd64 --root /mnt/image --json";
+Examples (RELEASE as `uname -r` prints it, e.g. the kernel package being installed):
+  krbd-host preflight RELEASE
+  krbd-host preflight RELEASE --root /mnt/image --json";
 
 /// Check offline whether the module set installed for a kernel release would load on that
 /// kernel, before it boots: what the kernel-install hooks run.
