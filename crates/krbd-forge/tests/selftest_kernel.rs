@@ -503,9 +503,10 @@ impl Tally {
 #[test]
 fn kernel_selftest_maps_every_pg_like_the_model_and_refuses_what_it_refuses() {
     let started = Instant::now();
-    let built = build(&["--series", "recovery-weight-selftest"]);
     let tmp = tempfile::tempdir().unwrap();
+    // The inputs before the build: a missing shared corpus fails at once.
     let cases = cases(tmp.path());
+    let built = build(&["--series", "recovery-weight-selftest"]);
     let task = guest_task(&cases);
     let spec = boot_spec(&built, tmp.path());
     let report =
