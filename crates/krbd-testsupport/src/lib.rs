@@ -41,9 +41,10 @@ fn shared_root() -> PathBuf {
 }
 
 /// The fixture folder `name` in the shared folder (`$KRBD_TEST_SHARED` or `../shared`;
-/// `ceph-object-corpus`: real encoded maps that are not committed here). CI always lays it there, so a missing folder
-/// is an error, not a reason to skip: this panics with one message that names the folder and
-/// says how to get it, instead of each test failing on its own unwrap.
+/// `ceph-object-corpus`: real encoded maps that are not committed here). CI always lays it
+/// there, so a missing folder is an error, not a reason to skip: this panics with one message
+/// that names the folder and says how to get it, instead of each test failing on its own
+/// unwrap.
 pub fn shared_fixture(name: &str) -> PathBuf {
     let dir = shared_root().join(name);
     if !dir.is_dir() {
