@@ -12,6 +12,7 @@
 # `<version>/{OSDMap,OSDMap-Incremental,CrushWrapper}/<hash>` of the versions below, byte for
 # byte the repository's files (`OSDMap::Incremental` is named `OSDMap-Incremental`).
 # Written beside the destination and renamed into place: an interrupted run leaves nothing.
+# Needs git (and, without --from, access to github.com).
 set -euo pipefail
 
 versions=(0.46-add-osd-uuid 0.52 0.61.4-60-g24c59be 0.66-500-g93b3e63 0.80-rc1-35-g4812150
@@ -25,7 +26,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --from) from="$2"; shift 2 ;;
         --dest) dest="$2"; shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
