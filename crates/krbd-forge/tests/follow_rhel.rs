@@ -4,8 +4,8 @@
 //! rhel_build.rs (Debian's kernel of the default target repackaged with rpmbuild), the
 //! binary one's repomd.xml signed with a throwaway archive key. First one kernel-devel is
 //! offered: follow builds it from exactly those packages (`build --repo`), checks it against
-//! the kernel-devel's symbols, packages a kmod RPM and publishes it into the signed YUM
-//! repository, where dnf (repo_gpgcheck) sees it. A rerun does nothing. Then a second
+//! the kernel-devel's symbols, packages a kmod RPM and publishes it with the meta package
+//! pinning its kernel into the signed YUM repository, where dnf (repo_gpgcheck) sees both. A rerun does nothing. Then a second
 //! kernel-devel and one whose source RPM no repository has appear: `follow plan` lists their
 //! jobs (no boot test), the second is built and published alone, the third is recorded as
 //! failed with its reason and not published. A repomd.xml changed after signing stops
@@ -169,7 +169,8 @@ fn stages(row: &Value) -> Vec<String> {
     row["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap().to_string()).collect()
 }
 
-/// The package names in the published YUM repository, as rpm reads its files.
+/// The packages in the published YUM repository (`name-version-release`), as rpm reads
+/// their files.
 fn published(ctx: &Ctx) -> Vec<String> {
     let dir = ctx.dir.join("repo/yum/current/Packages");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
@@ -177,7 +178,9 @@ fn published(ctx: &Ctx) -> Vec<String> {
         .unwrap_or_default()
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "rpm"))
-        .map(|p| run(Command::new("rpm").args(["-qp", "--qf", "%{NAME}\n"]).arg(p)).trim().to_string())
+        .map(|p| {
+            run(Command::new("rpm").args(["-qp", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}\n"]).arg(p)).trim().to_string()
+        })
         .collect();
     names.sort();
     names
@@ -213,6 +216,14 @@ fn dnf_available(ctx: &Ctx) -> String {
         server.requests()
     );
     text
+}
+
+/// The kmod RPM's name and the meta package's name-version-release for `t`'s kernel.
+fn kmod_and_meta(t: &Target) -> (String, String) {
+    (
+        format!("kmod-krbd-forge-{}", t.el.to_lowercase().replace('_', "-")),
+        format!("krbd-forge-kernel-{}-{}", t.upstream, t.pkgrelease),
+    )
 }
 
 struct Ctx {
@@ -284,11 +295,16 @@ fn first_release_published(ctx: &Ctx, first: &Target, line: &str) -> Vec<Value> 
     assert!(log.iter().any(|l| l.contains(&format!("/src/Packages/{}", first.srpm()))), "{log:?}");
     assert!(!log.iter().any(|l| l.contains("/vault/")), "nothing from the vaults: {log:?}");
 
-    let kmod = published(ctx);
-    assert_eq!(kmod.len(), 1, "one kmod RPM: {kmod:?}");
+    // The kmod RPM and the meta package pinning its kernel (docs/repositories.md).
+    let (kmod, meta) = kmod_and_meta(first);
+    let packages = published(ctx);
+    assert_eq!(packages.len(), 2, "{packages:?}");
+    assert!(packages.iter().any(|p| p.starts_with(&format!("{kmod}-"))), "{packages:?}");
+    assert!(packages.contains(&meta), "{packages:?}");
     let available = dnf_available(ctx);
-    assert!(available.contains(&kmod[0]), "dnf lists {}:\n{available}", kmod[0]);
-    ctx.say("dnf verified the repository's signature and lists the kmod RPM");
+    assert!(available.contains(&kmod), "dnf lists {kmod}:\n{available}");
+    assert!(available.contains("krbd-forge-kernel.x86_64") && available.contains(&first.pkgrelease), "{available}");
+    ctx.say("dnf verified the repository's signature and lists the kmod RPM and the meta package");
     rows
 }
 
@@ -352,11 +368,13 @@ fn only_the_new_ones_are_worked(ctx: &Ctx, rows: &[Value], first: &Target, secon
     assert_eq!(stages(o), ["build"], "{o:#}");
     assert_eq!(row(&now, &second.el)["state"], "published");
 
-    let kmods = published(ctx);
-    assert_eq!(kmods.len(), 2, "the two proven releases, not the orphan: {kmods:?}");
+    let packages = published(ctx);
+    assert_eq!(packages.len(), 4, "the two proven releases, not the orphan: {packages:?}");
     let available = dnf_available(ctx);
-    for k in &kmods {
-        assert!(available.contains(k.as_str()), "dnf lists {k}:\n{available}");
+    for t in [first, second] {
+        let (kmod, meta) = kmod_and_meta(t);
+        assert!(packages.contains(&meta), "{packages:?}");
+        assert!(available.contains(&kmod), "dnf lists {kmod}:\n{available}");
     }
     assert!(!available.contains("284.3"), "{available}");
     let (code, plan, _) = follow(ctx, &["plan"]);

@@ -13,7 +13,6 @@ mod common;
 
 use common::rhel::{fixture, targets};
 use common::*;
-use krbd_fetch::deb::DebArchive;
 use krbd_kmod::KernelModule;
 use krbd_testsupport::http::StaticServer;
 use std::collections::BTreeMap;
