@@ -182,9 +182,11 @@ fn discover_all(config: &FollowConfig, listener: &dyn Listener) -> Result<Vec<Di
         found.extend(discover::debian(&apt, &config.debian_lines())?);
     }
     if !config.rhel.is_empty() {
-        let cache = krbd_fetch::cache::Cache::open(config.cache_dir.clone()).map_err(|e| FollowError::Repodata {
-            url: config.cache_dir.display().to_string(),
-            detail: e.to_string(),
+        let cache = krbd_fetch::cache::Cache::open(config.cache_dir.clone()).map_err(|e| match e {
+            krbd_fetch::FetchError::Io { source, path, .. } => {
+                FollowError::Io { action: "open the cache", path, source }
+            }
+            other => FollowError::Repodata { url: config.cache_dir.display().to_string(), detail: other.to_string() },
         })?;
         found.extend(discover::rhel(&config.rhel, &cache, listener)?);
     }
