@@ -67,6 +67,7 @@ struct RawRhel {
     repo: String,
     source_repo: Option<String>,
     archive_key: Option<PathBuf>,
+    rpm_key: Option<PathBuf>,
     series: Option<Vec<String>>,
 }
 
@@ -155,6 +156,8 @@ pub struct RhelSource {
     /// repository's index is not verified (the packages are still checked against the
     /// sha256 it lists).
     pub archive_key: Option<PathBuf>,
+    /// The key every RPM the build uses must be signed by (`build --rpm-key`), if any.
+    pub rpm_key: Option<PathBuf>,
     /// Only releases of these kernel versions (`3.10`, `4.18`, `5.14.0`), or all.
     pub series: Vec<String>,
 }
@@ -374,7 +377,7 @@ fn rhel_source(
             ));
         }
     }
-    Ok(RhelSource { repo, source_repo, archive_key: raw.archive_key.map(abs), series })
+    Ok(RhelSource { repo, source_repo, archive_key: raw.archive_key.map(abs), rpm_key: raw.rpm_key.map(abs), series })
 }
 
 #[cfg(test)]
@@ -455,6 +458,7 @@ series = ["6.1", "6.12"]
         let text = format!(
             "{}\n[[rhel]]\nrepo = \"https://dl.rockylinux.org/pub/rocky/9/AppStream/x86_64/os/\"\n\
              source_repo = \"https://dl.rockylinux.org/pub/rocky/9/BaseOS/source/tree\"\nseries = [\"5.14\"]\n\
+             rpm_key = \"RPM-GPG-KEY-Rocky-9\"\n\
              [[rhel]]\nrepo = \"http://vault.centos.org/7.9.2009/updates/x86_64\"\n",
             GOOD.replace("apt_dir = \"/srv/apt\"", "apt_dir = \"/srv/apt\"\nyum_dir = \"/srv/yum\"")
         );

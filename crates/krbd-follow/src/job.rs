@@ -112,11 +112,9 @@ pub fn command(stage: Stage, inputs: &CommandInputs<'_>, output: &Path) -> Optio
     let CommandInputs { family, line, release, config, series, layout, cache_dir } = *inputs;
     // The RHEL-family repositories the release was found in: the build and the check take
     // the very packages discovery saw (`--repo`), not whatever a vault has.
-    let repos: Vec<String> = config
-        .rhel_source(line)
-        .filter(|_| family == Family::Rhel)
-        .map(|r| std::iter::once(r.repo.clone()).chain(r.source_repo.clone()).collect())
-        .unwrap_or_default();
+    let rhel = config.rhel_source(line).filter(|_| family == Family::Rhel);
+    let repos: Vec<String> =
+        rhel.map(|r| std::iter::once(r.repo.clone()).chain(r.source_repo.clone()).collect()).unwrap_or_default();
     let repo_args = |to: &mut Vec<String>| {
         for r in &repos {
             to.extend(["--repo".to_string(), r.clone()]);
@@ -133,6 +131,9 @@ pub fn command(stage: Stage, inputs: &CommandInputs<'_>, output: &Path) -> Optio
                 .collect::<Vec<_>>();
             a.push(p(output));
             repo_args(&mut a);
+            if let Some(key) = rhel.and_then(|r| r.rpm_key.as_deref()) {
+                a.extend(["--rpm-key".to_string(), p(key)]);
+            }
             a
         }
         Stage::Check => {
