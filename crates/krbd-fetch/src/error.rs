@@ -45,6 +45,12 @@ pub enum FetchError {
     #[error("fetching {url} failed: {detail}")]
     DownloadFailed { url: String, detail: String },
 
+    #[error("the YUM repository metadata {url} cannot be used: {reason}")]
+    BadRepodata { url: String, reason: String },
+
+    #[error("{url}: the signature does not verify: {detail}")]
+    RepodataNotVerified { url: String, detail: String },
+
     #[error("apt knows no package {spec}{hint}")]
     UnknownPackage { spec: String, hint: String },
 

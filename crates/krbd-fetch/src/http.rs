@@ -185,6 +185,20 @@ fn publish(
     Ok(FetchOutcome::Fetched { path, sha256: sha, cached: false })
 }
 
+/// The body of `url` (at most `limit` bytes), outside the cache: for indices that change
+/// at the same URL (`repomd.xml`). `None`: 404 or 410.
+pub fn get(url: &str, limit: u64) -> Result<Option<Vec<u8>>, FetchError> {
+    let mut response = agent().get(url).call().map_err(|e| download_failed(url, e.to_string()))?;
+    match response.status().as_u16() {
+        200 => {}
+        404 | 410 => return Ok(None),
+        other => return Err(download_failed(url, format!("the server answered HTTP {other}"))),
+    }
+    let body = crate::repodata::read_limited(response.body_mut().as_reader(), limit, url)
+        .map_err(|e| download_failed(url, e.to_string()))?;
+    Ok(Some(body))
+}
+
 /// Forgets what `url` gave (after its content turned out to be bad), so the next fetch
 /// downloads it again.
 pub fn forget(cache: &Cache, url: &str) {

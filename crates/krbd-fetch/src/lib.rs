@@ -23,6 +23,7 @@ pub mod extract;
 pub mod hash;
 pub mod http;
 pub mod relation;
+pub mod repodata;
 pub mod rpm;
 pub mod version;
 

@@ -65,7 +65,9 @@ struct RawDebian {
 #[serde(deny_unknown_fields)]
 struct RawRhel {
     repo: String,
+    source_repo: Option<String>,
     archive_key: Option<PathBuf>,
+    rpm_key: Option<PathBuf>,
     series: Option<Vec<String>>,
 }
 
@@ -144,10 +146,42 @@ impl KernelLine {
 /// An RHEL-family repository whose repodata lists kernel-devel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RhelSource {
+    /// The binary repository's base URL (the folder holding `repodata/`) whose primary data
+    /// lists `kernel-devel`.
     pub repo: String,
+    /// The source repository listing the `kernel` source RPMs, if the binary one does not;
+    /// without it the build takes the source RPM from the vaults (`build --mirror`).
+    pub source_repo: Option<String>,
+    /// The key `repodata/repomd.xml.asc` must be a good signature by; `None`: the
+    /// repository's index is not verified (the packages are still checked against the
+    /// sha256 it lists).
     pub archive_key: Option<PathBuf>,
-    /// Only releases starting with one of these (`5.14.0`), or all.
+    /// The key every RPM the build uses must be signed by (`build --rpm-key`), if any.
+    pub rpm_key: Option<PathBuf>,
+    /// Only releases of these kernel versions (`3.10`, `4.18`, `5.14.0`), or all.
     pub series: Vec<String>,
+}
+
+impl RhelSource {
+    /// The repository's host (`dl.rockylinux.org`, `127.0.0.1:8080`).
+    pub fn host(&self) -> &str {
+        let rest = self.repo.split_once("://").map_or(self.repo.as_str(), |(_, r)| r);
+        rest.split('/').next().unwrap_or(rest)
+    }
+
+    /// The line a release of this repository belongs to, if it is followed:
+    /// `rhel/<host>/<series>`, the series being the configured one the release's version
+    /// starts with, or its whole version (`5.14.0`) when no series is configured.
+    pub fn line(&self, release: &str) -> Option<String> {
+        let version = release.split('-').next().unwrap_or(release);
+        let series = if self.series.is_empty() {
+            version
+        } else {
+            let follows = |s: &&String| version == s.as_str() || version.starts_with(&format!("{s}."));
+            self.series.iter().find(follows)?.as_str()
+        };
+        Some(format!("rhel/{}/{series}", self.host()))
+    }
 }
 
 impl FollowConfig {
@@ -196,15 +230,6 @@ impl FollowConfig {
             .map(|(i, r)| rhel_source(r, i, &abs, &invalid))
             .collect::<Result<Vec<_>, _>>()?;
         let publish = publish_section(raw.publish, &debian, &rhel, &abs, &invalid)?;
-        if !rhel.is_empty() {
-            // Said plainly rather than followed silently: nothing discovers them yet.
-            return Err(invalid(
-                "rhel",
-                "following RHEL-family repositories (repodata kernel-devel discovery) is not implemented yet; \
-                 remove the [[rhel]] tables and build those releases with `krbd-forge build`"
-                    .into(),
-            ));
-        }
         let series = raw.series.unwrap_or_else(|| "recovery-weight".into());
         if series.trim().is_empty() {
             return Err(invalid("series", "empty: name a series (recovery-weight), a folder, or none".into()));
@@ -223,6 +248,14 @@ impl FollowConfig {
             publish,
             debian,
             rhel,
+        })
+    }
+
+    /// The RHEL-family repository a line (`rhel/<host>/<series>`) is followed from.
+    pub fn rhel_source(&self, line: &str) -> Option<&RhelSource> {
+        self.rhel.iter().find(|r| {
+            let series = line.strip_prefix(&format!("rhel/{}/", r.host()));
+            series.is_some_and(|s| r.series.is_empty() || r.series.iter().any(|c| c == s))
         })
     }
 
@@ -326,8 +359,25 @@ fn rhel_source(
     abs: &dyn Fn(PathBuf) -> PathBuf,
     invalid: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<RhelSource, ConfigError> {
-    let repo = check_url(&raw.repo).map_err(|r| invalid(&format!("rhel[{index}].repo"), r))?;
-    Ok(RhelSource { repo, archive_key: raw.archive_key.map(abs), series: raw.series.unwrap_or_default() })
+    let key = |k: &str| format!("rhel[{index}].{k}");
+    // Fetched by krbd-forge's own HTTP client (discovery and `build --repo`), not by apt.
+    let http = |url: &str| match check_url(url) {
+        Ok(u) if u.starts_with("file:") => Err(format!("{u:?}: expected an http:// or https:// URL")),
+        other => other,
+    };
+    let repo = http(&raw.repo).map_err(|r| invalid(&key("repo"), r))?;
+    let source_repo = raw.source_repo.map(|u| http(&u)).transpose().map_err(|r| invalid(&key("source_repo"), r))?;
+    let series = raw.series.unwrap_or_default();
+    for s in &series {
+        let parts: Vec<&str> = s.split('.').collect();
+        if parts.len() > 3 || !parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) {
+            return Err(invalid(
+                &key("series"),
+                format!("{s:?}: a kernel version or its start, such as \"5.14\" or \"3.10.0\""),
+            ));
+        }
+    }
+    Ok(RhelSource { repo, source_repo, archive_key: raw.archive_key.map(abs), rpm_key: raw.rpm_key.map(abs), series })
 }
 
 #[cfg(test)]
@@ -379,6 +429,7 @@ series = ["6.1", "6.12"]
         let layout = Here(dir.path().join("out"));
         let inputs = job::CommandInputs {
             family: Family::Debian,
+            line: "debian/6.12-amd64",
             release: "6.12.1+deb12-amd64",
             config: &c,
             series: "recovery-weight",
@@ -396,6 +447,69 @@ series = ["6.1", "6.12"]
         let e = FollowConfig::parse(&missing, &config_path).unwrap_err().to_string();
         assert!(e.contains("proofs.guest_suite") && e.contains("no-such-suite"), "{e}");
         assert_eq!(Stage::for_release(Family::Debian, &parse(GOOD).unwrap()).len(), 5, "off when absent");
+    }
+
+    /// `[[rhel]]` lines: named by the repository's host and the series, and the build and
+    /// check of their releases fetch from that repository (and the source repository).
+    #[test]
+    fn rhel_lines_build_from_their_repository() {
+        use crate::discover::Family;
+        use crate::job::{self, Layout, Stage};
+        let text = format!(
+            "{}\n[[rhel]]\nrepo = \"https://dl.rockylinux.org/pub/rocky/9/AppStream/x86_64/os/\"\n\
+             source_repo = \"https://dl.rockylinux.org/pub/rocky/9/BaseOS/source/tree\"\nseries = [\"5.14\"]\n\
+             rpm_key = \"RPM-GPG-KEY-Rocky-9\"\n\
+             [[rhel]]\nrepo = \"http://vault.centos.org/7.9.2009/updates/x86_64\"\n",
+            GOOD.replace("apt_dir = \"/srv/apt\"", "apt_dir = \"/srv/apt\"\nyum_dir = \"/srv/yum\"")
+        );
+        let c = parse(&text).unwrap();
+        let (rocky, centos) = (&c.rhel[0], &c.rhel[1]);
+        assert_eq!(rocky.host(), "dl.rockylinux.org");
+        assert_eq!(rocky.line("5.14.0-284.11.1.el9_2.x86_64").as_deref(), Some("rhel/dl.rockylinux.org/5.14"));
+        assert_eq!(rocky.line("5.140.0-1.el9.x86_64"), None, "5.14 is not a prefix of 5.140");
+        assert_eq!(rocky.line("4.18.0-372.el8.x86_64"), None);
+        assert_eq!(centos.line("3.10.0-1160.el7.x86_64").as_deref(), Some("rhel/vault.centos.org/3.10.0"));
+        assert_eq!(c.rhel_source("rhel/dl.rockylinux.org/5.14"), Some(rocky));
+        assert_eq!(c.rhel_source("rhel/vault.centos.org/3.10.0"), Some(centos));
+        assert_eq!(c.rhel_source("rhel/dl.rockylinux.org/4.18"), None);
+        let stages = Stage::for_release(Family::Rhel, &c);
+        assert_eq!(stages, [Stage::Build, Stage::Check, Stage::Package, Stage::Publish], "no boot test");
+        struct Here;
+        impl Layout for Here {
+            fn dir(&self, stage: Stage) -> PathBuf {
+                PathBuf::from("/job").join(stage.name())
+            }
+        }
+        let release = "5.14.0-284.11.1.el9_2.x86_64";
+        let inputs = job::CommandInputs {
+            family: Family::Rhel,
+            line: "rhel/dl.rockylinux.org/5.14",
+            release,
+            config: &c,
+            series: "recovery-weight",
+            layout: &Here,
+            cache_dir: None,
+        };
+        let line = |stage| job::command(stage, &inputs, Path::new("/o")).unwrap().shell_line("krbd-forge");
+        let repos = "--repo https://dl.rockylinux.org/pub/rocky/9/AppStream/x86_64/os \
+                     --repo https://dl.rockylinux.org/pub/rocky/9/BaseOS/source/tree";
+        let build = line(Stage::Build);
+        assert!(
+            build.starts_with(&format!("krbd-forge build --kernel {release} ")) && build.contains(repos),
+            "{build}"
+        );
+        let check = line(Stage::Check);
+        assert!(check.contains(&format!("--kernel {release} {repos}")), "{check}");
+        assert!(line(Stage::Package).contains("package --format rpm /job/build/5.14.0"), "the kmod RPM");
+
+        for (bad, key) in [
+            (text.replace("series = [\"5.14\"]", "series = [\"el9\"]"), "rhel[0].series"),
+            (text.replace("http://vault", "file:///vault"), "rhel[1].repo"),
+            (text.replace("yum_dir = \"/srv/yum\"", ""), "publish.yum_dir"),
+        ] {
+            let e = parse(&bad).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
     }
 
     #[test]

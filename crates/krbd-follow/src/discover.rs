@@ -4,8 +4,14 @@
 //! packages of each line (`linux-headers-6.12.117+deb12-amd64`, `linux-headers-6.1.0-56-amd64`)
 //! as apt lists them; the meta packages (`linux-headers-6.12-amd64`) and other flavours
 //! (`-cloud-amd64`, `-rt-amd64`) are not releases of the line.
+//!
+//! RHEL family: each `[[rhel]]` repository's `repodata/repomd.xml` (its signature checked
+//! when `archive_key` is set) and the primary data it names: every `kernel-devel` package,
+//! `version-release.arch` being the release as `uname -r` prints it
+//! (`3.10.0-1160.el7.x86_64`), filtered by the configured series and named by line
+//! `rhel/<host>/<series>` ([`crate::config::RhelSource::line`]).
 
-use crate::config::KernelLine;
+use crate::config::{KernelLine, RhelSource};
 use crate::error::FollowError;
 use krbd_fetch::apt_config::AptConfig;
 use krbd_fetch::deb::ControlFields;
@@ -111,6 +117,34 @@ pub fn debian(apt: &AptConfig, lines: &[KernelLine]) -> Result<Vec<Discovered>, 
     }
     found.sort_by(|a, b| a.line.cmp(&b.line).then_with(|| krbd_fetch::version::compare(&a.version, &b.version)));
     found.dedup_by(|a, b| a.release == b.release && a.version == b.version);
+    Ok(found)
+}
+
+/// The kernel-devel releases the RHEL-family repositories list, each line's oldest first.
+pub fn rhel(
+    sources: &[RhelSource],
+    cache: &krbd_fetch::cache::Cache,
+    listener: &dyn krbd_progress::Listener,
+) -> Result<Vec<Discovered>, FollowError> {
+    let mut found = Vec::new();
+    for source in sources {
+        let repodata_error =
+            |e: &dyn std::fmt::Display| FollowError::Repodata { url: source.repo.clone(), detail: e.to_string() };
+        let key = match &source.archive_key {
+            Some(path) => Some(krbd_fetch::rpm::RpmKeyring::load(path).map_err(|e| repodata_error(&e))?),
+            None => None,
+        };
+        let packages = krbd_fetch::repodata::packages(cache, &source.repo, &["kernel-devel"], key.as_ref(), listener)
+            .map_err(|e| repodata_error(&e))?;
+        for p in packages {
+            let release = p.version_release_arch();
+            let Some(line) = source.line(&release) else { continue };
+            found.push(Discovered { line, family: Family::Rhel, release, version: p.evr(), index_sha256: p.sha256 });
+        }
+    }
+    // rpm's ordering of versions and Debian's agree on the digits-and-dots releases here.
+    found.sort_by(|a, b| a.line.cmp(&b.line).then_with(|| krbd_fetch::version::compare(&a.version, &b.version)));
+    found.dedup_by(|a, b| a.line == b.line && a.release == b.release);
     Ok(found)
 }
 

@@ -94,6 +94,9 @@ pub trait Layout {
 /// What a stage's command line is made from.
 pub struct CommandInputs<'a> {
     pub family: Family,
+    /// The release's line (`debian/6.12-amd64`, `rhel/<host>/<series>`): for RHEL-family
+    /// releases, which `[[rhel]]` repository the build fetches from.
+    pub line: &'a str,
     pub release: &'a str,
     pub config: &'a FollowConfig,
     /// As `build --series` takes it.
@@ -106,7 +109,17 @@ pub struct CommandInputs<'a> {
 /// The command of `stage`, writing into `output`; `None` for the stages that are no
 /// command (publish).
 pub fn command(stage: Stage, inputs: &CommandInputs<'_>, output: &Path) -> Option<JobCommand> {
-    let CommandInputs { family, release, config, series, layout, cache_dir } = *inputs;
+    let CommandInputs { family, line, release, config, series, layout, cache_dir } = *inputs;
+    // The RHEL-family repositories the release was found in: the build and the check take
+    // the very packages discovery saw (`--repo`), not whatever a vault has.
+    let rhel = config.rhel_source(line).filter(|_| family == Family::Rhel);
+    let repos: Vec<String> =
+        rhel.map(|r| std::iter::once(r.repo.clone()).chain(r.source_repo.clone()).collect()).unwrap_or_default();
+    let repo_args = |to: &mut Vec<String>| {
+        for r in &repos {
+            to.extend(["--repo".to_string(), r.clone()]);
+        }
+    };
     let p = |path: &Path| path.display().to_string();
     let set = layout.dir(Stage::Build).join(release);
     let cache = cache_dir.map(|c| vec!["--cache-dir".to_string(), p(c)]).unwrap_or_default();
@@ -117,16 +130,18 @@ pub fn command(stage: Stage, inputs: &CommandInputs<'_>, output: &Path) -> Optio
                 .map(String::from)
                 .collect::<Vec<_>>();
             a.push(p(output));
+            repo_args(&mut a);
+            if let Some(key) = rhel.and_then(|r| r.rpm_key.as_deref()) {
+                a.extend(["--rpm-key".to_string(), p(key)]);
+            }
             a
         }
         Stage::Check => {
             let mut a = vec!["check".to_string()];
             a.extend(["libceph", "ceph", "rbd"].iter().map(|m| p(&set.join(format!("{m}.ko")))));
-            if family == Family::Debian {
-                a.extend(["--kernel".to_string(), release.to_string()]);
-            } else {
-                a.extend(["--headers".to_string(), p(&layout.dir(Stage::Build).join("headers"))]);
-            }
+            // RHEL family: the kernel-devel RPM's headers, from the same repository.
+            a.extend(["--kernel".to_string(), release.to_string()]);
+            repo_args(&mut a);
             a
         }
         Stage::BootTest => {

@@ -66,6 +66,7 @@ pub fn plan(opts: &RunOptions<'_>) -> Result<Vec<PlannedJob>, FollowError> {
         let layout = CiLayout { root: Path::new("jobs").join(&row.release) };
         let inputs = job::CommandInputs {
             family,
+            line: &row.line,
             release: &row.release,
             config: opts.config,
             series: &opts.series_arg,

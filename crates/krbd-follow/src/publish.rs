@@ -102,6 +102,15 @@ impl Publisher {
         }
         if !rpms.is_empty() {
             let root = config.publish.yum_dir.clone().ok_or("no publish.yum_dir is configured for .rpm packages")?;
+            let mut rpms = rpms;
+            if row.family == "rhel" && row.release.ends_with(".x86_64") {
+                // The meta package (`krbd-forge-kernel` at the kernel's version-release, which
+                // requires this kernel and its kmod and conflicts with newer kernels) goes out
+                // in the same publish as the kmod: what dnf can hold back, docs/repositories.md.
+                let out_dir = config.out_dir.join("line-meta");
+                let kernel = krbd_repo::RpmKernel { release: row.release.clone() };
+                rpms.push(krbd_repo::meta_rpm(&kernel, &out_dir).map_err(|e| format!("meta package: {e}"))?);
+            }
             let signer = self.signer()?.clone();
             let repo = YumRepo { root };
             publications.push(repo.publish(&rpms, &signer, listener).map_err(|e| format!("YUM repository: {e}"))?);

@@ -181,6 +181,15 @@ fn discover_all(config: &FollowConfig, listener: &dyn Listener) -> Result<Vec<Di
         updated?;
         found.extend(discover::debian(&apt, &config.debian_lines())?);
     }
+    if !config.rhel.is_empty() {
+        let cache = krbd_fetch::cache::Cache::open(config.cache_dir.clone()).map_err(|e| match e {
+            krbd_fetch::FetchError::Io { source, path, .. } => {
+                FollowError::Io { action: "open the cache", path, source }
+            }
+            other => FollowError::Repodata { url: config.cache_dir.display().to_string(), detail: other.to_string() },
+        })?;
+        found.extend(discover::rhel(&config.rhel, &cache, listener)?);
+    }
     Ok(found)
 }
 
@@ -254,6 +263,7 @@ fn command_stage(
     std::fs::create_dir_all(&staging).map_err(FollowError::io("create", &staging))?;
     let inputs = job::CommandInputs {
         family,
+        line: &row.line,
         release: &row.release,
         config: opts.config,
         series: &opts.series_arg,

@@ -1,7 +1,7 @@
 //! An RHEL-family target made ready for the pipeline: the source RPM's Ceph files (after
 //! what `%prep` applies to them) and the kernel-devel RPM laid out as a headers sysroot.
 
-use super::catalog::{self, Distro, Location, Mirrors, Resolved};
+use super::catalog::{self, Distro, Location, MirrorUrl, Mirrors, Resolved};
 use super::spec::{self, PrepPatch};
 use crate::error::{BuildError, MirrorFailure};
 use crate::json_file;
@@ -44,6 +44,10 @@ pub struct RhelRequest {
     pub devel_rpm: Option<PathBuf>,
     /// When given, every RPM used must carry a good signature by one of its keys.
     pub rpm_key: Option<std::sync::Arc<RpmKeyring>>,
+    /// YUM repositories (base URLs, the folder holding `repodata/`) whose primary data is
+    /// searched for the source RPM and the kernel-devel RPM before the vaults: a kernel
+    /// the distribution ships today is in its repositories long before a vault has it.
+    pub repos: Vec<MirrorUrl>,
 }
 
 /// What happened to one patch of `%prep`.
@@ -87,12 +91,7 @@ pub fn prepare_rhel(
     listener: &dyn Listener,
 ) -> Result<PreparedRhel, BuildError> {
     let release = req.release.as_str();
-    let resolved = stages.run("resolve", || {
-        if req.srpm.is_some() && req.devel_rpm.is_some() {
-            return Ok((None, false));
-        }
-        Ok((Some(catalog::resolve(release, &req.mirrors, req.distro)?), false))
-    })?;
+    let resolved = stages.run("resolve", || Ok((resolve_for(req, listener)?, false)))?;
     if let Some(r) = &resolved {
         listener.info(&format!("target {release} (el{}, {})", r.release.el, r.os_minor));
     }
@@ -169,31 +168,146 @@ pub fn source_rpm_sources(
 }
 
 /// The source RPM and the kernel-devel RPM: each the given file (checked against its own
-/// digests), or else the first of its catalogued locations that has it. `true` when
-/// nothing was downloaded.
+/// digests), or else the one the repositories list, or else the first of its catalogued
+/// locations that has it. `true` when nothing was downloaded.
 fn fetch_rpms(
     cache: &Cache,
     req: &RhelRequest,
     resolved: Option<&Resolved>,
     listener: &dyn Listener,
 ) -> Result<((PathBuf, PathBuf), bool), BuildError> {
-    let mut all_cached = true;
-    let mut get = |given: Option<&PathBuf>, what: &'static str, locations: Option<&[Location]>| {
-        if let Some(path) = given {
-            RpmPackage::open(path)?.verify()?;
-            return Ok::<_, BuildError>(path.clone());
+    let [listed_srpm, listed_devel] = repo_packages(cache, req, listener)?;
+    let srpm_at = resolved.map(|r| r.srpm.as_slice());
+    let devel_at = resolved.map(|r| r.devel_rpm.as_slice());
+    let (srpm, a) = fetch_one(cache, req, req.srpm.as_ref(), "the source RPM", listed_srpm, srpm_at, listener)?;
+    let (devel, b) =
+        fetch_one(cache, req, req.devel_rpm.as_ref(), "the kernel-devel RPM", listed_devel, devel_at, listener)?;
+    Ok(((srpm, devel), a && b))
+}
+
+/// One package: the given file, else where a repository lists it, else the first catalogued
+/// location that has it; and whether nothing was downloaded.
+fn fetch_one(
+    cache: &Cache,
+    req: &RhelRequest,
+    given: Option<&PathBuf>,
+    what: &'static str,
+    listed: Option<(String, String)>,
+    locations: Option<&[Location]>,
+    listener: &dyn Listener,
+) -> Result<(PathBuf, bool), BuildError> {
+    if let Some(path) = given {
+        RpmPackage::open(path)?.verify()?;
+        return Ok((path.clone(), true));
+    }
+    let mut tried = Vec::new();
+    if let Some((url, sha256)) = &listed {
+        if let Some(found) = fetch_listed(cache, url, sha256, listener)? {
+            return Ok(found);
         }
-        let locations = locations.ok_or_else(|| BuildError::NotCatalogued {
+        tried.push(format!("{url} (listed in the repository's primary data, not there)"));
+    }
+    match locations {
+        Some(locations) => fetch_first(cache, req.release.as_str(), what, locations, listener),
+        None if !req.repos.is_empty() => {
+            let repos: Vec<&str> = req.repos.iter().map(MirrorUrl::as_str).collect();
+            if listed.is_none() {
+                tried.push(format!("{} (the repositories list no such package)", repos.join(", ")));
+            }
+            Err(BuildError::PackageNotFound { release: req.release.to_string(), what, tried })
+        }
+        None => Err(BuildError::NotCatalogued {
             release: req.release.to_string(),
             reason: "nothing to fetch it from".into(),
-        })?;
-        let (path, cached) = fetch_first(cache, req.release.as_str(), what, locations, listener)?;
-        all_cached &= cached;
-        Ok(path)
-    };
-    let srpm = get(req.srpm.as_ref(), "the source RPM", resolved.map(|r| r.srpm.as_slice()))?;
-    let devel = get(req.devel_rpm.as_ref(), "the kernel-devel RPM", resolved.map(|r| r.devel_rpm.as_slice()))?;
-    Ok(((srpm, devel), all_cached))
+        }),
+    }
+}
+
+/// The catalog's places for the request's packages; `None` when both are given as files,
+/// or when the catalog does not know the release but repositories are given.
+fn resolve_for(req: &RhelRequest, listener: &dyn Listener) -> Result<Option<Resolved>, BuildError> {
+    if req.srpm.is_some() && req.devel_rpm.is_some() {
+        return Ok(None);
+    }
+    let release = req.release.as_str();
+    match catalog::resolve(release, &req.mirrors, req.distro) {
+        Ok(resolved) => Ok(Some(resolved)),
+        // The repositories may have both packages of a release no vault is known for.
+        Err(BuildError::NotCatalogued { reason, .. }) if !req.repos.is_empty() => {
+            listener.info(&format!("{release}: not in the vault catalog ({reason}); only the repositories"));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The headers of an RHEL-family release alone (its kernel-devel RPM laid out in the
+/// cache, as the build lays it out): what `check --kernel` needs of such a release.
+pub fn rhel_headers(cache: &Cache, req: &RhelRequest, listener: &dyn Listener) -> Result<Headers, BuildError> {
+    let release = req.release.as_str();
+    let resolved = if req.devel_rpm.is_some() { None } else { resolve_for(req, listener)? };
+    let [_, listed] = repo_packages(cache, req, listener)?;
+    let at = resolved.as_ref().map(|r| r.devel_rpm.as_slice());
+    let (path, _) = fetch_one(cache, req, req.devel_rpm.as_ref(), "the kernel-devel RPM", listed, at, listener)?;
+    let devel = RpmPackage::open(&path)?;
+    let sha256 = krbd_formats::digest::sha256_file(&path, |_| {}).map_err(BuildError::io("read", &path))?;
+    let key = KeyHasher::new(LAYOUT).str(&sha256).finish();
+    let (root, _) =
+        cache.get_or_create("sysroots", &key, |staging| devel_sysroot(&devel, release, staging, listener))?;
+    Headers::open(&root.join("usr/src/kernels").join(release))
+}
+
+/// The URL and sha256 of the release's source RPM and of its kernel-devel RPM in the first
+/// of the request's repositories that lists each.
+fn repo_packages(
+    cache: &Cache,
+    req: &RhelRequest,
+    listener: &dyn Listener,
+) -> Result<[Option<(String, String)>; 2], BuildError> {
+    let mut found: [Option<(String, String)>; 2] = [None, None];
+    if req.repos.is_empty() || (req.srpm.is_some() && req.devel_rpm.is_some()) {
+        return Ok(found);
+    }
+    let release = catalog::RhelRelease::parse(req.release.as_str())?;
+    let version_release = format!("{}-{}", release.version, release.rpm_release);
+    for repo in &req.repos {
+        let packages =
+            krbd_fetch::repodata::packages(cache, repo.as_str(), &["kernel", "kernel-devel"], None, listener)?;
+        for p in packages {
+            let evr_matches = format!("{}-{}", p.version, p.release) == version_release;
+            let slot = match (p.name.as_str(), p.arch.as_str()) {
+                ("kernel", "src") if evr_matches => 0,
+                ("kernel-devel", arch) if evr_matches && arch == release.arch => 1,
+                _ => continue,
+            };
+            if found[slot].is_none() {
+                found[slot] = Some((p.url(repo.as_str()), p.sha256));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A package a repository lists, fetched and checked against the sha256 listed for it;
+/// `None` when the server does not have it.
+fn fetch_listed(
+    cache: &Cache,
+    url: &str,
+    sha256: &str,
+    listener: &dyn Listener,
+) -> Result<Option<(PathBuf, bool)>, BuildError> {
+    match http::fetch(cache, url, Some(sha256), listener)? {
+        FetchOutcome::Fetched { path, cached, .. } => {
+            if !cached {
+                if let Err(e) = RpmPackage::open(&path).and_then(|r| r.verify()) {
+                    http::forget(cache, url);
+                    return Err(e.into());
+                }
+            }
+            Ok(Some((path, cached)))
+        }
+        FetchOutcome::NotFound => Ok(None),
+    }
 }
 
 /// The report's record of one RPM used.

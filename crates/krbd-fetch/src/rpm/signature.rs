@@ -72,6 +72,36 @@ impl RpmKeyring {
         Ok(RpmKeyring { source: path.to_path_buf(), _dir: dir, keyring, key_ids })
     }
 
+    /// Checks a detached signature (armored or binary) of `data` with `gpgv` against this
+    /// keyring: `Err` says why it is not a good signature by one of its keys.
+    pub fn verify_detached(&self, signature: &[u8], data: &[u8]) -> Result<(), String> {
+        let work = tempfile::Builder::new().prefix("krbd-detached-").tempdir().map_err(|e| e.to_string())?;
+        set_private(work.path()).map_err(|e| e.to_string())?;
+        let (sig_path, data_path) = (work.path().join("data.sig"), work.path().join("data"));
+        std::fs::write(&sig_path, signature).map_err(|e| e.to_string())?;
+        std::fs::write(&data_path, data).map_err(|e| e.to_string())?;
+        let args = ["--status-fd".as_ref(), "1".as_ref(), "--keyring".as_ref(), self.keyring.as_os_str()];
+        let out = run_tool(
+            "gpgv",
+            "gpgv",
+            work.path(),
+            &[&args[..], &[sig_path.as_os_str(), data_path.as_os_str()]].concat(),
+        )
+        .map_err(|e| e.to_string())?;
+        let status = String::from_utf8_lossy(&out.stdout);
+        let has = |w: &str| status.lines().any(|l| l.starts_with(&format!("[GNUPG:] {w}")));
+        if out.status.success() && has("GOODSIG ") && has("VALIDSIG ") {
+            return Ok(());
+        }
+        Err(if has("BADSIG ") {
+            "the signature does not match the signed bytes".into()
+        } else if has("NO_PUBKEY ") {
+            format!("signed by a key that {} does not hold", self.source.display())
+        } else {
+            last_line(&out.stderr)
+        })
+    }
+
     /// The key file as given.
     pub fn source(&self) -> &Path {
         &self.source

@@ -1,7 +1,7 @@
 use super::exit::{self, ExitCode, Failure};
 use super::terminal::Terminal;
 use super::CacheArgs;
-use krbd_build::rhel::catalog::{self, Distro, Mirror, MirrorSite, Mirrors};
+use krbd_build::rhel::catalog::{self, Distro, Mirror, MirrorSite, MirrorUrl, Mirrors};
 use krbd_build::rhel::prepare::{self, RhelRequest};
 use krbd_build::{BuildError, BuildOptions, Inputs, KernelRelease};
 use krbd_host::outln;
@@ -44,6 +44,14 @@ pub struct BuildArgs {
     /// KRBD_FORGE_MIRROR_CENTOS, _ROCKY, _ALMA, _BUILDLOGS).
     #[arg(long, value_name = "DISTRO=URL", value_parser = parse_mirror)]
     mirror: Vec<Mirror>,
+
+    /// RHEL family: a YUM repository (the base URL holding repodata/, such as
+    /// https://dl.rockylinux.org/pub/rocky/9/AppStream/x86_64/os) whose package list is
+    /// searched for the release's kernel-devel RPM and kernel source RPM before the vaults;
+    /// each package is checked against the sha256 the list gives (repeatable: give the
+    /// binary and the source repository). What `follow` passes for its [[rhel]] lines.
+    #[arg(long, value_name = "URL")]
+    repo: Vec<MirrorUrl>,
 
     /// RHEL family: every RPM used (downloaded, --srpm, --devel-rpm) must carry a good
     /// OpenPGP signature by a key in FILE (armored or binary, such as the distribution's
@@ -189,6 +197,7 @@ fn rhel_request(args: &BuildArgs, release: Option<KernelRelease>) -> Result<Rhel
         srpm: args.srpm.clone(),
         devel_rpm: args.devel_rpm.clone(),
         rpm_key: rpm_key.map(std::sync::Arc::new),
+        repos: args.repo.clone(),
     })
 }
 
@@ -198,6 +207,11 @@ fn options(args: &BuildArgs, kernel: Option<&str>) -> Result<BuildOptions, Build
     if !rhel && args.rpm_key.is_some() {
         return Err(BuildFailure::Usage(
             "--rpm-key: it checks RPMs, and this target is built from Debian packages".into(),
+        ));
+    }
+    if !rhel && !args.repo.is_empty() {
+        return Err(BuildFailure::Usage(
+            "--repo: it names a YUM repository, and this target is built from Debian packages".into(),
         ));
     }
     let inputs = match &args.headers_dir {

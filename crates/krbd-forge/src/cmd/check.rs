@@ -23,10 +23,20 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub flags: CheckFlags,
 
-    /// A Debian kernel release: its headers and image packages are fetched into the cache
-    /// (as `build` does) and its modules complete the target.
+    /// A kernel release. Debian: its headers and image packages are fetched into the cache
+    /// (as `build` does) and its modules complete the target. RHEL family
+    /// (5.14.0-284.11.1.el9_2.x86_64): its kernel-devel RPM, from --repo or the vaults.
     #[arg(long, value_name = "RELEASE", conflicts_with_all = ["headers", "symvers", "vermagic", "config"])]
     pub kernel: Option<String>,
+
+    /// RHEL family, with --kernel: a YUM repository (base URL) listing the release's
+    /// kernel-devel RPM, searched before the vaults (repeatable; as `build --repo`).
+    #[arg(long, value_name = "URL", requires = "kernel")]
+    pub repo: Vec<krbd_build::rhel::catalog::MirrorUrl>,
+
+    /// RHEL family, with --kernel: a vault mirror as DISTRO=URL (as `build --mirror`).
+    #[arg(long, value_name = "DISTRO=URL", value_parser = super::build::parse_mirror, requires = "kernel")]
+    pub mirror: Vec<krbd_build::rhel::catalog::Mirror>,
 
     #[command(flatten)]
     pub cache: super::CacheArgs,
@@ -37,6 +47,26 @@ fn prepare_kernel(args: &mut CheckArgs, release: &str) -> Result<PathBuf, krbd_b
     let release = krbd_build::KernelRelease::parse(release)?;
     let cache = args.cache.open()?;
     let terminal = super::terminal::Terminal::new(args.flags.json);
+    if krbd_build::rhel::catalog::is_rhel_release(release.as_str()) {
+        let mirrors = super::build::mirrors(&args.mirror)
+            .map_err(|reason| krbd_build::BuildError::NotCatalogued { release: release.to_string(), reason })?;
+        let req = krbd_build::rhel::prepare::RhelRequest {
+            release,
+            mirrors,
+            distro: None,
+            srpm: None,
+            devel_rpm: None,
+            rpm_key: None,
+            repos: args.repo.clone(),
+        };
+        return Ok(krbd_build::rhel::prepare::rhel_headers(&cache, &req, &terminal)?.dir);
+    }
+    if !args.repo.is_empty() || !args.mirror.is_empty() {
+        return Err(krbd_build::BuildError::BadRelease {
+            release: release.to_string(),
+            reason: "--repo and --mirror are for RHEL-family releases; a Debian release comes from apt".into(),
+        });
+    }
     let mut stages = krbd_build::Stages::default();
     let prepared = krbd_build::prepare_debian(&cache, Some(&release), false, &mut stages, &terminal)?;
     if args.flags.modules_dir.is_none() {

@@ -22,11 +22,13 @@ pub fn fetch_code(e: &FetchError) -> ExitCode {
         | FetchError::NotSigned { .. }
         | FetchError::SignedByAnotherKey { .. }
         | FetchError::BadSignature { .. }
-        | FetchError::BadKeyFile { .. } => ExitCode::BadInput,
+        | FetchError::BadKeyFile { .. }
+        | FetchError::RepodataNotVerified { .. } => ExitCode::BadInput,
         FetchError::GpgMissing { .. } => ExitCode::Environment,
-        FetchError::ChecksumMismatch { .. } | FetchError::AptFailed { .. } | FetchError::DownloadFailed { .. } => {
-            ExitCode::Fetch
-        }
+        FetchError::ChecksumMismatch { .. }
+        | FetchError::AptFailed { .. }
+        | FetchError::DownloadFailed { .. }
+        | FetchError::BadRepodata { .. } => ExitCode::Fetch,
         FetchError::UnknownPackage { .. } | FetchError::BadRelation { .. } | FetchError::NoAptLists => ExitCode::Target,
         FetchError::Io { source, .. } => ExitCode::of_io(source.kind()),
     }

@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 
 const FOLLOW_HELP: &str = "\
 One run: take the state's lock, `apt-get update` a private apt (its own sources list,
-lists, cache and status under the state folder; the host's apt is untouched), list the
-releases of every followed line, and work each release not handled before through its
+lists, cache and status under the state folder; the host's apt is untouched) for Debian
+lines and read each [[rhel]] repository's repodata (kernel-devel packages; repomd.xml's
+signature checked with archive_key), list the releases of every followed line, and work
+each release not handled before through its
 stages: build, check, boot-test --cluster (Debian; proofs.boot_test_cluster), package
 (.deb / kmod RPM), publish (signed APT / YUM repository, switched atomically). Each stage
 is the normal krbd-forge command line, run as a child process; its results are recorded in
@@ -94,6 +96,11 @@ fn report(e: &FollowError, json: bool) -> ExitCode {
         FollowError::Apt { .. } => {
             Some("check the mirror URLs, suites and archive_key in the configuration".to_string())
         }
+        FollowError::Repodata { .. } => Some(
+            "check the [[rhel]] repo URL (the folder holding repodata/) and its archive_key; \
+             without archive_key repomd.xml is not verified"
+                .to_string(),
+        ),
         _ => None,
     };
     Failure::from_error(code(e), e).with_hint(hint).report(json)
@@ -248,14 +255,16 @@ const STAGES: [&str; 6] = ["build", "check", "boot-test", "guest-suite", "packag
 
 fn print_table(releases: &[ReleaseRow]) {
     let used: Vec<&str> = STAGES.iter().copied().filter(|s| releases.iter().any(|r| r.stage(s).is_some())).collect();
-    let mut header = format!("{:<26} {:<20} {:<10}", "RELEASE", "LINE", "STATE");
+    // RHEL-family lines name their repository's host: as wide as the longest.
+    let (rw, lw) = releases.iter().fold((26, 20), |(r, l), x| (r.max(x.release.len()), l.max(x.line.len())));
+    let mut header = format!("{:<rw$} {:<lw$} {:<10}", "RELEASE", "LINE", "STATE");
     for s in &used {
         header += &format!(" {s:<11}");
     }
     outln!("{header} REASON");
     for r in releases {
         let state = serde_json::to_value(r.state).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-        let mut line = format!("{:<26} {:<20} {:<10}", r.release, r.line, state);
+        let mut line = format!("{:<rw$} {:<lw$} {:<10}", r.release, r.line, state);
         for s in &used {
             let cell = match r.stage(s) {
                 None => "-".to_string(),

@@ -11,6 +11,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+pub mod rhel;
 mod stock;
 // Not every test binary proves a build against its stock modules.
 #[allow(unused_imports)]
