@@ -10,7 +10,8 @@ set -euo pipefail
 build_pkgs=(gcc-12 make libelf1 binutils dwarves xz-utils ca-certificates)
 bench_pkgs=(flex bison bc libelf-dev libssl-dev python3)
 # debootstrap and e2fsprogs: the install test and `boot-test --suite` boot debootstrapped roots from
-# ext4 images made with `mkfs.ext4 -d` (kmod's depmod lays out the suite guest's module tree).
+# ext4 images made with `mkfs.ext4 -d` (kmod's depmod lays out the suite guest's module tree);
+# the upgrade test reads its guest's disk back with e2fsprogs' debugfs.
 # openssl: throwaway signing keys in the package tests.
 # gnupg, gpgv: RPM signatures (throwaway keys, rpmsign, and --rpm-key's checks).
 # apt-utils (apt-ftparchive), createrepo-c: the generators of the published APT and YUM

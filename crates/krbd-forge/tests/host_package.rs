@@ -15,31 +15,12 @@ use krbd_fetch::deb::DebArchive;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
-
-/// This tree's krbd-host for glibc 2.17, built once per test run (incremental: seconds
-/// when nothing changed).
-fn installer() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = krbd_testsupport::workspace_root();
-        let out = root.join("target/glibc-2.17/krbd-host");
-        let status = Command::new("bash")
-            .arg(root.join("scripts/build-target-binary.sh"))
-            .arg(&out)
-            .env("JOBS", "2")
-            .status()
-            .expect("run scripts/build-target-binary.sh");
-        assert!(status.success(), "scripts/build-target-binary.sh failed: {status}");
-        out
-    })
-}
 
 /// `package --format FORMAT` of the host package into `dir`; the written file.
 fn host_package(format: &str, dir: &Path) -> PathBuf {
     let out = forge()
         .args(["package", "--format", format, "--json", "--mtime", "1700000000", "--installer"])
-        .arg(installer())
+        .arg(target_krbd_host())
         .arg("--out")
         .arg(dir)
         .output()
@@ -276,7 +257,7 @@ fn the_installer_tarball_carries_krbd_host_docs() {
     let dist = tempfile::tempdir().unwrap();
     let out = forge()
         .args(["package", "--format", "tar", "--json", "--installer"])
-        .arg(installer())
+        .arg(target_krbd_host())
         .arg("--out")
         .arg(dist.path())
         .arg(&default_build().out)

@@ -28,53 +28,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// Bump when the recipe below changes: the cached root is rebuilt under the new name.
-const ROOTFS_KEY: &str = "rootfs-bookworm-minbase-kmod-v1";
-
-/// A debootstrapped Debian 12 (minbase + kmod), built once into the shared test cache.
-fn debian_rootfs() -> PathBuf {
-    let cache = krbd_testsupport::test_cache_dir();
-    let dir = cache.join(ROOTFS_KEY);
-    krbd_testsupport::with_lock("rootfs", || {
-        if dir.join("usr/sbin/depmod").exists() || dir.join("sbin/depmod").exists() {
-            return;
-        }
-        let staging = cache.join(format!("{ROOTFS_KEY}.tmp"));
-        let _ = std::fs::remove_dir_all(&staging);
-        let mirror =
-            std::env::var("KRBD_TEST_DEBIAN_MIRROR").unwrap_or_else(|_| krbd_vm::guest_root::configured_mirror());
-        krbd_vm::guest_root::debootstrap(
-            &["kmod".to_string()],
-            &mirror,
-            &staging,
-            &cache.join(format!("{ROOTFS_KEY}.log")),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        std::fs::rename(&staging, &dir).expect("publish the root file system");
-    });
-    dir
-}
-
 /// Modules the guest's root needs besides the Ceph set: the NIC for the cluster.
 const GUEST_ROOT_MODULES: [&str; 7] = ["libceph", "ceph", "rbd", "libcrc32c", "netfs", "crc32c_generic", "e1000"];
-
-/// The initramfs: load virtio_blk and ext4 (modules on Debian's 6.12), mount /dev/vda,
-/// switch_root into the init named by `krbd.init=`.
-const INITRAMFS_INIT: &str = r#"#!/bin/busybox sh
-/bin/busybox mount -t proc proc /proc
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-echo 3 > /proc/sys/kernel/printk
-for m in /lib/modules/*.ko; do insmod $m || echo "KRBD|value|initramfs_error|insmod $m failed"; done
-n=0; while [ ! -b /dev/vda ]; do n=$((n+1)); [ $n -gt 300 ] && break; sleep 0.1; done
-mkdir -p /newroot
-mount -t ext4 -o rw /dev/vda /newroot || { echo "KRBD|value|initramfs_error|mount /dev/vda failed"; echo "KRBD|end"; poweroff -f; }
-init=$(sed -n 's/.*krbd.init=\([^ ]*\).*/\1/p' /proc/cmdline)
-umount /sys; umount /proc
-exec switch_root /newroot "$init"
-"#;
 
 /// Shared by both guest scripts (bash on the real root).
 const GUEST_PRELUDE: &str = r#"#!/bin/bash
@@ -279,12 +234,8 @@ fn kernel_and_initramfs(built: &Built, release: &str, work: &Path) -> (PathBuf, 
     let vmlinux = krbd_vm::bzimage::extract_vmlinux(&pkg.vmlinuz).expect("vmlinux");
     let vmlinux_path = work.join("vmlinux");
     std::fs::write(&vmlinux_path, vmlinux).unwrap();
-    let plan =
-        krbd_vm::deps::plan_load_order(&pkg, &[], &["virtio_blk", "ext4", "crc32c_generic"], &Silent).expect("plan");
-    let busybox = krbd_vm::initramfs::read_static_busybox(Path::new("/bin/busybox")).expect("busybox-static");
-    let initrd = krbd_vm::initramfs::build(&busybox, &plan, INITRAMFS_INIT, &Default::default()).expect("initramfs");
     let initrd_path = work.join("initramfs.cpio.gz");
-    std::fs::write(&initrd_path, initrd).unwrap();
+    root_disk_initramfs(&pkg, &initrd_path);
     (vmlinux_path, initrd_path)
 }
 

@@ -104,3 +104,21 @@ pub const CLUSTER_FIXTURE_MAPS: [&str; 7] =
 pub fn cluster_fixtures_dir() -> PathBuf {
     krbd_testsupport::workspace_root().join("crates/krbd-placement/tests/fixtures/cluster")
 }
+
+/// This tree's krbd-host for glibc 2.17, built once per test run (incremental: seconds
+/// when nothing changed).
+pub fn target_krbd_host() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = krbd_testsupport::workspace_root();
+        let out = root.join("target/glibc-2.17/krbd-host");
+        let status = std::process::Command::new("bash")
+            .arg(root.join("scripts/build-target-binary.sh"))
+            .arg(&out)
+            .env("JOBS", "2")
+            .status()
+            .expect("run scripts/build-target-binary.sh");
+        assert!(status.success(), "scripts/build-target-binary.sh failed: {status}");
+        out
+    })
+}
