@@ -313,10 +313,10 @@ fn newer_published_after_kills(ctx: &Ctx, cfg: &Path, rows: &[Value], older: &Ab
     newer
 }
 
-fn a_series_that_does_not_apply_fails(ctx: &Ctx) {
-    // A series that does not apply (more context than the matcher's fuzz drops, none of it in
-    // any kernel): every release fails at build, with the reason, and is not published.
-    let bad = ctx.dir.join("bad-series");
+/// A series that does not apply (more context than the matcher's fuzz drops, none of it in
+/// any kernel), in `dir`.
+fn non_applying_series(dir: &Path) -> PathBuf {
+    let bad = dir.join("bad-series");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("series"), "0001-no-such-context.patch\n").unwrap();
     std::fs::write(
@@ -325,6 +325,12 @@ fn a_series_that_does_not_apply_fails(ctx: &Ctx) {
          @@ -1,8 +1,9 @@\n no kernel has 1\n no kernel has 2\n no kernel has 3\n no kernel has 4\n+int krbd_never;\n          no kernel has 5\n no kernel has 6\n no kernel has 7\n no kernel has 8\n",
     )
     .unwrap();
+    bad
+}
+
+fn a_series_that_does_not_apply_fails(ctx: &Ctx) {
+    // Every release fails at build, with the reason, and is not published.
+    let bad = non_applying_series(&ctx.dir);
     let bad_cfg = config(&ctx.dir.join("bad"), &ctx.mirror, &format!("series = \"{}\"", bad.display()), false);
     let (st, json, err) = follow(&bad_cfg, &["run"], None);
     assert_eq!(st.code(), Some(20), "{err}\n{json}");
@@ -542,4 +548,39 @@ fn consistent_after_resume(config: &krbd_follow::FollowConfig, cfg: &Path, relea
     assert_eq!(ours.len(), 1, "{ours:?}");
     assert_eq!(ours[0].sha256, deb.sha256, "the published .deb is the package stage's");
     assert!(published(cfg).contains(&name));
+}
+
+/// A failed release is not worked again by later runs until `follow retry` marks it
+/// pending; `status` says how; a release the state does not know is a usage error.
+#[test]
+fn a_failed_release_waits_for_retry() {
+    let tmp = tempfile::Builder::new().prefix("krbd-follow-retry.").tempdir().unwrap();
+    let (_, newest) = two_newest_612();
+    let mirror = Mirror::new(tmp.path());
+    mirror.offer(&abi(&newest));
+    let bad = non_applying_series(tmp.path());
+    let cfg = config(&tmp.path().join("follow"), &mirror, &format!("series = \"{}\"", bad.display()), false);
+    let (st, json, err) = follow(&cfg, &["run"], None);
+    assert_eq!(st.code(), Some(20), "{err}\n{json}");
+    let (st, json, err) = follow(&cfg, &["run"], None);
+    assert!(st.success() && json["already_handled"] == 1, "not worked again: {json}");
+    assert!(!err.contains(&format!("build {newest}")), "no build: {err}");
+    let row = release_row(&status(&cfg), &newest).clone();
+    assert_eq!(row["retry"], format!("krbd-forge follow retry {newest}").as_str(), "{row}");
+    let text = forge().args(["follow", "status", "--config"]).arg(&cfg).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.contains("1 failed") && text.contains(&format!("follow retry {newest}")), "{text}");
+
+    let (st, json, _) = follow(&cfg, &["retry", "6.12.0+deb12-nosuch"], None);
+    assert_eq!((st.code(), json["error"]["kind"].as_str()), (Some(2), Some("usage")), "{json}");
+    assert_eq!(release_row(&status(&cfg), &newest)["state"], "failed", "an unknown name changes nothing");
+    let (st, json, err) = follow(&cfg, &["retry", "--all-failed"], None);
+    assert!(st.success(), "{err}");
+    assert_eq!(json["retried"][0]["release"], newest.as_str(), "{json}");
+    assert_eq!(json["retried"][0]["from_stage"], "build", "{json}");
+    assert_eq!(release_row(&status(&cfg), &newest)["state"], "pending");
+    let (st, json, err) = follow(&cfg, &["run"], None);
+    assert_eq!(st.code(), Some(20), "worked again, failing again: {err}\n{json}");
+    assert!(err.contains(&format!("build {newest}")), "built again: {err}");
+    assert_eq!(json["failed"][0]["release"], newest.as_str(), "{json}");
 }
