@@ -7,7 +7,9 @@
 //! newer one is published too (its boot test run once). A series that does not apply
 //! fails every release, which is recorded with its reason and not published. `follow plan`'s
 //! jobs, run as plain command lines in another folder, are published by `follow publish`. A
-//! second run beside a running one exits 21.
+//! second run beside a running one exits 21. Follow killed while its build child compiles
+//! leaves nothing running and resumes into a fresh folder, publishing once; a failed release
+//! waits for `follow retry`.
 
 mod common;
 
