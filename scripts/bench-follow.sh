@@ -8,7 +8,10 @@
 #   (f-warm) the same with the packages already in the cache (nothing extracted or built)
 #   (b-plain A1, A2) `krbd-forge build` of A1, then of A2 with the same cache (as `follow`
 #            builds the next ABI of a line), the cache holding only the packages before A1
-#   (b-ccache A1, A2) the same with `build --ccache` (an empty compiler cache before A1)
+#   (b-ccache A1, A2) the same with ccache in front of the kernel's compiler (Debian's
+#            masquerade folder /usr/lib/ccache first in PATH, so kbuild's CC stays the
+#            kernel's compiler name; CCACHE_BASEDIR at the work folder and CCACHE_NOHASHDIR,
+#            since every build compiles in a folder of its own), empty before A1
 # ROUNDS=N (default 1) repeats everything, each round in the order b-plain A1, b-ccache A1,
 # b-plain A2, b-ccache A2, f-cold, f-warm, so that a loaded machine's noise hits all alike;
 # prints each time, the medians and the ratios. PARTS="build follow" (default) or either. DEB_CACHE: a krbd-forge cache whose debs/
@@ -24,7 +27,11 @@ rounds=${ROUNDS:-1}
 deb_cache=${DEB_CACHE:-${KRBD_FORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/krbd-forge}}
 work=$(mktemp -d /var/tmp/krbd-bench-follow.XXXXXX)
 server_pid=
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+cleanup() {
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+    GNUPGHOME=$work/gnupg gpgconf --kill gpg-agent 2>/dev/null || true
+    rm -rf "$work"
+}
 trap cleanup EXIT
 now() { date +%s.%N; }
 log() { echo "[bench-follow] $*" >&2; }
@@ -117,13 +124,22 @@ EOF
     python3 -c "print(f'{$t1 - $t0:.1f}')"
 }
 
-# One `krbd-forge build [FLAGS] --kernel $2` over the cache `$1`. Prints seconds.
+# One `krbd-forge build --kernel $2` over the cache `$1`, through ccache when `$3` names
+# its folder. Prints seconds.
 build_once() {
-    local cache=$1 release=$2; shift 2
+    local cache=$1 release=$2 ccache_dir=${3:-}
     local t0 t1; t0=$(now)
-    "$forge" build "$@" --kernel "$release" --cache-dir "$cache" --out "$cache.out" --quiet --json > "$cache.json"
+    if [ -n "$ccache_dir" ]; then
+        PATH=/usr/lib/ccache:$PATH CCACHE_DIR=$ccache_dir CCACHE_BASEDIR=$work CCACHE_NOHASHDIR=true \
+            "$forge" build --kernel "$release" --cache-dir "$cache" --out "$cache.out" --quiet --json > "$cache.json"
+    else
+        "$forge" build --kernel "$release" --cache-dir "$cache" --out "$cache.out" --quiet --json > "$cache.json"
+    fi
     t1=$(now)
     rm -rf "$cache.out"
+    # The compile stages alone (the build report's), beside the wall time.
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))
+print(sum(s["seconds"] for s in r["stages"] if s["name"].startswith("compile")))' "$cache.json" > "$cache.compile"
     python3 -c "print(f'{$t1 - $t0:.1f}')"
 }
 
@@ -134,6 +150,7 @@ measure() {
     log "round $round: $key"
     t=$("$@")
     echo "$key $t" >> "$results"
+    if [[ $key == b-* ]]; then echo "$key-compile $(cat "$2.compile")" >> "$results"; fi
 }
 parts=${PARTS:-build follow}
 for round in $(seq 1 "$rounds"); do
@@ -142,13 +159,13 @@ for round in $(seq 1 "$rounds"); do
         package_cache "$plain" "${a1_debs[@]}" "${a2_debs[@]}"
         package_cache "$cc" "${a1_debs[@]}" "${a2_debs[@]}"
         measure b-plain-A1 build_once "$plain" "$a1"
-        measure b-ccache-A1 build_once "$cc" "$a1" --ccache
-        CCACHE_DIR=$cc/ccache ccache -z > /dev/null
+        measure b-ccache-A1 build_once "$cc" "$a1" "$cc.ccache"
+        CCACHE_DIR=$cc.ccache ccache -z > /dev/null
         measure b-plain-A2 build_once "$plain" "$a2"
-        measure b-ccache-A2 build_once "$cc" "$a2" --ccache
-        CCACHE_DIR=$cc/ccache ccache --print-stats | awk '$1=="direct_cache_hit"||$1=="preprocessed_cache_hit"{h+=$2}
+        measure b-ccache-A2 build_once "$cc" "$a2" "$cc.ccache"
+        CCACHE_DIR=$cc.ccache ccache --print-stats | awk '$1=="direct_cache_hit"||$1=="preprocessed_cache_hit"{h+=$2}
             $1=="cache_miss"{m=$2} END{print "ccache-A2-hits", h+0; print "ccache-A2-misses", m+0}' >> "$results"
-        rm -rf "$plain" "$cc"
+        rm -rf "$plain" "$cc" "$cc.ccache"
     fi
     if [[ $parts == *follow* ]]; then
         measure f-cold follow_once "cold-$round" "$work/cache-fcold-$round"
@@ -167,7 +184,7 @@ for line in open(path):
     rows.setdefault(k, []).append(float(v))
 med = {k: statistics.median(v) for k, v in rows.items()}
 print(f"A1 {a1}, A2 {a2}; {rounds} round(s), {cpus} CPUs, load average at the end {load}")
-for k in ["f-cold", "f-warm", "b-plain-A1", "b-ccache-A1", "b-plain-A2", "b-ccache-A2"]:
+for k in ["f-cold", "f-warm"] + [f"b-{v}-{a}{c}" for v in ["plain", "ccache"] for a in ["A1", "A2"] for c in ["", "-compile"]]:
     if k in rows:
         print(f"{k:<12} median {med[k]:7.1f} s   runs {' '.join(f'{x:.1f}' for x in rows[k])}")
 def ratio(a, b):
@@ -178,4 +195,6 @@ if "b-plain-A1" in rows:
     print(f"ccache on A2: {med['ccache-A2-hits']:.0f} hits, {med['ccache-A2-misses']:.0f} misses (median per round)")
     print(f"b-ccache-A1 / b-plain-A1   {ratio('b-ccache-A1', 'b-plain-A1'):.2f}  (a cold compiler cache's cost)")
     print(f"b-ccache-A2 / b-plain-A2   {ratio('b-ccache-A2', 'b-plain-A2'):.2f}  (the next ABI with the cache A1 filled)")
+    print(f"  compile stages only: A1 {ratio('b-ccache-A1-compile', 'b-plain-A1-compile'):.2f}, "
+          f"A2 {ratio('b-ccache-A2-compile', 'b-plain-A2-compile'):.2f}")
 PY

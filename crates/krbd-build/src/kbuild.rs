@@ -231,34 +231,6 @@ pub fn toolchain(headers: &Headers) -> Result<Toolchain, BuildError> {
     Ok(Toolchain { cc, kernel_cc, host_cc })
 }
 
-/// ccache in front of the kernel's compiler (`build --ccache`). kbuild is given
-/// `CC="ccache <compiler>"`: the compiler it checks (`--version`, the vermagic's compiler
-/// text) stays the distribution's, ccache only runs it. Every build compiles in a folder of
-/// its own, so paths below `base_dir` are hashed relative and the working folder not at all
-/// (`CCACHE_BASEDIR`, `CCACHE_NOHASHDIR`): the next ABI of a line then reuses the objects
-/// whose preprocessed source did not change (scripts/bench-follow.sh, README "Performance").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompilerCache {
-    /// ccache's own folder (`CCACHE_DIR`).
-    pub dir: PathBuf,
-    /// The folder whose paths are hashed relative (the krbd-forge cache root).
-    pub base_dir: PathBuf,
-}
-
-impl CompilerCache {
-    /// Refuses, before anything is compiled, a machine without ccache.
-    pub fn require_program() -> Result<(), BuildError> {
-        if find_program("ccache").is_none() {
-            return Err(BuildError::ToolMissing {
-                tool: "ccache".into(),
-                package: "ccache".into(),
-                why: "the build was asked to compile through the compiler cache (--ccache)".into(),
-            });
-        }
-        Ok(())
-    }
-}
-
 /// One make invocation.
 pub struct MakeStep<'a> {
     pub label: &'a str,
@@ -296,21 +268,13 @@ pub fn run_make(
     tool: &Toolchain,
     step: &MakeStep<'_>,
     jobs: usize,
-    compiler_cache: Option<&CompilerCache>,
     listener: &dyn Listener,
 ) -> Result<(), BuildError> {
     let mut cmd = Command::new("make");
-    let cc = match compiler_cache {
-        Some(c) => {
-            cmd.env("CCACHE_DIR", &c.dir).env("CCACHE_BASEDIR", &c.base_dir).env("CCACHE_NOHASHDIR", "true");
-            format!("ccache {}", tool.cc)
-        }
-        None => tool.cc.clone(),
-    };
     cmd.arg("-C")
         .arg(&headers.dir)
         .arg(format!("M={}", step.dir.display()))
-        .arg(format!("CC={cc}"))
+        .arg(format!("CC={}", tool.cc))
         .arg(format!("-j{jobs}"))
         .arg("modules");
     if let Some(s) = &step.extra_symbols {

@@ -22,8 +22,6 @@ struct RawConfig {
     series: Option<String>,
     #[serde(default)]
     proofs: RawProofs,
-    #[serde(default)]
-    build: RawBuild,
     publish: RawPublish,
     #[serde(default)]
     debian: Vec<RawDebian>,
@@ -38,12 +36,6 @@ struct RawProofs {
     boot_test_cluster: Option<bool>,
     guest_suite: Option<PathBuf>,
     boot_test_timeout: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBuild {
-    ccache: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,8 +81,6 @@ pub struct FollowConfig {
     /// The patch series, as `build --series` takes it (a name or a folder).
     pub series: String,
     pub proofs: Proofs,
-    /// `[build] ccache = true`: the build stage runs `build --ccache`.
-    pub ccache: bool,
     pub publish: Publish,
     pub debian: Vec<DebianSource>,
     pub rhel: Vec<RhelSource>,
@@ -230,7 +220,6 @@ impl FollowConfig {
                 guest_suite,
                 boot_test_timeout,
             },
-            ccache: raw.build.ccache.unwrap_or(false),
             publish,
             debian,
             rhel,
@@ -430,23 +419,6 @@ series = ["6.1", "6.12"]
         let c = FollowConfig::parse(text, Path::new("/etc/krbd-forge/follow.toml")).unwrap();
         assert_eq!(c.debian_lines().len(), 2);
         assert_eq!(c.publish.apt_codename, "bookworm-security");
-        assert!(c.ccache, "the example compiles through ccache");
-        let build = crate::job::command(
-            crate::job::Stage::Build,
-            &crate::job::CommandInputs {
-                family: crate::discover::Family::Debian,
-                release: "6.12.118+deb12-amd64",
-                config: &c,
-                series: "recovery-weight",
-                layout: &crate::run::LocalLayout { root: "/o".into() },
-                cache_dir: None,
-            },
-            Path::new("/o/build.partial"),
-        )
-        .unwrap();
-        assert!(build.args.contains(&"--ccache".to_string()), "{build:?}");
-        let plain = FollowConfig::parse(&text.replace("ccache = true", ""), Path::new("/e/f.toml")).unwrap();
-        assert!(!plain.ccache, "off unless asked for");
     }
 
     #[test]

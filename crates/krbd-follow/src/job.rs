@@ -117,9 +117,6 @@ pub fn command(stage: Stage, inputs: &CommandInputs<'_>, output: &Path) -> Optio
                 .map(String::from)
                 .collect::<Vec<_>>();
             a.push(p(output));
-            if config.ccache {
-                a.push("--ccache".into());
-            }
             a
         }
         Stage::Check => {

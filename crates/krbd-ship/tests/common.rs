@@ -30,7 +30,6 @@ pub fn built() -> &'static Built {
             out_root: dir.path().to_path_buf(),
             cache: Cache::open(cache_root()).expect("open the test cache"),
             jobs: 2,
-            compiler_cache: None,
         };
         let outcome = krbd_build::build(&opts, &krbd_progress::Silent).expect("build the default target");
         Built { out: outcome.out, cache_root: cache_root(), _keep: dir }

@@ -19,7 +19,6 @@ pub(super) struct CompileInputs<'a> {
     pub subset: &'a Path,
     pub series: Option<&'a Series>,
     pub jobs: usize,
-    pub compiler_cache: Option<&'a kbuild::CompilerCache>,
 }
 
 /// What a cached build entry remembers of how it was made (`build.json`).
@@ -45,8 +44,7 @@ pub(super) fn compile(inputs: &CompileInputs<'_>, staging: &Path, listener: &dyn
     std::fs::create_dir_all(&logs).map_err(BuildError::io("create folder", &logs))?;
     for (stage, step) in make_steps(&tree, &logs) {
         stages.run(stage, || {
-            kbuild::run_make(inputs.headers, inputs.toolchain, &step, inputs.jobs, inputs.compiler_cache, listener)
-                .map(|_| ((), false))
+            kbuild::run_make(inputs.headers, inputs.toolchain, &step, inputs.jobs, listener).map(|_| ((), false))
         })?;
     }
     stages.run("strip", || strip_modules(&tree, staging).map(|()| ((), false)))?;

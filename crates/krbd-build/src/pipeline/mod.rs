@@ -45,8 +45,6 @@ pub struct BuildOptions {
     pub out_root: PathBuf,
     pub cache: Cache,
     pub jobs: usize,
-    /// Compile through ccache (`None`: the compiler alone).
-    pub compiler_cache: Option<kbuild::CompilerCache>,
 }
 
 impl BuildOptions {
@@ -122,9 +120,6 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
     };
     kbuild::check_config(&headers)?;
     let toolchain = kbuild::toolchain(&headers)?;
-    if opts.compiler_cache.is_some() {
-        kbuild::CompilerCache::require_program()?;
-    }
     // 3. The Ceph sources, cached by the tarball's hash (RHEL targets bring theirs, after
     // %prep, from the source RPM).
     let (subset, source_key) = ceph_sources(opts, source, &release, &mut inputs, &mut stages, listener)?;
@@ -135,7 +130,6 @@ pub fn build(opts: &BuildOptions, listener: &dyn Listener) -> Result<BuildOutcom
         subset: &subset,
         series: series.as_ref(),
         jobs: opts.jobs,
-        compiler_cache: opts.compiler_cache.as_ref(),
     };
     let built = compile_cached(&opts.cache, &compile_inputs, &sysroot_key, &source_key, &mut stages, listener)?;
     // 6. Would the kernel load them? Decided offline by the loader's rules.

@@ -85,13 +85,6 @@ pub struct BuildArgs {
     #[arg(short, long, value_name = "N")]
     jobs: Option<usize>,
 
-    /// Compile through ccache (Debian package `ccache`), its objects kept in
-    /// CACHE/ccache/: the next ABI of a line reuses what did not change (about half the
-    /// compile time measured; see the README's Performance). The compiler kbuild checks
-    /// stays the kernel's own.
-    #[arg(long, env = "KRBD_FORGE_CCACHE")]
-    ccache: bool,
-
     /// Print the build report as JSON on stdout (and no progress on stderr).
     #[arg(long)]
     json: bool,
@@ -232,10 +225,6 @@ fn options(args: &BuildArgs, kernel: Option<&str>) -> Result<BuildOptions, Build
         source_tarball: args.source_tarball.clone(),
         series,
         out_root: args.out.clone(),
-        compiler_cache: args.ccache.then(|| krbd_build::kbuild::CompilerCache {
-            dir: cache.root().join("ccache"),
-            base_dir: cache.root().to_path_buf(),
-        }),
         cache,
         jobs,
     };

@@ -62,7 +62,6 @@ pub fn built_set(release: Option<&str>, dir: &Path) -> PathBuf {
         out_root: dir.to_path_buf(),
         cache: krbd_fetch::cache::Cache::open(cache_root()).expect("open the test cache"),
         jobs: 2,
-        compiler_cache: None,
     };
     krbd_build::build(&opts, &krbd_progress::Silent).expect("build the set").out
 }
