@@ -2,13 +2,15 @@
 # Installs the Debian packages that krbd-forge and its test suite use. Idempotent; run as root.
 #   scripts/install-deps.sh          everything (build, boot test, cluster, packaging tools)
 #   scripts/install-deps.sh build    only what `krbd-forge build` needs
-#   scripts/install-deps.sh bench    build + what scripts/bench-build.sh's full-tree build needs
+#   scripts/install-deps.sh bench    build + what scripts/bench-build.sh's full-tree build and
+#                                    scripts/bench-follow.sh need
 set -euo pipefail
 
 # gcc-12: Debian 12's kernels are built with it; dwarves: pahole, for the BTF that the
 # kernels embed in modules.
 build_pkgs=(gcc-12 make libelf1 binutils dwarves xz-utils ca-certificates)
-bench_pkgs=(flex bison bc libelf-dev libssl-dev python3)
+# ccache: scripts/bench-follow.sh measures builds with and without a compiler cache.
+bench_pkgs=(flex bison bc libelf-dev libssl-dev python3 ccache)
 # debootstrap and e2fsprogs: the install test and `boot-test --suite` boot debootstrapped roots from
 # ext4 images made with `mkfs.ext4 -d` (kmod's depmod lays out the suite guest's module tree);
 # the upgrade test reads its guest's disk back with e2fsprogs' debugfs.

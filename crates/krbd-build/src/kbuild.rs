@@ -290,6 +290,7 @@ pub fn run_make(
         .stderr(Stdio::piped());
     let mut log = std::fs::File::create(&step.log).map_err(BuildError::io("create", &step.log))?;
     let _ = writeln!(log, "$ {cmd:?}");
+    stop_with_this_process(&mut cmd);
     let mut child = cmd.spawn().map_err(BuildError::io("run make in", &headers.dir))?;
     let stderr = child.stderr.take();
     let stderr_lines = std::thread::spawn(move || {
@@ -320,6 +321,28 @@ pub fn run_make(
         });
     }
     Ok(())
+}
+
+/// make gets SIGTERM when this process dies (kill -9 included, as when `follow` is killed
+/// and its stage child with it), and make passes SIGTERM on to the compilers it runs, so
+/// that no compile outlives the build that wanted it.
+fn stop_with_this_process(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getpid before the fork; prctl and getppid are async-signal-safe, and nothing
+    // else runs between fork and exec.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl: then no signal ever comes.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
 }
 
 /// The first compiler errors of a failed build, with the line before each for context.

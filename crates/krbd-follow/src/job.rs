@@ -252,11 +252,17 @@ pub fn run_child(program: &Path, cmd: &JobCommand, log: &Path) -> Result<ChildOu
 
 fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec here.
+    // SAFETY: getpid before the fork; prctl and getppid are async-signal-safe, and nothing
+    // else runs between fork and exec here.
+    let parent = unsafe { libc::getpid() };
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // Killed between fork and prctl: no signal would ever come, so do not start.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });

@@ -10,6 +10,9 @@
 //! reasons. A stage's result is recorded only after its artifacts are in place, and only a
 //! release whose every stage passed is published ([`publish`], through krbd-repo), so a
 //! run killed at any point resumes on the next one. [`config`] reads the TOML file.
+//! A run first stops what a killed run left running ([`orphans`]), and redoes a stage in a
+//! fresh folder renamed into place only when the stage succeeded.
+//! A failed release waits for [`retry`].
 //! [`plan`] lists the same work as jobs for a CI system's runners and takes their outputs
 //! back. Nothing here prints; progress goes through [`krbd_progress::Listener`].
 
@@ -19,9 +22,11 @@ pub mod error;
 pub mod fault;
 pub mod job;
 pub mod lock;
+pub mod orphans;
 pub mod plan;
 pub mod private_apt;
 pub mod publish;
+pub mod retry;
 pub mod run;
 pub mod state;
 

@@ -8,6 +8,7 @@ use crate::error::FollowError;
 use crate::fault::crash_point;
 use crate::job::{self, ChildOutcome, Layout, Stage};
 use crate::lock::FollowLock;
+use crate::orphans;
 use crate::publish::Publisher;
 use crate::state::{NewRelease, ReleaseRow, ReleaseState, StageEnd, State, Verdict};
 use crate::{private_apt, state_path};
@@ -80,6 +81,8 @@ pub fn run(opts: &RunOptions<'_>) -> Result<RunSummary, FollowError> {
     let _lock = FollowLock::acquire(&opts.config.state_dir)?;
     let state = State::open(&state_path(opts.config))?;
     let run_id = state.begin_run()?;
+    // We hold the lock: whatever still carries this state's marker belongs to a killed run.
+    orphans::stop_leftovers(&opts.config.state_dir, opts.listener);
     let mut summary = RunSummary { discovered: discover_and_record(opts, &state)?, ..RunSummary::default() };
     crash_point("discovered");
     work_pending(opts, &state, true, &mut summary)?;
@@ -107,9 +110,21 @@ pub(crate) fn discover_and_record(opts: &RunOptions<'_>, state: &State) -> Resul
         if state.add_release(&new)? {
             opts.listener.info(&format!("new release {} ({}, {})", d.release, d.line, d.version));
             new_ones.push(d);
+        } else if let Some(row) = state.changed_pending(&key, &d.index_sha256)? {
+            redo_from_build(opts, state, &row, &d.index_sha256)?;
         }
     }
     Ok(new_ones)
+}
+
+/// A pending release whose packages changed in the mirror: its stage results go (the
+/// folder first, so that a kill in between never leaves records of results that are gone
+/// adopted again), and the next stage to run is build.
+fn redo_from_build(opts: &RunOptions<'_>, state: &State, row: &ReleaseRow, index: &str) -> Result<(), FollowError> {
+    opts.listener.info(&format!("{}: its packages changed in the mirror; redone from build", row.release));
+    remove_dir(&job_root(&opts.config.out_dir, row))?;
+    state.reset_release(row.id)?;
+    state.set_index(row.id, index)
 }
 
 /// Works every pending release of the current series. `run_commands`: run the missing
@@ -258,7 +273,10 @@ fn command_stage(
         return record_success(state, row, stage, &done_dir, json);
     }
     state.begin_stage(row.id, stage.name())?;
-    let staging = done_dir.with_extension("partial");
+    // A fresh folder per attempt: a killed attempt's folder is never reused, whatever is
+    // left in it, and nothing but a successful rename makes it the stage's results.
+    remove_partials(&done_dir, opts.listener);
+    let staging = done_dir.with_extension(format!("partial.{}", std::process::id()));
     remove_dir(&staging)?;
     std::fs::create_dir_all(&staging).map_err(FollowError::io("create", &staging))?;
     let inputs = job::CommandInputs {
@@ -270,7 +288,7 @@ fn command_stage(
         layout,
         cache_dir: Some(&opts.config.cache_dir),
     };
-    let Some(cmd) = job::command(stage, &inputs, &staging) else {
+    let Some(mut cmd) = job::command(stage, &inputs, &staging) else {
         let end = StageEnd {
             verdict: Verdict::Failed,
             exit_code: None,
@@ -281,6 +299,7 @@ fn command_stage(
         state.end_stage(row.id, stage.name(), &end)?;
         return Ok(end);
     };
+    cmd.env.push((orphans::OWNER_ENV.into(), orphans::owner_value(&opts.config.state_dir)));
     let started = Instant::now();
     opts.listener.task_start(&format!("{} {}", stage.name(), row.release), None, Unit::Steps);
     let child = job::run_child(&opts.program, &cmd, &staging.join("stderr.log"));
@@ -389,6 +408,20 @@ fn publish_stage(
     crash_point("published");
     state.end_stage(row.id, Stage::Publish.name(), &end)?;
     Ok(end)
+}
+
+/// Removes the folders of earlier attempts at the stage whose results go to `done_dir`
+/// (`build.partial`, `build.partial.<pid>`); one that cannot be removed only costs space.
+fn remove_partials(done_dir: &Path, listener: &dyn Listener) {
+    let (Some(parent), Some(name)) = (done_dir.parent(), done_dir.file_name()) else { return };
+    let prefix = format!("{}.partial", name.to_string_lossy());
+    for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            if let Err(e) = remove_dir(&entry.path()) {
+                listener.warning(&format!("a killed attempt's folder is left behind: {e}"));
+            }
+        }
+    }
 }
 
 pub(crate) fn remove_dir(dir: &Path) -> Result<(), FollowError> {

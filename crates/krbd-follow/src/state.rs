@@ -472,6 +472,21 @@ impl State {
         tx.commit().map_err(self.err())
     }
 
+    /// The release with `job_key` when it is pending (new, killed or retried) and the mirror
+    /// now lists another `index_sha256` for its headers package than it was recorded with:
+    /// its packages changed, so what was built from them must not be used.
+    pub fn changed_pending(&self, job_key: &str, index_sha256: &str) -> Result<Option<ReleaseRow>, FollowError> {
+        Ok(self.release(job_key)?.filter(|r| r.state == ReleaseState::Pending && r.index_sha256 != index_sha256))
+    }
+
+    /// Records the index entry a release is worked from now.
+    pub fn set_index(&self, release_id: i64, index_sha256: &str) -> Result<(), FollowError> {
+        self.conn
+            .execute("UPDATE releases SET index_sha256 = ?2 WHERE id = ?1", params![release_id, index_sha256])
+            .map_err(self.err())?;
+        Ok(())
+    }
+
     /// Starts a run's record; returns its id.
     pub fn begin_run(&self) -> Result<i64, FollowError> {
         self.conn.execute("INSERT INTO runs (started) VALUES (?1)", [now()]).map_err(self.err())?;
@@ -522,10 +537,10 @@ pub fn iso8601(secs: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn new_release<'a>(key: &'a str) -> NewRelease<'a> {
+    pub(crate) fn new_release<'a>(key: &'a str) -> NewRelease<'a> {
         NewRelease {
             job_key: key,
             line: "debian/6.12-amd64",
@@ -570,6 +585,21 @@ mod tests {
         let r = &state.releases().unwrap()[0];
         assert_eq!(r.state, ReleaseState::Failed);
         assert_eq!(r.reason.as_deref(), Some("check: rbd: refused"));
+    }
+
+    #[test]
+    fn only_a_pending_release_with_another_index_entry_counts_as_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&dir.path().join("state.db")).unwrap();
+        state.add_release(&new_release("k1")).unwrap();
+        let id = state.releases().unwrap()[0].id;
+        assert!(state.changed_pending("k1", "h").unwrap().is_none(), "the same entry");
+        assert_eq!(state.changed_pending("k1", "h2").unwrap().map(|r| r.id), Some(id));
+        state.set_index(id, "h2").unwrap();
+        assert!(state.changed_pending("k1", "h2").unwrap().is_none(), "recorded");
+        state.set_release_state(id, ReleaseState::Failed, Some("build: x")).unwrap();
+        assert!(state.changed_pending("k1", "h3").unwrap().is_none(), "a failed one waits for retry");
+        assert!(state.changed_pending("k2", "h3").unwrap().is_none(), "unknown");
     }
 
     #[test]

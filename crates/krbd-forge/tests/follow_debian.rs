@@ -7,7 +7,9 @@
 //! newer one is published too (its boot test run once). A series that does not apply
 //! fails every release, which is recorded with its reason and not published. `follow plan`'s
 //! jobs, run as plain command lines in another folder, are published by `follow publish`. A
-//! second run beside a running one exits 21.
+//! second run beside a running one exits 21. Follow killed while its build child compiles
+//! leaves nothing running and resumes into a fresh folder, publishing once; a failed release
+//! waits for `follow retry`.
 
 mod common;
 
@@ -313,10 +315,10 @@ fn newer_published_after_kills(ctx: &Ctx, cfg: &Path, rows: &[Value], older: &Ab
     newer
 }
 
-fn a_series_that_does_not_apply_fails(ctx: &Ctx) {
-    // A series that does not apply (more context than the matcher's fuzz drops, none of it in
-    // any kernel): every release fails at build, with the reason, and is not published.
-    let bad = ctx.dir.join("bad-series");
+/// A series that does not apply (more context than the matcher's fuzz drops, none of it in
+/// any kernel), in `dir`.
+fn non_applying_series(dir: &Path) -> PathBuf {
+    let bad = dir.join("bad-series");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("series"), "0001-no-such-context.patch\n").unwrap();
     std::fs::write(
@@ -325,6 +327,12 @@ fn a_series_that_does_not_apply_fails(ctx: &Ctx) {
          @@ -1,8 +1,9 @@\n no kernel has 1\n no kernel has 2\n no kernel has 3\n no kernel has 4\n+int krbd_never;\n          no kernel has 5\n no kernel has 6\n no kernel has 7\n no kernel has 8\n",
     )
     .unwrap();
+    bad
+}
+
+fn a_series_that_does_not_apply_fails(ctx: &Ctx) {
+    // Every release fails at build, with the reason, and is not published.
+    let bad = non_applying_series(&ctx.dir);
     let bad_cfg = config(&ctx.dir.join("bad"), &ctx.mirror, &format!("series = \"{}\"", bad.display()), false);
     let (st, json, err) = follow(&bad_cfg, &["run"], None);
     assert_eq!(st.code(), Some(20), "{err}\n{json}");
@@ -403,4 +411,178 @@ fn a_second_run_beside_a_running_one_exits_21() {
     let (st, json, _) = follow(&bad, &["run"], None);
     assert_eq!(st.code(), Some(2));
     assert!(json["error"]["message"].as_str().unwrap().contains("suits"), "the unknown key is named: {json}");
+}
+
+/// A copy of the shipped series whose first patch's message carries a token of this run:
+/// a series digest no cache has seen, so that the build really compiles.
+fn fresh_series(dir: &Path) -> PathBuf {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../patches/recovery-weight");
+    let copy = dir.join("recovery-weight");
+    run(Command::new("cp").arg("-r").arg(&shipped).arg(&copy));
+    let variant = copy.join("linux-6.1-6.12");
+    let first = std::fs::read_to_string(variant.join("series")).unwrap();
+    let first = variant.join(first.lines().find(|l| !l.trim().is_empty() && !l.starts_with('#')).unwrap().trim());
+    let text = std::fs::read_to_string(&first).unwrap();
+    let token = format!("\n\nTest-Run: {:?}\n---\n", std::time::SystemTime::now());
+    std::fs::write(&first, text.replacen("\n---\n", &token, 1)).unwrap();
+    copy
+}
+
+/// The command name of `pid` (`make`, `cc1`), if it still runs.
+fn comm(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|s| s.trim().to_string())
+}
+
+/// Polls `done` every 200 ms for up to `secs`; whether it came true.
+fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + std::time::Duration::from_secs(secs);
+    while Instant::now() < until {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    done()
+}
+
+/// kill -9 of follow while its build child compiles: the child and its compilers end with
+/// it, the lock goes with it, the half-done build is not taken as done, and the next run
+/// builds again into a fresh folder and publishes the release once, with every recorded
+/// artifact equal to the file on disk.
+#[test]
+fn a_run_killed_while_its_build_compiles_resumes_cleanly() {
+    let t0 = Instant::now();
+    let tmp = tempfile::Builder::new().prefix("krbd-follow-midstage.").tempdir().unwrap();
+    let (_, newest) = two_newest_612();
+    let abi = abi(&newest);
+    let mirror = Mirror::new(tmp.path());
+    mirror.offer(&abi);
+    let series = fresh_series(tmp.path());
+    let cfg = config(&tmp.path().join("follow"), &mirror, &format!("series = \"{}\"", series.display()), false);
+    let loaded = krbd_follow::FollowConfig::load(&cfg).unwrap();
+    let log = std::fs::File::create(tmp.path().join("killed-run.log")).unwrap();
+    // A std Command (assert_cmd's only runs to the end), with forge()'s environment.
+    let mut killed = Command::new(assert_cmd::cargo::cargo_bin("krbd-forge"))
+        .env("KRBD_FORGE_CACHE", common::cache_dir())
+        .env_remove("XDG_CACHE_HOME")
+        .args(["follow", "run", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let compiling = wait_until(900, || {
+        krbd_follow::orphans::marked_processes(&loaded.state_dir)
+            .into_iter()
+            .any(|p| comm(p).is_some_and(|c| c == "make" || c.starts_with("cc1") || c == "gcc-12"))
+    });
+    let log_text = || std::fs::read_to_string(tmp.path().join("killed-run.log")).unwrap_or_default();
+    assert!(compiling, "the build child compiles: {}", log_text());
+    let running = krbd_follow::orphans::marked_processes(&loaded.state_dir);
+    killed.kill().unwrap(); // SIGKILL
+    assert_eq!(killed.wait().unwrap().signal(), Some(9));
+    eprintln!(
+        "[{:>5.1} s] follow killed while {} processes of its build ran",
+        t0.elapsed().as_secs_f64(),
+        running.len()
+    );
+
+    // The stage child gets SIGTERM with its parent's death, make with the child's, the
+    // compilers from make: nothing of the killed attempt runs on, without any next run.
+    let gone = wait_until(30, || krbd_follow::orphans::marked_processes(&loaded.state_dir).is_empty());
+    let left: Vec<_> =
+        krbd_follow::orphans::marked_processes(&loaded.state_dir).into_iter().map(|p| (p, comm(p))).collect();
+    assert!(gone, "processes of the killed run still running: {left:?}");
+    let lock = std::fs::File::open(loaded.state_dir.join("lock")).unwrap();
+    lock.try_lock().expect("the kernel released the killed run's lock");
+    drop(lock);
+    let row = status(&cfg).into_iter().find(|r| r["release"] == newest.as_str()).expect("recorded");
+    assert_eq!(
+        (row["state"].as_str(), row["stages"][0]["verdict"].as_str()),
+        (Some("pending"), Some("running")),
+        "{row}"
+    );
+    let job = krbd_follow::run::job_root(&loaded.out_dir, &release_row_typed(&loaded, &newest));
+    assert!(!job.join("build").exists(), "no build results from a killed build");
+    eprintln!("[{:>5.1} s] children ended, lock free, build not done", t0.elapsed().as_secs_f64());
+
+    let (st, json, err) = follow(&cfg, &["run"], None);
+    assert!(st.success(), "the run after the kill: {err}\n{json}");
+    assert_eq!(json["published"].as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(json["published"][0]["release"], newest.as_str(), "{json}");
+    assert!(!err.contains("finished results found"), "the half-done build was redone, not adopted: {err}");
+    consistent_after_resume(&loaded, &cfg, &newest, &job);
+    let (st, json, _) = follow(&cfg, &["run"], None);
+    assert!(st.success() && json["published"].as_array().is_some_and(Vec::is_empty), "published once: {json}");
+    eprintln!("[{:>5.1} s] {newest} published once after the kill", t0.elapsed().as_secs_f64());
+}
+
+/// The state's row of `release` as the library reads it.
+fn release_row_typed(config: &krbd_follow::FollowConfig, release: &str) -> krbd_follow::state::ReleaseRow {
+    let state = krbd_follow::state::State::open(&krbd_follow::state_path(config)).unwrap();
+    state.releases().unwrap().into_iter().find(|r| r.release == release).unwrap()
+}
+
+/// Every stage ok, every recorded artifact the file on disk, no attempt's folder left, and
+/// the repository holding the package stage's .deb (one modules package, byte-equal).
+fn consistent_after_resume(config: &krbd_follow::FollowConfig, cfg: &Path, release: &str, job: &Path) {
+    let row = release_row_typed(config, release);
+    assert_eq!(row.state, krbd_follow::state::ReleaseState::Published);
+    for stage in &row.stages {
+        assert_eq!(stage.verdict, krbd_follow::state::Verdict::Ok, "{stage:?}");
+        for a in &stage.artifacts {
+            let sha = krbd_formats::digest::sha256_file(&a.path, |_| {}).unwrap_or_default();
+            assert_eq!(sha, a.sha256, "{} as recorded", a.path.display());
+        }
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(job)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "attempt folders left: {leftovers:?}");
+    let package = row.stage("package").unwrap();
+    let deb = package.artifacts.iter().find(|a| a.path.extension().is_some_and(|e| e == "deb")).expect("a .deb");
+    let name = format!("krbd-forge-modules-{release}");
+    let repo = krbd_follow::publish::Publisher::apt_repo(config).unwrap();
+    let ours: Vec<_> = repo.packages().unwrap().into_iter().filter(|p| p.name == name).collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(ours[0].sha256, deb.sha256, "the published .deb is the package stage's");
+    assert!(published(cfg).contains(&name));
+}
+
+/// A failed release is not worked again by later runs until `follow retry` marks it
+/// pending; `status` says how; a release the state does not know is a usage error.
+#[test]
+fn a_failed_release_waits_for_retry() {
+    let tmp = tempfile::Builder::new().prefix("krbd-follow-retry.").tempdir().unwrap();
+    let (_, newest) = two_newest_612();
+    let mirror = Mirror::new(tmp.path());
+    mirror.offer(&abi(&newest));
+    let bad = non_applying_series(tmp.path());
+    let cfg = config(&tmp.path().join("follow"), &mirror, &format!("series = \"{}\"", bad.display()), false);
+    let (st, json, err) = follow(&cfg, &["run"], None);
+    assert_eq!(st.code(), Some(20), "{err}\n{json}");
+    let (st, json, err) = follow(&cfg, &["run"], None);
+    assert!(st.success() && json["already_handled"] == 1, "not worked again: {json}");
+    assert!(!err.contains(&format!("build {newest}")), "no build: {err}");
+    let row = release_row(&status(&cfg), &newest).clone();
+    assert_eq!(row["retry"], format!("krbd-forge follow retry {newest}").as_str(), "{row}");
+    let text = forge().args(["follow", "status", "--config"]).arg(&cfg).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.contains("1 failed") && text.contains(&format!("follow retry {newest}")), "{text}");
+
+    let (st, json, _) = follow(&cfg, &["retry", "6.12.0+deb12-nosuch"], None);
+    assert_eq!((st.code(), json["error"]["kind"].as_str()), (Some(2), Some("usage")), "{json}");
+    assert_eq!(release_row(&status(&cfg), &newest)["state"], "failed", "an unknown name changes nothing");
+    let (st, json, err) = follow(&cfg, &["retry", "--all-failed"], None);
+    assert!(st.success(), "{err}");
+    assert_eq!(json["retried"][0]["release"], newest.as_str(), "{json}");
+    assert_eq!(json["retried"][0]["from_stage"], "build", "{json}");
+    assert_eq!(release_row(&status(&cfg), &newest)["state"], "pending");
+    let (st, json, err) = follow(&cfg, &["run"], None);
+    assert_eq!(st.code(), Some(20), "worked again, failing again: {err}\n{json}");
+    assert!(err.contains(&format!("build {newest}")), "built again: {err}");
+    assert_eq!(json["failed"][0]["release"], newest.as_str(), "{json}");
 }

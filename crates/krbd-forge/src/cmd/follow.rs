@@ -4,8 +4,9 @@
 use super::exit::{help_with_table, ExitCode, Failure};
 use super::terminal::Terminal;
 use krbd_follow::config::DEFAULT_CONFIG;
+use krbd_follow::retry::{RetryOutcome, RetrySelection};
 use krbd_follow::run::{RunOptions, RunSummary};
-use krbd_follow::state::{iso8601, ReleaseRow, State, Verdict};
+use krbd_follow::state::{iso8601, ReleaseRow, ReleaseState, State, Verdict};
 use krbd_follow::{FollowConfig, FollowError};
 use krbd_host::outln;
 use std::path::{Path, PathBuf};
@@ -21,8 +22,12 @@ stages: build, check, boot-test --cluster (Debian; proofs.boot_test_cluster), pa
 is the normal krbd-forge command line, run as a child process; its results are recorded in
 the state (SQLite) only once they are in place, so a run killed at any point resumes on the
 next one, and only releases whose every stage passed are published. A release that fails
-is recorded with its reason and not retried (`follow status` shows it). Then the run exits:
-start it from the systemd timer or the cron file shipped in dist/.
+is recorded with its reason and not worked again by later runs (`follow status` shows it);
+once the cause is fixed, `follow retry RELEASE` (or `--all-failed`) makes the next run redo
+it from its first failed stage (from build if its packages changed in the mirror). A run
+first stops whatever a killed run left running and redoes an interrupted stage in a fresh
+folder. Then the run exits: start it from the systemd timer or the cron file shipped in
+dist/.
 
 Exit 0: every release handled was published (or there was nothing new); 20: at least one
 release failed; 21: another run holds the lock.";
@@ -60,6 +65,20 @@ enum FollowCommand {
         #[arg(value_name = "JOB_OUTPUT", required = true)]
         outputs: Vec<PathBuf>,
     },
+    /// Mark failed releases pending again, so that the next run redoes each from its first
+    /// failed stage (from build when its packages changed in the mirror). Fix the cause
+    /// first: `follow status` shows each failure's reason.
+    #[command(
+        after_help = "Examples:\n  krbd-forge follow retry 6.12.118+deb12-amd64\n  krbd-forge follow retry --all-failed"
+    )]
+    Retry {
+        /// The releases to retry, as `follow status` lists them.
+        #[arg(value_name = "RELEASE", required_unless_present = "all_failed", conflicts_with = "all_failed")]
+        releases: Vec<String>,
+        /// Every release recorded as failed.
+        #[arg(long)]
+        all_failed: bool,
+    },
 }
 
 pub fn run(args: FollowArgs) -> ExitCode {
@@ -72,6 +91,10 @@ pub fn run(args: FollowArgs) -> ExitCode {
         FollowCommand::Status => status(&config, args.json),
         FollowCommand::Plan => plan(&config, args.json),
         FollowCommand::Publish { outputs } => run_once(&config, args.json, Some(&outputs)),
+        FollowCommand::Retry { releases, all_failed } => {
+            let selection = if all_failed { RetrySelection::AllFailed } else { RetrySelection::Releases(releases) };
+            retry(&config, &selection, args.json)
+        }
     }
 }
 
@@ -101,6 +124,7 @@ fn report(e: &FollowError, json: bool) -> ExitCode {
              without archive_key repomd.xml is not verified"
                 .to_string(),
         ),
+        FollowError::UnknownRelease { .. } => Some("`krbd-forge follow status` lists the known releases".to_string()),
         _ => None,
     };
     Failure::from_error(code(e), e).with_hint(hint).report(json)
@@ -231,6 +255,48 @@ fn print_summary(s: &RunSummary) {
     }
 }
 
+/// `follow retry`: failed releases pending again (the state only; the next run works them).
+fn retry(config: &FollowConfig, selection: &RetrySelection, json: bool) -> ExitCode {
+    let path = krbd_follow::state_path(config);
+    let outcome = match (path.exists(), selection) {
+        // No run yet: no release is known, so none failed.
+        (false, RetrySelection::AllFailed) => Ok(RetryOutcome::default()),
+        (false, RetrySelection::Releases(names)) => {
+            Err(FollowError::UnknownRelease { what: names.first().cloned().unwrap_or_default() })
+        }
+        (true, _) => State::open(&path).and_then(|s| krbd_follow::retry::retry(&s, selection)),
+    };
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return report(&e, json),
+    };
+    if json {
+        return super::exit::print_json(&outcome);
+    }
+    print_retry(&outcome);
+    ExitCode::Ok
+}
+
+fn print_retry(o: &RetryOutcome) {
+    for r in &o.retried {
+        let from = r.from_stage.as_deref().unwrap_or("build");
+        outln!(
+            "{}: pending again, the next run redoes it from {from} (failed: {})",
+            r.release,
+            r.reason.as_deref().unwrap_or("?")
+        );
+    }
+    for n in &o.not_failed {
+        let state = serde_json::to_value(n.state).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        outln!("{}: {state}, not failed: left as it is", n.release);
+    }
+    if o.retried.is_empty() {
+        outln!("no failed release to retry");
+    } else {
+        outln!("run `krbd-forge follow` (or wait for the timer) to work them");
+    }
+}
+
 fn status(config: &FollowConfig, json: bool) -> ExitCode {
     let path = krbd_follow::state_path(config);
     if !path.exists() {
@@ -245,10 +311,29 @@ fn status(config: &FollowConfig, json: bool) -> ExitCode {
         Err(e) => return report(&e, json),
     };
     if json {
-        return super::exit::print_json(&serde_json::json!({ "state": path, "releases": releases }));
+        let rows: Vec<serde_json::Value> = releases.iter().map(status_json).collect();
+        return super::exit::print_json(&serde_json::json!({ "state": path, "releases": rows }));
     }
     print_table(&releases);
+    let failed: Vec<&str> =
+        releases.iter().filter(|r| r.state == ReleaseState::Failed).map(|r| r.release.as_str()).collect();
+    if !failed.is_empty() {
+        outln!(
+            "{} failed (REASON above); once the cause is fixed: krbd-forge follow retry {} (or --all-failed)",
+            failed.len(),
+            failed.join(" ")
+        );
+    }
     ExitCode::Ok
+}
+
+/// A release's row as JSON; a failed one with the command that retries it.
+fn status_json(r: &ReleaseRow) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if r.state == ReleaseState::Failed {
+        v["retry"] = format!("krbd-forge follow retry {}", r.release).into();
+    }
+    v
 }
 
 const STAGES: [&str; 6] = ["build", "check", "boot-test", "guest-suite", "package", "publish"];
