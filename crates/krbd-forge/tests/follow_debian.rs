@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::forge;
+use common::{forge, run, two_newest_612};
 use krbd_testsupport::http::StaticServer;
 use serde_json::Value;
 use std::os::unix::process::ExitStatusExt;
@@ -25,24 +25,6 @@ use std::time::Instant;
 struct Abi {
     release: String,
     debs: Vec<PathBuf>,
-}
-
-/// The two newest 6.12 ABIs with their source, older first.
-fn two_newest_612() -> (String, String) {
-    let out = forge().args(["targets", "--json"]).output().expect("run targets");
-    let rows: Value = serde_json::from_slice(&out.stdout).expect("targets --json");
-    let mut releases: Vec<String> = rows
-        .as_array()
-        .expect("a list")
-        .iter()
-        .filter(|t| t["source_available"] == true)
-        .filter_map(|t| t["release"].as_str())
-        .filter(|r| r.starts_with("6.12."))
-        .map(String::from)
-        .collect();
-    assert!(releases.len() >= 2, "apt offers two 6.12 ABIs with source: {releases:?}");
-    releases.truncate(2);
-    (releases[1].clone(), releases[0].clone())
 }
 
 /// The five packages of `release`, from the shared caches (downloaded once when missing).
@@ -76,12 +58,6 @@ fn line_meta_deb(abi: &Abi) -> Option<PathBuf> {
     let shown = Command::new("apt-cache").args(["show", "--no-all-versions", &name]).output().ok()?;
     let offered = String::from_utf8_lossy(&shown.stdout).lines().any(|l| l == format!("Version: {version}"));
     offered.then(|| krbd_testsupport::debian_package(&name, Some(&version)))
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A signed APT mirror in a folder, served from 127.0.0.1.

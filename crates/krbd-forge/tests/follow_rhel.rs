@@ -13,24 +13,13 @@
 
 mod common;
 
-use common::forge;
 use common::rhel::{fixture, fixture_release, Target};
+use common::{forge, run};
 use krbd_testsupport::http::StaticServer;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The binary (`bin/`) and source (`src/`) repositories, an empty `vault/`, served.
 struct Mirror {

@@ -32,12 +32,6 @@ fn host_package(format: &str, dir: &Path) -> PathBuf {
     PathBuf::from(v["path"].as_str().expect("path"))
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The default target's release and linux-image package.
 fn target() -> (String, PathBuf) {
     let built = default_build();

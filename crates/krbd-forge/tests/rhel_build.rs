@@ -21,16 +21,6 @@ use std::process::Command;
 
 const MODULES: [&str; 3] = ["libceph", "ceph", "rbd"];
 
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn module(out: &Path, file: &str) -> KernelModule {
     let bytes = std::fs::read(out.join(file)).unwrap_or_else(|e| panic!("{}: {e}", out.join(file).display()));
     KernelModule::parse(&bytes).expect("parse built module")

@@ -37,7 +37,7 @@
 mod common;
 mod install_common;
 
-use common::{build, forge, input_deb, stock_module, target_krbd_host, Built};
+use common::{build, forge, input_deb, run, stock_module, target_krbd_host, two_newest_612, Built};
 use install_common::{copy_tree, debian_rootfs, root_disk_initramfs};
 use krbd_fetch::deb::DebArchive;
 use krbd_kmod::KernelModule;
@@ -56,36 +56,6 @@ use std::time::{Duration, Instant};
 const MODULES: [&str; 3] = ["libceph", "ceph", "rbd"];
 const REPO_DIR: &str = "srv/krbd-repo";
 const MAINTAINER: &str = "Test Maintainer <test@example.invalid>";
-
-/// Runs a command; panics with its output unless it succeeds. Returns stdout.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The two newest 6.12 ABIs `targets` lists with their source, older first.
-fn two_consecutive_612() -> (String, String) {
-    let out = forge().args(["targets", "--json"]).output().expect("run targets");
-    let rows: Value = serde_json::from_slice(&out.stdout).expect("targets --json");
-    let releases: Vec<String> = rows
-        .as_array()
-        .expect("a list")
-        .iter()
-        .filter(|t| t["source_available"] == true)
-        .filter_map(|t| t["release"].as_str())
-        .filter(|r| r.starts_with("6.12."))
-        .map(String::from)
-        .collect();
-    assert!(releases.len() >= 2, "apt offers two 6.12 ABIs with source: {releases:?}");
-    (releases[1].clone(), releases[0].clone())
-}
 
 /// One kernel of the test: its proven set and packages.
 struct Kernel {
@@ -563,7 +533,7 @@ fn apt_upgrades_a_guest_to_the_next_kernel_with_its_proven_set_and_the_set_loads
     let t0 = Instant::now();
     let tmp = tempfile::Builder::new().prefix("krbd-upgrade-guest.").tempdir_in("/var/tmp").unwrap();
     let work = tmp.path().to_path_buf();
-    let (older, newer) = two_consecutive_612();
+    let (older, newer) = two_newest_612();
     let (o, n) = (Kernel::new(&older, &work.join("debs")), Kernel::new(&newer, &work.join("debs")));
     eprintln!("[{:>5.1} s] sets of {} and {} built and packaged", t0.elapsed().as_secs_f64(), o.release, n.release);
 

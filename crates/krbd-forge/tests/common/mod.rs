@@ -122,3 +122,34 @@ pub fn target_krbd_host() -> &'static Path {
         out
     })
 }
+
+/// Runs `cmd`; panics with its status and output unless it succeeds. Returns its stdout.
+pub fn run(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The two newest 6.12 ABIs `targets` lists with their source, older first (never a
+/// release named in a test: the archive drops old ones).
+pub fn two_newest_612() -> (String, String) {
+    let out = forge().args(["targets", "--json"]).output().expect("run targets");
+    let rows: Value = serde_json::from_slice(&out.stdout).expect("targets --json");
+    let releases: Vec<String> = rows
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|t| t["source_available"] == true)
+        .filter_map(|t| t["release"].as_str())
+        .filter(|r| r.starts_with("6.12."))
+        .map(String::from)
+        .collect();
+    assert!(releases.len() >= 2, "apt offers two 6.12 ABIs with source: {releases:?}");
+    (releases[1].clone(), releases[0].clone())
+}

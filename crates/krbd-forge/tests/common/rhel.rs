@@ -2,7 +2,7 @@
 //! repackaged as a real source RPM and kernel-devel RPM (rpmbuild), in the Rocky 9.2
 //! vault's layout, made once per RPM release and kept in the test cache. See rhel_build.rs.
 
-use super::forge;
+use super::{forge, run};
 use krbd_fetch::deb::DebArchive;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -144,16 +144,6 @@ pub fn fixture_release(pkgrelease: &str) -> (Target, PathBuf) {
         }
     });
     (t, root.join("www"))
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn make_fixture(root: &Path, t: &Target) {
