@@ -19,8 +19,7 @@ use common::*;
 use install_common::*;
 use krbd_install::ShippedSet;
 use krbd_progress::Silent;
-use krbd_vm::guest::{parse_log, GuestEvent};
-use krbd_vm::qemu::{self, QemuSpec};
+use krbd_vm::qemu;
 use krbd_vm::KernelPackage;
 use krbd_vm::{Cluster, ClusterSpec};
 use serde_json::Value;
@@ -101,49 +100,21 @@ struct Guest {
     work: PathBuf,
 }
 
-/// The values the guest reported (`KRBD|value|<label>|<text>`).
-fn values(events: &[GuestEvent]) -> std::collections::BTreeMap<String, String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            GuestEvent::Value { key, value } => Some((key.clone(), value.trim().to_string())),
-            _ => None,
-        })
-        .collect()
-}
-
 fn boot(
     g: &Guest,
     phase: &str,
     network: Option<qemu::GuestNetwork>,
 ) -> (String, std::collections::BTreeMap<String, String>) {
-    let serial_log = g.work.join(format!("serial-{phase}.log"));
-    let spec = QemuSpec {
-        qemu: PathBuf::from("qemu-system-x86_64"),
-        kernel: g.vmlinux.clone(),
-        initrd: g.initrd.clone(),
-        append: format!(
-            "console=ttyS0,115200 panic=-1 rdinit=/init mitigations=off net.ifnames=0 krbd.init=/sbin/krbd-{phase}"
-        ),
+    let b = RootDiskBoot {
+        disk: &g.disk,
+        work: &g.work,
+        kernel: &g.vmlinux,
+        initrd: &g.initrd,
         memory_mb: 1024,
-        serial_log: serial_log.clone(),
-        network,
         timeout: Duration::from_secs(900),
-        drive: Some(g.disk.clone()),
     };
-    let out = qemu::run(&spec).expect("run QEMU");
-    let events = parse_log(&out.serial);
-    let tail: Vec<&str> = out.serial.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
-    assert!(
-        events.contains(&GuestEvent::End),
-        "guest {phase} did not finish (timed out: {}, {:?}); serial log {}:\n{}",
-        out.timed_out,
-        out.elapsed,
-        serial_log.display(),
-        tail.join("\n")
-    );
-    eprintln!("guest {phase}: {:.1} s", out.elapsed.as_secs_f64());
-    (out.serial, values(&events))
+    let (serial, events) = boot_root_disk(&b, phase, network);
+    (serial, values(&events))
 }
 
 fn status_of(v: &std::collections::BTreeMap<String, String>, label: &str) -> Value {

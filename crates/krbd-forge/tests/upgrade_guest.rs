@@ -38,13 +38,13 @@ mod common;
 mod install_common;
 
 use common::{build, forge, input_deb, run, stock_module, target_krbd_host, two_newest_612, Built};
-use install_common::{copy_tree, debian_rootfs, root_disk_initramfs};
+use install_common::{boot_root_disk, copy_tree, debian_rootfs, root_disk_initramfs, values, RootDiskBoot};
 use krbd_fetch::deb::DebArchive;
 use krbd_kmod::KernelModule;
 use krbd_progress::Silent;
 use krbd_repo::{AptRepo, KernelMeta, LineMeta, Signer};
-use krbd_vm::guest::{parse_log, GuestEvent};
-use krbd_vm::qemu::{self, GuestNetwork, QemuSpec};
+use krbd_vm::guest::GuestEvent;
+use krbd_vm::qemu::GuestNetwork;
 use krbd_vm::{Cluster, ClusterSpec, KernelPackage};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -362,43 +362,15 @@ struct Guest {
 
 /// Boots `kernel` with `initrd` on the guest's disk, running `/sbin/krbd-<phase>`.
 fn boot(g: &Guest, kernel: &Path, initrd: &Path, phase: &str, network: Option<GuestNetwork>) -> Vec<GuestEvent> {
-    let serial_log = g.work.join(format!("serial-{phase}.log"));
-    let spec = QemuSpec {
-        qemu: PathBuf::from("qemu-system-x86_64"),
-        kernel: kernel.to_path_buf(),
-        initrd: initrd.to_path_buf(),
-        append: format!(
-            "console=ttyS0,115200 panic=-1 rdinit=/init mitigations=off net.ifnames=0 krbd.init=/sbin/krbd-{phase}"
-        ),
+    let b = RootDiskBoot {
+        disk: &g.disk,
+        work: &g.work,
+        kernel,
+        initrd,
         memory_mb: 1536,
-        serial_log: serial_log.clone(),
-        network,
         timeout: Duration::from_secs(1200),
-        drive: Some(g.disk.clone()),
     };
-    let out = qemu::run(&spec).expect("run QEMU");
-    let events = parse_log(&out.serial);
-    let tail: Vec<&str> = out.serial.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
-    assert!(
-        events.contains(&GuestEvent::End),
-        "guest {phase} did not finish (timed out: {}, {:?}); serial log {}:\n{}",
-        out.timed_out,
-        out.elapsed,
-        serial_log.display(),
-        tail.join("\n")
-    );
-    eprintln!("guest {phase}: {:.1} s", out.elapsed.as_secs_f64());
-    events
-}
-
-fn values(events: &[GuestEvent]) -> BTreeMap<String, String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            GuestEvent::Value { key, value } => Some((key.clone(), value.trim().to_string())),
-            _ => None,
-        })
-        .collect()
+    boot_root_disk(&b, phase, network).1
 }
 
 /// The build-ids the guest's kernel reports for its loaded modules.

@@ -171,3 +171,61 @@ pub fn root_disk_initramfs(pkg: &krbd_vm::KernelPackage, path: &Path) {
     let initrd = krbd_vm::initramfs::build(&busybox, &plan, INITRAMFS_INIT, &Default::default()).expect("initramfs");
     std::fs::write(path, initrd).unwrap();
 }
+
+/// The values a guest reported (`KRBD|value|<label>|<text>`).
+pub fn values(events: &[krbd_vm::guest::GuestEvent]) -> BTreeMap<String, String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            krbd_vm::guest::GuestEvent::Value { key, value } => Some((key.clone(), value.trim().to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A root disk to boot: the disk image, and the folder for its serial logs.
+pub struct RootDiskBoot<'a> {
+    pub disk: &'a Path,
+    pub work: &'a Path,
+    pub kernel: &'a Path,
+    pub initrd: &'a Path,
+    pub memory_mb: u32,
+    pub timeout: std::time::Duration,
+}
+
+/// Boots `kernel` (QEMU, TCG) with the root-disk initramfs, which switches into the disk's
+/// `/sbin/krbd-<phase>`; panics with the serial log's tail unless the guest reached its end.
+/// Returns the serial log and the guest's events.
+pub fn boot_root_disk(
+    b: &RootDiskBoot,
+    phase: &str,
+    network: Option<krbd_vm::qemu::GuestNetwork>,
+) -> (String, Vec<krbd_vm::guest::GuestEvent>) {
+    let serial_log = b.work.join(format!("serial-{phase}.log"));
+    let spec = krbd_vm::qemu::QemuSpec {
+        qemu: PathBuf::from("qemu-system-x86_64"),
+        kernel: b.kernel.to_path_buf(),
+        initrd: b.initrd.to_path_buf(),
+        append: format!(
+            "console=ttyS0,115200 panic=-1 rdinit=/init mitigations=off net.ifnames=0 krbd.init=/sbin/krbd-{phase}"
+        ),
+        memory_mb: b.memory_mb,
+        serial_log: serial_log.clone(),
+        network,
+        timeout: b.timeout,
+        drive: Some(b.disk.to_path_buf()),
+    };
+    let out = krbd_vm::qemu::run(&spec).expect("run QEMU");
+    let events = krbd_vm::guest::parse_log(&out.serial);
+    let tail: Vec<&str> = out.serial.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+    assert!(
+        events.contains(&krbd_vm::guest::GuestEvent::End),
+        "guest {phase} did not finish (timed out: {}, {:?}); serial log {}:\n{}",
+        out.timed_out,
+        out.elapsed,
+        serial_log.display(),
+        tail.join("\n")
+    );
+    eprintln!("guest {phase}: {:.1} s", out.elapsed.as_secs_f64());
+    (out.serial, events)
+}
