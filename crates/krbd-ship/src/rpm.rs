@@ -241,18 +241,23 @@ fn main_header_tags(set: &BuildSet, naming: &Naming, contents: &Contents<'_>, pa
     tags.extend(file_list_tags(contents.files, contents.mtime));
     tags.extend(dependency_tags(contents.requires, tag::REQUIRENAME, tag::REQUIREFLAGS, tag::REQUIREVERSION));
     tags.extend(dependency_tags(contents.provides, tag::PROVIDENAME, tag::PROVIDEFLAGS, tag::PROVIDEVERSION));
-    let (compressor, level) = match contents.compression {
+    tags.extend(payload_tags(payload, contents.compression));
+    tags
+}
+
+/// The payload's tags: a cpio archive, how it is compressed, and its digest.
+fn payload_tags(payload: &[u8], compression: Compression) -> [(u32, Value); 5] {
+    let (compressor, level) = match compression {
         Compression::Xz => ("xz", "6"),
         Compression::Gzip => ("gzip", "9"),
     };
-    tags.extend([
-        (tag::PAYLOADFORMAT, text("cpio")),
-        (tag::PAYLOADCOMPRESSOR, text(compressor)),
-        (tag::PAYLOADFLAGS, text(level)),
+    [
+        (tag::PAYLOADFORMAT, Value::String("cpio".into())),
+        (tag::PAYLOADCOMPRESSOR, Value::String(compressor.into())),
+        (tag::PAYLOADFLAGS, Value::String(level.into())),
         (tag::PAYLOADDIGEST, Value::StringArray(vec![sha256_hex(payload)])),
         (tag::PAYLOADDIGESTALGO, Value::Int32(vec![tag::HASH_SHA256])),
-    ]);
-    tags
+    ]
 }
 
 /// The per-file tags, one entry per file in the header's order.
@@ -361,17 +366,7 @@ pub fn build_host_rpm(
     tags.extend(file_list_tags(&files, mtime));
     tags.extend(dependency_tags(&requires, tag::REQUIRENAME, tag::REQUIREFLAGS, tag::REQUIREVERSION));
     tags.extend(dependency_tags(&provides, tag::PROVIDENAME, tag::PROVIDEFLAGS, tag::PROVIDEVERSION));
-    let (compressor, level) = match compression {
-        Compression::Xz => ("xz", "6"),
-        Compression::Gzip => ("gzip", "9"),
-    };
-    tags.extend([
-        (tag::PAYLOADFORMAT, text("cpio")),
-        (tag::PAYLOADCOMPRESSOR, text(compressor)),
-        (tag::PAYLOADFLAGS, text(level)),
-        (tag::PAYLOADDIGEST, Value::StringArray(vec![sha256_hex(&payload)])),
-        (tag::PAYLOADDIGESTALGO, Value::Int32(vec![tag::HASH_SHA256])),
-    ]);
+    tags.extend(payload_tags(&payload, compression));
     let header = header::encode(Some(tag::HEADERIMMUTABLE), tags);
     let signature = signature_header(&header, &payload, archive_len);
     let mut out = Lead::binary(&format!("{name}-{version}-{release}")).to_bytes().to_vec();

@@ -56,18 +56,7 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// Runs a command; panics with its output unless it succeeds. Returns stdout.
-pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use krbd_testsupport::run_ok as run;
 
 pub fn options(format: krbd_ship::Format, out_dir: &Path) -> krbd_ship::PackageOptions {
     krbd_ship::PackageOptions {

@@ -12,6 +12,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+/// Runs `cmd`; panics with its status, stdout and stderr unless it succeeds. Returns its
+/// stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The folder shared by all tests: `$KRBD_TEST_CACHE`, or `target/test-cache` of this workspace.
 pub fn test_cache_dir() -> PathBuf {
     let dir = match std::env::var_os("KRBD_TEST_CACHE") {

@@ -132,6 +132,15 @@ enum CompressionArg {
     Gzip,
 }
 
+impl From<CompressionArg> for Compression {
+    fn from(arg: CompressionArg) -> Self {
+        match arg {
+            CompressionArg::Xz => Compression::Xz,
+            CompressionArg::Gzip => Compression::Gzip,
+        }
+    }
+}
+
 /// A usage problem found while validating the flags.
 struct Usage(String);
 
@@ -186,10 +195,7 @@ fn options(args: &PackageArgs) -> Result<(PathBuf, PackageOptions), Usage> {
         set,
         PackageOptions {
             format,
-            compression: match args.compression {
-                CompressionArg::Xz => Compression::Xz,
-                CompressionArg::Gzip => Compression::Gzip,
-            },
+            compression: args.compression.into(),
             out_dir: args.out.clone(),
             mtime: args.mtime,
             maintainer: args.maintainer.clone(),
@@ -247,10 +253,7 @@ fn host_options(args: &PackageArgs, format: HostFormat) -> Result<HostPackageOpt
         installer,
         docs: host_docs(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        compression: match args.compression {
-            CompressionArg::Xz => Compression::Xz,
-            CompressionArg::Gzip => Compression::Gzip,
-        },
+        compression: args.compression.into(),
         out_dir: args.out.clone(),
         mtime: args.mtime,
         maintainer: args.maintainer.clone(),

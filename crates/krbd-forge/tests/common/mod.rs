@@ -123,18 +123,7 @@ pub fn target_krbd_host() -> &'static Path {
     })
 }
 
-/// Runs `cmd`; panics with its status and output unless it succeeds. Returns its stdout.
-pub fn run(cmd: &mut std::process::Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use krbd_testsupport::run_ok as run;
 
 /// The two newest 6.12 ABIs `targets` lists with their source, older first (never a
 /// release named in a test: the archive drops old ones).

@@ -7,12 +7,7 @@ use krbd_repo::Signer;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Runs a command; panics with its output unless it succeeds. Returns stdout.
-pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed ({}):\n{}", out.status, text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use krbd_testsupport::run_ok as run;
 
 /// stdout and stderr of a finished command, for messages.
 pub fn text(out: &Output) -> String {
